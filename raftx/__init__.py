@@ -1,0 +1,36 @@
+"""raftx: Raft consensus for Python, with openraft's API and compiled hot paths."""
+
+from raftx._version import __version__
+from raftx.config import Config, SnapshotPolicy
+from raftx.types import (
+    BasicNode,
+    ClientWriteResponse,
+    Entry,
+    EntryKind,
+    LeaderId,
+    LogId,
+    Membership,
+    ServerState,
+    Snapshot,
+    SnapshotMeta,
+    StoredMembership,
+    Vote,
+)
+
+__all__ = [
+    "__version__",
+    "BasicNode",
+    "ClientWriteResponse",
+    "Config",
+    "Entry",
+    "EntryKind",
+    "LeaderId",
+    "LogId",
+    "Membership",
+    "ServerState",
+    "Snapshot",
+    "SnapshotMeta",
+    "SnapshotPolicy",
+    "StoredMembership",
+    "Vote",
+]

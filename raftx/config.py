@@ -1,0 +1,81 @@
+"""Runtime configuration of a raftx node (openraft's ``Config``, field names and defaults)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+
+from raftx.errors import ConfigError
+
+__all__ = ["Config", "SnapshotPolicy"]
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotPolicy:
+    """When to build a snapshot: after ``logs_since_last`` applied entries, or never (0)."""
+
+    logs_since_last: int = 5000
+
+    @classmethod
+    def LogsSinceLast(cls, n: int) -> SnapshotPolicy:  # noqa: N802  (openraft's name)
+        return cls(n)
+
+    @classmethod
+    def Never(cls) -> SnapshotPolicy:  # noqa: N802
+        return cls(0)
+
+    def is_never(self) -> bool:
+        return self.logs_since_last == 0
+
+
+@dataclass(slots=True)
+class Config:
+    """Tuning knobs of one node. Times are in milliseconds, as in openraft.
+
+    Call `validate` (``Raft.new`` does) to reject inconsistent values with `ConfigError`.
+    """
+
+    cluster_name: str = "foo"
+    election_timeout_min: int = 150
+    election_timeout_max: int = 300
+    heartbeat_interval: int = 50
+    install_snapshot_timeout: int = 200
+    max_payload_entries: int = 300
+    max_append_entries: int = 4096
+    replication_lag_threshold: int = 5000
+    snapshot_policy: SnapshotPolicy = field(default_factory=SnapshotPolicy)
+    snapshot_max_chunk_size: int = 3 * 1024 * 1024
+    max_in_snapshot_log_to_keep: int = 1000
+    purge_batch_size: int = 1
+    api_batch_capacity: int = 4096
+    enable_tick: bool = True
+    enable_heartbeat: bool = True
+    enable_elect: bool = True
+    enable_pre_vote: bool = False
+    max_inflight_appends: int = 64
+    max_inflight_bytes: int = 64 * 1024 * 1024
+    max_frame_bytes: int = 64 * 1024 * 1024
+
+    def validate(self) -> Config:
+        """Check every field; return ``self`` so ``Config(...).validate()`` chains."""
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, int) and not isinstance(v, bool) and v < 0:
+                raise ConfigError(f"{f.name} must be >= 0, not {v}")
+        if not self.cluster_name:
+            raise ConfigError("cluster_name must not be empty")
+        if self.election_timeout_min >= self.election_timeout_max:
+            raise ConfigError(
+                f"election_timeout_min ({self.election_timeout_min}) must be < "
+                f"election_timeout_max ({self.election_timeout_max})"
+            )
+        if self.election_timeout_min <= self.heartbeat_interval:
+            raise ConfigError(
+                f"election_timeout_min ({self.election_timeout_min}) must be > "
+                f"heartbeat_interval ({self.heartbeat_interval})"
+            )
+        for name in ("heartbeat_interval", "max_payload_entries", "max_append_entries",
+                     "purge_batch_size", "api_batch_capacity", "max_inflight_appends",
+                     "max_inflight_bytes", "max_frame_bytes", "snapshot_max_chunk_size"):
+            if getattr(self, name) == 0:
+                raise ConfigError(f"{name} must be > 0")
+        return self

@@ -1,0 +1,134 @@
+"""raftx's exception hierarchy. Every exception raised by raftx derives from `RaftError`.
+
+Three kinds of failure, each handled one way (DESIGN §2 rule 7):
+
+* protocol rejections between nodes are *messages*, never exceptions;
+* caller mistakes are typed exceptions below (`ForwardToLeader`, `ConfigError`, ...);
+* storage failures are fatal: the node stops and every call raises `Fatal`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class RaftError(Exception):
+    """Base class of every raftx error."""
+
+
+# -- configuration and caller errors -------------------------------------------------
+
+
+class ConfigError(RaftError, ValueError):
+    """A `Config` field is out of range or inconsistent with another field."""
+
+
+class ForwardToLeader(RaftError):
+    """This node is not the leader; retry on ``leader_id`` (``None`` if unknown)."""
+
+    def __init__(self, leader_id: int | None = None, leader_node: Any = None) -> None:
+        self.leader_id = leader_id
+        self.leader_node = leader_node
+        super().__init__(f"forward to leader: leader_id={leader_id!r} leader_node={leader_node!r}")
+
+
+class QuorumNotEnough(RaftError):
+    """The leader could not reach a quorum (e.g. for a linearizable read)."""
+
+    def __init__(self, cluster: str = "", got: Any = None) -> None:
+        self.cluster = cluster
+        self.got = got
+        super().__init__(f"quorum not enough: cluster={cluster!r} got={got!r}")
+
+
+class ClientWriteError(RaftError):
+    """A client write failed (not leader, membership change rejected, ...)."""
+
+
+class ChangeMembershipError(ClientWriteError):
+    """A membership change was rejected."""
+
+
+class InProgress(ChangeMembershipError):
+    """Another membership change is not yet committed (only one in flight)."""
+
+
+class EmptyMembership(ChangeMembershipError):
+    """The requested membership has no voter."""
+
+
+class LearnerNotFound(ChangeMembershipError):
+    """A new voter was not added as a learner first."""
+
+    def __init__(self, node_id: int) -> None:
+        self.node_id = node_id
+        super().__init__(f"node {node_id} must be added as a learner before it becomes a voter")
+
+
+class InitializeError(RaftError):
+    """`Raft.initialize` was refused."""
+
+
+class NotAllowed(InitializeError):
+    """The node already has a log or a vote; initialize only a pristine node."""
+
+
+class NotInMembers(InitializeError):
+    """The initializing node is not one of the initial members."""
+
+
+# -- RPC errors ---------------------------------------------------------------------
+
+
+class RPCError(RaftError):
+    """An RPC to another node failed."""
+
+
+class Timeout(RPCError):
+    """The RPC did not complete in time."""
+
+
+class Unreachable(RPCError):
+    """The target node cannot be reached (connection refused, partitioned, ...)."""
+
+
+class NetworkError(RPCError):
+    """The transport failed in the middle of an RPC."""
+
+
+class RemoteError(RPCError):
+    """The remote node answered with an error."""
+
+
+class ProtocolError(RaftError):
+    """Malformed bytes from the network or disk: bad frame, bad length, wrong cluster."""
+
+
+class CorruptRecord(ProtocolError):
+    """A log record or batch failed validation (length, CRC32C, index continuity).
+
+    ``offset`` is the byte offset of the offending record in the buffer.
+    """
+
+    def __init__(self, message: str, offset: int) -> None:
+        self.offset = offset
+        super().__init__(f"{message} (at byte offset {offset})")
+
+
+# -- storage and fatal errors -------------------------------------------------------
+
+
+class StorageError(RaftError):
+    """A log store or state machine failed to read or write. Always fatal to the node."""
+
+
+class Fatal(RaftError):
+    """The node has stopped: storage failure, a panic in the core, or shutdown.
+
+    ``cause`` keeps the underlying error (e.g. the `StorageError`).
+    """
+
+    def __init__(self, reason: str = "stopped", cause: BaseException | None = None) -> None:
+        self.reason = reason
+        self.cause = cause
+        super().__init__(reason if cause is None else f"{reason}: {cause}")

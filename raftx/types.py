@@ -1,0 +1,200 @@
+"""Raft's data types, named as in openraft (std leader-id mode: one leader per term).
+
+`LeaderId`, `Vote` and `LogId` live in the compiled hot path (``raftx._core.vote``)
+because they are compared on every message; they are re-exported here.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Iterable, Mapping
+
+import msgpack
+
+from raftx import _core
+from raftx.errors import ProtocolError
+
+LeaderId = _core.vote.LeaderId
+Vote = _core.vote.Vote
+LogId = _core.vote.LogId
+
+__all__ = [
+    "BasicNode",
+    "ClientWriteResponse",
+    "Entry",
+    "EntryKind",
+    "LeaderId",
+    "LogId",
+    "Membership",
+    "ServerState",
+    "Snapshot",
+    "SnapshotMeta",
+    "StoredMembership",
+    "Vote",
+]
+
+
+class ServerState(enum.Enum):
+    """The role of a node (§5.1), plus openraft's LEARNER and SHUTDOWN."""
+
+    LEARNER = "Learner"
+    FOLLOWER = "Follower"
+    CANDIDATE = "Candidate"
+    LEADER = "Leader"
+    SHUTDOWN = "Shutdown"
+
+
+@dataclass(frozen=True, slots=True)
+class BasicNode:
+    """How to reach a node: ``addr`` is ``"host:port"`` for the TCP transport."""
+
+    addr: str = ""
+
+
+class EntryKind(enum.IntEnum):
+    """What a log entry carries; the value is the ``kind`` byte of a codec record."""
+
+    BLANK = 0  # no-op appended by each new leader (§8)
+    NORMAL = 1  # application data (bytes)
+    MEMBERSHIP = 2  # a cluster configuration (thesis §4.3)
+
+
+@dataclass(frozen=True, slots=True)
+class Membership:
+    """A cluster configuration: one voter set, or two during joint consensus (thesis §4.3).
+
+    ``configs`` lists the voter sets (``len(configs) == 2`` while joint);
+    ``nodes`` maps every member, voter or learner, to its `BasicNode`.
+    Learners are the nodes that are in no voter set.
+    """
+
+    configs: tuple[frozenset[int], ...] = ()
+    nodes: Mapping[int, BasicNode] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        missing = set().union(*self.configs) - set(self.nodes) if self.configs else set()
+        if missing:
+            raise ValueError(f"voters {sorted(missing)} have no node entry")
+
+    @classmethod
+    def new(cls, voters: Iterable[int] | Mapping[int, BasicNode], learners: Iterable[int] = ()) -> Membership:
+        """A uniform membership; ``voters`` is a set of ids or a mapping id -> node."""
+        nodes: dict[int, BasicNode]
+        if isinstance(voters, Mapping):
+            nodes = dict(voters)
+        else:
+            nodes = {int(v): BasicNode() for v in voters}
+        for learner in learners:
+            nodes.setdefault(int(learner), BasicNode())
+        return cls((frozenset(i for i in nodes if i not in set(learners)),), nodes)
+
+    def voter_ids(self) -> set[int]:
+        return set().union(*self.configs) if self.configs else set()
+
+    def learner_ids(self) -> set[int]:
+        voters = self.voter_ids()
+        return {n for n in self.nodes if n not in voters}
+
+    def is_voter(self, node_id: int) -> bool:
+        return any(node_id in c for c in self.configs)
+
+    def is_joint(self) -> bool:
+        return len(self.configs) > 1
+
+    def get_node(self, node_id: int) -> BasicNode | None:
+        return self.nodes.get(node_id)
+
+    def to_bytes(self) -> bytes:
+        """The payload of a MEMBERSHIP entry (msgpack)."""
+        return msgpack.packb(
+            [[sorted(c) for c in self.configs], [[i, n.addr] for i, n in sorted(self.nodes.items())]],
+            use_bin_type=True,
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Membership:
+        try:
+            configs, nodes = msgpack.unpackb(data, raw=False, strict_map_key=False)
+            return cls(
+                tuple(frozenset(int(i) for i in c) for c in configs),
+                {int(i): BasicNode(str(addr)) for i, addr in nodes},
+            )
+        except (ValueError, TypeError, msgpack.UnpackException) as exc:
+            raise ProtocolError(f"malformed membership payload: {exc}") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMembership:
+    """A membership and the id of the log entry that carried it (None: initial)."""
+
+    log_id: LogId | None = None
+    membership: Membership = field(default_factory=Membership)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A log entry: its id and its payload.
+
+    ``payload`` is ``None`` (blank), ``bytes`` (normal application data) or a
+    `Membership`.
+    """
+
+    log_id: LogId
+    payload: bytes | Membership | None = None
+
+    @property
+    def kind(self) -> EntryKind:
+        if self.payload is None:
+            return EntryKind.BLANK
+        if isinstance(self.payload, Membership):
+            return EntryKind.MEMBERSHIP
+        return EntryKind.NORMAL
+
+    def get_membership(self) -> Membership | None:
+        return self.payload if isinstance(self.payload, Membership) else None
+
+    def to_record(self) -> tuple[int, int, int, bytes]:
+        """``(term, index, kind, payload_bytes)``, the shape `_core.codec` encodes."""
+        p = self.payload
+        if p is None:
+            return (self.log_id.leader_id, self.log_id.index, EntryKind.BLANK, b"")
+        if isinstance(p, Membership):
+            return (self.log_id.leader_id, self.log_id.index, EntryKind.MEMBERSHIP, p.to_bytes())
+        return (self.log_id.leader_id, self.log_id.index, EntryKind.NORMAL, bytes(p))
+
+    @classmethod
+    def from_record(cls, term: int, index: int, kind: int, payload: bytes) -> Entry:
+        if kind == EntryKind.NORMAL:
+            return cls(LogId(term, index), bytes(payload))
+        if kind == EntryKind.BLANK:
+            return cls(LogId(term, index), None)
+        if kind == EntryKind.MEMBERSHIP:
+            return cls(LogId(term, index), Membership.from_bytes(payload))
+        raise ProtocolError(f"unknown entry kind {kind} at index {index}")
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotMeta:
+    """What a snapshot covers: the last included log id and the membership at that point."""
+
+    last_log_id: LogId | None = None
+    last_membership: StoredMembership = field(default_factory=StoredMembership)
+    snapshot_id: str = ""
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """A snapshot: its metadata and a readable binary file object with the state."""
+
+    meta: SnapshotMeta
+    snapshot: BinaryIO
+
+
+@dataclass(frozen=True, slots=True)
+class ClientWriteResponse:
+    """The result of a committed and applied client write."""
+
+    log_id: LogId
+    data: Any = None
+    membership: Membership | None = None
