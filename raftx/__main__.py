@@ -1,0 +1,5 @@
+import sys
+
+from raftx.cli import main
+
+sys.exit(main())
