@@ -115,6 +115,12 @@ class CorruptRecord(ProtocolError):
         super().__init__(f"{message} (at byte offset {offset})")
 
 
+class CodecError(RaftError, ValueError):
+    """Arguments the codec cannot encode: a term/index outside u64, an unknown entry
+    kind, an oversized payload, a batch whose indexes are not consecutive or whose
+    terms decrease (§5.3), an out-of-range frame type or scan offset."""
+
+
 # -- storage and fatal errors -------------------------------------------------------
 
 
