@@ -173,7 +173,27 @@ class _Half:
         return self.sorted[self.pos] if self.pos >= 0 else INDEX_MAX
 
 
-class ProgressTracker:
+class _Config:
+    """A tracker's configuration: the voters, and the new half when joint (thesis §4.3)."""
+
+    __slots__ = ("_voters", "_voters_new")
+
+    def __init__(self, voters: Iterable[int], voters_new: Iterable[int]) -> None:
+        self._voters = _unique_ids(voters)
+        self._voters_new = _unique_ids(voters_new)
+
+    @property
+    def voters(self) -> tuple[int, ...]:
+        """The (old) voter ids, duplicates dropped."""
+        return self._voters
+
+    @property
+    def voters_new(self) -> tuple[int, ...]:
+        """The new half's voter ids; empty when the configuration is not joint."""
+        return self._voters_new
+
+
+class ProgressTracker(_Config):
     """The leader's incremental committed index over voters' matched indexes (§5.3).
 
     ``ProgressTracker(voters, voters_new=())``: every voter starts at `MATCHED_NONE`.
@@ -185,25 +205,14 @@ class ProgressTracker:
     after a follower's log was truncated.
     """
 
-    __slots__ = ("_old", "_new", "_joint", "_voters", "_voters_new", "_committed")
+    __slots__ = ("_old", "_new", "_joint", "_committed")
 
     def __init__(self, voters: Iterable[int], voters_new: Iterable[int] = ()) -> None:
-        self._voters = _unique_ids(voters)
-        self._voters_new = _unique_ids(voters_new)
+        super().__init__(voters, voters_new)
         self._old = _Half(self._voters)
         self._new = _Half(self._voters_new)
         self._joint = len(self._voters_new) > 0
         self._committed = self._compute()
-
-    @property
-    def voters(self) -> tuple[int, ...]:
-        """The (old) voter ids, duplicates dropped."""
-        return self._voters
-
-    @property
-    def voters_new(self) -> tuple[int, ...]:
-        """The new half's voter ids; empty when the configuration is not joint."""
-        return self._voters_new
 
     @property
     def committed(self) -> int:
@@ -256,7 +265,7 @@ class ProgressTracker:
         return f"ProgressTracker(voters={self._voters!r}, voters_new={self._voters_new!r}, committed={self._committed})"
 
 
-class VoteTracker:
+class VoteTracker(_Config):
     """A candidate's incremental election tally (§5.2), joint aware (thesis §4.3).
 
     ``VoteTracker(voters, voters_new=())``; `record` notes one voter's response and
@@ -265,27 +274,16 @@ class VoteTracker:
     not voters are ignored.
     """
 
-    __slots__ = ("_voters", "_voters_new", "_old_set", "_new_set", "_votes", "_counts", "_result")
+    __slots__ = ("_old_set", "_new_set", "_votes", "_counts", "_result")
 
     def __init__(self, voters: Iterable[int], voters_new: Iterable[int] = ()) -> None:
-        self._voters = _unique_ids(voters)
-        self._voters_new = _unique_ids(voters_new)
+        super().__init__(voters, voters_new)
         self._old_set = frozenset(self._voters)
         self._new_set = frozenset(self._voters_new)
         self._votes: dict[int, bool] = {}
         # granted_old, rejected_old, granted_new, rejected_new
         self._counts = [0, 0, 0, 0]
         self._result = self._compute()
-
-    @property
-    def voters(self) -> tuple[int, ...]:
-        """The (old) voter ids, duplicates dropped."""
-        return self._voters
-
-    @property
-    def voters_new(self) -> tuple[int, ...]:
-        """The new half's voter ids; empty when the configuration is not joint."""
-        return self._voters_new
 
     @property
     def result(self) -> int:
