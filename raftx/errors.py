@@ -121,6 +121,13 @@ class CodecError(RaftError, ValueError):
     terms decrease (§5.3), an out-of-range frame type or scan offset."""
 
 
+class LogIndexError(RaftError, ValueError):
+    """An invalid change to the in-memory log index (`raftx._core.logindex`): an
+    index that does not follow the last one, a term lower than the last term
+    (§5.3), a value outside its field's range, or batch columns of unequal length.
+    The index is left unchanged."""
+
+
 # -- storage and fatal errors -------------------------------------------------------
 
 
