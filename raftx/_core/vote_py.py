@@ -18,11 +18,50 @@ leader per term, so a committed leader id is just the term.
 
 All three are immutable, hashable and picklable. ``None`` stands for "no log id"
 and sorts below every `LogId` in `log_id_lt` / `log_id_max`.
+
+Terms, indexes and node ids are ints in ``0 .. 2**63 - 1`` (they are 64-bit on disk,
+on the wire and in the compiled twin); anything else raises `TypeError` (not an int)
+or `ValueError` (out of range) in both twins. Comparing with an object of another
+class raises `TypeError`.
 """
 
 from __future__ import annotations
 
+from operator import index as _as_int
 from typing import Any
+
+#: The largest term, index or node id (signed 64-bit).
+U63_MAX = 2**63 - 1
+
+
+def _check(what: str, value: int, low: int = 0) -> int:
+    """``value`` as an int in ``low .. U63_MAX``; TypeError / ValueError otherwise."""
+    value = _as_int(value)
+    if value < low or value > U63_MAX:
+        raise ValueError(f"{what} must be in [{low}, 2**63-1], not {value}")
+    return value
+
+
+def _check_node_id(node_id: int | None) -> int | None:
+    """``None`` (no vote cast) or a valid node id."""
+    return None if node_id is None else _check("node_id", node_id)
+
+
+def _leader_cmp(a: Any, b: Any) -> int | None:
+    """Compare the leader ids of two `LeaderId`/`Vote`: -1, 0, 1, or None if incomparable.
+
+    Ordered by term; within a term ``node_id=None`` is below any node and two
+    different nodes are incomparable (§5.2: one vote per term).
+    """
+    if a.term != b.term:
+        return -1 if a.term < b.term else 1
+    if a.node_id == b.node_id:
+        return 0
+    if a.node_id is None:
+        return -1
+    if b.node_id is None:
+        return 1
+    return None
 
 
 class LeaderId:
@@ -34,10 +73,8 @@ class LeaderId:
     node_id: int | None
 
     def __init__(self, term: int, node_id: int | None = None) -> None:
-        if term < 0:
-            raise ValueError(f"term must be >= 0, not {term}")
-        object.__setattr__(self, "term", term)
-        object.__setattr__(self, "node_id", node_id)
+        object.__setattr__(self, "term", _check("term", term))
+        object.__setattr__(self, "node_id", _check_node_id(node_id))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
@@ -53,15 +90,9 @@ class LeaderId:
 
     def _cmp(self, other: LeaderId) -> int | None:
         """-1, 0, 1, or None when incomparable (same term, different nodes)."""
-        if self.term != other.term:
-            return -1 if self.term < other.term else 1
-        if self.node_id == other.node_id:
-            return 0
-        if self.node_id is None:
-            return -1
-        if other.node_id is None:
-            return 1
-        return None
+        if not isinstance(other, LeaderId):
+            raise TypeError(f"cannot compare LeaderId with {type(other).__name__}")
+        return _leader_cmp(self, other)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LeaderId):
@@ -91,10 +122,8 @@ class Vote:
     committed: bool
 
     def __init__(self, term: int = 0, node_id: int | None = None, committed: bool = False) -> None:
-        if term < 0:
-            raise ValueError(f"term must be >= 0, not {term}")
-        object.__setattr__(self, "term", term)
-        object.__setattr__(self, "node_id", node_id)
+        object.__setattr__(self, "term", _check("term", term))
+        object.__setattr__(self, "node_id", _check_node_id(node_id))
         object.__setattr__(self, "committed", bool(committed))
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -121,7 +150,10 @@ class Vote:
         return hash((self.term, self.node_id, self.committed))
 
     def _cmp(self, other: Vote) -> int | None:
-        c = LeaderId._cmp(self, other)  # type: ignore[arg-type]  # same fields
+        """-1, 0, 1, or None when the leader ids are incomparable."""
+        if not isinstance(other, Vote):
+            raise TypeError(f"cannot compare Vote with {type(other).__name__}")
+        c = _leader_cmp(self, other)
         if c != 0:
             return c
         if self.committed == other.committed:
@@ -155,10 +187,8 @@ class LogId:
     index: int
 
     def __init__(self, leader_id: int, index: int) -> None:
-        if leader_id < 0 or index < 0:
-            raise ValueError(f"LogId fields must be >= 0, not ({leader_id}, {index})")
-        object.__setattr__(self, "leader_id", leader_id)
-        object.__setattr__(self, "index", index)
+        object.__setattr__(self, "leader_id", _check("leader_id", leader_id))
+        object.__setattr__(self, "index", _check("index", index))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
@@ -182,20 +212,35 @@ class LogId:
         return self.leader_id == other.leader_id and self.index == other.index
 
     def __lt__(self, other: LogId) -> bool:
+        if not isinstance(other, LogId):
+            return NotImplemented
         return (self.leader_id, self.index) < (other.leader_id, other.index)
 
     def __le__(self, other: LogId) -> bool:
+        if not isinstance(other, LogId):
+            return NotImplemented
         return (self.leader_id, self.index) <= (other.leader_id, other.index)
 
     def __gt__(self, other: LogId) -> bool:
+        if not isinstance(other, LogId):
+            return NotImplemented
         return (self.leader_id, self.index) > (other.leader_id, other.index)
 
     def __ge__(self, other: LogId) -> bool:
+        if not isinstance(other, LogId):
+            return NotImplemented
         return (self.leader_id, self.index) >= (other.leader_id, other.index)
 
 
 def vote_can_grant(current: Vote, incoming: Vote) -> bool:
-    """True iff a node holding ``current`` may accept ``incoming`` (``incoming >= current``)."""
+    """True iff a node holding ``current`` may accept ``incoming`` (``incoming >= current``).
+
+    openraft's rule (docs/data/vote.md): a vote is granted, and a leader is
+    accepted, only if it is not smaller than the vote this node holds; an
+    incomparable vote (same term, another candidate) is refused (§5.2).
+    """
+    if not isinstance(incoming, Vote):
+        raise TypeError(f"incoming must be a Vote, not {type(incoming).__name__}")
     return incoming._cmp(current) in (0, 1)
 
 
@@ -203,8 +248,14 @@ def is_log_up_to_date(last_term: int, last_index: int, cand_term: int, cand_inde
     """True iff the candidate's log is at least as up-to-date as ours (§5.4.1).
 
     Compare the last entries' terms; the later term wins; with equal terms the longer
-    log wins. Equal logs are up to date. Use term 0 / index 0 for an empty log.
+    log wins. Equal logs are up to date. Use term 0 / index 0 (or index -1, as
+    `log_id_index` gives for ``None``) for an empty log. Terms must be in
+    ``0 .. 2**63-1`` and indexes in ``-1 .. 2**63-1`` (ValueError otherwise).
     """
+    _check("last_term", last_term)
+    _check("cand_term", cand_term)
+    _check("last_index", last_index, -1)
+    _check("cand_index", cand_index, -1)
     if cand_term != last_term:
         return cand_term > last_term
     return cand_index >= last_index
@@ -212,6 +263,8 @@ def is_log_up_to_date(last_term: int, last_index: int, cand_term: int, cand_inde
 
 def log_id_lt(a: LogId | None, b: LogId | None) -> bool:
     """``a < b`` where ``None`` (no log id) is below every `LogId`."""
+    _check_optional_log_id(a)
+    _check_optional_log_id(b)
     if b is None:
         return False
     if a is None:
@@ -226,4 +279,13 @@ def log_id_max(a: LogId | None, b: LogId | None) -> LogId | None:
 
 def log_id_index(log_id: LogId | None) -> int:
     """``log_id.index``, or -1 for ``None``: handy for "next index" arithmetic."""
-    return -1 if log_id is None else log_id.index
+    if log_id is None:
+        return -1
+    _check_optional_log_id(log_id)
+    return log_id.index
+
+
+def _check_optional_log_id(log_id: object) -> None:
+    """TypeError unless ``log_id`` is a `LogId` or ``None``."""
+    if log_id is not None and not isinstance(log_id, LogId):
+        raise TypeError(f"expected a LogId or None, not {type(log_id).__name__}")
