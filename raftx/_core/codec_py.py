@@ -63,6 +63,7 @@ The compiled twin ``codec_c`` has the same names and produces byte-identical out
 from __future__ import annotations
 
 import logging
+import operator
 import struct
 import sys
 from array import array
@@ -148,8 +149,7 @@ def crc32c(data: Buffer, value: int = 0) -> int:
     through a 64 Ki-entry table for inputs of 64 bytes or more, one byte per step
     otherwise.
     """
-    if not isinstance(value, int):
-        raise TypeError(f"crc32c value must be an int, not {type(value).__name__}")
+    value = operator.index(value)
     if not 0 <= value <= 0xFFFFFFFF:
         raise CodecError(f"crc32c value must be a u32, not {value!r}")
     mv = _as_bytes_view(data)
@@ -170,16 +170,16 @@ def crc32c(data: Buffer, value: int = 0) -> int:
 def _as_bytes_view(data: Any) -> memoryview:
     """A flat unsigned-byte view of a contiguous bytes-like object (TypeError otherwise)."""
     mv = memoryview(data)
+    if not mv.c_contiguous:
+        raise TypeError("buffer must be C-contiguous")
     if mv.format != "B" or mv.ndim != 1:
-        if not mv.c_contiguous:
-            raise TypeError("buffer must be C-contiguous")
         mv = mv.cast("B")
     return mv
 
 
 def _check_u64(name: str, value: Any) -> int:
-    if not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    """``value`` as an int in u64 (anything with ``__index__``); CodecError if out of range."""
+    value = operator.index(value)
     if not 0 <= value <= _U64_MAX:
         raise CodecError(f"{name} {value} is outside u64")
     return value
@@ -204,10 +204,9 @@ def encode_entries(entries: Iterable[tuple[int, int, int, Any]]) -> bytes:
         if len(entry) != 4:
             raise CodecError(f"entry {pos} must be (term, index, kind, payload), got {len(entry)} fields")
         term, index, kind, payload = entry
-        _check_u64("term", term)
-        _check_u64("index", index)
-        if not isinstance(kind, int):
-            raise TypeError(f"kind must be an int, not {type(kind).__name__}")
+        term = _check_u64("term", term)
+        index = _check_u64("index", index)
+        kind = operator.index(kind)
         if not 0 <= kind <= KIND_MAX:
             raise CodecError(f"unknown entry kind {kind}")
         mv = _as_bytes_view(payload)
@@ -218,6 +217,7 @@ def encode_entries(entries: Iterable[tuple[int, int, int, Any]]) -> bytes:
         if term < prev_term:
             raise CodecError(f"entry {pos}: term {term} is below the previous term {prev_term} (§5.3)")
         prev_index, prev_term = index, term
+        items[pos] = (term, index, kind, mv)
         views.append(mv)
         total += RECORD_HEADER_SIZE + len(mv)
 
@@ -330,7 +330,7 @@ def decode_entries(buf: Buffer, expected_first_index: int | None = None) -> list
     ``expected_first_index``, when given, must be the first record's index.
     """
     if expected_first_index is not None:
-        _check_u64("expected_first_index", expected_first_index)
+        expected_first_index = _check_u64("expected_first_index", expected_first_index)
     mv = _as_bytes_view(buf)
     found: list[tuple[int, int, int, int, int]] = []
     _, error, _ = _walk(mv, 0, expected_first_index, found)
@@ -352,10 +352,9 @@ def scan_records(buf: Buffer, start: int = 0, expected_first_index: int | None =
     ``start`` outside ``0..len(buf)``.
     """
     if expected_first_index is not None:
-        _check_u64("expected_first_index", expected_first_index)
+        expected_first_index = _check_u64("expected_first_index", expected_first_index)
     mv = _as_bytes_view(buf)
-    if not isinstance(start, int):
-        raise TypeError(f"start must be an int, not {type(start).__name__}")
+    start = operator.index(start)
     if not 0 <= start <= len(mv):
         raise CodecError(f"start {start} is outside the buffer (0..{len(mv)})")
     found: list[tuple[int, int, int, int, int]] = []
@@ -377,8 +376,7 @@ def scan_records(buf: Buffer, start: int = 0, expected_first_index: int | None =
 
 def encode_frame(frame_type: int, payload: Buffer) -> bytes:
     """One network frame: u32 little-endian payload length, u8 ``frame_type``, payload."""
-    if not isinstance(frame_type, int):
-        raise TypeError(f"frame_type must be an int, not {type(frame_type).__name__}")
+    frame_type = operator.index(frame_type)
     if not 0 <= frame_type <= 0xFF:
         raise CodecError(f"frame_type {frame_type} is outside u8")
     mv = _as_bytes_view(payload)
@@ -401,8 +399,7 @@ class FrameDecoder:
     __slots__ = ("max_frame_size", "_buf", "_error")
 
     def __init__(self, max_frame_size: int) -> None:
-        if not isinstance(max_frame_size, int):
-            raise TypeError(f"max_frame_size must be an int, not {type(max_frame_size).__name__}")
+        max_frame_size = operator.index(max_frame_size)
         if not 0 <= max_frame_size <= MAX_FRAME_SIZE_LIMIT:
             raise CodecError(f"max_frame_size {max_frame_size} is outside 0..{MAX_FRAME_SIZE_LIMIT}")
         self.max_frame_size = max_frame_size
