@@ -114,10 +114,11 @@ def vote_result(n_voters: int, granted: int, rejected: int) -> int:
 
     `VOTE_WON` once ``granted`` reaches a majority, `VOTE_LOST` once the rejections
     leave too few voters to reach one, else `VOTE_PENDING`. Zero voters win.
-    Raises `ValueError` if a count is negative or ``granted + rejected > n_voters``.
+    Raises `ValueError` if a count is negative, ``granted + rejected > n_voters`` or
+    ``n_voters > INDEX_MAX``.
     """
     n_voters, granted, rejected = _as_int(n_voters), _as_int(granted), _as_int(rejected)
-    if n_voters < 0 or granted < 0 or rejected < 0 or granted + rejected > n_voters:
+    if n_voters > INDEX_MAX or granted < 0 or rejected < 0 or granted + rejected > n_voters:
         raise ValueError(f"invalid tally: n_voters={n_voters} granted={granted} rejected={rejected}")
     if n_voters == 0:
         return VOTE_WON
@@ -289,11 +290,6 @@ class VoteTracker(_Config):
     def result(self) -> int:
         """`VOTE_PENDING`, `VOTE_LOST` or `VOTE_WON` for the responses so far."""
         return self._result
-
-    @property
-    def granted(self) -> int:
-        """How many distinct voters (of either half) granted their vote."""
-        return sum(1 for g in self._votes.values() if g)
 
     def _compute(self) -> int:
         c = self._counts
