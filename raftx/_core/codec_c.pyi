@@ -1,0 +1,69 @@
+"""Type stub of the compiled twin ``codec_c``; the spec and docstrings are in ``codec_py``."""
+
+from array import array
+from collections.abc import Iterable
+from typing import Any, Union
+
+from raftx.errors import CorruptRecord
+
+Buffer = Union[bytes, bytearray, memoryview]
+
+FORMAT_VERSION: int
+RECORD_HEADER_SIZE: int
+FRAME_HEADER_SIZE: int
+MAX_RECORD_PAYLOAD: int
+MAX_FRAME_SIZE_LIMIT: int
+KIND_BLANK: int
+KIND_NORMAL: int
+KIND_MEMBERSHIP: int
+KIND_MAX: int
+_CRC32C_IMPL: str
+
+def crc32c(data: Buffer, value: int = 0) -> int: ...
+def _crc32c_table(data: Buffer, value: int = 0) -> int: ...
+def encode_entries(entries: Iterable[tuple[int, int, int, Any]]) -> bytes: ...
+def decode_entries(buf: Buffer, expected_first_index: int | None = None) -> list[tuple[int, int, int, bytes]]: ...
+def scan_records(buf: Buffer, start: int = 0, expected_first_index: int | None = None) -> ScanResult: ...
+def encode_frame(frame_type: int, payload: Buffer) -> bytes: ...
+
+class ScanResult:
+    @property
+    def count(self) -> int: ...
+    @property
+    def first_index(self) -> int | None: ...
+    @property
+    def last_index(self) -> int | None: ...
+    @property
+    def end(self) -> int: ...
+    @property
+    def terms(self) -> array[int]: ...
+    @property
+    def offsets(self) -> array[int]: ...
+    @property
+    def lengths(self) -> array[int]: ...
+    @property
+    def error(self) -> CorruptRecord | None: ...
+    @property
+    def error_kind(self) -> str | None: ...
+    def __init__(
+        self,
+        count: int,
+        first_index: int | None,
+        last_index: int | None,
+        end: int,
+        terms: array[int],
+        offsets: array[int],
+        lengths: array[int],
+        error: CorruptRecord | None,
+        error_kind: str | None,
+    ) -> None: ...
+
+class FrameDecoder:
+    @property
+    def max_frame_size(self) -> int: ...
+    @property
+    def buffered(self) -> int: ...
+    @property
+    def failed(self) -> bool: ...
+    def __init__(self, max_frame_size: int) -> None: ...
+    def feed(self, data: Buffer) -> list[tuple[int, bytes]]: ...
