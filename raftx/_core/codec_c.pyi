@@ -4,9 +4,30 @@ from array import array
 from collections.abc import Iterable
 from typing import Any, Union
 
+from typing_extensions import disjoint_base
+
 from raftx.errors import CorruptRecord
 
-Buffer = Union[bytes, bytearray, memoryview]
+_Buffer = Union[bytes, bytearray, memoryview]
+
+__all__ = [
+    "FORMAT_VERSION",
+    "RECORD_HEADER_SIZE",
+    "FRAME_HEADER_SIZE",
+    "MAX_RECORD_PAYLOAD",
+    "MAX_FRAME_SIZE_LIMIT",
+    "KIND_BLANK",
+    "KIND_NORMAL",
+    "KIND_MEMBERSHIP",
+    "KIND_MAX",
+    "crc32c",
+    "encode_entries",
+    "decode_entries",
+    "scan_records",
+    "ScanResult",
+    "encode_frame",
+    "FrameDecoder",
+]
 
 FORMAT_VERSION: int
 RECORD_HEADER_SIZE: int
@@ -19,13 +40,14 @@ KIND_MEMBERSHIP: int
 KIND_MAX: int
 _CRC32C_IMPL: str
 
-def crc32c(data: Buffer, value: int = 0) -> int: ...
-def _crc32c_table(data: Buffer, value: int = 0) -> int: ...
+def crc32c(data: _Buffer, value: int = 0) -> int: ...
+def _crc32c_table(data: _Buffer, value: int = 0) -> int: ...
 def encode_entries(entries: Iterable[tuple[int, int, int, Any]]) -> bytes: ...
-def decode_entries(buf: Buffer, expected_first_index: int | None = None) -> list[tuple[int, int, int, bytes]]: ...
-def scan_records(buf: Buffer, start: int = 0, expected_first_index: int | None = None) -> ScanResult: ...
-def encode_frame(frame_type: int, payload: Buffer) -> bytes: ...
+def decode_entries(buf: _Buffer, expected_first_index: int | None = None) -> list[tuple[int, int, int, bytes]]: ...
+def scan_records(buf: _Buffer, start: int = 0, expected_first_index: int | None = None) -> ScanResult: ...
+def encode_frame(frame_type: int, payload: _Buffer) -> bytes: ...
 
+@disjoint_base
 class ScanResult:
     @property
     def count(self) -> int: ...
@@ -58,6 +80,7 @@ class ScanResult:
         error_kind: str | None,
     ) -> None: ...
 
+@disjoint_base
 class FrameDecoder:
     @property
     def max_frame_size(self) -> int: ...
@@ -66,4 +89,4 @@ class FrameDecoder:
     @property
     def failed(self) -> bool: ...
     def __init__(self, max_frame_size: int) -> None: ...
-    def feed(self, data: Buffer) -> list[tuple[int, bytes]]: ...
+    def feed(self, data: _Buffer) -> list[tuple[int, bytes]]: ...

@@ -179,10 +179,10 @@ def _as_bytes_view(data: Any) -> memoryview:
 
 def _check_u64(name: str, value: Any) -> int:
     """``value`` as an int in u64 (anything with ``__index__``); CodecError if out of range."""
-    value = operator.index(value)
-    if not 0 <= value <= _U64_MAX:
-        raise CodecError(f"{name} {value} is outside u64")
-    return value
+    number = operator.index(value)
+    if not 0 <= number <= _U64_MAX:
+        raise CodecError(f"{name} {number} is outside u64")
+    return number
 
 
 # -- entry records ------------------------------------------------------------------
@@ -258,9 +258,9 @@ class ScanResult:
         first_index: int | None,
         last_index: int | None,
         end: int,
-        terms: array,
-        offsets: array,
-        lengths: array,
+        terms: array[int],
+        offsets: array[int],
+        lengths: array[int],
         error: CorruptRecord | None,
         error_kind: str | None,
     ) -> None:
@@ -362,10 +362,8 @@ def scan_records(buf: Buffer, start: int = 0, expected_first_index: int | None =
     terms = array("Q", [f[1] for f in found])
     offsets = array("Q", [f[0] for f in found])
     lengths = array("I", [RECORD_HEADER_SIZE + f[4] for f in found])
-    if found:
-        first, last = found[0][2], found[-1][2]
-    else:
-        first = last = None
+    first: int | None = found[0][2] if found else None
+    last: int | None = found[-1][2] if found else None
     if error is not None:
         logger.debug("scan_records stopped at offset %d (%s): %s", end, error_kind, error)
     return ScanResult(len(found), first, last, end, terms, offsets, lengths, error, error_kind)
