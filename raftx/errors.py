@@ -100,6 +100,16 @@ class RemoteError(RPCError):
     """The remote node answered with an error."""
 
 
+class HandshakeRejected(Unreachable):
+    """The peer closed the connection during the hello handshake: wrong cluster name,
+    wrong target node id, sender not allowed, unsupported version, or (TLS 1.3) our
+    client certificate was refused. The reason is in the message when the peer sent one."""
+
+
+class BindError(NetworkError):
+    """A server could not listen on its address (in use, not permitted, unknown host)."""
+
+
 class ProtocolError(RaftError):
     """Malformed bytes from the network or disk: bad frame, bad length, wrong cluster."""
 

@@ -1,0 +1,357 @@
+"""The TCP RPC client: one lazily opened, pipelined connection to one peer.
+
+`RpcClient.call` sends a request and waits for the response with the same id;
+many calls may be in flight on the connection at once (pipelining), bounded by an
+`InflightWindow` of ``max_in_flight`` requests and ``max_in_flight_bytes`` payload
+bytes: when it is full, callers wait their turn (backpressure). The connection is
+opened by the first call, with the hello handshake of `raftx.network.wire`.
+
+Failures map onto openraft's ``RPCError`` (`raftx.errors`):
+
+* `Unreachable`: the connection could not be made (refused, connect timeout, TLS
+  failure), or a previous attempt failed and the reconnect backoff is still running
+  (capped exponential with jitter, `raftx.network.backoff.Backoff`);
+  `HandshakeRejected` (a subclass) when the peer refused our hello;
+* `Timeout`: the call's ``timeout`` expired (the request may still be handled);
+* `NetworkError`: the connection broke while the call was in flight; every pending
+  call on that connection fails together; also raised after `close`;
+* `RemoteError`: the remote handler raised; ``remote_type`` names its exception.
+
+After an established connection is lost the next call reconnects at once; only
+failed connection attempts start (or extend) the backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl as _ssl
+from collections.abc import Callable
+from typing import Any
+
+from raftx import _core
+from raftx.errors import (
+    HandshakeRejected, NetworkError, ProtocolError, RemoteError, Timeout, Unreachable,
+)
+from raftx.network import wire
+from raftx.network.backoff import Backoff
+from raftx.network.tcp import FlowControl, configure_socket
+from raftx.network.window import InflightWindow
+
+__all__ = ["RpcClient"]
+
+logger = logging.getLogger(__name__)
+
+
+class _ClientConnection(asyncio.Protocol, FlowControl):
+    """One connection of an `RpcClient`: hello, then responses matched to pending calls."""
+
+    def __init__(self, client: RpcClient) -> None:
+        FlowControl.__init__(self)
+        loop = asyncio.get_running_loop()
+        self._client = client
+        self.transport: asyncio.Transport | None = None
+        self._decoder = _core.codec.FrameDecoder(wire.PRE_HELLO_MAX_FRAME)
+        self.hello: asyncio.Future[None] = loop.create_future()
+        self.pending: dict[int, asyncio.Future[bytes]] = {}
+        self.closed: asyncio.Future[None] = loop.create_future()
+        self.error: str | None = None
+
+    @property
+    def ready(self) -> bool:
+        """Hello acknowledged and not lost."""
+        return self.hello.done() and not self.hello.cancelled() and self.hello.exception() is None \
+            and not self._lost and self.error is None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        configure_socket(transport, self._client.keepalive)
+        c = self._client
+        transport.writelines(wire.encode_hello(c.cluster_name, c.node_id, c.target_id))
+
+    def data_received(self, data: bytes) -> None:
+        if self.error is not None:
+            return
+        try:
+            frames = self._decoder.feed(data)
+            for frame_type, body in frames:
+                self._on_frame(frame_type, body)
+        except ProtocolError as exc:
+            self._fail(f"protocol error from node {self._client.target_id}: {exc}")
+
+    def _on_frame(self, frame_type: int, body: bytes) -> None:
+        header, payload = wire.decode_message(body)
+        if not self.hello.done():
+            if frame_type == wire.HELLO_ACK:
+                if not (isinstance(header, dict) and header.get("node") == self._client.target_id):
+                    raise ProtocolError(f"hello ack from the wrong node: {header!r:.100}")
+                self._decoder = _core.codec.FrameDecoder(self._client.max_frame_bytes)
+                self.hello.set_result(None)
+            elif frame_type == wire.HELLO_REJECT:
+                reason = header.get("reason") if isinstance(header, dict) else None
+                self.hello.set_exception(HandshakeRejected(
+                    f"node {self._client.target_id} at {self._client.address} rejected our hello: {reason}"))
+                self.error = "rejected"
+            else:
+                raise ProtocolError(f"frame type {frame_type} before the hello ack")
+            return
+        if frame_type not in (wire.RESPONSE, wire.ERROR) or not isinstance(header, list) or not header \
+                or not isinstance(header[0], int):
+            raise ProtocolError(f"unexpected frame type {frame_type} / header {header!r:.100}")
+        fut = self.pending.pop(header[0], None)
+        if fut is None or fut.done():
+            logger.debug("response to request %s that is no longer waited for", header[0])
+            return
+        if frame_type == wire.RESPONSE:
+            fut.set_result(bytes(payload))
+        else:
+            remote_type = str(header[1]) if len(header) > 1 else "Exception"
+            message = bytes(payload).decode("utf-8", "replace")
+            err = RemoteError(f"node {self._client.target_id}: {remote_type}: {message}")
+            err.remote_type = remote_type  # type: ignore[attr-defined]
+            err.remote_message = message  # type: ignore[attr-defined]
+            fut.set_exception(err)
+
+    def _fail(self, reason: str) -> None:
+        logger.warning("%s; closing the connection", reason)
+        self.error = reason
+        if self.transport is not None:
+            self.transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._flow_lost()
+        c = self._client
+        if not self.hello.done():
+            why = self.error or (f"{exc}" if exc else "EOF")
+            self.hello.set_exception(HandshakeRejected(
+                f"node {c.target_id} at {c.address} closed the connection before acknowledging our hello "
+                f"({why}; wrong cluster/node id, or a TLS client certificate it does not accept?)"))
+        reason = self.error or c._close_reason or f"connection to node {c.target_id} at {c.address} lost"
+        if exc is not None and self.error is None:
+            reason = f"{reason}: {exc}"
+        pending, self.pending = self.pending, {}
+        for fut in pending.values():
+            if not fut.done():
+                fut.set_exception(NetworkError(reason))
+        c._connection_lost(self)
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def send(self, buffers: list[Any]) -> None:
+        assert self.transport is not None
+        self.transport.writelines(buffers)
+
+
+class RpcClient:
+    """A pipelined request/response client for one peer (see the module docstring).
+
+    ``node_id`` is this node (the sender named in the hello), ``target_id`` the node
+    expected at ``host:port``. ``ssl`` is a client `ssl.SSLContext` for (mutual) TLS;
+    ``server_hostname`` defaults to ``host``. ``backoff`` paces reconnection attempts
+    (default `Backoff()`: 50 ms doubling to 1 s, half jitter); ``clock`` (default: the
+    loop's ``time``) is what backoff deadlines are measured on. Use ``async with`` or
+    call `close`.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        cluster_name: str,
+        node_id: int,
+        target_id: int,
+        ssl: _ssl.SSLContext | None = None,
+        server_hostname: str | None = None,
+        max_in_flight: int = 64,
+        max_in_flight_bytes: int = 64 * 1024 * 1024,
+        max_frame_bytes: int = 64 * 1024 * 1024,
+        connect_timeout: float = 5.0,
+        hello_timeout: float = 5.0,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] | None = None,
+        keepalive: bool = True,
+    ) -> None:
+        wire.check_max_frame_bytes(max_frame_bytes)
+        self.host = host
+        self.port = port
+        self.cluster_name = cluster_name
+        self.node_id = node_id
+        self.target_id = target_id
+        self.ssl = ssl
+        self.server_hostname = server_hostname
+        self.max_frame_bytes = max_frame_bytes
+        self.connect_timeout = connect_timeout
+        self.hello_timeout = hello_timeout
+        self.backoff = backoff if backoff is not None else Backoff()
+        self._clock = clock
+        self.keepalive = keepalive
+        self.window = InflightWindow(max_in_flight, max_in_flight_bytes)
+        self._conn: _ClientConnection | None = None
+        self._connecting: asyncio.Task[_ClientConnection] | None = None
+        self._retry_at = float("-inf")
+        self._last_error: str | None = None
+        self._next_id = 0
+        self._closed = False
+        self._close_reason: str | None = None
+        #: Connections established (hello acknowledged) over this client's life.
+        self.connects = 0
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def connected(self) -> bool:
+        """A connection is open and its hello was acknowledged."""
+        return self._conn is not None and self._conn.ready
+
+    @property
+    def retry_at(self) -> float:
+        """Clock time before which no new connection attempt is made (-inf: none pending)."""
+        return self._retry_at
+
+    def _now(self) -> float:
+        return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
+
+    async def call(self, method: str, payload: wire.Buffer = b"", timeout: float | None = None) -> bytes:
+        """Send ``method(payload)`` to the peer; return its response bytes.
+
+        ``timeout`` (seconds, None = no limit) covers waiting for window room, connecting
+        and the round trip. Raises `Unreachable`, `Timeout`, `NetworkError`, `RemoteError`.
+        """
+        if not isinstance(method, str):
+            raise TypeError(f"method must be a str, not {type(method).__name__}")
+        if len(method) > wire.MAX_METHOD_LENGTH:
+            raise ProtocolError(f"method name longer than {wire.MAX_METHOD_LENGTH} characters")
+        size = memoryview(payload).nbytes
+        if size + 300 > self.max_frame_bytes:
+            raise ProtocolError(f"payload of {size} bytes exceeds max_frame_bytes={self.max_frame_bytes}")
+        if self._closed:
+            raise NetworkError(f"client for node {self.target_id} is closed")
+        try:
+            async with asyncio.timeout(timeout):
+                await self.window.acquire(size)
+                try:
+                    return await self._round_trip(method, payload)
+                finally:
+                    self.window.release(size)
+        except TimeoutError:
+            raise Timeout(f"{method} to node {self.target_id} at {self.address} timed out after {timeout}s") \
+                from None
+
+    async def _round_trip(self, method: str, payload: wire.Buffer) -> bytes:
+        if self._closed:
+            raise NetworkError(f"client for node {self.target_id} is closed")
+        conn = self._conn
+        if conn is None or not conn.ready:
+            conn = await self._ensure_connected()
+        self._next_id += 1
+        request_id = self._next_id
+        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        conn.pending[request_id] = fut
+        try:
+            conn.send(wire.encode_message(wire.REQUEST, [request_id, method], payload))
+            return await fut
+        finally:
+            conn.pending.pop(request_id, None)
+            if fut.done() and not fut.cancelled():
+                fut.exception()  # retrieved: never "Future exception was never retrieved"
+
+    async def _ensure_connected(self) -> _ClientConnection:
+        task = self._connecting
+        if task is None:
+            now = self._now()
+            if now < self._retry_at:
+                raise Unreachable(
+                    f"node {self.target_id} at {self.address}: reconnect backoff active for another "
+                    f"{self._retry_at - now:.3f}s (last error: {self._last_error})")
+            task = self._connecting = asyncio.get_running_loop().create_task(self._connect())
+            task.add_done_callback(self._connect_done)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and (current is None or not current.cancelling()):
+                raise NetworkError(f"client for node {self.target_id} is closed") from None
+            raise
+
+    def _connect_done(self, task: asyncio.Task[_ClientConnection]) -> None:
+        if self._connecting is task:
+            self._connecting = None
+        if not task.cancelled():
+            task.exception()  # consumed even if every caller gave up waiting
+
+    async def _connect(self) -> _ClientConnection:
+        loop = asyncio.get_running_loop()
+        kwargs: dict[str, Any] = {}
+        if self.ssl is not None:
+            kwargs.update(ssl=self.ssl, server_hostname=self.server_hostname or self.host,
+                          ssl_handshake_timeout=self.connect_timeout)
+        conn: _ClientConnection | None = None
+        try:
+            try:
+                async with asyncio.timeout(self.connect_timeout):
+                    _, conn = await loop.create_connection(
+                        lambda: _ClientConnection(self), self.host, self.port, **kwargs)
+            except (OSError, TimeoutError) as exc:
+                raise Unreachable(f"cannot connect to node {self.target_id} at {self.address}: "
+                                  f"{exc or type(exc).__name__}") from exc
+            try:
+                async with asyncio.timeout(self.hello_timeout):
+                    await conn.hello
+            except TimeoutError:
+                raise Unreachable(f"node {self.target_id} at {self.address} did not acknowledge our hello "
+                                  f"within {self.hello_timeout}s") from None
+        except Unreachable as exc:
+            if conn is not None and conn.transport is not None:
+                conn.transport.abort()
+            self._last_error = str(exc)
+            delay = self.backoff.next_delay()
+            self._retry_at = self._now() + delay
+            logger.warning("%s; next attempt in %.3fs", exc, delay)
+            raise
+        except BaseException:
+            if conn is not None and conn.transport is not None:
+                conn.transport.abort()
+            raise
+        if self._closed:
+            assert conn.transport is not None
+            conn.transport.abort()
+            raise NetworkError(f"client for node {self.target_id} is closed")
+        self.backoff.reset()
+        self._retry_at = float("-inf")
+        self._last_error = None
+        self._conn = conn
+        self.connects += 1
+        logger.debug("connected to node %s at %s", self.target_id, self.address)
+        return conn
+
+    def _connection_lost(self, conn: _ClientConnection) -> None:
+        if self._conn is conn:
+            self._conn = None
+
+    async def close(self) -> None:
+        """Close the connection; pending and later calls raise `NetworkError`. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._close_reason = f"client for node {self.target_id} is closed"
+        task = self._connecting
+        if task is not None:
+            task.cancel()
+            await asyncio.wait([task])
+        conn, self._conn = self._conn, None
+        if conn is not None and conn.transport is not None:
+            conn.transport.close()
+            done, _ = await asyncio.wait([conn.closed], timeout=1.0)
+            if not done:
+                conn.transport.abort()
+                await asyncio.wait([conn.closed], timeout=1.0)
+
+    async def __aenter__(self) -> RpcClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

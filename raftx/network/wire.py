@@ -1,0 +1,157 @@
+"""The RPC wire format carried inside `raftx._core.codec` frames.
+
+Every message is one codec frame (u32 length, u8 frame type, body). The body is::
+
+    offset size field
+    ------ ---- ------------------------------------------------------------
+         0    1 header_length  u8, bytes of the msgpack header that follows
+         1    h header         msgpack: small, typed per frame type (below)
+       1+h    n payload        opaque bytes, the rest of the frame
+
+Frame types and their headers:
+
+* ``HELLO``        ``{"v": version, "cluster": str, "from": int, "to": int}`` (client first)
+* ``HELLO_ACK``    ``{"v": version, "node": int}`` (server, hello accepted)
+* ``HELLO_REJECT`` ``{"reason": str}`` (server, just before it closes the connection)
+* ``REQUEST``      ``[request_id, method]``; payload = request bytes
+* ``RESPONSE``     ``[request_id]``; payload = response bytes
+* ``ERROR``        ``[request_id, error_type, message]`` (the handler raised)
+
+The payload is never msgpack-encoded or copied by this layer on the sending side:
+a large payload (an AppendEntries batch, already in the log's record format, DESIGN
+§2 rule 3) goes to the socket as its own buffer after a small prefix (``writelines``),
+and a received payload is handed out as a `memoryview` slice of the frame.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Union
+
+import msgpack  # type: ignore[import-untyped]
+
+from raftx import _core
+from raftx.errors import ConfigError, ProtocolError
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "SUPPORTED_VERSIONS",
+    "HELLO",
+    "HELLO_ACK",
+    "HELLO_REJECT",
+    "REQUEST",
+    "RESPONSE",
+    "ERROR",
+    "PRE_HELLO_MAX_FRAME",
+    "MAX_METHOD_LENGTH",
+    "encode_message",
+    "decode_message",
+    "encode_hello",
+    "parse_hello",
+    "Buffer",
+    "check_max_frame_bytes",
+]
+
+#: What a payload may be: any contiguous bytes-like object.
+Buffer = Union[bytes, bytearray, memoryview]
+
+PROTOCOL_VERSION = 1
+SUPPORTED_VERSIONS = frozenset({1})
+
+HELLO = 1
+HELLO_ACK = 2
+HELLO_REJECT = 3
+REQUEST = 4
+RESPONSE = 5
+ERROR = 6
+
+#: Frame limit that applies until the hello is accepted (ecosystem-notes §5.2).
+PRE_HELLO_MAX_FRAME = 4096
+#: Longest method name a request may carry.
+MAX_METHOD_LENGTH = 64
+
+# Payloads up to this size are joined with their prefix into one bytes object (the
+# copy is cheaper than a second buffer); larger ones are written as they are.
+_JOIN_BELOW = 16 * 1024
+
+# The codec frame header, as documented in ``raftx._core.codec`` (u32 length, u8 type).
+# Only used to send a large payload without copying it into one buffer;
+# tests/network/test_wire.py checks the bytes equal ``_core.codec.encode_frame``.
+_FRAME_HEADER = struct.Struct("<IB")
+assert _FRAME_HEADER.size == _core.codec.FRAME_HEADER_SIZE
+
+_packb = msgpack.Packer(use_bin_type=True).pack
+
+
+def encode_message(frame_type: int, header: Any, payload: Buffer = b"") -> list[Buffer]:
+    """Encode one message as the list of buffers to hand to ``transport.writelines``.
+
+    The result concatenates to exactly ``_core.codec.encode_frame(frame_type, body)``.
+    """
+    hdr = _packb(header)
+    hlen = len(hdr)
+    if hlen > 0xFF:
+        raise ProtocolError(f"message header of {hlen} bytes exceeds 255")
+    n = memoryview(payload).nbytes
+    if n < _JOIN_BELOW:
+        return [_core.codec.encode_frame(frame_type, bytes((hlen,)) + hdr + bytes(payload))]
+    prefix = _FRAME_HEADER.pack(1 + hlen + n, frame_type) + bytes((hlen,)) + hdr
+    return [prefix, payload]
+
+
+def decode_message(body: bytes) -> tuple[Any, memoryview]:
+    """Split a frame body into its msgpack header and a zero-copy payload view.
+
+    Raises `raftx.errors.ProtocolError` for a body too short for its header or a header
+    that is not valid msgpack.
+    """
+    if not body:
+        raise ProtocolError("empty message body")
+    hlen = body[0]
+    if len(body) < 1 + hlen:
+        raise ProtocolError(f"message header length {hlen} exceeds the body ({len(body)} bytes)")
+    try:
+        header = msgpack.unpackb(
+            body[1 : 1 + hlen], raw=False, max_str_len=256, max_bin_len=256,
+            max_array_len=8, max_map_len=8, max_ext_len=0, strict_map_key=True,
+        )
+    except Exception as exc:  # msgpack raises several unrelated types on bad input
+        raise ProtocolError(f"undecodable message header: {exc}") from exc
+    return header, memoryview(body)[1 + hlen :]
+
+
+def encode_hello(cluster_name: str, sender_id: int, target_id: int) -> list[Buffer]:
+    """The client's first frame on every connection."""
+    return encode_message(
+        HELLO, {"v": PROTOCOL_VERSION, "cluster": cluster_name, "from": sender_id, "to": target_id}
+    )
+
+
+def parse_hello(header: Any) -> tuple[int, str, int, int]:
+    """Validate the shape of a hello header; return ``(version, cluster, sender, target)``.
+
+    Only the shape is checked here; whether the values are acceptable is the server's
+    decision. Raises `raftx.errors.ProtocolError` for a malformed hello.
+    """
+    if not isinstance(header, dict):
+        raise ProtocolError("hello header is not a map")
+    version, cluster = header.get("v"), header.get("cluster")
+    sender, target = header.get("from"), header.get("to")
+    if not (isinstance(version, int) and isinstance(cluster, str)
+            and _is_node_id(sender) and _is_node_id(target)):
+        raise ProtocolError(f"malformed hello: {header!r:.200}")
+    return version, cluster, int(sender), int(target)  # type: ignore[arg-type]
+
+
+def _is_node_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**64
+
+
+def check_max_frame_bytes(max_frame_bytes: int) -> None:
+    """Reject a frame limit below the pre-hello limit or above the codec's u32 range."""
+    if not (isinstance(max_frame_bytes, int)
+            and PRE_HELLO_MAX_FRAME <= max_frame_bytes <= _core.codec.MAX_FRAME_SIZE_LIMIT):
+        raise ConfigError(
+            f"max_frame_bytes must be in {PRE_HELLO_MAX_FRAME}..{_core.codec.MAX_FRAME_SIZE_LIMIT}, "
+            f"not {max_frame_bytes!r}")
+
