@@ -138,11 +138,36 @@ class LogIndexError(RaftError, ValueError):
     The index is left unchanged."""
 
 
+class HistoryError(RaftError, ValueError):
+    """A client history handed to the linearizability checker
+    (`raftx.testing.linearizability`) is malformed: a return before its call, an
+    operation completed twice, an unparseable history line, a partition that loses
+    or invents operations."""
+
+
 # -- storage and fatal errors -------------------------------------------------------
 
 
 class StorageError(RaftError):
     """A log store or state machine failed to read or write. Always fatal to the node."""
+
+
+class StorageCorrupted(StorageError):
+    """Durable data failed validation (bad checksum, sequence gap, foreign header).
+
+    ``path`` is the file and ``offset`` the byte offset of the bad record or header
+    (``None`` when not known); the store refuses to open rather than drop data (R9).
+    """
+
+    def __init__(self, message: str, path: str | None = None, offset: int | None = None) -> None:
+        self.path = path
+        self.offset = offset
+        where = "" if path is None else f" in {path}" + ("" if offset is None else f" at offset {offset}")
+        super().__init__(f"{message}{where}")
+
+
+class LeaderChanged(RaftError):
+    """A leader-bounded log read found that the stored vote no longer names that leader."""
 
 
 class Fatal(RaftError):

@@ -1,0 +1,168 @@
+"""What every raftx log store shares: the log-shape checks, the failed state, the reader.
+
+A concrete store keeps ``_purged`` (last purged id), ``_last`` (id of the last
+stored entry, None when it holds none) up to date and implements
+``_read_batch(lo, hi)`` for an already clamped, non-empty range.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from raftx.errors import StorageError
+from raftx.storage.batch import EncodedBatch, as_batch
+from raftx.storage.protocols import IOCallback, LogState, RaftLogReader, RaftLogStorage
+from raftx.types import Entry, LogId, Vote
+
+__all__ = ["LogReader", "LogStoreBase", "fire"]
+
+logger = logging.getLogger(__name__)
+
+
+def fire(callback: IOCallback | None, error: BaseException | None) -> None:
+    """Call an append callback, logging (not propagating) its own exceptions."""
+    if callback is None:
+        return
+    try:
+        callback(error)
+    except Exception:  # a buggy callback must not wedge the store
+        logger.exception("append callback raised")
+
+
+class LogReader(RaftLogReader):
+    """A reader that reads the store's live state (so it sees later appends)."""
+
+    def __init__(self, store: LogStoreBase) -> None:
+        self._store = store
+
+    async def try_get_log_entries(self, start: int, stop: int) -> list[Entry]:
+        return await self._store.try_get_log_entries(start, stop)
+
+    async def try_get_log_bytes(self, start: int, stop: int) -> EncodedBatch:
+        return await self._store.try_get_log_bytes(start, stop)
+
+    async def read_vote(self) -> Vote | None:
+        return await self._store.read_vote()
+
+
+class LogStoreBase(RaftLogStorage):
+    """Shared bookkeeping for `MemLogStore`, `SqliteLogStore` and `SegmentedLogStore`."""
+
+    _purged: LogId | None
+    _last: LogId | None
+    _failed: BaseException | None
+    _closed: bool
+
+    def _init_base(self) -> None:
+        self._purged = None
+        self._last = None
+        self._failed = None
+        self._closed = False
+
+    # -- state ----------------------------------------------------------------------
+
+    def _check(self) -> None:
+        """Raise if the store failed (R10: storage errors are sticky) or is closed."""
+        if self._failed is not None:
+            raise StorageError(f"log store has failed: {self._failed}") from self._failed
+        if self._closed:
+            raise StorageError("log store is closed")
+
+    def _fail(self, exc: BaseException, what: str) -> StorageError:
+        """Mark the store failed (R10) and return the StorageError to raise."""
+        err = exc if isinstance(exc, StorageError) else StorageError(f"{what}: {exc}")
+        if self._failed is None:
+            self._failed = err
+            logger.error("log store failed: %s", err)
+        return err
+
+    @property
+    def failed(self) -> bool:
+        """True once a write or fsync failed; every later call raises StorageError."""
+        return self._failed is not None
+
+    def _first_index(self) -> int:
+        """The first index a read may return (``purged + 1``)."""
+        if self._purged is not None:
+            return self._purged.index + 1
+        return self._first_stored_index()
+
+    def _first_stored_index(self) -> int:
+        return 0
+
+    def _last_index(self) -> int:
+        """Index of the last entry or of the purge point; -1 for a pristine log."""
+        if self._last is not None:
+            return self._last.index
+        return -1 if self._purged is None else self._purged.index
+
+    # -- checks ----------------------------------------------------------------------
+
+    def _prepare_append(self, entries: Sequence[Entry] | EncodedBatch) -> EncodedBatch:
+        """Encode if needed and check the batch continues the log (§5.3, no hole)."""
+        self._check()
+        batch = as_batch(entries)
+        if not batch:
+            return batch
+        last = self._last if self._last is not None else self._purged
+        if last is not None:
+            expected = self._last_index() + 1
+            if batch.first_index != expected:
+                raise StorageError(
+                    f"append at index {batch.first_index} does not continue the log at {expected} "
+                    "(truncate a conflicting suffix first; no hole, §5.3)"
+                )
+        if last is not None and batch.terms[0] < last.leader_id:
+            raise StorageError(f"append of term {batch.terms[0]} after term {last.leader_id}: terms never decrease (§5.3)")
+        return batch
+
+    def _clamp(self, start: int, stop: int) -> tuple[int, int]:
+        self._check()
+        if start < 0 or stop < 0:
+            raise StorageError(f"negative log range [{start}, {stop})")
+        return max(start, self._first_index()), min(stop, self._last_index() + 1 if self._last is not None else 0)
+
+    # -- reads -----------------------------------------------------------------------
+
+    async def get_log_state(self) -> LogState:
+        self._check()
+        return LogState(self._purged, self._last if self._last is not None else self._purged)
+
+    async def get_log_reader(self) -> RaftLogReader:
+        self._check()
+        return LogReader(self)
+
+    async def try_get_log_entries(self, start: int, stop: int) -> list[Entry]:
+        return (await self.try_get_log_bytes(start, stop)).entries()
+
+    async def try_get_log_bytes(self, start: int, stop: int) -> EncodedBatch:
+        lo, hi = self._clamp(start, stop)
+        if hi <= lo:
+            return EncodedBatch.concat([])
+        return await self._read_batch(lo, hi)
+
+    async def _read_batch(self, lo: int, hi: int) -> EncodedBatch:
+        raise NotImplementedError
+
+    # -- purge / truncate bookkeeping ----------------------------------------------------
+
+    def _after_truncate(self, since: int, last_term_at: int | None) -> None:
+        """Update ``_last`` after deleting ``>= since``; ``last_term_at`` = term at since-1."""
+        if since <= self._first_index():
+            self._last = None
+        else:
+            assert last_term_at is not None
+            self._last = LogId(last_term_at, since - 1)
+
+    def _after_purge(self, log_id: LogId) -> None:
+        self._purged = log_id
+        if self._last is not None and self._last.index <= log_id.index:
+            self._last = None
+
+    def _check_purge(self, log_id: LogId) -> bool:
+        """True if the purge changes anything (purging never goes backwards)."""
+        self._check()
+        if self._purged is not None and log_id.index <= self._purged.index:
+            return False
+        return True

@@ -1,0 +1,218 @@
+"""The file-system calls of the durable stores, and a fault injector for tests.
+
+`SegmentedLogStore` performs every file operation through a `FileIO` object. The
+default one calls `os` directly. `FaultInjector` is a `FileIO` that can, on
+request, fail an operation with an `OSError` (EIO by default: the fsyncgate case,
+R10), tear a write after some bytes, or "crash" the process at the n-th mutating
+operation by raising `SimulatedCrash` — after which every operation through it
+raises too, as if the process were gone, until `revive` (the restart).
+
+This is not a mock of the store: the store runs its real code over real files; the
+injector only decides where the machine stops.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+from collections.abc import Iterator
+
+__all__ = ["FaultInjector", "FileIO", "SimulatedCrash"]
+
+logger = logging.getLogger(__name__)
+
+
+class SimulatedCrash(BaseException):
+    """Raised by `FaultInjector` where the simulated process dies.
+
+    A `BaseException` (like `KeyboardInterrupt`) so the store's error handling
+    (which turns `OSError` into `StorageError`) does not treat it as an I/O error.
+    """
+
+
+class FileIO:
+    """Direct file-system calls (``os``); whole-buffer writes."""
+
+    def open(self, path: str, flags: int, mode: int = 0o644) -> int:
+        return os.open(path, flags, mode)
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
+
+    def pwrite(self, fd: int, data: bytes | memoryview, offset: int) -> None:
+        """Write all of ``data`` at ``offset`` (looping over short writes)."""
+        view = memoryview(data)
+        while view:
+            n = os.pwrite(fd, view, offset)
+            if n <= 0:
+                raise OSError(errno.EIO, "pwrite wrote nothing")
+            view = view[n:]
+            offset += n
+
+    def pread(self, fd: int, size: int, offset: int) -> bytes:
+        """Read up to ``size`` bytes at ``offset`` (short only at end of file)."""
+        parts = []
+        while size > 0:
+            b = os.pread(fd, size, offset)
+            if not b:
+                break
+            parts.append(b)
+            size -= len(b)
+            offset += len(b)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def fdatasync(self, fd: int) -> None:
+        os.fdatasync(fd)
+
+    def fsync(self, fd: int) -> None:
+        os.fsync(fd)
+
+    def ftruncate(self, fd: int, size: int) -> None:
+        os.ftruncate(fd, size)
+
+    def rename(self, src: str, dst: str) -> None:
+        os.replace(src, dst)
+
+    def unlink(self, path: str) -> None:
+        os.unlink(path)
+
+    def fsync_dir(self, path: str) -> None:
+        """fsync a directory so created / renamed / deleted entries are durable (R7)."""
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+class FaultInjector(FileIO):
+    """A `FileIO` that fails, tears or crashes on request (tests only; see module doc).
+
+    Mutating operations (open-for-write, pwrite, fsync, fdatasync, ftruncate,
+    rename, unlink, fsync_dir) are numbered from 0 in ``ops``; ``trace`` records
+    ``(number, name, detail)`` for each.
+    """
+
+    MUTATING = ("open", "pwrite", "fsync", "fdatasync", "ftruncate", "rename", "unlink", "fsync_dir")
+
+    def __init__(self) -> None:
+        self.ops = 0
+        self.trace: list[tuple[int, str, str]] = []
+        self.dead = False
+        self._crash_at: int | None = None
+        self._tear: int | None = None
+        self._fail: dict[str, int] = {}
+        self._fds: set[int] = set()
+
+    # -- arming ----------------------------------------------------------------------
+
+    def crash_after(self, n: int) -> None:
+        """Crash just before the n-th mutating operation from now (0 = the next one)."""
+        self._crash_at = self.ops + n
+
+    def tear_next_write(self, nbytes: int) -> None:
+        """The next pwrite writes only its first ``nbytes`` bytes, then crashes."""
+        self._tear = nbytes
+
+    def fail_next(self, op: str, err: int = errno.EIO) -> None:
+        """The next ``op`` (e.g. ``"fdatasync"``) raises ``OSError(err)`` without acting."""
+        if op not in self.MUTATING:
+            raise ValueError(f"unknown operation {op!r}")
+        self._fail[op] = err
+
+    def disarm(self) -> None:
+        """Forget pending crashes, tears and failures."""
+        self._crash_at = self._tear = None
+        self._fail.clear()
+
+    def kill(self) -> None:
+        """The process dies now: close every descriptor opened through this injector."""
+        self.dead = True
+        for fd in list(self._fds):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds.clear()
+
+    def revive(self) -> None:
+        """The restart after `kill`: operations work again, nothing armed."""
+        self.kill()
+        self.dead = False
+        self.disarm()
+
+    # -- the gate ----------------------------------------------------------------------
+
+    def _gate(self, name: str, detail: str = "") -> None:
+        if self.dead:
+            raise SimulatedCrash(f"process is dead ({name} {detail})")
+        n = self.ops
+        if self._crash_at is not None and n >= self._crash_at:
+            self._crash_at = None
+            self.kill()
+            logger.debug("simulated crash before op %d %s %s", n, name, detail)
+            raise SimulatedCrash(f"crash before op {n}: {name} {detail}")
+        self.ops += 1
+        self.trace.append((n, name, detail))
+        err = self._fail.pop(name, None)
+        if err is not None:
+            raise OSError(err, f"injected {os.strerror(err)} in {name}")
+
+    # -- FileIO ----------------------------------------------------------------------
+
+    def open(self, path: str, flags: int, mode: int = 0o644) -> int:
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
+            self._gate("open", path)
+        elif self.dead:
+            raise SimulatedCrash("process is dead (open)")
+        fd = super().open(path, flags, mode)
+        self._fds.add(fd)
+        return fd
+
+    def close(self, fd: int) -> None:
+        if fd in self._fds:
+            self._fds.discard(fd)
+            super().close(fd)
+
+    def pwrite(self, fd: int, data: bytes | memoryview, offset: int) -> None:
+        self._gate("pwrite", f"{len(data)}@{offset}")
+        if self._tear is not None:
+            k, self._tear = self._tear, None
+            super().pwrite(fd, memoryview(data)[:k], offset)
+            self.kill()
+            raise SimulatedCrash(f"torn write: {k} of {len(data)} bytes at {offset}")
+        super().pwrite(fd, data, offset)
+
+    def pread(self, fd: int, size: int, offset: int) -> bytes:
+        if self.dead:
+            raise SimulatedCrash("process is dead (pread)")
+        return super().pread(fd, size, offset)
+
+    def fdatasync(self, fd: int) -> None:
+        self._gate("fdatasync")
+        super().fdatasync(fd)
+
+    def fsync(self, fd: int) -> None:
+        self._gate("fsync")
+        super().fsync(fd)
+
+    def ftruncate(self, fd: int, size: int) -> None:
+        self._gate("ftruncate", str(size))
+        super().ftruncate(fd, size)
+
+    def rename(self, src: str, dst: str) -> None:
+        self._gate("rename", f"{src} -> {dst}")
+        super().rename(src, dst)
+
+    def unlink(self, path: str) -> None:
+        self._gate("unlink", path)
+        super().unlink(path)
+
+    def fsync_dir(self, path: str) -> None:
+        self._gate("fsync_dir", path)
+        super().fsync_dir(path)
+
+    def ops_since(self, start: int) -> Iterator[tuple[int, str, str]]:
+        """The traced operations numbered ``>= start``."""
+        return (t for t in self.trace if t[0] >= start)

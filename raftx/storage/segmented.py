@@ -1,0 +1,622 @@
+"""`SegmentedLogStore`: the default durable log — a directory of append-only segments.
+
+Formats are in `raftx.storage.segment`. Behaviour (the rules are
+``correctness-notes §5.7`` R1–R20):
+
+* **Group commit.** `append` writes the whole batch with one ``pwrite`` (entries are
+  readable on return) and hands durability to a flusher that runs ``fdatasync`` in a
+  worker thread, so the event loop keeps serving the network meanwhile. While one
+  fdatasync runs, later appends accumulate and are covered by the next one; callbacks
+  fire in submission order once their bytes are durable (R4).
+* **Ordering (R14).** Writes are serialized; `save_vote`, `save_committed`,
+  `truncate`, `purge` and segment rotation first wait until every earlier append is
+  durable, so no write overtakes another.
+* **Hard state** (vote, committed, purge point) lives in one small file replaced
+  atomically: temp file, fsync, rename, fsync directory (R5, R7) — after a crash it
+  holds the old or the new value, never a mix.
+* **Truncate** (R11) deletes whole later segments (newest first, then a directory
+  fsync) and cuts the segment holding ``since`` with ``ftruncate`` + ``fdatasync``:
+  every intermediate state is a prefix of the log, never a hole.
+* **Purge** (R12) records the purge point durably first, then deletes whole
+  segments wholly at or below it; an interrupted purge is finished on open.
+* **Recovery** (R8, R9, R16, R17, R3) rebuilds the `LogIndex` from the records
+  (`_core.codec.scan_records`); a torn tail of the *last* segment is cut off and
+  synced; anything else — a bad record elsewhere, a sequence gap, an index gap, a
+  broken checksum chain, a header of another cluster or node — refuses to open with
+  `raftx.errors.StorageCorrupted` naming the file and offset.
+* **Failures** (R10): an ``OSError`` from any write or fsync raises `StorageError`
+  and leaves the store failed; fsync is never retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import mmap
+import os
+import struct
+from array import array
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from raftx import _core
+from raftx.errors import StorageCorrupted, StorageError
+from raftx.storage.base import LogStoreBase, fire
+from raftx.storage.batch import EncodedBatch
+from raftx.storage.faults import FileIO
+from raftx.storage.protocols import IOCallback
+from raftx.storage.segment import (
+    HARDSTATE_NAME,
+    HEADER_SIZE,
+    HardState,
+    SegmentHeader,
+    cluster_bytes,
+    parse_segment_name,
+    segment_name,
+)
+from raftx.types import Entry, LogId, Vote
+
+__all__ = ["DEFAULT_SEGMENT_BYTES", "SegmentedLogStore"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+_SECTOR = 512
+_U32 = struct.Struct("<I")
+T = TypeVar("T")
+
+
+class _Segment:
+    """One open segment file."""
+
+    __slots__ = ("seq", "first_index", "path", "fd", "size", "last_crc", "count")
+
+    def __init__(self, seq: int, first_index: int, path: Path, fd: int, size: int, last_crc: int, count: int) -> None:
+        self.seq = seq
+        self.first_index = first_index
+        self.path = path
+        self.fd = fd
+        self.size = size  # bytes, header included
+        self.last_crc = last_crc  # CRC of the last record (or the header's prev_checksum)
+        self.count = count  # records held (before any purge)
+
+    @property
+    def last_index(self) -> int:
+        return self.first_index + self.count - 1
+
+
+def _is_torn_tail(buf: Any, end: int, size: int, kind: str | None) -> bool:
+    """etcd's rule (R8): is the bad region ``[end, size)`` at the end of the last
+    segment an interrupted write rather than corruption?
+
+    Truncated records are torn; so is an all-zero tail; a CRC-bad record reaching
+    exactly the end of the file is torn if one of its 512-byte sectors is all zeros.
+    """
+    if kind == "truncated":
+        return True
+    tail = bytes(buf[end:size])
+    if tail.count(0) == len(tail):
+        return True
+    if size - end < 4:
+        return False
+    length = _U32.unpack_from(tail, 0)[0]
+    if end + _core.codec.RECORD_HEADER_SIZE + length != size:
+        return False
+    first_sector = (end // _SECTOR) * _SECTOR
+    for s in range(first_sector, size, _SECTOR):
+        lo, hi = max(s, end) - end, min(s + _SECTOR, size) - end
+        chunk = tail[lo:hi]
+        if chunk and chunk.count(0) == len(chunk):
+            return True
+    return False
+
+
+class SegmentedLogStore(LogStoreBase):
+    """A durable `RaftLogStorage` over a directory of segment files (see module doc).
+
+    Create with ``await SegmentedLogStore.open(directory, ...)``. ``cluster_name`` and
+    ``node_id`` are written into every header and checked on open (R3).
+    ``fsync=False`` skips fdatasync (benchmarks only; logged as a warning, R20).
+    ``io`` replaces the file-system calls (a `raftx.storage.FaultInjector` in tests).
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        segment_bytes: int = DEFAULT_SEGMENT_BYTES,
+        fsync: bool = True,
+        cluster_name: str = "foo",
+        node_id: int = 0,
+        io: FileIO | None = None,
+    ) -> None:
+        if segment_bytes <= HEADER_SIZE:
+            raise ValueError(f"segment_bytes must exceed the {HEADER_SIZE}-byte header, not {segment_bytes}")
+        if not isinstance(node_id, int) or not 0 <= node_id < 2**64:
+            raise ValueError(f"node_id must be a u64 int, not {node_id!r}")
+        cluster_bytes(cluster_name)
+        self._init_base()
+        self.directory = Path(directory)
+        self.segment_bytes = segment_bytes
+        self.fsync = fsync
+        self.cluster_name = cluster_name
+        self.node_id = node_id
+        self._io = io if io is not None else FileIO()
+        self._segments: list[_Segment] = []
+        self._index = _core.logindex.LogIndex()
+        self._hard = HardState(cluster_name, node_id)
+        self._next_seq = 1
+        self._chain_crc = 0  # prev_checksum for the next segment when none is open
+        self._lock = asyncio.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raftx-log-sync")
+        # group commit state
+        self._written = 0  # sequence number of the last append written
+        self._durable = 0  # ... of the last append known durable
+        self._pending: deque[tuple[int, IOCallback | None]] = deque()
+        self._dirty: set[_Segment] = set()
+        self._flusher: asyncio.Task[None] | None = None
+        self._drained: asyncio.Event | None = None
+
+    @classmethod
+    async def open(cls, directory: str | os.PathLike[str], **options: Any) -> SegmentedLogStore:
+        """Open (creating if needed) and recover the log in ``directory``.
+
+        Raises `raftx.errors.StorageCorrupted` if recovery finds anything but a torn
+        tail, `raftx.errors.StorageError` on I/O errors. ``options`` are the
+        constructor's keyword arguments.
+        """
+        store = cls(directory, **options)
+        if not store.fsync:
+            logger.warning("SegmentedLogStore(%s) opened with fsync=False: NOT DURABLE (benchmarks only, R20)", directory)
+        try:
+            await store._run(store._recover)
+        except BaseException:
+            store._close_files()
+            store._executor.shutdown(wait=False)
+            raise
+        return store
+
+    # -- helpers -------------------------------------------------------------------------
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def _seg_path(self, seq: int, first_index: int) -> Path:
+        return self.directory / segment_name(seq, first_index)
+
+    def _close_files(self) -> None:
+        for seg in self._segments:
+            try:
+                self._io.close(seg.fd)
+            except OSError:
+                pass
+        self._segments = []
+
+    def _guard(self, exc: BaseException, what: str) -> BaseException:
+        """Turn an exception from a write path into what to raise; mark the store failed."""
+        if isinstance(exc, OSError | StorageError):
+            return self._fail(exc, what)
+        if self._failed is None:  # a simulated crash or cancellation mid-write: unusable now
+            self._failed = StorageError(f"{what}: interrupted by {exc!r}")
+        return exc
+
+    # -- recovery -------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        io = self._io
+        d = self.directory
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+            names = sorted(os.listdir(d))
+        except OSError as exc:
+            raise StorageError(f"cannot open log directory {d}: {exc}") from exc
+        stale = [n for n in names if n.endswith(".tmp")]
+        for n in stale:  # interrupted segment creation or hard-state save: never durable (R7)
+            logger.warning("removing interrupted file %s", d / n)
+            io.unlink(str(d / n))
+        if stale:
+            io.fsync_dir(str(d))
+
+        if HARDSTATE_NAME in names:
+            path = d / HARDSTATE_NAME
+            try:
+                data = path.read_bytes()
+            except OSError as exc:
+                raise StorageError(f"cannot read {path}: {exc}") from exc
+            hard = HardState.decode(data, str(path))
+            if hard.cluster_name != self.cluster_name or hard.node_id != self.node_id:
+                raise StorageCorrupted(
+                    f"hard state belongs to cluster {hard.cluster_name!r} node {hard.node_id}, "
+                    f"not cluster {self.cluster_name!r} node {self.node_id} (R3)",
+                    str(path),
+                    0,
+                )
+            self._hard = hard
+        purged = self._hard.purged
+
+        seg_files = []
+        for n in names:
+            parsed = parse_segment_name(n)
+            if parsed is not None:
+                seg_files.append((parsed[0], parsed[1], d / n))
+            elif not n.endswith(".tmp") and n != HARDSTATE_NAME:
+                logger.warning("ignoring unknown file %s in log directory", d / n)
+        seg_files.sort()
+
+        for k, (seq, first, path) in enumerate(seg_files):
+            self._recover_segment(seq, first, path, last=(k == len(seg_files) - 1))
+
+        # Finish an interrupted purge (R12): drop whole segments at or below the point.
+        if purged is not None:
+            self._delete_purged_segments(purged.index)
+            if self._segments and self._segments[0].first_index > purged.index + 1:
+                seg = self._segments[0]
+                raise StorageCorrupted(
+                    f"hole after the purge point {purged}: first segment starts at {seg.first_index}", str(seg.path), 0
+                )
+            self._index.purge_upto(purged.index)
+            self._purged = purged
+        last = self._index.last_index
+        if len(self._index):
+            self._last = LogId(self._index.term_at(last), last)
+        committed = self._hard.committed
+        if committed is not None and committed.index > self._last_index():
+            raise StorageCorrupted(
+                f"saved committed id {committed} is beyond the durable log (last {self._last_index()}): "
+                "acknowledged entries are missing (R6, R9)",
+                str(d / HARDSTATE_NAME),
+            )
+        if self._segments:
+            self._next_seq = self._segments[-1].seq + 1
+            self._chain_crc = self._segments[-1].last_crc
+        logger.info(
+            "opened log %s: %d segments, entries %d..%d, purged %s", d, len(self._segments),
+            self._index.first_index, last, purged,
+        )
+
+    def _recover_segment(self, seq: int, first: int, path: Path, last: bool) -> None:
+        io = self._io
+        fd = io.open(str(path), os.O_RDWR)
+        seg = _Segment(seq, first, path, fd, 0, 0, 0)
+        self._segments.append(seg)  # closed by _close_files on failure
+        size = os.fstat(fd).st_size
+        hdr = SegmentHeader.decode(io.pread(fd, HEADER_SIZE, 0), str(path))
+        p = str(path)
+        if hdr.cluster_name != self.cluster_name or hdr.node_id != self.node_id:
+            raise StorageCorrupted(
+                f"segment belongs to cluster {hdr.cluster_name!r} node {hdr.node_id}, "
+                f"not cluster {self.cluster_name!r} node {self.node_id} (R3)", p, 0,
+            )
+        if hdr.sequence != seq or hdr.first_index != first:
+            raise StorageCorrupted(f"header (seq {hdr.sequence}, first {hdr.first_index}) disagrees with the file name", p, 0)
+        if len(self._segments) > 1:
+            prev = self._segments[-2]
+            if seq != prev.seq + 1:
+                raise StorageCorrupted(f"segment sequence gap: {prev.seq} then {seq} (R3)", p, 0)
+            if first != prev.last_index + 1:
+                raise StorageCorrupted(f"index gap: previous segment ends at {prev.last_index}, this starts at {first} (R17)", p, 0)
+            if hdr.prev_checksum != prev.last_crc:
+                raise StorageCorrupted(
+                    f"checksum chain broken: header says {hdr.prev_checksum:#010x}, previous segment ends with "
+                    f"{prev.last_crc:#010x} (R1)", p, 40,
+                )
+        seg.last_crc = hdr.prev_checksum
+        seg.size = HEADER_SIZE
+        if size <= HEADER_SIZE:
+            return
+        with mmap.mmap(fd, size, prot=mmap.PROT_READ) as mm:
+            scan = _core.codec.scan_records(mm, HEADER_SIZE, first)
+            torn = scan.error is not None and last and _is_torn_tail(mm, scan.end, size, scan.error_kind)
+            if scan.count:
+                seg.last_crc = _U32.unpack_from(mm, scan.offsets[-1] + 4)[0]
+        if scan.error is not None:
+            if not torn:
+                raise StorageCorrupted(f"{scan.error_kind} record: {scan.error} (R9)", p, scan.end)
+            logger.warning("%s: cutting a torn tail of %d bytes at offset %d (R8)", path, size - scan.end, scan.end)
+            io.ftruncate(fd, scan.end)
+            io.fdatasync(fd)
+        if scan.count:
+            self._index.extend(first, scan.terms, seq, scan.offsets, scan.lengths)
+        seg.size = scan.end
+        seg.count = scan.count
+
+    def _delete_purged_segments(self, upto: int) -> None:
+        """Unlink, oldest first, every segment whose entries are all ``<= upto``."""
+        removed = False
+        while self._segments and self._segments[0].last_index <= upto:
+            seg = self._segments.pop(0)
+            self._io.close(seg.fd)
+            self._io.unlink(str(seg.path))
+            removed = True
+            if not self._segments:
+                self._chain_crc = seg.last_crc
+        if removed:
+            self._io.fsync_dir(str(self.directory))
+
+    # -- group commit ------------------------------------------------------------------------
+
+    def _kick(self) -> None:
+        if self._flusher is None and self._pending:
+            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
+
+    async def _flush_loop(self) -> None:
+        try:
+            while self._pending and self._failed is None:
+                target = self._written
+                dirty = list(self._dirty)
+                self._dirty.clear()
+                if self.fsync and dirty:
+                    try:
+                        await self._run(self._sync_fds, [s.fd for s in dirty])
+                    except BaseException as exc:
+                        err = self._guard(exc, "fdatasync of the log failed")
+                        if isinstance(err, StorageError):
+                            while self._pending:
+                                fire(self._pending.popleft()[1], err)
+                        else:
+                            logger.debug("flusher stopped: %r", exc)
+                            self._pending.clear()
+                        return
+                self._durable = target
+                while self._pending and self._pending[0][0] <= target:
+                    fire(self._pending.popleft()[1], None)
+        finally:
+            self._flusher = None
+            if self._drained is not None:
+                self._drained.set()
+                self._drained = None
+
+    def _sync_fds(self, fds: list[int]) -> None:
+        for fd in fds:
+            self._io.fdatasync(fd)
+
+    async def _drain(self) -> None:
+        """Wait until every append written so far is durable (or the store failed)."""
+        while self._flusher is not None:
+            if self._drained is None:
+                self._drained = asyncio.Event()
+            await self._drained.wait()
+        self._check()
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    async def append(self, entries: Sequence[Entry] | EncodedBatch, callback: IOCallback | None = None) -> None:
+        async with self._lock:
+            try:
+                batch = self._prepare_append(entries)
+            except BaseException as exc:
+                fire(callback, exc)
+                raise
+            if not batch:
+                self._written += 1
+                self._pending.append((self._written, callback))
+                self._kick()
+                return
+            try:
+                seg = self._segments[-1] if self._segments else None
+                data = batch.data
+                if seg is not None and not seg.count and seg.first_index != batch.first_index:
+                    await self._drain()  # an empty tail segment made for another index
+                    await self._run(self._truncate_sync, seg.first_index)
+                    seg = self._segments[-1] if self._segments else None
+                if seg is None or (seg.count and seg.size + len(data) > self.segment_bytes):
+                    await self._drain()
+                    seg = await self._run(self._create_segment, batch.first_index)
+                base = seg.size
+                self._io.pwrite(seg.fd, data, base)
+            except BaseException as exc:
+                err = self._guard(exc, "append failed")
+                if isinstance(err, StorageError):
+                    fire(callback, err)
+                if err is exc:
+                    raise
+                raise err from exc
+            seg.size = base + len(data)
+            seg.count += len(batch)
+            seg.last_crc = _U32.unpack_from(data, batch.offsets[-1] + 4)[0]
+            offsets = batch.offsets if base == 0 else array("Q", [o + base for o in batch.offsets])
+            self._index.extend(batch.first_index, batch.terms, seg.seq, offsets, batch.lengths)
+            self._last = batch.last_log_id
+            self._written += 1
+            self._pending.append((self._written, callback))
+            self._dirty.add(seg)
+            if self.fsync:
+                self._kick()
+            else:
+                self._durable = self._written
+                while self._pending:
+                    fire(self._pending.popleft()[1], None)
+
+    def _create_segment(self, first_index: int) -> _Segment:
+        """Create the next segment: temp file, header, fsync, rename, fsync dir (R7)."""
+        io = self._io
+        seq = self._next_seq
+        prev = self._segments[-1].last_crc if self._segments else self._chain_crc
+        header = SegmentHeader(self.cluster_name, self.node_id, seq, first_index, prev).encode()
+        path = self._seg_path(seq, first_index)
+        tmp = str(path) + ".tmp"
+        fd = io.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
+        try:
+            io.pwrite(fd, header, 0)
+            if self.fsync:
+                io.fsync(fd)
+            io.rename(tmp, str(path))
+            if self.fsync:
+                io.fsync_dir(str(self.directory))
+        except BaseException:
+            io.close(fd)
+            raise
+        seg = _Segment(seq, first_index, path, fd, HEADER_SIZE, prev, 0)
+        self._segments.append(seg)
+        self._next_seq = seq + 1
+        logger.debug("created segment %s", path)
+        return seg
+
+    async def _write_hard(self, **changes: Any) -> None:
+        """Replace the hard-state file atomically with ``changes`` applied (R5, R7)."""
+        import dataclasses
+
+        new = dataclasses.replace(self._hard, **changes)
+        try:
+            await self._run(self._write_hard_sync, new.encode())
+        except BaseException as exc:
+            err = self._guard(exc, "saving the hard state failed")
+            if err is exc:
+                raise
+            raise err from exc
+        self._hard = new
+
+    def _write_hard_sync(self, data: bytes) -> None:
+        io = self._io
+        path = str(self.directory / HARDSTATE_NAME)
+        tmp = path + ".tmp"
+        fd = io.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+        try:
+            io.pwrite(fd, data, 0)
+            if self.fsync:
+                io.fsync(fd)
+        finally:
+            io.close(fd)
+        io.rename(tmp, path)
+        if self.fsync:
+            io.fsync_dir(str(self.directory))
+
+    async def save_vote(self, vote: Vote) -> None:
+        async with self._lock:
+            self._check()
+            await self._drain()  # R14: earlier appends first
+            await self._write_hard(vote=vote)
+
+    async def read_vote(self) -> Vote | None:
+        self._check()
+        return self._hard.vote
+
+    async def save_committed(self, committed: LogId | None) -> None:
+        async with self._lock:
+            self._check()
+            await self._drain()  # R6: never durable ahead of the entries
+            await self._write_hard(committed=committed)
+
+    async def read_committed(self) -> LogId | None:
+        self._check()
+        return self._hard.committed
+
+    async def truncate(self, since: int) -> None:
+        async with self._lock:
+            self._check()
+            since = max(since, self._first_index())
+            if self._last is None or since > self._last.index:
+                return
+            await self._drain()
+            try:
+                await self._run(self._truncate_sync, since)
+            except BaseException as exc:
+                err = self._guard(exc, "truncate failed")
+                if err is exc:
+                    raise
+                raise err from exc
+            term = self._index.term_at(since - 1) if since - 1 >= self._index.first_index else None
+            self._index.truncate_after(since - 1)
+            self._after_truncate(since, term)
+
+    def _truncate_sync(self, since: int) -> None:
+        io = self._io
+        removed = False
+        while self._segments and self._segments[-1].first_index >= since:  # newest first: never a hole
+            seg = self._segments.pop()
+            io.close(seg.fd)
+            io.unlink(str(seg.path))
+            self._next_seq = seg.seq
+            removed = True
+        if removed and self.fsync:
+            io.fsync_dir(str(self.directory))
+        if not self._segments:
+            return
+        seg = self._segments[-1]
+        if since > seg.last_index:
+            return
+        _, offset, _ = self._index.locate(since)
+        io.ftruncate(seg.fd, offset)
+        if self.fsync:
+            io.fdatasync(seg.fd)
+        seg.count = since - seg.first_index
+        seg.size = offset
+        if seg.count:
+            prev_off, _ = self._index.locate(since - 1)[1:]
+            seg.last_crc = _U32.unpack(io.pread(seg.fd, 4, prev_off + 4))[0]
+        else:
+            seg.last_crc = SegmentHeader.decode(io.pread(seg.fd, HEADER_SIZE, 0), str(seg.path)).prev_checksum
+
+    async def purge(self, log_id: LogId) -> None:
+        async with self._lock:
+            if not self._check_purge(log_id):
+                return
+            await self._drain()
+            await self._write_hard(purged=log_id)  # durable before any file goes (R12)
+            try:
+                await self._run(self._delete_purged_segments, log_id.index)
+            except BaseException as exc:
+                err = self._guard(exc, "purge failed")
+                if err is exc:
+                    raise
+                raise err from exc
+            self._index.purge_upto(log_id.index)
+            self._after_purge(log_id)
+
+    async def close(self) -> None:
+        """Make pending appends durable, close the files. Idempotent."""
+        if self._closed:
+            return
+        async with self._lock:
+            if self._failed is None:
+                try:
+                    await self._drain()
+                except StorageError:
+                    pass
+            self._closed = True
+            self._close_files()
+            self._executor.shutdown(wait=False)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def _first_stored_index(self) -> int:
+        return self._index.first_index
+
+    async def _read_batch(self, lo: int, hi: int) -> EncodedBatch:
+        parts = []
+        segs = {s.seq: s for s in self._segments}
+        for seq, first, last in self._index.segments():
+            a, b = max(lo, first), min(hi - 1, last)
+            if a > b:
+                continue
+            seg = segs[seq]
+            _, start, _ = self._index.locate(a)
+            _, end_off, end_len = self._index.locate(b)
+            try:
+                parts.append((seg, start, self._io.pread(seg.fd, end_off + end_len - start, start)))
+            except OSError as exc:
+                raise self._fail(exc, f"reading {seg.path}") from exc
+        expected = lo
+        batches = []
+        for seg, start, data in parts:
+            scan = _core.codec.scan_records(data, 0, expected)
+            if scan.error is not None or scan.end != len(data):
+                err = StorageCorrupted(f"bad record on read: {scan.error} (R9)", str(seg.path), start + scan.end)
+                raise self._fail(err, "read")
+            batches.append(EncodedBatch(data, expected, scan.terms, scan.offsets, scan.lengths))
+            expected += scan.count
+        return EncodedBatch.concat(batches)
+
+    # -- introspection ----------------------------------------------------------------------------
+
+    def segment_info(self) -> list[tuple[int, int, int, int, Path]]:
+        """``(sequence, first_index, last_index, size_bytes, path)`` of each segment."""
+        return [(s.seq, s.first_index, s.last_index, s.size, s.path) for s in self._segments]
+
+    @property
+    def log_index(self) -> Any:
+        """The in-memory `_core.logindex.LogIndex` (read it, do not change it)."""
+        return self._index
