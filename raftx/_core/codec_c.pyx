@@ -212,21 +212,22 @@ def encode_entries(entries):
             prev_term = e.term
             total += _HDR + e.size
 
+        # The GIL stays held: a ``bytes`` payload is kept alive only by its entry, which
+        # another thread could replace if the entry is a mutable sequence.
         out = PyBytes_FromStringAndSize(NULL, total)
         w = <unsigned char *>PyBytes_AS_STRING(out)
-        with nogil:
-            for i in range(count):
-                e = &pend[i]
-                n = e.size
-                raftx_store_le32(w, <uint32_t>n)
-                raftx_store_le64(w + 8, e.term)
-                raftx_store_le64(w + 16, e.index)
-                w[24] = e.kind
-                memset(w + 25, 0, 7)
-                if n:
-                    memcpy(w + _HDR, e.data, <size_t>n)
-                raftx_store_le32(w + 4, _record_crc(w, <size_t>n))
-                w += _HDR + n
+        for i in range(count):
+            e = &pend[i]
+            n = e.size
+            raftx_store_le32(w, <uint32_t>n)
+            raftx_store_le64(w + 8, e.term)
+            raftx_store_le64(w + 16, e.index)
+            w[24] = e.kind
+            memset(w + 25, 0, 7)
+            if n:
+                memcpy(w + _HDR, e.data, <size_t>n)
+            raftx_store_le32(w + 4, _record_crc(w, <size_t>n))
+            w += _HDR + n
         return out
     finally:
         for i in range(count):
@@ -328,6 +329,29 @@ cdef void _walk(const unsigned char *p, Py_ssize_t n, Py_ssize_t start,
     st.end = o
 
 
+cdef inline void _walk_maybe_nogil(const unsigned char *p, Py_ssize_t n, Py_ssize_t start,
+                                   bint has_expect, uint64_t expect, _Walk *st):
+    """`_walk`, releasing the GIL for buffers of 64 KiB and more (segment recovery)."""
+    if n - start >= 65536:
+        with nogil:
+            _walk(p, n, start, has_expect, expect, st)
+    else:
+        _walk(p, n, start, has_expect, expect, st)
+
+
+cdef inline Py_ssize_t _revisit(const unsigned char *p, Py_ssize_t n, Py_ssize_t o) except -1:
+    """Length of the already validated record at ``o``, re-checked against ``n``: a
+    ``bytearray`` rewritten by another thread while the GIL was released must not make
+    the second pass read out of bounds."""
+    cdef Py_ssize_t length
+    if n - o < _HDR:
+        raise CorruptRecord("buffer changed while being decoded", o)
+    length = raftx_load_le32(p + o)
+    if n - o - _HDR < length:
+        raise CorruptRecord("buffer changed while being decoded", o)
+    return length
+
+
 cdef object _error(_Walk *st, bint has_expect, uint64_t expect):
     """``(CorruptRecord, error_kind)`` for a failed walk; messages match ``codec_py``."""
     cdef Py_ssize_t o = st.end
@@ -371,14 +395,13 @@ def decode_entries(buf, expected_first_index=None):
     _get_buffer(buf, &view)
     try:
         p = <const unsigned char *>view.buf
-        with nogil:
-            _walk(p, view.len, 0, has_expect, expect, &st)
+        _walk_maybe_nogil(p, view.len, 0, has_expect, expect, &st)
         if st.err != _OK:
             raise _error(&st, has_expect, expect)[0]
         out = [None] * st.count
         o = 0
         for i in range(st.count):
-            length = raftx_load_le32(p + o)
+            length = _revisit(p, view.len, o)
             term = raftx_load_le64(p + o + 8)
             if term_o is None or term != prev_term:
                 term_o = term
@@ -440,14 +463,13 @@ def scan_records(buf, start=0, expected_first_index=None):
             raise CodecError(f"start {start} is outside the buffer (0..{view.len})")
         begin = start
         p = <const unsigned char *>view.buf
-        with nogil:
-            _walk(p, view.len, begin, has_expect, expect, &st)
+        _walk_maybe_nogil(p, view.len, begin, has_expect, expect, &st)
         terms = clone(_Q_TEMPLATE, st.count, False)
         offsets = clone(_Q_TEMPLATE, st.count, False)
         lengths = clone(_I_TEMPLATE, st.count, False)
         o = begin
         for i in range(st.count):
-            length = raftx_load_le32(p + o)
+            length = _revisit(p, view.len, o)
             terms.data.as_ulonglongs[i] = raftx_load_le64(p + o + 8)
             offsets.data.as_ulonglongs[i] = <unsigned long long>o
             lengths.data.as_uints[i] = <unsigned int>(_HDR + length)

@@ -521,3 +521,18 @@ def test_frame_decoder_arguments(core: SimpleNamespace) -> None:
         c.FrameDecoder(0).feed(c.encode_frame(3, b"x"))
     with pytest.raises(TypeError):
         c.FrameDecoder(10).feed("text")  # type: ignore[arg-type]
+
+
+def test_large_batch_with_late_corruption(core: SimpleNamespace) -> None:
+    """A batch above 64 KiB (the compiled twin walks it without the GIL)."""
+    c = core.codec
+    batch = [(9, 500 + i, 1, os.urandom(1000)) for i in range(100)]
+    buf = bytearray(c.encode_entries(batch))
+    assert c.decode_entries(buf, 500) == batch
+    bounds = boundaries(batch)
+    buf[bounds[97] + 40] ^= 0x10
+    with pytest.raises(CorruptRecord) as info:
+        c.decode_entries(buf)
+    assert info.value.offset == bounds[97]
+    scan = c.scan_records(buf, start=bounds[1], expected_first_index=501)
+    assert (scan.count, scan.end, scan.last_index, scan.error_kind) == (96, bounds[97], 596, "corrupt")
