@@ -154,16 +154,20 @@ cdef inline void _runs_push(Runs* r, int64_t first, uint64_t value):
 
 
 cdef inline Py_ssize_t _runs_find(const Runs* r, int64_t i):
-    """Position (relative to start) of the last run whose first index is <= i."""
-    cdef Py_ssize_t lo = 0, hi = r.count, mid
-    cdef const int64_t* first = r.first + r.start
-    while hi - lo > 1:
-        mid = (lo + hi) >> 1
-        if first[mid] <= i:
-            lo = mid
-        else:
-            hi = mid
-    return lo
+    """Position (relative to start) of the last run whose first index is <= i.
+
+    Requires ``count > 0`` and ``i >= first[start]``. Branch-free halving (the
+    conditional move keeps random lookups free of mispredictions; measured by
+    bench_logindex::test_term_at_random).
+    """
+    cdef const int64_t* base = r.first + r.start
+    cdef const int64_t* lo = base
+    cdef Py_ssize_t n = r.count, half
+    while n > 1:
+        half = n >> 1
+        lo = lo + half if lo[half] <= i else lo
+        n -= half
+    return lo - base
 
 
 cdef inline Py_ssize_t _runs_count_upto(const Runs* r, int64_t i):

@@ -1,0 +1,104 @@
+"""`_core.logindex.LogIndex` benchmarks, both twins on the same inputs in one run.
+
+    python -m pytest benchmarks/bench_logindex.py --benchmark-only
+    python benchmarks/report.py bench_logindex.py      # prints compiled / pure ratios
+
+* ``term_at`` / ``locate`` on 10,000 random indexes of a 1M-entry index with 400
+  term runs and 10 segment runs (the engine's §5.3 consistency check and the
+  replication reader's record lookup);
+* ``extend`` with 1,000-entry batches (what the storage layer does per write);
+* building a 1M-entry index from the typed arrays ``scan_records`` returns (opening
+  a 1M-entry log must take <= 1 s; this is the index's share).
+"""
+
+from __future__ import annotations
+
+import random
+from array import array
+from collections import deque
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+N = 1_000_000
+PROBES = 10_000
+BATCH = 1_000
+BATCHES = 100
+
+
+@pytest.fixture(scope="module")
+def columns() -> tuple[array, array, array]:
+    """1M entries: 400 term runs, records of 100..355 bytes laid end to end."""
+    terms = array("Q", (1 + i // 2_500 for i in range(N)))
+    lengths = array("I", (100 + i % 256 for i in range(N)))
+    offsets = array("Q", [0]) * N
+    pos = 0
+    for i in range(N):
+        offsets[i] = pos
+        pos += lengths[i]
+    return terms, offsets, lengths
+
+
+@pytest.fixture(scope="module")
+def probes() -> list[int]:
+    rng = random.Random(20240601)
+    return [rng.randrange(N) for _ in range(PROBES)]
+
+
+@pytest.fixture(scope="module")
+def segments(columns: tuple[array, array, array]) -> list[tuple[int, array, array, array]]:
+    """The 1M entries cut into 10 segments of 100k, as ``scan_records`` returns them."""
+    terms, offsets, lengths = columns
+    bounds = [(seg * N // 10, (seg + 1) * N // 10) for seg in range(10)]
+    return [(lo, terms[lo:hi], offsets[lo:hi], lengths[lo:hi]) for lo, hi in bounds]
+
+
+def million(core: SimpleNamespace, segments: list[tuple[int, array, array, array]]) -> Any:
+    """A fresh 1M-entry index: one extend per segment."""
+    li = core.logindex.LogIndex()
+    for seg, (first, terms, offsets, lengths) in enumerate(segments):
+        li.extend(first, terms, seg, offsets, lengths)
+    return li
+
+
+def test_term_at_random(
+    benchmark: Any, core: SimpleNamespace, columns: Any, segments: Any, probes: list[int]
+) -> None:
+    li = million(core, segments)
+    benchmark.extra_info["units"] = PROBES
+    benchmark(lambda: deque(map(li.term_at, probes), maxlen=0))
+    assert [li.term_at(i) for i in probes[:100]] == [columns[0][i] for i in probes[:100]]
+
+
+def test_locate_random(
+    benchmark: Any, core: SimpleNamespace, columns: Any, segments: Any, probes: list[int]
+) -> None:
+    li = million(core, segments)
+    benchmark.extra_info["units"] = PROBES
+    benchmark(lambda: deque(map(li.locate, probes), maxlen=0))
+    assert [li.locate(i)[1] for i in probes[:100]] == [columns[1][i] for i in probes[:100]]
+
+
+def test_extend_1000_entry_batches(benchmark: Any, core: SimpleNamespace, columns: Any) -> None:
+    """100 batches of 1,000 entries into a fresh index (units: entries)."""
+    terms, offsets, lengths = columns
+    batches = [(k * BATCH, terms[k * BATCH : (k + 1) * BATCH], offsets[k * BATCH : (k + 1) * BATCH],
+                lengths[k * BATCH : (k + 1) * BATCH]) for k in range(BATCHES)]
+
+    def run() -> Any:
+        li = core.logindex.LogIndex()
+        for first, t, o, ln in batches:
+            li.extend(first, t, 0, o, ln)
+        return li
+
+    benchmark.extra_info["units"] = BATCHES * BATCH
+    li = benchmark(run)
+    assert len(li) == BATCHES * BATCH
+
+
+def test_build_1m(benchmark: Any, core: SimpleNamespace, segments: Any) -> None:
+    """A 1M-entry index from typed arrays, one extend per 100k-entry segment (units: entries)."""
+    benchmark.extra_info["units"] = N
+    li = benchmark(million, core, segments)
+    assert len(li) == N and len(li.term_runs()) == 400
