@@ -51,6 +51,10 @@ class Config:
     enable_heartbeat: bool = True
     enable_elect: bool = True
     enable_pre_vote: bool = False
+    #: Leader lease (openraft): a node that heard from a leader within
+    #: election_timeout_max refuses other candidates, and a leader that heard from
+    #: no quorum within it refuses writes. False gives the paper's behaviour (§5.1).
+    enable_leader_lease: bool = True
     max_inflight_appends: int = 64
     max_inflight_bytes: int = 64 * 1024 * 1024
     max_frame_bytes: int = 64 * 1024 * 1024

@@ -21,6 +21,7 @@ LogId = _core.vote.LogId
 
 __all__ = [
     "BasicNode",
+    "ChangeMembers",
     "ClientWriteResponse",
     "Entry",
     "EntryKind",
@@ -198,3 +199,134 @@ class ClientWriteResponse:
     log_id: LogId
     data: Any = None
     membership: Membership | None = None
+
+
+class ChangeMembers:
+    """A membership change request, openraft's ``ChangeMembers`` enum (thesis §4.3).
+
+    Build one with a classmethod named after the openraft variant; `apply` computes
+    the uniform target membership from the current one. Voters must already be
+    nodes (added as learners first), except for the ``AddVoters`` variant, which
+    adds the nodes as well.
+
+    * ``AddVoterIds(ids)``: make existing learners voters;
+    * ``AddVoters({id: node})``: add nodes and make them voters;
+    * ``RemoveVoters(ids)``: voters become learners (the engine drops them unless
+      ``retain``);
+    * ``ReplaceAllVoters(ids)``: the voter set becomes exactly ``ids``;
+    * ``AddNodes({id: node})``: add learners (existing nodes are left as they are);
+    * ``SetNodes({id: node})``: add or update nodes' addresses;
+    * ``RemoveNodes(ids)``: remove learners (a voter must be removed as voter first);
+    * ``ReplaceAllNodes({id: node})``: the node map becomes exactly this (voters must
+      stay in it).
+    """
+
+    __slots__ = ("kind", "ids", "nodes")
+
+    KINDS = (
+        "AddVoterIds", "AddVoters", "RemoveVoters", "ReplaceAllVoters",
+        "AddNodes", "SetNodes", "RemoveNodes", "ReplaceAllNodes",
+    )
+
+    def __init__(self, kind: str, ids: Iterable[int] = (), nodes: Mapping[int, BasicNode] | None = None) -> None:
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown ChangeMembers kind {kind!r}")
+        self.kind = kind
+        self.ids: frozenset[int] = frozenset(int(i) for i in ids)
+        self.nodes: dict[int, BasicNode] = {int(k): v for k, v in (nodes or {}).items()}
+
+    def __repr__(self) -> str:
+        arg = sorted(self.ids) if not self.nodes else self.nodes
+        return f"ChangeMembers.{self.kind}({arg!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ChangeMembers):
+            return NotImplemented
+        return (self.kind, self.ids, self.nodes) == (other.kind, other.ids, other.nodes)
+
+    @classmethod
+    def AddVoterIds(cls, ids: Iterable[int]) -> ChangeMembers:  # noqa: N802  (openraft's names)
+        return cls("AddVoterIds", ids)
+
+    @classmethod
+    def AddVoters(cls, nodes: Mapping[int, BasicNode]) -> ChangeMembers:  # noqa: N802
+        return cls("AddVoters", nodes.keys(), nodes)
+
+    @classmethod
+    def RemoveVoters(cls, ids: Iterable[int]) -> ChangeMembers:  # noqa: N802
+        return cls("RemoveVoters", ids)
+
+    @classmethod
+    def ReplaceAllVoters(cls, ids: Iterable[int]) -> ChangeMembers:  # noqa: N802
+        return cls("ReplaceAllVoters", ids)
+
+    @classmethod
+    def AddNodes(cls, nodes: Mapping[int, BasicNode]) -> ChangeMembers:  # noqa: N802
+        return cls("AddNodes", nodes.keys(), nodes)
+
+    @classmethod
+    def SetNodes(cls, nodes: Mapping[int, BasicNode]) -> ChangeMembers:  # noqa: N802
+        return cls("SetNodes", nodes.keys(), nodes)
+
+    @classmethod
+    def RemoveNodes(cls, ids: Iterable[int]) -> ChangeMembers:  # noqa: N802
+        return cls("RemoveNodes", ids)
+
+    @classmethod
+    def ReplaceAllNodes(cls, nodes: Mapping[int, BasicNode]) -> ChangeMembers:  # noqa: N802
+        return cls("ReplaceAllNodes", nodes.keys(), nodes)
+
+    @classmethod
+    def coerce(cls, members: ChangeMembers | Iterable[int] | Mapping[int, BasicNode]) -> ChangeMembers:
+        """``members`` as a change: a set of ids means ``ReplaceAllVoters``; a mapping
+        id -> node means ``AddVoters`` of those nodes followed by ``ReplaceAllVoters``
+        of their ids (expressed as one ``ReplaceAllVoters`` carrying the nodes)."""
+        if isinstance(members, ChangeMembers):
+            return members
+        if isinstance(members, Mapping):
+            return cls("ReplaceAllVoters", members.keys(), members)
+        return cls("ReplaceAllVoters", members)
+
+    def apply(self, membership: Membership) -> Membership:
+        """The uniform membership this change makes of ``membership``.
+
+        The voters are taken from ``membership``'s last configuration (the new half
+        when joint). Raises `raftx.errors.LearnerNotFound` if a new voter is not a
+        node, `raftx.errors.EmptyMembership` if no voter would remain, and
+        `raftx.errors.ChangeMembershipError` if a node change would drop a voter.
+        """
+        from raftx.errors import ChangeMembershipError, EmptyMembership, LearnerNotFound
+
+        voters = set(membership.configs[-1]) if membership.configs else set()
+        nodes = dict(membership.nodes)
+        kind = self.kind
+        if kind in ("AddVoters", "SetNodes"):
+            nodes.update(self.nodes)
+        elif kind == "AddNodes":
+            for i, n in self.nodes.items():
+                nodes.setdefault(i, n)
+        elif kind == "ReplaceAllVoters" and self.nodes:
+            nodes.update(self.nodes)
+        if kind in ("AddVoterIds", "AddVoters"):
+            voters |= self.ids
+        elif kind == "RemoveVoters":
+            voters -= self.ids
+        elif kind == "ReplaceAllVoters":
+            voters = set(self.ids)
+        elif kind == "RemoveNodes":
+            kept = self.ids & voters
+            if kept:
+                raise ChangeMembershipError(f"nodes {sorted(kept)} are voters; remove them as voters first")
+            for i in self.ids:
+                nodes.pop(i, None)
+        elif kind == "ReplaceAllNodes":
+            kept = voters - self.ids
+            if kept:
+                raise ChangeMembershipError(f"voters {sorted(kept)} would lose their node entry")
+            nodes = dict(self.nodes)
+        for v in sorted(voters):
+            if v not in nodes:
+                raise LearnerNotFound(v)
+        if not voters:
+            raise EmptyMembership("the membership would have no voter")
+        return Membership((frozenset(voters),), nodes)

@@ -1,0 +1,347 @@
+"""The RPC messages exchanged between raftx nodes (openraft names, paper semantics).
+
+Every message is a frozen dataclass with slots. The network layer encodes and
+decodes them; the engine (`raftx.engine`) consumes requests and produces the
+values of responses. Requests from the network are untrusted: `validate` methods
+raise `raftx.errors.ProtocolError` for malformed content, and the engine answers
+such a request with that exception instead of changing any state.
+
+Entries inside an `AppendEntriesRequest` are any object with the small read-only
+`LogEntries` surface, so the runtime can hand the engine an encoded batch without
+building one Python object per entry. A plain sequence of `raftx.types.Entry` is
+accepted too; `as_log_entries` wraps it in an `EntryList`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
+
+from raftx.errors import ProtocolError
+from raftx.types import Entry, LogId, Membership, SnapshotMeta, Vote
+
+__all__ = [
+    "AppendEntriesRequest",
+    "AppendEntriesResponse",
+    "EntryList",
+    "InstallSnapshotRequest",
+    "LogEntries",
+    "PayloadBatch",
+    "SnapshotResponse",
+    "InstallSnapshotResponse",
+    "TransferLeaderRequest",
+    "VoteRequest",
+    "VoteResponse",
+    "as_log_entries",
+]
+
+
+# -- entry batches ------------------------------------------------------------------
+
+
+@runtime_checkable
+class LogEntries(Protocol):
+    """What the engine needs to know about a batch of consecutive log entries.
+
+    Positions are ``0 .. len(batch) - 1``; the entry at position ``p`` has index
+    ``log_id_at(0).index + p``. Implementations must be immutable.
+    """
+
+    def __len__(self) -> int:
+        """The number of entries."""
+
+    def log_id_at(self, pos: int) -> LogId:
+        """The log id of the entry at position ``pos``."""
+
+    def term_runs(self) -> Sequence[tuple[int, int]]:
+        """``(first_index, term)`` for each run of equal terms, in log order."""
+
+    def memberships(self) -> Sequence[tuple[LogId, Membership]]:
+        """The membership entries of the batch, in log order (thesis §4.3)."""
+
+    def sliced(self, start: int) -> LogEntries:
+        """The same batch without its first ``start`` entries."""
+
+
+class EntryList:
+    """`LogEntries` over a tuple of `raftx.types.Entry` (iterable and indexable)."""
+
+    __slots__ = ("entries",)
+
+    def __init__(self, entries: Sequence[Entry]) -> None:
+        self.entries: tuple[Entry, ...] = tuple(entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self.entries)
+
+    def __getitem__(self, pos: int) -> Entry:
+        return self.entries[pos]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, EntryList):
+            return self.entries == other.entries
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.entries)
+
+    def __repr__(self) -> str:
+        return f"EntryList({list(self.entries)!r})"
+
+    def log_id_at(self, pos: int) -> LogId:
+        return self.entries[pos].log_id
+
+    def term_runs(self) -> list[tuple[int, int]]:
+        runs: list[tuple[int, int]] = []
+        last_term = -1
+        for e in self.entries:
+            if e.log_id.leader_id != last_term:
+                last_term = e.log_id.leader_id
+                runs.append((e.log_id.index, last_term))
+        return runs
+
+    def memberships(self) -> list[tuple[LogId, Membership]]:
+        return [(e.log_id, e.payload) for e in self.entries if isinstance(e.payload, Membership)]
+
+    def sliced(self, start: int) -> EntryList:
+        return EntryList(self.entries[start:])
+
+
+class PayloadBatch:
+    """`LogEntries` for a leader's group commit: payloads at consecutive indexes, one term.
+
+    ``payloads[p]`` is ``None`` (blank), ``bytes`` or a `Membership`; the entry at
+    position ``p`` has log id ``LogId(term, first_index + p)``. `entries` builds the
+    `Entry` objects for a store that wants them.
+    """
+
+    __slots__ = ("term", "first_index", "payloads")
+
+    def __init__(self, term: int, first_index: int, payloads: Sequence[bytes | Membership | None]) -> None:
+        self.term = term
+        self.first_index = first_index
+        self.payloads: tuple[bytes | Membership | None, ...] = tuple(payloads)
+
+    def __len__(self) -> int:
+        return len(self.payloads)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PayloadBatch):
+            return (self.term, self.first_index, self.payloads) == (other.term, other.first_index, other.payloads)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash((self.term, self.first_index, self.payloads))
+
+    def __repr__(self) -> str:
+        return f"PayloadBatch(term={self.term}, first_index={self.first_index}, n={len(self.payloads)})"
+
+    def log_id_at(self, pos: int) -> LogId:
+        if not 0 <= pos < len(self.payloads):
+            raise IndexError(pos)
+        return LogId(self.term, self.first_index + pos)
+
+    def term_runs(self) -> list[tuple[int, int]]:
+        return [(self.first_index, self.term)] if self.payloads else []
+
+    def memberships(self) -> list[tuple[LogId, Membership]]:
+        return [
+            (LogId(self.term, self.first_index + p), m)
+            for p, m in enumerate(self.payloads)
+            if isinstance(m, Membership)
+        ]
+
+    def sliced(self, start: int) -> PayloadBatch:
+        return PayloadBatch(self.term, self.first_index + start, self.payloads[start:])
+
+    def entries(self) -> list[Entry]:
+        """The batch as `Entry` objects."""
+        return [Entry(LogId(self.term, self.first_index + p), x) for p, x in enumerate(self.payloads)]
+
+    def __iter__(self) -> Iterator[Entry]:
+        return iter(self.entries())
+
+
+def as_log_entries(entries: Any) -> LogEntries:
+    """``entries`` as `LogEntries`: itself if it has the surface, else an `EntryList`.
+
+    Raises `ProtocolError` if ``entries`` is neither (e.g. decoded garbage).
+    """
+    if hasattr(entries, "log_id_at") and hasattr(entries, "term_runs"):
+        return entries  # type: ignore[no-any-return]
+    try:
+        items = tuple(entries)
+    except TypeError as exc:
+        raise ProtocolError(f"entries must be a sequence of Entry, not {type(entries).__name__}") from exc
+    for e in items:
+        if not isinstance(e, Entry) or not isinstance(e.log_id, LogId):
+            raise ProtocolError(f"not a log entry: {e!r}")
+    return EntryList(items)
+
+
+def _check_vote(vote: Any, what: str) -> None:
+    if not isinstance(vote, Vote):
+        raise ProtocolError(f"{what}: vote must be a Vote, not {type(vote).__name__}")
+
+
+def _check_log_id(log_id: Any, what: str) -> None:
+    if log_id is not None and not isinstance(log_id, LogId):
+        raise ProtocolError(f"{what} must be a LogId or None, not {type(log_id).__name__}")
+
+
+# -- election (§5.2, §5.4.1; pre-vote: thesis §9.6) --------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class VoteRequest:
+    """RequestVote RPC (§5.2): a candidate asks for a vote for ``vote``.
+
+    ``last_log_id`` is the candidate's last log id; a voter refuses a candidate
+    whose log is less up-to-date than its own (§5.4.1). With ``pre_vote=True``
+    (thesis §9.6) it only asks whether the vote *would* be granted: the voter
+    changes no state.
+    """
+
+    vote: Vote
+    last_log_id: LogId | None = None
+    pre_vote: bool = False
+
+    def validate(self) -> None:
+        """Raise `ProtocolError` if a field has the wrong type."""
+        _check_vote(self.vote, "VoteRequest")
+        _check_log_id(self.last_log_id, "VoteRequest.last_log_id")
+        if self.vote.node_id is None:
+            raise ProtocolError("VoteRequest: the vote names no candidate")
+
+
+@dataclass(frozen=True, slots=True)
+class VoteResponse:
+    """The answer to a `VoteRequest` (§5.2).
+
+    ``vote`` is the voter's vote after handling the request (a higher one makes the
+    candidate step down, §5.1); ``vote_granted`` says whether it voted for the
+    candidate; ``last_log_id`` is the voter's last log id.
+    """
+
+    vote: Vote
+    vote_granted: bool
+    last_log_id: LogId | None = None
+    pre_vote: bool = False
+
+
+# -- log replication (§5.3) -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AppendEntriesRequest:
+    """AppendEntries RPC (§5.3), also the heartbeat (§5.2) when ``entries`` is empty.
+
+    ``vote`` is the leader's committed vote (its term, §5.1); ``prev_log_id`` the id
+    of the entry just before ``entries`` (None: they start the log); ``entries`` the
+    entries to store (`LogEntries` or a sequence of `Entry`); ``leader_commit`` the
+    leader's commit index (§5.3).
+    """
+
+    vote: Vote
+    prev_log_id: LogId | None = None
+    entries: Any = ()
+    leader_commit: LogId | None = None
+
+    def validate(self) -> LogEntries:
+        """Check the request; return its entries as `LogEntries`.
+
+        Raises `ProtocolError` if the entries do not follow ``prev_log_id`` at
+        consecutive indexes, if terms decrease (§5.3), or if an entry claims a term
+        above the leader's.
+        """
+        _check_vote(self.vote, "AppendEntriesRequest")
+        _check_log_id(self.prev_log_id, "AppendEntriesRequest.prev_log_id")
+        _check_log_id(self.leader_commit, "AppendEntriesRequest.leader_commit")
+        entries = as_log_entries(self.entries)
+        n = len(entries)
+        if n == 0:
+            return entries
+        expect = -1 if self.prev_log_id is None else self.prev_log_id.index
+        last_term = -1 if self.prev_log_id is None else self.prev_log_id.leader_id
+        first = entries.log_id_at(0)
+        last = entries.log_id_at(n - 1)
+        if first.index != expect + 1 or last.index != expect + n:
+            raise ProtocolError(
+                f"AppendEntries: entries {first.index}..{last.index} do not follow prev index {expect}"
+            )
+        for index, term in entries.term_runs():
+            if term < last_term:
+                raise ProtocolError(f"AppendEntries: term decreases to {term} at index {index}")
+            last_term = term
+        if last_term > self.vote.term:
+            raise ProtocolError(f"AppendEntries: entry term {last_term} above the leader's term {self.vote.term}")
+        return entries
+
+
+@dataclass(frozen=True, slots=True)
+class AppendEntriesResponse:
+    """The answer to an `AppendEntriesRequest` (§5.3).
+
+    * success: ``success=True``; ``matching`` is the last log id known to match the
+      leader's (None: everything that was sent);
+    * conflict (the consistency check failed): ``success=False`` with a hint for
+      fast backtracking (§5.3, "the follower can include the term of the
+      conflicting entry"): ``conflict_index`` is the largest index ``<= prev`` at
+      which the follower's term is ``<=`` the leader's prev term, and
+      ``conflict_term`` the follower's term there (-1 / -1: nothing matches);
+    * higher vote: ``vote`` is above the leader's; the leader steps down (§5.1).
+    """
+
+    vote: Vote
+    success: bool
+    matching: LogId | None = None
+    conflict_index: int = -1
+    conflict_term: int = -1
+
+
+# -- snapshots (§7) --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class InstallSnapshotRequest:
+    """InstallSnapshot RPC (§7): one chunk of the leader's snapshot.
+
+    The runtime reassembles chunks (``offset``, ``data``, ``done``) and hands the
+    engine one `raftx.engine.events.SnapshotReceived` with the full snapshot's meta.
+    """
+
+    vote: Vote
+    meta: SnapshotMeta
+    offset: int = 0
+    data: bytes = b""
+    done: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotResponse:
+    """The answer to a snapshot transfer (§7): the receiver's vote (higher: step down)."""
+
+    vote: Vote
+
+
+InstallSnapshotResponse = SnapshotResponse
+
+
+# -- leadership transfer (thesis §3.10) ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TransferLeaderRequest:
+    """The leader asks ``to_node_id`` to start an election at once (thesis §3.10).
+
+    Sent to every node so that all of them drop the leader lease of ``from_leader``.
+    ``last_log_id`` is the leader's last log id: the target only campaigns once its
+    log has caught up to it.
+    """
+
+    from_leader: Vote
+    to_node_id: int
+    last_log_id: LogId | None = None
