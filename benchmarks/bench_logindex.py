@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 from array import array
 from collections import deque
+from itertools import accumulate
 from types import SimpleNamespace
 from typing import Any
 
@@ -32,11 +33,8 @@ def columns() -> tuple[array, array, array]:
     """1M entries: 400 term runs, records of 100..355 bytes laid end to end."""
     terms = array("Q", (1 + i // 2_500 for i in range(N)))
     lengths = array("I", (100 + i % 256 for i in range(N)))
-    offsets = array("Q", [0]) * N
-    pos = 0
-    for i in range(N):
-        offsets[i] = pos
-        pos += lengths[i]
+    offsets = array("Q", accumulate(lengths, initial=0))
+    del offsets[-1]
     return terms, offsets, lengths
 
 
@@ -62,22 +60,18 @@ def million(core: SimpleNamespace, segments: list[tuple[int, array, array, array
     return li
 
 
-def test_term_at_random(
-    benchmark: Any, core: SimpleNamespace, columns: Any, segments: Any, probes: list[int]
+@pytest.mark.parametrize("method", ["term_at", "locate"])
+def test_lookup_random(
+    benchmark: Any, core: SimpleNamespace, columns: Any, segments: Any, probes: list[int], method: str
 ) -> None:
+    """``term_at`` or ``locate`` of 10,000 random indexes (units: lookups)."""
     li = million(core, segments)
+    lookup = getattr(li, method)
     benchmark.extra_info["units"] = PROBES
-    benchmark(lambda: deque(map(li.term_at, probes), maxlen=0))
-    assert [li.term_at(i) for i in probes[:100]] == [columns[0][i] for i in probes[:100]]
-
-
-def test_locate_random(
-    benchmark: Any, core: SimpleNamespace, columns: Any, segments: Any, probes: list[int]
-) -> None:
-    li = million(core, segments)
-    benchmark.extra_info["units"] = PROBES
-    benchmark(lambda: deque(map(li.locate, probes), maxlen=0))
-    assert [li.locate(i)[1] for i in probes[:100]] == [columns[1][i] for i in probes[:100]]
+    benchmark(lambda: deque(map(lookup, probes), maxlen=0))
+    terms, offsets, lengths = columns
+    want = {"term_at": lambda i: terms[i], "locate": lambda i: (i * 10 // N, offsets[i], lengths[i])}[method]
+    assert [lookup(i) for i in probes[:100]] == [want(i) for i in probes[:100]]
 
 
 def test_extend_1000_entry_batches(benchmark: Any, core: SimpleNamespace, columns: Any) -> None:
