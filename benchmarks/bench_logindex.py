@@ -29,7 +29,7 @@ BATCHES = 100
 
 
 @pytest.fixture(scope="module")
-def columns() -> tuple[array, array, array]:
+def columns() -> tuple[array[int], array[int], array[int]]:
     """1M entries: 400 term runs, records of 100..355 bytes laid end to end."""
     terms = array("Q", (1 + i // 2_500 for i in range(N)))
     lengths = array("I", (100 + i % 256 for i in range(N)))
@@ -45,14 +45,14 @@ def probes() -> list[int]:
 
 
 @pytest.fixture(scope="module")
-def segments(columns: tuple[array, array, array]) -> list[tuple[int, array, array, array]]:
+def segments(columns: tuple[array[int], array[int], array[int]]) -> list[tuple[int, array[int], array[int], array[int]]]:
     """The 1M entries cut into 10 segments of 100k, as ``scan_records`` returns them."""
     terms, offsets, lengths = columns
     bounds = [(seg * N // 10, (seg + 1) * N // 10) for seg in range(10)]
     return [(lo, terms[lo:hi], offsets[lo:hi], lengths[lo:hi]) for lo, hi in bounds]
 
 
-def million(core: SimpleNamespace, segments: list[tuple[int, array, array, array]]) -> Any:
+def million(core: SimpleNamespace, segments: list[tuple[int, array[int], array[int], array[int]]]) -> Any:
     """A fresh 1M-entry index: one extend per segment."""
     li = core.logindex.LogIndex()
     for seg, (first, terms, offsets, lengths) in enumerate(segments):
@@ -70,7 +70,10 @@ def test_lookup_random(
     benchmark.extra_info["units"] = PROBES
     benchmark(lambda: deque(map(lookup, probes), maxlen=0))
     terms, offsets, lengths = columns
-    want = {"term_at": lambda i: terms[i], "locate": lambda i: (i * 10 // N, offsets[i], lengths[i])}[method]
+
+    def want(i: int) -> Any:
+        return terms[i] if method == "term_at" else (i * 10 // N, offsets[i], lengths[i])
+
     assert [lookup(i) for i in probes[:100]] == [want(i) for i in probes[:100]]
 
 

@@ -27,10 +27,10 @@ class LogIndex:
     def extend(
         self,
         first_index: int,
-        terms: Sequence[int] | array,
+        terms: Sequence[int] | array[int],
         segment: int,
-        offsets: Sequence[int] | array,
-        lengths: Sequence[int] | array,
+        offsets: Sequence[int] | array[int],
+        lengths: Sequence[int] | array[int],
     ) -> None: ...
     def truncate_after(self, i: int) -> None: ...
     def purge_upto(self, i: int) -> None: ...

@@ -76,12 +76,13 @@ def _check_index(value: object, name: str = "index") -> int:
     return _check_int(value, name, MAX_INDEX + 1)
 
 
-def _column(typecode: str, values: object, name: str) -> array:
+def _column(typecode: str, values: object, name: str) -> array[int]:
     """``values`` as an ``array(typecode)`` (no copy if it already is one)."""
     if isinstance(values, array) and values.typecode == typecode:
         return values
     try:
-        return array(typecode, values)  # type: ignore[arg-type]
+        column: array[int] = array(typecode, values)  # type: ignore[call-overload]
+        return column
     except (TypeError, OverflowError, ValueError):
         bits = 64 if typecode == "Q" else 32
         raise LogIndexError(f"{name} must be a sequence of ints in [0, 2**{bits})") from None
@@ -256,10 +257,10 @@ class LogIndex:
     def extend(
         self,
         first_index: int,
-        terms: Sequence[int] | array,
+        terms: Sequence[int] | array[int],
         segment: int,
-        offsets: Sequence[int] | array,
-        lengths: Sequence[int] | array,
+        offsets: Sequence[int] | array[int],
+        lengths: Sequence[int] | array[int],
     ) -> None:
         """Add a batch of entries ``first_index, first_index + 1, ...`` all in ``segment``.
 
