@@ -38,10 +38,10 @@ from raftx.messages import (
 )
 from raftx.types import ClientWriteResponse, Entry, LogId, Membership, ServerState, SnapshotMeta, StoredMembership, Vote
 
-__all__ = ["Cluster", "MemNode", "Msg", "Reply", "test_config"]
+__all__ = ["Cluster", "MemNode", "Msg", "Reply", "elect", "flush", "make_engine", "of_type", "make_config"]
 
 
-def test_config(**kw: Any) -> Config:
+def make_config(**kw: Any) -> Config:
     """A config for tests: 100..200 ms elections, 20 ms heartbeats, no snapshots."""
     base: dict[str, Any] = dict(
         election_timeout_min=100, election_timeout_max=200, heartbeat_interval=20,
@@ -103,14 +103,23 @@ class MemNode:
     """One engine plus in-memory storage and state machine that obey its commands."""
 
     def __init__(self, node_id: int, config: Config, seed: int, send: Callable[[Msg], None], auto_flush: bool = True,
-                 restored: RestoredState | None = None) -> None:
+                 entries: Iterable[Entry] = (), vote: Vote | None = None, voters: Iterable[int] | None = None) -> None:
         self.id = node_id
+        entries = list(entries)
+        restored = None
+        if entries or vote is not None or voters is not None:
+            restored = RestoredState(
+                vote=vote or Vote(),
+                log_runs=EntryList(entries).term_runs(),
+                last_index=entries[-1].log_id.index if entries else -1,
+                memberships=[StoredMembership(None, Membership.new(set(voters)))] if voters is not None else [],
+            )
         self.engine = Engine(node_id, config, random.Random(seed), restored)
         self.send = send
         self.auto_flush = auto_flush
         # durable state (in memory)
-        self.vote = Vote()
-        self.entries: dict[int, Entry] = {}
+        self.vote = vote or Vote()
+        self.entries: dict[int, Entry] = {e.log_id.index: e for e in entries}
         self.committed: LogId | None = None
         self.snapshot: SnapshotMeta | None = None
         self.snapshot_data: list[Entry] = []
@@ -310,7 +319,7 @@ class Cluster:
 
     def __init__(self, ids: Iterable[int] = (1, 2, 3), config: Config | None = None, seed: int = 0,
                  auto_flush: bool = True) -> None:
-        self.config = config or test_config()
+        self.config = config or make_config()
         self.now = 0
         self.queue: deque[Msg] = deque()
         self.cut_links: set[tuple[int, int]] = set()
@@ -318,8 +327,12 @@ class Cluster:
         for i in ids:
             self.add_node(i, seed, auto_flush)
 
-    def add_node(self, node_id: int, seed: int = 0, auto_flush: bool = True) -> MemNode:
-        node = MemNode(node_id, self.config, seed * 1000 + node_id, self._send, auto_flush)
+    def add_node(self, node_id: int, seed: int = 0, auto_flush: bool = True, *, terms: Iterable[int] | None = None,
+                 vote: Vote | None = None, voters: Iterable[int] | None = None) -> MemNode:
+        """Add a node; ``terms`` (entry terms from index 0) / ``vote`` / ``voters`` restore
+        a node that already has a log (entries ``b"<index>"``)."""
+        entries = [Entry(LogId(t, i), f"{i}".encode()) for i, t in enumerate(terms or ())]
+        node = MemNode(node_id, self.config, seed * 1000 + node_id, self._send, auto_flush, entries, vote, voters)
         node.start(self.now)
         self.nodes[node_id] = node
         return node
@@ -444,3 +457,60 @@ class Cluster:
             for y in applied:
                 k = min(len(x), len(y))
                 assert x[:k] == y[:k], "state machines diverged"
+
+
+# -- single-engine helpers (openraft engine-test style) ---------------------------------------------
+
+
+def make_engine(
+    node_id: int = 1,
+    voters: Iterable[int] = (1, 2, 3),
+    terms: Iterable[int] = (),
+    vote: Vote | None = None,
+    committed: int | None = None,
+    seed: int = 0,
+    learners: Iterable[int] = (),
+    **config: Any,
+) -> Engine:
+    """An engine restored with a log of entry ``terms`` (index 0 on), ``vote`` and a
+    commit index (already applied); lease off unless asked (paper semantics)."""
+    terms = list(terms)
+    config.setdefault("enable_leader_lease", False)
+    committed_id = None if committed is None else LogId(terms[committed], committed)
+    restored = RestoredState(
+        vote=vote or Vote(max(terms, default=0)),
+        log_runs=EntryList([Entry(LogId(t, i)) for i, t in enumerate(terms)]).term_runs(),
+        last_index=len(terms) - 1,
+        committed=committed_id,
+        applied=committed_id,
+        memberships=[StoredMembership(None, Membership.new(set(voters), learners))],
+    )
+    eng = Engine(node_id, make_config(**config), random.Random(seed), restored)
+    eng.startup(0)
+    return eng
+
+
+def flush(eng: Engine) -> list[cmd.Command]:
+    """Report every storage write durable."""
+    return eng.step(ev.IOFlushed(eng.io.submitted))
+
+
+def elect(eng: Engine, granters: Iterable[int] | None = None) -> list[cmd.Command]:
+    """Make ``eng`` campaign and win with grants from ``granters`` (default: a majority)."""
+    eng.step(ev.TriggerElect())
+    flush(eng)
+    cand = eng.candidate
+    out: list[cmd.Command] = []
+    if cand is None:
+        return out
+    voters = sorted(eng.membership.effective.membership.voter_ids() - {eng.id})
+    if granters is None:
+        granters = voters[: (len(voters) + 1) // 2]  # with our own vote: a majority
+    for g in granters:
+        out += eng.step(ev.VoteResponded(g, cand.vote, VoteResponse(cand.vote, True, None)))
+    return out
+
+
+def of_type(cmds: Iterable[cmd.Command], kind: type) -> list[Any]:
+    """The commands of one class, in order."""
+    return [c for c in cmds if isinstance(c, kind)]
