@@ -7,7 +7,7 @@ int64; clusters have a few dozen voters at most, so a small insertion sort (or a
 insertion step per update in the trackers) beats anything cleverer.
 """
 
-from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.long cimport PyLong_AsLongLongAndOverflow, PyLong_CheckExact
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.ref cimport PyObject
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
@@ -67,45 +67,70 @@ cdef inline Py_ssize_t _quorum_pos(Py_ssize_t n) noexcept nogil:
     return n - (n // 2 + 1)
 
 
-cdef int64_t _committed_index(object matched) except -2:
+cdef Py_ssize_t _pick(object seq, Py_ssize_t n, int64_t* vals, int64_t* srt, int64_t* value) except -1:
+    """Index in ``seq`` (a PySequence_Fast of n >= 1 items) of the committed index (§5.3).
+
+    ``vals`` and ``srt`` are scratch arrays of ``n``; the value is stored in ``value``.
+    """
+    cdef Py_ssize_t i
+    for i in range(n):
+        vals[i] = srt[i] = _check("matched index", <object>PySequence_Fast_GET_ITEM(seq, i), -1)
+    if n > _STACK_VOTERS:
+        qsort(srt, n, sizeof(int64_t), _cmp_int64)
+    else:
+        _insertion_sort(srt, n)
+    value[0] = srt[_quorum_pos(n)]
+    i = 0
+    while vals[i] != value[0]:
+        i += 1
+    return i
+
+
+cdef object _committed_item(object matched, int64_t* value):
+    """The committed index of ``matched`` as a Python int (``None`` when empty), and its value.
+
+    Returns the caller's own int object where it can: no allocation on the hot path.
+    """
     cdef object seq = PySequence_Fast(matched, "matched must be iterable")
     cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(seq)
+    cdef int64_t vals[_STACK_VOTERS]
+    cdef int64_t srt[_STACK_VOTERS]
+    cdef int64_t* heap
     cdef Py_ssize_t i
-    cdef int64_t stack_buf[_STACK_VOTERS]
-    cdef int64_t* buf = stack_buf
-    cdef int64_t result
     if n == 0:
-        return INT64_MAX
-    if n > _STACK_VOTERS:
-        buf = <int64_t*>PyMem_Malloc(n * sizeof(int64_t))
-        if buf == NULL:
+        value[0] = INT64_MAX
+        return None
+    if n <= _STACK_VOTERS:
+        i = _pick(seq, n, vals, srt, value)
+    else:
+        heap = <int64_t*>PyMem_Malloc(2 * n * sizeof(int64_t))
+        if heap == NULL:
             raise MemoryError()
-    try:
-        for i in range(n):
-            buf[i] = _check("matched index", <object>PySequence_Fast_GET_ITEM(seq, i), -1)
-        if n > _STACK_VOTERS:
-            qsort(buf, n, sizeof(int64_t), _cmp_int64)
-        else:
-            _insertion_sort(buf, n)
-        result = buf[_quorum_pos(n)]
-    finally:
-        if buf != stack_buf:
-            PyMem_Free(buf)
-    return result
+        try:
+            i = _pick(seq, n, heap, heap + n, value)
+        finally:
+            PyMem_Free(heap)
+    item = <object>PySequence_Fast_GET_ITEM(seq, i)
+    return item if PyLong_CheckExact(item) else value[0]  # bools and int subclasses: a plain int
 
 
 def committed_index(matched):
     """See ``quorum_py.committed_index`` (§5.3); empty → ``INDEX_MAX``."""
-    return _committed_index(matched)
+    cdef int64_t value
+    item = _committed_item(matched, &value)
+    return INDEX_MAX if item is None else item
 
 
 def joint_committed_index(matched_old, matched_new):
     """See ``quorum_py.joint_committed_index`` (thesis §4.3)."""
-    cdef int64_t old = _committed_index(matched_old)
+    cdef int64_t old_value, new_value
+    old = _committed_item(matched_old, &old_value)
     if len(matched_new) == 0:
-        return old
-    cdef int64_t new = _committed_index(matched_new)
-    return old if old < new else new
+        return INDEX_MAX if old is None else old
+    new = _committed_item(matched_new, &new_value)
+    if old_value <= new_value:
+        return INDEX_MAX if old is None else old
+    return new
 
 
 cdef inline int _tally(int64_t n, int64_t granted, int64_t rejected) noexcept nogil:
