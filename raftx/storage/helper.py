@@ -63,17 +63,17 @@ async def try_get_log_entry(reader: RaftLogReader, index: int) -> Entry | None:
 
 
 async def get_log_id(store: RaftLogStorage, index: int) -> LogId:
-    """The id at ``index``: the purged id itself, or a stored entry's id.
+    """The id of the stored entry at ``index`` (openraft ``get_log_id``).
 
-    Raises `raftx.errors.StorageError` for an index that is purged (below the purge
-    point) or beyond the last entry.
+    Raises `raftx.errors.StorageError` if no entry is stored there (purged, including
+    the purge point itself, or beyond the last entry).
     """
-    state = await store.get_log_state()
-    if state.last_purged_log_id is not None and state.last_purged_log_id.index == index:
-        return state.last_purged_log_id
     entry = await try_get_log_entry(await store.get_log_reader(), index)
     if entry is None:
-        raise StorageError(f"log id at index {index} not found (purged {state.last_purged_log_id}, last {state.last_log_id})")
+        state = await store.get_log_state()
+        raise StorageError(
+            f"no log entry at index {index} (purged {state.last_purged_log_id}, last {state.last_log_id})"
+        )
     return entry.log_id
 
 
@@ -128,10 +128,10 @@ async def get_key_log_ids(store: RaftLogStorage) -> list[LogId]:
         return out
     reader = await store.get_log_reader()
     first_index = 0 if purged is None else purged.index + 1
-    first_entry = await try_get_log_entry(reader, first_index)
-    if first_entry is None:
+    head = await reader.limited_get_log_entries(first_index, last.index + 1)
+    if not head or (purged is not None and head[0].log_id.index != first_index):
         raise StorageError(f"log has no entry at {first_index} although its last id is {last} (hole)")
-    first = first_entry.log_id
+    first = head[0].log_id
 
     async def at(i: int) -> LogId:
         e = await try_get_log_entry(reader, i)
