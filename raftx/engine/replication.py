@@ -211,7 +211,9 @@ def handle_append_response(eng: Engine, target: int, send_id: int, resp: AppendE
             matching = None  # a follower claiming more than was sent: ignore the claim
         if p.update_matching(matching) and target in leader.progress:
             maybe_commit(eng, leader.tracker.update(target, p.matching_index))
-        if p.state is ProgressState.PROBE and not send.heartbeat:
+        if not send.heartbeat and p.matching_index < send.last_index:
+            p.reset_to_probe()  # partial success: resend from what matched
+        elif p.state is ProgressState.PROBE and not send.heartbeat:
             p.state = ProgressState.REPLICATE
             p.next_index = max(p.next_index, p.matching_index + 1)
     elif not send.heartbeat or send.prev_log_id is not None:
