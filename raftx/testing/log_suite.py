@@ -818,136 +818,119 @@ async def flipped_bit_in_middle_record(ctx: _Ctx) -> None:
     await _raises(StorageError, ctx.entries(), "reading a corrupt record")
 
 
-@_case("faults")
-async def crash_between_truncate_and_append(ctx: _Ctx) -> None:
-    """After truncate(6) + a crashed append of term 2, no term-1 entry >= 6 survives (R11)."""
-    crash_at = 0
-    while True:
+async def _crash_sweep(
+    ctx: _Ctx,
+    setup: Callable[[_Ctx], Awaitable[Any]],
+    action: Callable[[_Ctx], Awaitable[Any]],
+    verify: Callable[[_Ctx, bool, int], Awaitable[None]],
+    what: str,
+) -> None:
+    """Crash ``action`` before its 0th, 1st, 2nd, ... file operation, each time on
+    fresh stores after ``setup``; reopen and ``verify(store, crashed, crash_at)``.
+    Ends with the first run that completes without crashing."""
+    for crash_at in range(100):
         ls, sm, caps = await _build_more(ctx)
         assert caps.faults is not None
         sub = _Ctx(ls, sm, caps)
         try:
-            await feed_10_logs_vote_self(sub)
-            await ls.truncate(6)
+            await setup(sub)
             caps.faults.crash_after(crash_at)
             crashed = False
             try:
-                await sub.append([normal(2, 6, b"new-6"), normal(2, 7, b"new-7")])
+                await action(sub)
             except SimulatedCrash:
                 crashed = True
             caps.faults.disarm()
             await sub.crash_and_reopen()
-            got = await sub.entries()
-            _eq(ids(got[:6]), [lid(0, 0)] + [lid(1, i) for i in range(1, 6)], f"entries 0..5 (crash at op {crash_at})")
-            for e in got[6:]:
-                _eq(e.log_id.leader_id, 2, f"entry {e.log_id.index} after truncate (crash at op {crash_at})")
+            await verify(sub, crashed, crash_at)
             if not crashed:
-                _eq(len(got), 8, "complete append")
                 return
         finally:
             await _dispose(sub)
-        crash_at += 1
-        _check(crash_at < 100, "append never completed")
+    raise AssertionError(f"{what} never completed in 100 attempts")
+
+
+@_case("faults")
+async def crash_between_truncate_and_append(ctx: _Ctx) -> None:
+    """After truncate(6) + a crashed append of term 2, no term-1 entry >= 6 survives (R11)."""
+
+    async def setup(sub: _Ctx) -> None:
+        await feed_10_logs_vote_self(sub)
+        await sub.ls.truncate(6)
+
+    async def action(sub: _Ctx) -> None:
+        await sub.append([normal(2, 6, b"new-6"), normal(2, 7, b"new-7")])
+
+    async def verify(sub: _Ctx, crashed: bool, n: int) -> None:
+        got = await sub.entries()
+        _eq(ids(got[:6]), [lid(0, 0)] + [lid(1, i) for i in range(1, 6)], f"entries 0..5 (crash at op {n})")
+        for e in got[6:]:
+            _eq(e.log_id.leader_id, 2, f"entry {e.log_id.index} after truncate (crash at op {n})")
+        if not crashed:
+            _eq(len(got), 8, "complete append")
+
+    await _crash_sweep(ctx, setup, action, verify, "append")
 
 
 @_case("faults")
 async def crash_during_truncate(ctx: _Ctx) -> None:
     """A crash mid-truncate leaves a prefix of the log that keeps entries 0..5 (R11)."""
-    crash_at = 0
-    while True:
-        ls, sm, caps = await _build_more(ctx)
-        assert caps.faults is not None
-        sub = _Ctx(ls, sm, caps)
-        try:
-            await feed_10_logs_vote_self(sub)
-            await sub.append([normal(1, i) for i in range(11, 40)])
-            full = ids(await sub.entries())
-            caps.faults.crash_after(crash_at)
-            crashed = False
-            try:
-                await ls.truncate(6)
-            except SimulatedCrash:
-                crashed = True
-            caps.faults.disarm()
-            await sub.crash_and_reopen()
-            got = ids(await sub.entries())
-            _check(len(got) >= 6 and got == full[: len(got)], f"a prefix holding 0..5 (crash at op {crash_at}): {got}")
-            if not crashed:
-                _eq(len(got), 6, "complete truncate")
-                return
-        finally:
-            await _dispose(sub)
-        crash_at += 1
-        _check(crash_at < 100, "truncate never completed")
+    full = [lid(0, 0)] + [lid(1, i) for i in range(1, 40)]
+
+    async def setup(sub: _Ctx) -> None:
+        await feed_10_logs_vote_self(sub)
+        await sub.append([normal(1, i) for i in range(11, 40)])
+
+    async def verify(sub: _Ctx, crashed: bool, n: int) -> None:
+        got = ids(await sub.entries())
+        _check(len(got) >= 6 and got == full[: len(got)], f"a prefix holding 0..5 (crash at op {n}): {got}")
+        if not crashed:
+            _eq(len(got), 6, "complete truncate")
+
+    await _crash_sweep(ctx, setup, lambda sub: sub.ls.truncate(6), verify, "truncate")
 
 
 @_case("faults")
 async def crash_during_purge(ctx: _Ctx) -> None:
     """A crash mid-purge leaves the old or the new purge point, never a hole (R12)."""
-    crash_at = 0
-    while True:
-        ls, sm, caps = await _build_more(ctx)
-        assert caps.faults is not None
-        sub = _Ctx(ls, sm, caps)
-        try:
-            await feed_10_logs_vote_self(sub)
-            for i in range(11, 40, 5):
-                await sub.append([normal(1, j) for j in range(i, i + 5)])
-            caps.faults.crash_after(crash_at)
-            crashed = False
-            try:
-                await ls.purge(lid(1, 25))
-            except SimulatedCrash:
-                crashed = True
-            caps.faults.disarm()
-            await sub.crash_and_reopen()
-            state = await sub.ls.get_log_state()
-            got = [e.log_id.index for e in await sub.entries()]
-            _eq(state.last_log_id, lid(1, 40), f"last log id (crash at op {crash_at})")
-            if state.last_purged_log_id is None:
-                _eq(got, list(range(41)), f"nothing purged (crash at op {crash_at})")
-            else:
-                _eq(state.last_purged_log_id, lid(1, 25), f"purge point (crash at op {crash_at})")
-                _eq(got, list(range(26, 41)), f"entries after the purge point (crash at op {crash_at})")
-            if not crashed:
-                _check(state.last_purged_log_id is not None, "a complete purge is durable")
-                return
-        finally:
-            await _dispose(sub)
-        crash_at += 1
-        _check(crash_at < 100, "purge never completed")
+
+    async def setup(sub: _Ctx) -> None:
+        await feed_10_logs_vote_self(sub)
+        for i in range(11, 40, 5):
+            await sub.append([normal(1, j) for j in range(i, i + 5)])
+
+    async def verify(sub: _Ctx, crashed: bool, n: int) -> None:
+        state = await sub.ls.get_log_state()
+        got = [e.log_id.index for e in await sub.entries()]
+        _eq(state.last_log_id, lid(1, 40), f"last log id (crash at op {n})")
+        if state.last_purged_log_id is None:
+            _eq(got, list(range(41)), f"nothing purged (crash at op {n})")
+        else:
+            _eq(state.last_purged_log_id, lid(1, 25), f"purge point (crash at op {n})")
+            _eq(got, list(range(26, 41)), f"entries after the purge point (crash at op {n})")
+        if not crashed:
+            _check(state.last_purged_log_id is not None, "a complete purge is durable")
+
+    await _crash_sweep(ctx, setup, lambda sub: sub.ls.purge(lid(1, 25)), verify, "purge")
 
 
 @_case("faults")
 async def crash_during_vote_save(ctx: _Ctx) -> None:
     """After a crash mid-save the vote is the old or the new one, never a mix (R5, R7)."""
     old, new = Vote(3, 1), Vote(4, 2, True)
-    crash_at = 0
-    while True:
-        ls, sm, caps = await _build_more(ctx)
-        assert caps.faults is not None
-        sub = _Ctx(ls, sm, caps)
-        try:
-            await ls.save_vote(old)
-            await sub.append([blank(1, 1)])
-            caps.faults.crash_after(crash_at)
-            crashed = False
-            try:
-                await ls.save_vote(new)
-            except SimulatedCrash:
-                crashed = True
-            caps.faults.disarm()
-            await sub.crash_and_reopen()
-            got = await sub.ls.read_vote()
-            _check(got in (old, new), f"vote after a crash at op {crash_at}: {got!r}")
-            _eq(ids(await sub.entries()), [lid(1, 1)], "log untouched by a vote save")
-            if not crashed:
-                _eq(got, new, "a complete save is durable")
-                return
-        finally:
-            await _dispose(sub)
-        crash_at += 1
-        _check(crash_at < 100, "save_vote never completed")
+
+    async def setup(sub: _Ctx) -> None:
+        await sub.ls.save_vote(old)
+        await sub.append([blank(1, 1)])
+
+    async def verify(sub: _Ctx, crashed: bool, n: int) -> None:
+        got = await sub.ls.read_vote()
+        _check(got in (old, new), f"vote after a crash at op {n}: {got!r}")
+        _eq(ids(await sub.entries()), [lid(1, 1)], "log untouched by a vote save")
+        if not crashed:
+            _eq(got, new, "a complete save is durable")
+
+    await _crash_sweep(ctx, setup, lambda sub: sub.ls.save_vote(new), verify, "save_vote")
 
 
 @_case("faults")
