@@ -88,7 +88,8 @@ def rebuild_progress(eng: Engine) -> None:
     for gone in set(leader.progress) - targets:
         del leader.progress[gone]
     for t in sorted(targets - set(leader.progress)):
-        leader.progress[t] = Progress(eng.log.last_index + 1)
+        # probe with the last entry (§5.3): a conflict answer walks back from there
+        leader.progress[t] = Progress(max(eng.log.last_index, eng.log.first_index))
     leader.new_tracker(m)
     own = eng.io.flushed_log_id
     if own is not None and eng.log.has(own):

@@ -150,9 +150,9 @@ def test_conflict_hint_backtracks_a_whole_term_per_round_trip() -> None:
     elect(eng, granters=[3])
     flush(eng)
     [send] = [s for s in eng.leader.progress[2].sends.values() if not s.heartbeat]
-    assert send.prev_log_id == LogId(6, 9)
-    # follower f of Figure 7: 1 1 1 2 2 2 3 3 3 3 3 -> hint: index 9, term 3
-    cmds = eng.step(ev.AppendResponded(2, send.send_id, AppendEntriesResponse(Vote(8, 1, True), False, None, 9, 3)))
+    assert send.prev_log_id == LogId(6, 8)
+    # follower f of Figure 7: 1 1 1 2 2 2 3 3 3 3 3 -> hint: index 8, term 3
+    cmds = eng.step(ev.AppendResponded(2, send.send_id, AppendEntriesResponse(Vote(8, 1, True), False, None, 8, 3)))
     [rep] = of_type(cmds, cmd.Replicate)
     assert rep.prev_log_id == LogId(1, 2)  # the last index whose term <= 3 in the leader's log
     assert eng.leader.progress[2].state is ProgressState.PROBE
