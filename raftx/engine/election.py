@@ -58,6 +58,8 @@ def in_leader_lease(eng: Engine, candidate: int | None) -> bool:
     """True while the leader lease forbids voting for ``candidate`` (openraft lease)."""
     if not eng.config.enable_leader_lease or eng.leader_seen_at is None:
         return False
+    if not eng.vote.committed:
+        return False  # no leader of our current vote to protect (openraft: lease needs a committed vote)
     if eng.current_leader == candidate:
         return False
     exempt = eng.transfer_exempt

@@ -514,3 +514,43 @@ def elect(eng: Engine, granters: Iterable[int] | None = None) -> list[cmd.Comman
 def of_type(cmds: Iterable[cmd.Command], kind: type) -> list[Any]:
     """The commands of one class, in order."""
     return [c for c in cmds if isinstance(c, kind)]
+
+
+# -- scenario helpers (tests/engine/test_scenarios_*.py) ---------------------------------------------
+
+
+def restored_cluster(logs: dict[int, Iterable[int]], votes: dict[int, Vote] | None = None,
+                     voters: Iterable[int] | None = None, **config: Any) -> Cluster:
+    """A cluster whose node ``i`` starts with a log of entry terms ``logs[i]`` (index 0
+    on), vote ``votes[i]`` (default: the term of its last entry) and ``voters`` (default:
+    every node) as its membership; ``config`` overrides `make_config`."""
+    cluster = Cluster((), make_config(**config))
+    members = sorted(voters if voters is not None else logs)
+    for node_id, terms in logs.items():
+        terms = list(terms)
+        vote = (votes or {}).get(node_id, Vote(max(terms, default=0)))
+        cluster.add_node(node_id, terms=terms, vote=vote, voters=members)
+    return cluster
+
+
+def append_request(leader: Engine, c: cmd.Replicate) -> AppendEntriesRequest:
+    """The AppendEntries a runtime would send for ``c``, built from ``leader``'s log view
+    (blank entries with the terms the leader holds)."""
+    entries = [Entry(leader.log.log_id_at(i)) for i in range(c.first_index, c.last_index + 1)]  # type: ignore[arg-type]
+    return AppendEntriesRequest(c.vote, c.prev_log_id, EntryList(entries), c.leader_commit)
+
+
+def responses(cmds: Iterable[cmd.Command]) -> list[Any]:
+    """The values of the `Respond` commands, in order."""
+    return [c.value for c in cmds if isinstance(c, cmd.Respond)]
+
+
+def booted_cluster(n: int = 3, **config: Any) -> Cluster:
+    """``n`` voters ``1..n`` that all hold the initial membership entry (index 0, term 0)
+    and have not voted; nothing elected yet. ``config`` overrides `make_config`."""
+    return restored_cluster({i: [0] for i in range(1, n + 1)}, {i: Vote(0) for i in range(1, n + 1)}, **config)
+
+
+def campaign(cluster: Cluster, node_id: int, pre_vote: bool = False) -> None:
+    """Force an election timeout on ``node_id`` (its vote requests are queued, not delivered)."""
+    cluster[node_id].handle(ev.TriggerElect(pre_vote))
