@@ -7,13 +7,17 @@ spec and carries the docstrings. Layout: growable C buffers allocated with
 ``uint32`` length; terms and segments as runs ``(first index, value)``. Each buffer
 keeps a start offset so purging the front is O(1); the live region is moved to the
 front lazily (when the dead prefix is at least half the live data and the buffer is
-full) and the buffer shrinks when it falls below a quarter full.
+full) and the buffer shrinks when it falls below a quarter full. One Python int per
+*term run* is kept as well, so `term_at` returns a shared object instead of
+allocating one (bench_logindex::test_lookup_random[c-term_at]).
 """
 
 import logging
 import operator
+import sys
 
 cimport cython
+from cpython.list cimport PyList_GET_ITEM
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
 from libc.stdint cimport int64_t, uint32_t, uint64_t
@@ -209,6 +213,9 @@ cdef void _runs_free(Runs* r):
     r.start = r.count = r.cap = 0
 
 
+# no_gc_clear: term_objs holds only ints (no cycles through it), and clearing it would
+# leave term_at reading a None list.
+@cython.no_gc_clear
 cdef class LogIndex:
     """Log index -> term (as runs) and locator. See `raftx._core.logindex_py.LogIndex`."""
 
@@ -221,6 +228,10 @@ cdef class LogIndex:
     # (tp_alloc zeroes a new object: buffers NULL, counts 0, first_index 0)
     cdef Runs terms
     cdef Runs segs
+    cdef list term_objs  # term_objs[k] is the int of the term run at terms.start + k
+
+    def __cinit__(self):
+        self.term_objs = []
 
     def __dealloc__(self):
         PyMem_Free(self.offsets)
@@ -240,9 +251,7 @@ cdef class LogIndex:
 
     @property
     def last_term(self):
-        if self.terms.count == 0:
-            return None
-        return self.terms.value[self.terms.start + self.terms.count - 1]
+        return self.term_objs[-1] if self.term_objs else None
 
     def __len__(self):
         return self.e_count
@@ -265,7 +274,7 @@ cdef class LogIndex:
         cdef long long j = PyLong_AsLongLongAndOverflow(i, &overflow)
         if overflow or j < self.first or j - self.first >= self.e_count:
             raise self._out_of_range(i)
-        return self.terms.value[self.terms.start + _runs_find(&self.terms, j)]
+        return <object>PyList_GET_ITEM(self.term_objs, _runs_find(&self.terms, j))
 
     def locate(self, i):
         cdef int overflow = 0
@@ -343,7 +352,8 @@ cdef class LogIndex:
     def memory_bytes(self):
         return (type(self).__basicsize__
                 + self.e_cap * (sizeof(uint64_t) + sizeof(uint32_t))
-                + (self.terms.cap + self.segs.cap) * (sizeof(int64_t) + sizeof(uint64_t)))
+                + (self.terms.cap + self.segs.cap) * (sizeof(int64_t) + sizeof(uint64_t))
+                + sys.getsizeof(self.term_objs) + sum([sys.getsizeof(t) for t in self.term_objs]))
 
     def __sizeof__(self):
         return self.memory_bytes()
@@ -382,16 +392,19 @@ cdef class LogIndex:
         cdef uint64_t off = _u64(offset, "offset")
         cdef uint32_t ln = _u32(length, "length")
         cdef Py_ssize_t pos
+        cdef bint new_term = self._new_term(t)
         self._check_next(i)
         if self.terms.count and t < self.terms.value[self.terms.start + self.terms.count - 1]:
             raise LogIndexError(f"term {t} at index {i} is below the last term {self.last_term} (§5.3)")
-        # reserve everything first so a MemoryError leaves the index unchanged
+        # every step that can fail (MemoryError) comes first, so a failure changes nothing
         self._reserve_entries(1)
         _runs_reserve(&self.terms, 1)
         _runs_reserve(&self.segs, 1)
+        if new_term:
+            self.term_objs.append(t)
         if self.e_count == 0:
             self.first = i
-        if self._new_term(t):
+        if new_term:
             _runs_push(&self.terms, i, t)
         if self._new_segment(seg):
             _runs_push(&self.segs, i, seg)
@@ -425,18 +438,23 @@ cdef class LogIndex:
         if self.terms.count and tv[0] < self.terms.value[self.terms.start + self.terms.count - 1]:
             raise LogIndexError(
                 f"term {tv[0]} at index {first} is below the last term {self.last_term} (§5.3)")
+        cdef bint new_term = self._new_term(tv[0])
+        new_objs = [tv[0]] if new_term else []
         for k in range(1, n):
             if tv[k] != tv[k - 1]:
                 if tv[k] < tv[k - 1]:
                     raise LogIndexError(
                         f"term {tv[k]} at index {first + k} is below the term {tv[k - 1]} before it (§5.3)")
                 changes += 1
+                new_objs.append(tv[k])
+        # every step that can fail (MemoryError) comes first, so a failure changes nothing
         self._reserve_entries(n)
         _runs_reserve(&self.terms, changes + 1)
         _runs_reserve(&self.segs, 1)
+        self.term_objs.extend(new_objs)
         if self.e_count == 0:
             self.first = first
-        if self._new_term(tv[0]):
+        if new_term:
             _runs_push(&self.terms, first, tv[0])
         if self._new_segment(seg):
             _runs_push(&self.segs, first, seg)
@@ -463,13 +481,14 @@ cdef class LogIndex:
         keep = <Py_ssize_t>(j - self.first + 1)
         self.e_count = keep
         _runs_truncate_after(&self.terms, j)
+        del self.term_objs[self.terms.count:]
         _runs_truncate_after(&self.segs, j)
         self._shrink_entries()
 
     def purge_upto(self, i):
         cdef int overflow = 0
         cdef long long j = PyLong_AsLongLongAndOverflow(i, &overflow)
-        cdef Py_ssize_t drop
+        cdef Py_ssize_t drop, runs = self.terms.count
         if overflow < 0 or (overflow == 0 and j < self.first):
             return
         if overflow > 0 or j > C_MAX_INDEX:
@@ -478,6 +497,7 @@ cdef class LogIndex:
             self.e_start = self.e_count = 0
             self.terms.start = self.terms.count = 0
             self.segs.start = self.segs.count = 0
+            del self.term_objs[:]
             self.first = j + 1
             self._shrink_entries()
             _runs_shrink(&self.terms)
@@ -488,5 +508,6 @@ cdef class LogIndex:
         self.e_count -= drop
         self.first = j + 1
         _runs_purge_before(&self.terms, j + 1)
+        del self.term_objs[:runs - self.terms.count]
         _runs_purge_before(&self.segs, j + 1)
         self._shrink_entries()
