@@ -164,6 +164,8 @@ class StoredSnapshot:
             raise StorageError(f"cannot read snapshot {path}: {exc}") from exc
         if end != END_MAGIC:
             raise StorageCorrupted("snapshot trailer missing (incomplete file)", str(path), size - _TRAILER.size)
+        if _reserved != 0:
+            raise StorageCorrupted("snapshot trailer reserved bytes are not zero", str(path), size - 12)
         data_offset = _HEAD.size + meta_len
         if data_offset + data_len + _TRAILER.size != size:
             raise StorageCorrupted(f"snapshot data length {data_len} disagrees with file size {size}", str(path))

@@ -77,6 +77,12 @@ def make_builder(kind: str, base: Path) -> Callable[[], Awaitable[Any]]:
 
 
 @pytest.fixture
+def flip_record_bit() -> Callable[[Path, int], None]:
+    """`flip_bit_in_segment_record`, for tests that corrupt a closed log."""
+    return flip_bit_in_segment_record
+
+
+@pytest.fixture
 def store_dir() -> Any:
     d = Path(tempfile.mkdtemp(prefix="raftx-storage-"))
     yield d
