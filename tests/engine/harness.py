@@ -359,9 +359,15 @@ class Cluster:
     # -- moving messages and time ------------------------------------------------------------------
 
     def _drop(self, m: Msg) -> None:
-        """A lost request looks like a failed RPC to its sender."""
-        if m.kind in ("append_req", "snap_req") and m.src in self.nodes and not self.nodes[m.src].down:
-            self.nodes[m.src].handle(ev.ReplicationFailed(m.dst, m.context))
+        """A lost AppendEntries / snapshot request or answer is a failed RPC to the leader."""
+        if m.kind in ("append_req", "snap_req"):
+            leader, target = m.src, m.dst
+        elif m.kind in ("append_resp", "snap_resp"):
+            leader, target = m.dst, m.src
+        else:
+            return
+        if leader in self.nodes and not self.nodes[leader].down:
+            self.nodes[leader].handle(ev.ReplicationFailed(target, m.context))
 
     def deliver(self, pred: Callable[[Msg], bool] | None = None) -> int:
         """Deliver the messages queued now (those matching ``pred``); return how many."""
