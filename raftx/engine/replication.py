@@ -231,28 +231,19 @@ def _backtrack(eng: Engine, p: Progress, send: Send, resp: AppendEntriesResponse
 
     The follower's hint (``conflict_index``, ``conflict_term``) names the last
     index where its term is <= our prev term; our own log answers which index
-    below that can match, skipping a whole term per round trip.
+    below that can match, skipping a whole term per round trip. A rejection at or
+    below the matching index is stale (a reordered answer, etcd ``MaybeDecrTo``)
+    and changes nothing.
     """
     rejected = -1 if send.prev_log_id is None else send.prev_log_id.index
     if rejected <= p.matching_index:
-        # the follower lost entries it had acknowledged: probe from scratch
-        logger.warning("follower log reverted below its matching index %s", p.matching)
-        p.matching = None
-        if eng.leader is not None:
-            eng.leader.tracker.reset(_target_of(eng, p), -1)
+        logger.debug("stale rejection at %s (matching %s) ignored", send.prev_log_id, p.matching)
+        return
     probe, _ = eng.log.find_conflict_by_term(min(resp.conflict_index, rejected), resp.conflict_term)
     if resp.conflict_index < 0:
         probe = -1
     p.reset_to_probe()
     p.next_index = max(min(rejected, probe + 1), p.matching_index + 1)
-
-
-def _target_of(eng: Engine, p: Progress) -> int:
-    assert eng.leader is not None
-    for t, q in eng.leader.progress.items():
-        if q is p:
-            return t
-    raise AssertionError("progress without a target")
 
 
 def handle_replication_failed(eng: Engine, target: int, send_id: int) -> None:
