@@ -121,6 +121,9 @@ class SegmentedLogStore(LogStoreBase):
     ``node_id`` are written into every header and checked on open (R3).
     ``fsync=False`` skips fdatasync (benchmarks only; logged as a warning, R20).
     ``io`` replaces the file-system calls (a `raftx.storage.FaultInjector` in tests).
+    ``sync_in_thread`` (default) runs fdatasync in a worker thread so the event loop
+    keeps serving the network during it; False runs it on the loop thread (lower
+    latency per append, see benchmarks/bench_storage.py, but the loop stalls).
     """
 
     def __init__(
@@ -132,6 +135,7 @@ class SegmentedLogStore(LogStoreBase):
         cluster_name: str = "foo",
         node_id: int = 0,
         io: FileIO | None = None,
+        sync_in_thread: bool = True,
     ) -> None:
         if segment_bytes <= HEADER_SIZE:
             raise ValueError(f"segment_bytes must exceed the {HEADER_SIZE}-byte header, not {segment_bytes}")
@@ -145,6 +149,7 @@ class SegmentedLogStore(LogStoreBase):
         self.cluster_name = cluster_name
         self.node_id = node_id
         self._io = io if io is not None else FileIO()
+        self.sync_in_thread = sync_in_thread
         self._segments: list[_Segment] = []
         self._index = _core.logindex.LogIndex()
         self._hard = HardState(cluster_name, node_id)
@@ -350,7 +355,10 @@ class SegmentedLogStore(LogStoreBase):
                 self._dirty.clear()
                 if self.fsync and dirty:
                     try:
-                        await self._run(self._sync_fds, [s.fd for s in dirty])
+                        if self.sync_in_thread:
+                            await self._run(self._sync_fds, [s.fd for s in dirty])
+                        else:
+                            self._sync_fds([s.fd for s in dirty])
                     except BaseException as exc:
                         # A StorageError (R10), or a SimulatedCrash / cancellation that tests
                         # see through the callback: either way none of these became durable.
@@ -415,7 +423,7 @@ class SegmentedLogStore(LogStoreBase):
             seg.size = base + len(data)
             seg.count += len(batch)
             seg.last_crc = _U32.unpack_from(data, batch.offsets[-1] + 4)[0]
-            offsets = batch.offsets if base == 0 else array("Q", [o + base for o in batch.offsets])
+            offsets = array("Q", map(base.__add__, batch.offsets))
             self._index.extend(batch.first_index, batch.terms, seg.seq, offsets, batch.lengths)
             self._last = batch.last_log_id
             self._written += 1
