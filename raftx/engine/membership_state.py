@@ -74,7 +74,12 @@ class MembershipState:
         return self.effective is not before
 
     def install(self, stored: StoredMembership) -> None:
-        """A snapshot carrying ``stored`` was installed: it replaces older configs (§7)."""
+        """A snapshot carrying ``stored`` was installed: it replaces older configs (§7).
+
+        A snapshot without a membership (no log id, no voters) leaves them as they are.
+        """
+        if stored.log_id is None and not stored.membership.configs:
+            return
         later = [sm for sm in self.entries if _index(sm) > _index(stored)]
         self.entries = [stored, *later]
         self.committed_index = max(self.committed_index, _index(stored))

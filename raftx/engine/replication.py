@@ -22,7 +22,7 @@ from raftx.engine import reads
 from raftx.engine.commands import Replicate, SendSnapshot, BuildSnapshot
 from raftx.engine.progress import Progress, ProgressState, Send
 from raftx.messages import AppendEntriesResponse, PayloadBatch, SnapshotResponse
-from raftx.errors import ForwardToLeader
+from raftx.errors import ClientWriteError, ForwardToLeader
 from raftx.types import LogId
 
 if TYPE_CHECKING:
@@ -52,6 +52,11 @@ def client_write(eng: Engine, payloads: Sequence[bytes | None], responders: Sequ
         raise ValueError(f"{len(payloads)} payloads but {len(responders)} responders")
     if not payloads:
         return
+    bad = [k for k, x in enumerate(payloads) if x is not None and not isinstance(x, (bytes, bytearray, memoryview))]
+    if bad:
+        for r in responders:
+            eng.respond(r, ClientWriteError(f"payloads must be bytes; not at positions {bad}"))
+        return
     err: Exception | None = None
     if eng.leader is None:
         err = eng.forward_to_leader()
@@ -65,6 +70,7 @@ def client_write(eng: Engine, payloads: Sequence[bytes | None], responders: Sequ
     leader = eng.leader
     assert leader is not None
     leader.entry_bytes = 0.9 * leader.entry_bytes + 0.1 * (size / len(payloads))
+    payloads = [bytes(x) if isinstance(x, (bytearray, memoryview)) else x for x in payloads]
     leader_append(eng, PayloadBatch(eng.vote.term, eng.log.last_index + 1, payloads), responders)
 
 

@@ -221,3 +221,14 @@ def test_initialize_refused_twice_and_when_not_a_member() -> None:
     eng.step(ev.Initialize(Membership.new({1}), "r"))
     [r] = eng.step(ev.Initialize(Membership.new({1}), "r2"))
     assert isinstance(r.value, NotAllowed)
+
+
+def test_client_write_with_non_bytes_payload_is_refused_whole() -> None:
+    from raftx.errors import ClientWriteError
+
+    eng = make_engine(voters=[1])
+    eng.step(ev.TriggerElect())
+    last = eng.log.last_log_id
+    cmds = eng.step(ev.ClientWrite([b"ok", "not bytes"], ["r1", "r2"]))  # type: ignore[list-item]
+    assert [type(c.value) for c in cmds] == [ClientWriteError, ClientWriteError]
+    assert eng.log.last_log_id == last
