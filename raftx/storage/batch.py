@@ -58,7 +58,7 @@ class EncodedBatch:
         scan = _core.codec.scan_records(data, 0, expected_first_index)
         if scan.error is not None:
             raise scan.error
-        first = scan.first_index if scan.count else (expected_first_index or 0)
+        first = scan.first_index if scan.first_index is not None else (expected_first_index or 0)
         return cls(data, first, scan.terms, scan.offsets, scan.lengths)
 
     @classmethod

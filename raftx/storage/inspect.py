@@ -28,7 +28,7 @@ from raftx import _core
 from raftx.errors import StorageCorrupted, StorageError
 from raftx.storage.segment import HARDSTATE_NAME, HEADER_SIZE, HardState, SegmentHeader, parse_segment_name
 from raftx.storage.segmented import _is_torn_tail
-from raftx.storage.snapshot import StoredSnapshot
+from raftx.storage.snapshot import StoredSnapshot, log_id_to_list
 from raftx.types import Entry
 
 __all__ = ["main", "inspect_dir"]
@@ -46,10 +46,6 @@ def _snapshot_paths(root: Path) -> list[Path]:
     for d in (root, root / "snap", root / "snapshots"):
         out += sorted(d.glob("snapshot-*.snap"))
     return out
-
-
-def _lid(v: Any) -> list[int] | None:
-    return None if v is None else [v.leader_id, v.index]
 
 
 def _describe(e: Entry) -> dict[str, Any]:
@@ -83,12 +79,17 @@ def inspect_dir(root: Path, *, verify: bool = False, dump: bool = False) -> dict
             report["hard_state"] = {
                 "cluster": h.cluster_name, "node_id": h.node_id,
                 "vote": None if v is None else {"term": v.term, "node_id": v.node_id, "committed": v.committed},
-                "committed": _lid(h.committed), "purged": _lid(h.purged),
+                "committed": log_id_to_list(h.committed), "purged": log_id_to_list(h.purged),
             }
         except StorageCorrupted as exc:
             problem(str(exc), hard_path, exc.offset)
 
-    segs = sorted((parse_segment_name(p.name), p) for p in log_dir.glob("*.seg") if parse_segment_name(p.name))
+    segs: list[tuple[tuple[int, int], Path]] = []
+    for p in log_dir.glob("*.seg"):
+        parsed = parse_segment_name(p.name)
+        if parsed is not None:
+            segs.append((parsed, p))
+    segs.sort()
     prev: dict[str, Any] | None = None
     for (seq, first), path in segs:
         info: dict[str, Any] = {"file": path.name, "sequence": seq, "first_index": first, "size": path.stat().st_size}
@@ -108,7 +109,7 @@ def inspect_dir(root: Path, *, verify: bool = False, dump: bool = False) -> dict
                 count, last_crc, end, err, torn = 0, hdr.prev_checksum, HEADER_SIZE, None, False
                 if size > HEADER_SIZE:
                     with mmap.mmap(f.fileno(), size, prot=mmap.PROT_READ) as mm:
-                        scan = _core.codec.scan_records(mm, HEADER_SIZE, first)
+                        scan = _core.codec.scan_records(memoryview(mm), HEADER_SIZE, first)
                         count, end, err = scan.count, scan.end, scan.error
                         torn = err is not None and path == segs[-1][1] and _is_torn_tail(mm, end, size, scan.error_kind)
                         if count:
@@ -137,8 +138,8 @@ def inspect_dir(root: Path, *, verify: bool = False, dump: bool = False) -> dict
             if verify:
                 snap.verify()
             report["snapshots"].append({
-                "file": str(path), "last_log_id": _lid(snap.meta.last_log_id),
-                "membership_log_id": _lid(snap.meta.last_membership.log_id),
+                "file": str(path), "last_log_id": log_id_to_list(snap.meta.last_log_id),
+                "membership_log_id": log_id_to_list(snap.meta.last_membership.log_id),
                 "snapshot_id": snap.meta.snapshot_id, "data_bytes": snap.data_size,
             })
         except StorageCorrupted as exc:

@@ -40,6 +40,7 @@ import msgpack
 
 from raftx import _core
 from raftx.errors import StorageCorrupted
+from raftx.storage.snapshot import log_id_from_list, log_id_to_list
 from raftx.types import LogId, Vote
 
 __all__ = [
@@ -126,17 +127,6 @@ class SegmentHeader:
         return cls(cluster, node, seq, first, prev)
 
 
-def _lid(v: LogId | None) -> list[int] | None:
-    return None if v is None else [v.leader_id, v.index]
-
-
-def _unlid(v: object) -> LogId | None:
-    if v is None:
-        return None
-    term, index = v  # type: ignore[misc]
-    return LogId(int(term), int(index))
-
-
 @dataclass(frozen=True, slots=True)
 class HardState:
     """The small durable state next to the log: identity, vote, committed, purged."""
@@ -154,8 +144,8 @@ class HardState:
                 "cluster": self.cluster_name,
                 "node": self.node_id,
                 "vote": None if v is None else [v.term, v.node_id, v.committed],
-                "committed": _lid(self.committed),
-                "purged": _lid(self.purged),
+                "committed": log_id_to_list(self.committed),
+                "purged": log_id_to_list(self.purged),
             },
             use_bin_type=True,
         )
@@ -179,6 +169,6 @@ class HardState:
             d = msgpack.unpackb(body, raw=False)
             v = d["vote"]
             vote = None if v is None else Vote(int(v[0]), None if v[1] is None else int(v[1]), bool(v[2]))
-            return cls(str(d["cluster"]), int(d["node"]), vote, _unlid(d["committed"]), _unlid(d["purged"]))
+            return cls(str(d["cluster"]), int(d["node"]), vote, log_id_from_list(d["committed"]), log_id_from_list(d["purged"]))
         except (KeyError, TypeError, ValueError, IndexError, msgpack.UnpackException) as exc:
             raise StorageCorrupted(f"malformed hard state: {exc!r}", path, _HARD.size) from exc

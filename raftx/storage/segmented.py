@@ -313,7 +313,7 @@ class SegmentedLogStore(LogStoreBase):
         if size <= HEADER_SIZE:
             return
         with mmap.mmap(fd, size, prot=mmap.PROT_READ) as mm:
-            scan = _core.codec.scan_records(mm, HEADER_SIZE, first)
+            scan = _core.codec.scan_records(memoryview(mm), HEADER_SIZE, first)
             torn = scan.error is not None and last and _is_torn_tail(mm, scan.end, size, scan.error_kind)
             if scan.count:
                 seg.last_crc = _U32.unpack_from(mm, scan.offsets[-1] + 4)[0]

@@ -30,7 +30,7 @@ import uuid
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import msgpack
 
@@ -45,6 +45,8 @@ __all__ = [
     "StoredSnapshot",
     "decode_meta",
     "encode_meta",
+    "log_id_from_list",
+    "log_id_to_list",
 ]
 
 logger = logging.getLogger(__name__)
@@ -57,22 +59,21 @@ CHUNK_SIZE = 1 << 20
 _MAX_META = 64 << 20
 
 
-def _log_id_to_list(log_id: LogId | None) -> list[int] | None:
+def log_id_to_list(log_id: LogId | None) -> list[int] | None:
+    """``[term, index]`` (or None): how raftx's small msgpack records store a log id."""
     return None if log_id is None else [log_id.leader_id, log_id.index]
 
 
-def _log_id_from_list(v: object) -> LogId | None:
-    if v is None:
-        return None
-    term, index = v  # type: ignore[misc]
-    return LogId(int(term), int(index))
+def log_id_from_list(v: Any) -> LogId | None:
+    """Inverse of `log_id_to_list` (TypeError/ValueError/IndexError if malformed)."""
+    return None if v is None else LogId(int(v[0]), int(v[1]))
 
 
 def encode_meta(meta: SnapshotMeta) -> bytes:
     """``meta`` as msgpack (the header of a snapshot file)."""
     m = meta.last_membership
     return msgpack.packb(
-        [_log_id_to_list(meta.last_log_id), _log_id_to_list(m.log_id), m.membership.to_bytes(), meta.snapshot_id],
+        [log_id_to_list(meta.last_log_id), log_id_to_list(m.log_id), m.membership.to_bytes(), meta.snapshot_id],
         use_bin_type=True,
     )
 
@@ -81,8 +82,8 @@ def decode_meta(data: bytes) -> SnapshotMeta:
     """Inverse of `encode_meta`; raises `StorageCorrupted` for malformed bytes."""
     try:
         last, mem_id, mem, sid = msgpack.unpackb(data, raw=False)
-        membership = StoredMembership(_log_id_from_list(mem_id), Membership.from_bytes(mem))
-        return SnapshotMeta(_log_id_from_list(last), membership, str(sid))
+        membership = StoredMembership(log_id_from_list(mem_id), Membership.from_bytes(mem))
+        return SnapshotMeta(log_id_from_list(last), membership, str(sid))
     except Exception as exc:  # msgpack/ValueError/TypeError/ProtocolError: all "malformed"
         raise StorageCorrupted(f"malformed snapshot meta: {exc}") from exc
 

@@ -24,20 +24,19 @@ import msgpack
 
 from raftx.errors import StorageCorrupted, StorageError
 from raftx.storage.protocols import RaftSnapshotBuilder, RaftStateMachine
-from raftx.storage.snapshot import CHUNK_SIZE, FileSnapshotStore, MemSnapshotStore, StoredSnapshot
+from raftx.storage.snapshot import (
+    CHUNK_SIZE,
+    FileSnapshotStore,
+    MemSnapshotStore,
+    StoredSnapshot,
+    log_id_from_list,
+    log_id_to_list,
+)
 from raftx.types import Entry, EntryKind, LogId, Membership, Snapshot, SnapshotMeta, StoredMembership
 
 __all__ = ["MemStateMachine"]
 
 logger = logging.getLogger(__name__)
-
-
-def _lid(v: LogId | None) -> list[int] | None:
-    return None if v is None else [v.leader_id, v.index]
-
-
-def _unlid(v: Any) -> LogId | None:
-    return None if v is None else LogId(int(v[0]), int(v[1]))
 
 
 class _Builder(RaftSnapshotBuilder):
@@ -102,7 +101,8 @@ class MemStateMachine(RaftStateMachine):
 
     async def begin_receiving_snapshot(self) -> BinaryIO:
         """A spooled temp file (in ``snapshot_dir`` when set) to stream a snapshot into."""
-        return tempfile.SpooledTemporaryFile(max_size=CHUNK_SIZE * 8, dir=self._snapshot_dir)  # type: ignore[return-value]
+        d = None if self._snapshot_dir is None else os.fspath(self._snapshot_dir)
+        return tempfile.SpooledTemporaryFile(max_size=CHUNK_SIZE * 8, dir=d)  # type: ignore[return-value]
 
     async def install_snapshot(self, meta: SnapshotMeta, snapshot: BinaryIO) -> None:
         """Store the snapshot durably (chunked copy, checksummed), then load it (§7)."""
@@ -142,7 +142,7 @@ class MemStateMachine(RaftStateMachine):
     def _chunks(self) -> Iterator[bytes]:
         packer = msgpack.Packer(use_bin_type=True)
         m = self.last_membership
-        buf = [packer.pack([_lid(self.last_applied), _lid(m.log_id), m.membership.to_bytes(), len(self.data)])]
+        buf = [packer.pack([log_id_to_list(self.last_applied), log_id_to_list(m.log_id), m.membership.to_bytes(), len(self.data)])]
         size = len(buf[0])
         for index, payload in sorted(self.data.items()):
             b = packer.pack([index, payload])
@@ -185,8 +185,8 @@ class MemStateMachine(RaftStateMachine):
             for _ in range(int(count)):
                 index, payload = next(items)
                 data[int(index)] = bytes(payload)
-            membership = StoredMembership(_unlid(mem_id), Membership.from_bytes(mem))
-            last_applied = _unlid(applied)
+            membership = StoredMembership(log_id_from_list(mem_id), Membership.from_bytes(mem))
+            last_applied = log_id_from_list(applied)
         except (StopIteration, ValueError, TypeError, IndexError, msgpack.UnpackException) as exc:
             raise StorageCorrupted(f"malformed state machine snapshot: {exc!r}") from exc
         except StorageError:
