@@ -311,6 +311,7 @@ class Engine:
         """The effective membership changed: roles, replication targets and tracker follow."""
         if self.leader is not None:
             replication.rebuild_progress(self)
+            transfer.abort_if_target_removed(self)
         self.refresh_server_state()
 
     # -- small events -----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from raftx.engine.engine import Engine
 
 __all__ = [
-    "expire_transfer",
+    "abort_if_target_removed", "expire_transfer",
     "handle_transfer_leader", "maybe_elect_for_transfer", "maybe_send_transfer", "trigger_transfer_leader"]
 
 
@@ -27,10 +27,22 @@ def trigger_transfer_leader(eng: Engine, to: int) -> None:
     leader = eng.leader
     if leader is None or to == eng.id or not eng.membership.effective.membership.is_voter(to):
         return
+    if leader.transfer_to == to:
+        return  # a repeated request does not extend the deadline
     leader.transfer_to = to
     leader.transfer_started_at = eng.now
     leader.transfer_sent = False
     maybe_send_transfer(eng)
+
+
+def abort_if_target_removed(eng: Engine) -> None:
+    """The membership changed: a transfer to a node that is no longer a voter ends."""
+    leader = eng.leader
+    if leader is not None and leader.transfer_to is not None:
+        if not eng.membership.effective.membership.is_voter(leader.transfer_to):
+            leader.transfer_to = None
+            leader.transfer_sent = False
+            eng.transfer_exempt = None
 
 
 def expire_transfer(eng: Engine) -> None:

@@ -225,16 +225,11 @@ def test_s38_late_reject_after_unreachable_does_not_regress_match() -> None:
     assert resend.prev_log_id == LogId(1, 2) and resend.first_index == 3
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "engine bug (replication._backtrack): a rejection whose prev index is <= the target's "
-    "matching index is taken as follower log reversion, so Match is reset to None and the "
-    "commit tracker entry to -1, although the rejection is merely stale (reordered); etcd "
-    "ignores such rejections (MaybeDecrTo: rejected <= Match -> stale)"))
 def test_s38_stale_reject_of_an_in_flight_append_does_not_regress_match() -> None:
     """S38 (TestLogReplicationWithReorderedMessage), reordering without a link failure:
     the rejection of req2 (prev = index 2) arrives after req1's success set Match to
-    2. It is stale, so Match must stay 2 and the follower must not be probed from
-    scratch; the resend starts at Match + 1."""
+    2. It is stale (etcd ``MaybeDecrTo``: rejected <= Match), so Match must stay 2 and
+    the follower must not be probed from scratch; the resend starts at Match + 1."""
     leader, follower, req1, req2 = _two_pipelined_appends()
     [resp2] = responses(follower.step(ev.AppendRequested(append_request(leader, req2), "r")))
     [resp1] = responses(follower.step(ev.AppendRequested(append_request(leader, req1), "r")))
