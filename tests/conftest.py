@@ -28,3 +28,31 @@ def core(request: pytest.FixtureRequest) -> SimpleNamespace:
     except ImportError as exc:
         pytest.fail(f"the {impl!r} twins failed to import: {exc}")
     return SimpleNamespace(impl=impl, **modules)
+
+
+# -- command-line options: --runslow, --seed (simulation replay) -------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--runslow", action="store_true", default=False, help="also run tests marked slow")
+    parser.addoption("--seed", action="store", type=int, default=None,
+                     help="replay one simulation seed (tests/simulation)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``slow`` are skipped unless ``--runslow`` is given."""
+    if config.getoption("--runslow"):
+        return
+    skip_slow = pytest.mark.skip(reason="slow: run with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip_slow)
+
+
+@pytest.fixture
+def sim_seed(request: pytest.FixtureRequest) -> int | None:
+    """The simulation seed given with ``--seed N`` (None if not given)."""
+    seed = request.config.getoption("--seed")
+    if seed is not None and seed < 0:
+        raise pytest.UsageError(f"--seed must be >= 0, not {seed}")
+    return seed  # type: ignore[no-any-return]

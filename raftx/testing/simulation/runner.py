@@ -50,7 +50,7 @@ class SimOptions:
 
     nodes: int = 5
     initial_voters: int = 3
-    safety_ms: int = 2000
+    safety_ms: int = 5000
     liveness_timeouts: int = 10
     clients: int = 3
     keys: int = 3
