@@ -27,7 +27,7 @@ import asyncio
 import logging
 import ssl as _ssl
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from raftx import _core
 from raftx.errors import (
@@ -64,7 +64,7 @@ class _ClientConnection(asyncio.Protocol, FlowControl):
             and not self._lost and self.error is None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop transports are not subclasses
         self.transport = transport
         configure_socket(transport, self._client.keepalive)
         c = self._client

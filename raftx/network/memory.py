@@ -158,10 +158,23 @@ class MemRouter:
 
     async def call(self, source: int, target: int, method: str, payload: Buffer = b"",
                    timeout: float | None = None) -> bytes:
-        """Call ``method`` on ``target`` as ``source``; see the module docstring for errors."""
+        """Call ``method`` on ``target`` as ``source``; see the module docstring for errors.
+
+        The request leaves (its partition and drop checks happen, and it takes its place
+        in the link's order) when `call` is invoked, before the first ``await``.
+        """
         data = bytes(payload)
         self.stats.sent += 1
-        task = asyncio.get_running_loop().create_task(self._exchange(source, target, method, data))
+        link = self._link(source, target)
+        prev, mine = link.tail, asyncio.get_running_loop().create_future()
+        link.tail = mine
+        try:
+            self._send(source, target, "request", Unreachable)
+        except BaseException:
+            self._pass_turn(link, prev, mine)
+            raise
+        task = asyncio.get_running_loop().create_task(
+            self._exchange(link, prev, mine, source, target, method, data))
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         try:
@@ -183,12 +196,9 @@ class MemRouter:
         if tasks:
             await asyncio.wait(tasks)
 
-    async def _exchange(self, source: int, target: int, method: str, data: bytes) -> bytes:
-        link = self._link(source, target)
-        prev, mine = link.tail, asyncio.get_running_loop().create_future()
-        link.tail = mine
+    async def _exchange(self, link: _Link, prev: asyncio.Future[None] | None, mine: asyncio.Future[None],
+                        source: int, target: int, method: str, data: bytes) -> bytes:
         try:
-            self._send(source, target, "request", Unreachable)
             await self._delay(source, target)
             if self.ordered and prev is not None and not prev.done():
                 await asyncio.shield(prev)
@@ -214,14 +224,19 @@ class MemRouter:
                 raise error
             return bytes(result)
         finally:
-            if not mine.done():
-                # Lost before its turn: the next request still waits for the earlier ones.
-                if prev is None or prev.done():
-                    mine.set_result(None)
-                else:
-                    prev.add_done_callback(lambda _: _resolve(mine))
-            if link.tail is mine and mine.done():
-                link.tail = None
+            self._pass_turn(link, prev, mine)
+
+    @staticmethod
+    def _pass_turn(link: _Link, prev: asyncio.Future[None] | None, mine: asyncio.Future[None]) -> None:
+        """Let the link's next request go once this one is done with the handler; a
+        request lost before its turn still waits for the earlier ones (order is kept)."""
+        if not mine.done():
+            if prev is None or prev.done():
+                mine.set_result(None)
+            else:
+                prev.add_done_callback(lambda _: _resolve(mine))
+        if link.tail is mine and mine.done():
+            link.tail = None
 
     def _send(self, source: int, target: int, what: str, error: type[Exception]) -> None:
         """Let one message leave ``source`` for ``target`` or raise ``error``."""

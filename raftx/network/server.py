@@ -23,7 +23,7 @@ import ssl as _ssl
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from raftx import _core
 from raftx.errors import BindError, ProtocolError
@@ -93,7 +93,7 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
     # -- asyncio callbacks ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop transports are not subclasses
         server = self._server
         self._transport = transport
         self.peername = transport.get_extra_info("peername")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import ipaddress
 import ssl
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio.plugin
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -19,6 +21,22 @@ from cryptography.x509.oid import NameOID
 from raftx.network import RpcClient, RpcServer
 
 from netkit import CLUSTER, echo
+
+try:
+    import uvloop
+except ImportError:  # uvloop is an optional extra; the stdlib loop is always tested
+    uvloop = None
+
+
+if hasattr(pytest_asyncio.plugin, "PytestAsyncioSpecs"):  # the hook exists from pytest-asyncio 1.x
+
+    def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, Any]:
+        """Run every async transport test on the stdlib loop and, when installed, on uvloop
+        (only items under tests/network/ see this conftest's hook)."""
+        factories: dict[str, Any] = {"asyncio": asyncio.new_event_loop}
+        if uvloop is not None:
+            factories["uvloop"] = uvloop.new_event_loop
+        return factories
 
 
 @pytest.fixture
@@ -52,6 +70,23 @@ async def make_client() -> AsyncIterator[Callable[..., RpcClient]]:
     yield make
     for client in clients:
         await client.close()
+
+
+@pytest.fixture
+async def spawn() -> AsyncIterator[Callable[[Any], asyncio.Task[Any]]]:
+    """``spawn(coro)`` -> a task that is cancelled and awaited at teardown, so a failing
+    test leaves no pending task behind (request it after ``make_client``)."""
+    tasks: list[asyncio.Task[Any]] = []
+
+    def start(coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.ensure_future(coro)
+        tasks.append(task)
+        return task
+
+    yield start
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 # -- TLS --------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ async def test_ordered_server_handles_requests_in_arrival_order(make_server, mak
     assert seen == list(range(200))
 
 
-async def test_unordered_server_runs_requests_concurrently(make_server, make_client) -> None:
+async def test_unordered_server_runs_requests_concurrently(make_server, make_client, spawn) -> None:
     release = asyncio.Event()
     started = 0
     all_started = asyncio.Event()
@@ -91,14 +91,14 @@ async def test_unordered_server_runs_requests_concurrently(make_server, make_cli
     server = await make_server(gated, ordered=False)
     client = make_client(server.port)
     async with asyncio.timeout(10):
-        calls = [asyncio.ensure_future(client.call("x", bytes([i]))) for i in range(5)]
+        calls = [spawn(client.call("x", bytes([i]))) for i in range(5)]
         await all_started.wait()  # five handlers blocked at once: not serialized
         release.set()
         assert await asyncio.gather(*calls) == [bytes([i]) for i in range(5)]
 
 
 @pytest.mark.parametrize("limit", ["count", "bytes"])
-async def test_in_flight_window_is_respected(make_server, make_client, limit: str) -> None:
+async def test_in_flight_window_is_respected(make_server, make_client, limit: str, spawn) -> None:
     release = asyncio.Event()
     current = peak = 0
     finished = 0
@@ -124,7 +124,7 @@ async def test_in_flight_window_is_respected(make_server, make_client, limit: st
     else:
         client = make_client(server.port, max_in_flight=1000, max_in_flight_bytes=4 * 1000)
     async with asyncio.timeout(10):
-        calls = [asyncio.ensure_future(client.call("x", bytes([i]) * 1000)) for i in range(12)]
+        calls = [spawn(client.call("x", bytes([i]) * 1000)) for i in range(12)]
         await window_full.wait()
         assert client.window.count == 4 and client.window.waiting == 8
         release.set()
@@ -211,7 +211,7 @@ async def test_reconnect_backoff_is_capped_exponential_with_jitter(make_server, 
     assert server2.stats.connections_accepted == 1
 
 
-async def test_server_restart_fails_pending_calls_then_client_reconnects(make_server, make_client) -> None:
+async def test_server_restart_fails_pending_calls_then_client_reconnects(make_server, make_client, spawn) -> None:
     started = asyncio.Event()
 
     async def slow(sender_id: int, method: str, payload: memoryview) -> bytes:
@@ -226,7 +226,7 @@ async def test_server_restart_fails_pending_calls_then_client_reconnects(make_se
     client = make_client(port, clock=clock)
     async with asyncio.timeout(20):
         assert await client.call("echo", b"1") == b"1"
-        pending = [asyncio.ensure_future(client.call("block")) for _ in range(3)]
+        pending = [spawn(client.call("block")) for _ in range(3)]
         await started.wait()
         await server.close()
         for fut in pending:
@@ -243,7 +243,7 @@ async def test_server_restart_fails_pending_calls_then_client_reconnects(make_se
     assert client.connects == 2
 
 
-async def test_close_fails_pending_calls_and_later_calls(make_server, make_client) -> None:
+async def test_close_fails_pending_calls_and_later_calls(make_server, make_client, spawn) -> None:
     started = asyncio.Event()
 
     async def block(sender_id: int, method: str, payload: memoryview) -> bytes:
@@ -254,7 +254,7 @@ async def test_close_fails_pending_calls_and_later_calls(make_server, make_clien
     server = await make_server(block)
     client = make_client(server.port)
     async with asyncio.timeout(10):
-        pending = asyncio.ensure_future(client.call("x"))
+        pending = spawn(client.call("x"))
         await started.wait()
         await client.close()
         with pytest.raises(NetworkError, match="closed"):
