@@ -148,6 +148,10 @@ cdef class Vote(_LeaderFields):
         """-1, 0, 1, or INCOMPARABLE; see ``vote_py.Vote._cmp``."""
         cdef int c = _leader_cmp(self.term, self._has_node, self._node_id,
                                  other.term, other._has_node, other._node_id)
+        if c == INCOMPARABLE:
+            if self.committed == other.committed:
+                return INCOMPARABLE
+            return 1 if self.committed else -1
         if c != 0:
             return c
         if self.committed == other.committed:

@@ -9,8 +9,9 @@ leader per term, so a committed leader id is just the term.
   voted for A in term 5 must not also vote for B in term 5, §5.2).
 * `Vote(term, node_id, committed)`: openraft's vote: a leader id plus whether a
   quorum granted it (``committed=True`` once the node is the established leader).
-  Ordered by leader id, then ``committed`` (False < True); incomparable when the
-  leader ids are. A node grants an incoming vote iff ``incoming >= current``
+  Ordered by leader id, then ``committed`` (False < True). When the leader ids are
+  incomparable, a committed vote is greater than an uncommitted one (both can't be
+  granted by a quorum in one term); otherwise they are incomparable. A node grants an incoming vote iff ``incoming >= current``
   (`vote_can_grant`).
 * `LogId(leader_id, index)`: the id of a log entry. ``leader_id`` is the term of the
   leader that created it (openraft's ``CommittedLeaderId`` in std mode); `term` is an
@@ -150,10 +151,16 @@ class Vote:
         return hash((self.term, self.node_id, self.committed))
 
     def _cmp(self, other: Vote) -> int | None:
-        """-1, 0, 1, or None when the leader ids are incomparable."""
+        """-1, 0, 1, or None when incomparable (different nodes of one term, neither or both committed)."""
         if not isinstance(other, Vote):
             raise TypeError(f"cannot compare Vote with {type(other).__name__}")
         c = _leader_cmp(self, other)
+        if c is None:
+            # Two leader ids of one term can't both be granted by a quorum, so a
+            # committed vote (an elected leader) beats an uncommitted one (openraft).
+            if self.committed == other.committed:
+                return None
+            return 1 if self.committed else -1
         if c != 0:
             return c
         if self.committed == other.committed:

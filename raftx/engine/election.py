@@ -37,16 +37,13 @@ logger = logging.getLogger(__name__)
 
 
 def vote_ge(incoming: Vote, current: Vote) -> bool:
-    """``incoming >= current`` in openraft's vote order.
+    """``incoming >= current`` in openraft's vote order (`_core.vote.vote_can_grant`).
 
-    `_core.vote.vote_can_grant` decides, except for two different leader ids of the
-    same term: those are incomparable there, but a *committed* vote (an elected
-    leader) beats an uncommitted one (a mere candidate), as in openraft, so a node
-    that voted for a losing candidate still follows the term's leader (§5.2).
+    A committed vote (an elected leader) beats an uncommitted one of the same term
+    for another node, so a node that voted for a losing candidate still follows the
+    term's leader (§5.2).
     """
-    if _core.vote.vote_can_grant(current, incoming):
-        return True
-    return incoming.term == current.term and incoming.committed and not current.committed
+    return _core.vote.vote_can_grant(current, incoming)
 
 
 def log_up_to_date(candidate_last: LogId | None, own_last: LogId | None) -> bool:

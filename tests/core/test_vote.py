@@ -40,7 +40,8 @@ VOTE_ORDER = [
     ((1, 2, False), (1, 2, True), "<"),  # the committed (established) vote is greater
     ((1, None, False), (1, 2, False), "<"),
     ((1, None, True), (1, 2, False), "<"),  # leader id decides before committed
-    ((1, 2, True), (1, 3, False), "||"),
+    ((1, 2, True), (1, 3, False), ">"),  # incomparable ids: the elected leader wins (openraft)
+    ((1, 2, False), (1, 3, False), "||"),
     ((1, 2, True), (1, 3, True), "||"),
     ((2, None, False), (1, 5, True), ">"),
     ((0, None, False), (0, None, False), "="),
@@ -66,6 +67,8 @@ GRANT_CASES = [
     ((1, 2, False), (2, 3, False), True),  # a higher term
     ((1, 2, False), (0, 5, False), False),  # a stale term
     ((1, 2, False), (1, 2, True), True),  # the candidate we voted for became leader
+    ((1, 2, False), (1, 3, True), True),  # voted for a losing candidate; 3 won the term
+    ((1, 3, True), (1, 2, False), False),  # a candidate can't undo the term's leader
     ((1, None, False), (1, 3, False), True),  # term seen, no vote cast yet
     ((1, 2, True), (1, 2, False), False),  # an established leader is not undone
     ((1, 2, True), (1, 2, True), True),

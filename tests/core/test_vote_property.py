@@ -31,6 +31,8 @@ def oracle_leader_cmp(a: tuple, b: tuple) -> str:
 
 def oracle_vote_cmp(a: tuple, b: tuple) -> str:
     rel = oracle_leader_cmp(a[:2], b[:2])
+    if rel == "||" and a[2] != b[2]:
+        return ">" if a[2] else "<"  # the committed vote (an elected leader) wins
     if rel != "=":
         return rel
     return "=" if a[2] == b[2] else ("<" if b[2] else ">")
