@@ -122,62 +122,105 @@ class _PartitionOutcome:
     states: list[Any]
 
 
+@dataclass
+class _Entries:
+    """A partition as Porcupine's doubly linked list, in parallel arrays.
+
+    Node 0 is the head, nodes ``1..2n`` the call and return entries in time order
+    (calls before returns at equal times: intervals are closed), node ``2n+1`` the
+    tail. Per call node: ``match`` (its return node; 0 marks a return node), the
+    operation's index, input, output, bit, whether its return is finite and whether
+    the model says it is read-only.
+    """
+
+    nxt: list[int]
+    prv: list[int]
+    match: list[int]
+    opid: list[int]
+    inputs: list[Any]
+    outputs: list[Any]
+    bits: list[int]
+    finite: list[int]
+    reader: list[bool]
+
+
+def _entries(model: Model, ops: Sequence[Operation]) -> _Entries:
+    """Build the entry list of one partition."""
+    n = len(ops)
+    events = sorted(
+        [(op.call, 0, i) for i, op in enumerate(ops)] + [(op.return_time, 1, i) for i, op in enumerate(ops)]
+    )
+    tail = 2 * n + 1
+    e = _Entries(
+        nxt=list(range(1, tail + 1)) + [tail],
+        prv=[0] + list(range(0, tail)),
+        match=[0] * (tail + 1),
+        opid=[0] * (tail + 1),
+        inputs=[None] * (tail + 1),
+        outputs=[None] * (tail + 1),
+        bits=[0] * (tail + 1),
+        finite=[0] * (tail + 1),
+        reader=[False] * (tail + 1),
+    )
+    ret_node = [0] * n
+    for node in range(tail - 1, 0, -1):  # a return comes after its call: walk backwards
+        _, kind, i = events[node - 1]
+        e.opid[node] = i
+        if kind:
+            ret_node[i] = node
+            continue
+        op = ops[i]
+        e.match[node] = ret_node[i]
+        e.inputs[node] = op.input
+        e.outputs[node] = op.output
+        e.bits[node] = 1 << i
+        e.finite[node] = 0 if math.isinf(op.return_time) else 1
+        e.reader[node] = model.read_only is not None and bool(model.read_only(op.input, op.output))
+    return e
+
+
 def _search(model: Model, ops: Sequence[Operation]) -> Generator[int, int, _PartitionOutcome]:
     """Decide one partition (Wing & Gong with memoisation; see the module docstring).
 
     A coroutine, so that partitions can share a budget fairly: it is primed with
     ``next()``, then each ``send(quota)`` runs at most ``quota`` more model steps and
     yields the total so far; the outcome is the ``StopIteration`` value.
-    """
-    n = len(ops)
-    # Node 0 is the head, nodes 1..2n the entries in time order, node 2n+1 the tail.
-    events = sorted(
-        [(op.call, 0, i) for i, op in enumerate(ops)] + [(op.return_time, 1, i) for i, op in enumerate(ops)]
-    )
-    tail = 2 * n + 1
-    nxt = list(range(1, tail + 1)) + [tail]
-    prv = [0] + list(range(0, tail))
-    match = [0] * (tail + 1)  # call node -> its return node; 0 for return nodes
-    opid = [0] * (tail + 1)
-    ret_node = [0] * n
-    for node in range(tail - 1, 0, -1):  # returns come after their calls: walk backwards
-        _, kind, i = events[node - 1]
-        opid[node] = i
-        if kind:
-            ret_node[i] = node
-        else:
-            match[node] = ret_node[i]
-    inputs: list[Any] = [None] * (tail + 1)
-    outputs: list[Any] = [None] * (tail + 1)
-    bits = [0] * (tail + 1)
-    finite = [0] * (tail + 1)
-    reader = [False] * (tail + 1)
-    read_only = model.read_only
-    for node in range(1, tail):
-        if match[node]:
-            op = ops[opid[node]]
-            inputs[node] = op.input
-            outputs[node] = op.output
-            bits[node] = 1 << opid[node]
-            finite[node] = 0 if math.isinf(op.return_time) else 1
-            reader[node] = bool(read_only(op.input, op.output)) if read_only is not None else False
 
+    Read-only operations (`Model.read_only`) get priority: in a configuration where
+    one is callable and legal it is linearized first and alone ("forced"), because
+    it can be moved before any other choice without changing any step of any
+    completion; if that fails, the configuration fails. So each configuration first
+    scans its candidates for a legal read-only one (phase 1) and only then branches
+    on the others (phase 2), skipping the read-only ones phase 1 found illegal.
+    """
+    e = _entries(model, ops)
+    nxt, prv, match, opid = e.nxt, e.prv, e.match, e.opid
+    inputs, outputs, bits, finite, reader = e.inputs, e.outputs, e.bits, e.finite, e.reader
     remaining = sum(finite)  # operations with a finite return not yet linearized
     step = model.step
     state = model.init()
     linearized = 0  # bitset of linearized operations
     cache: set[tuple[int, Any]] = set()  # configurations already explored
-    # the stack: (call node, state before it, forced); "forced": see below
-    calls: list[tuple[int, Any, bool]] = []
-    best: list[tuple[int, Any, bool]] = []
+    calls: list[tuple[int, Any, bool]] = []  # the stack: (call node, state before it, forced)
+    best: list[tuple[int, Any, bool]] = []  # the deepest stack seen (diagnostics)
     steps = 0
     checkpoint = yield 0
     if remaining == 0:
         return _PartitionOutcome(True, 0, [], [])
     node = nxt[0]
+    phase1 = True
     while True:
         ret = match[node]
-        if ret:  # a call: try to linearize this operation now
+        if not ret:
+            if phase1:  # no legal read-only candidate: branch on the others
+                phase1 = False
+                node = nxt[0]
+                continue
+            # a return whose operation is not linearized: undo the last choice
+        elif phase1 != reader[node]:  # not a candidate in this phase
+            node = nxt[node]
+            continue
+        else:  # a call: try to linearize this operation now
             if steps >= checkpoint:
                 checkpoint = steps + (yield steps)
             steps += 1
@@ -187,14 +230,9 @@ def _search(model: Model, ops: Sequence[Operation]) -> Generator[int, int, _Part
                 continue
             new_linearized = linearized | bits[node]
             key = (new_linearized, new_state)
-            # A read-only operation (Model.read_only) that is callable and legal now
-            # can be moved before any other choice without changing any step of any
-            # completion, so linearizing it now loses nothing: if that fails, this
-            # whole configuration fails ("forced").
-            forced = reader[node]
             if key not in cache:
                 cache.add(key)
-                calls.append((node, state, forced))
+                calls.append((node, state, phase1))
                 state = new_state
                 linearized = new_linearized
                 # lift the call and its return out of the list
@@ -211,14 +249,18 @@ def _search(model: Model, ops: Sequence[Operation]) -> Generator[int, int, _Part
                     order = [opid[c] for c, _, _ in calls]
                     states = [s for _, s, _ in calls[1:]] + [state]
                     return _PartitionOutcome(True, steps, order, states)
-                node = nxt[0]
+                if phase1:
+                    # same state: the read-only candidates before this one are still
+                    # illegal, so phase 1 goes on from here
+                    node = nxt[prv[node]]
+                else:
+                    phase1 = True
+                    node = nxt[0]
                 continue
-            if not forced:
+            if not phase1:
                 node = nxt[node]
                 continue
             # forced, and that configuration was already refuted: so is this one
-        # a return whose operation is not linearized (or a refuted forced step):
-        # undo the last choice and try the next candidate after it
         if len(calls) > len(best):
             best = calls.copy()
         while True:
@@ -234,7 +276,8 @@ def _search(model: Model, ops: Sequence[Operation]) -> Generator[int, int, _Part
             prv[nxt[node]] = node
             if not forced:
                 break
-        node = nxt[node]
+        node = nxt[node]  # phase 2 of the configuration we returned to
+        phase1 = False
 
 
 def _refuted(
