@@ -180,3 +180,15 @@ class Fatal(RaftError):
         self.reason = reason
         self.cause = cause
         super().__init__(reason if cause is None else f"{reason}: {cause}")
+
+
+# -- key-value service (raftx.kv) ---------------------------------------------------
+
+
+class KVError(RaftError):
+    """A request to the replicated key-value service (`raftx.kv`) failed."""
+
+
+class BadCommand(KVError, ValueError):
+    """A key-value command could not be encoded or decoded: a key or value that is
+    not bytes/str, too long, an unknown operation, or malformed command bytes."""
