@@ -1,4 +1,4 @@
-"""Election scenarios (correctness-notes §1.7, S16-S24) against the engine, through the
+"""Election scenarios (correctness-notes §1.7, S01-S07, S16-S24) against the engine, through the
 deterministic multi-node harness (`tests.engine.harness.Cluster`).
 
 Each test names its scenario id and the etcd-io/raft test it re-expresses. raftx
@@ -12,7 +12,9 @@ tests that re-express a paper-only etcd test turn the lease off.
 
 from __future__ import annotations
 
+from raftx.engine import commands as cmd
 from raftx.engine import events as ev
+from raftx.errors import ForwardToLeader
 from raftx.types import LogId, ServerState, Vote
 
 from tests.engine.harness import Cluster, booted_cluster, campaign, restored_cluster
@@ -276,3 +278,174 @@ def test_s24_pre_vote_split_vote_recovers() -> None:
     leaders = [i for i in (2, 3) if cl[i].state is ServerState.LEADER]
     assert len(leaders) == 1
     assert cl[leaders[0]].engine.vote.term >= 3
+
+
+# -- S20 -----------------------------------------------------------------------------------------
+
+
+def _quorum_check(acks: bool) -> tuple[Cluster, list[object]]:
+    """C(3)+lease, leader 1; time runs for election_timeout_max + 20 ms, with the
+    followers' answers delivered (``acks``) or all of 1's links down."""
+    cl = booted_cluster(3)
+    elect_leader(cl, 1)
+    if not acks:
+        cl.isolate(1)
+    for i in (2, 3):
+        cl[i].handle(ev.SetRuntimeConfig(elect=False))
+    cl.run_for(cl.config.election_timeout_max + 20)
+    replies = cl.write(1, b"x")
+    cl.stabilize()
+    return cl, replies
+
+
+def test_s20_check_quorum_without_acks_refuses_writes() -> None:
+    """S20 (TestLeaderStepdownWhenQuorumLost), openraft CheckQuorum: a leader that heard
+    from no quorum for ``election_timeout_max`` refuses writes (`ForwardToLeader`
+    naming no leader). Adapted: etcd's leader steps down; openraft's keeps its role
+    but stops acting as leader for clients."""
+    cl, [reply] = _quorum_check(acks=False)
+    assert reply.done and isinstance(reply.value, ForwardToLeader)
+    assert reply.value.leader_id is None
+    assert cl[1].engine.log.last_index == 1  # nothing appended
+
+
+def test_s20_check_quorum_with_acks_keeps_leading() -> None:
+    """S20 (TestLeaderStepdownWhenQuorumActive): with heartbeat answers flowing the
+    leader's lease keeps being renewed, so the same write is accepted and committed."""
+    cl, [reply] = _quorum_check(acks=True)
+    assert reply.ok
+    assert cl[1].state is ServerState.LEADER and cl[1].engine.vote.term == 1
+
+
+# -- S01-S07: the paper's election rules, through the network ---------------------------------------
+
+
+def test_s01_higher_term_demotes_leader_candidate_and_follower() -> None:
+    """S01 (paper §5.1; etcd raft_paper_test 1-3), lease off: leader 1 and follower 2
+    at term 2, candidate 3 at term 2 (cut off). 3 campaigns again (term 3): its vote
+    requests make 1 and 2 adopt term 3 as followers (§5.1: 1 steps down; both refuse,
+    3's log being shorter), and the answers' term 3 ends 3's candidacy."""
+    cl = restored_cluster({1: [0], 2: [0], 3: [0]}, votes={i: Vote(1) for i in (1, 2, 3)}, enable_leader_lease=False)
+    cl.isolate(3)
+    elect_leader(cl, 1)
+    campaign(cl, 3)
+    cl.stabilize()
+    assert [cl[i].engine.vote.term for i in (1, 2, 3)] == [2, 2, 2]
+    assert [cl[i].state for i in (1, 2, 3)] == [ServerState.LEADER, ServerState.FOLLOWER, ServerState.CANDIDATE]
+    cl.heal()
+    campaign(cl, 3)
+    cl.stabilize()
+    assert [cl[i].engine.vote.term for i in (1, 2, 3)] == [3, 3, 3]
+    assert [cl[i].state for i in (1, 2, 3)] == [ServerState.FOLLOWER] * 3
+
+
+def test_s02_stale_term_append_is_refused_and_changes_nothing() -> None:
+    """S02 (paper §5.1): after 2 won term 2, the old leader 1's AppendEntries of term 1
+    reach 3: refused with 3's term, 3's log, vote and leader untouched; 1 steps down
+    on the answer and its write, never committed, fails."""
+    cl = booted_cluster(3, enable_leader_lease=False)
+    elect_leader(cl, 1)
+    cl.isolate(1)
+    elect_leader(cl, 2)
+    [stale] = cl.write(1, b"stale")
+    before = (cl[3].log_ids(), cl[3].engine.vote)
+    cl.heal()
+    cl.deliver(lambda m: m.src == 1 and m.dst == 3 and m.kind == "append_req")
+    assert (cl[3].log_ids(), cl[3].engine.vote) == before
+    [answer] = [m for m in cl.queue if m.src == 3 and m.dst == 1]
+    assert not answer.body.success and answer.body.vote.term == 2
+    cl.stabilize()
+    assert cl[1].state is ServerState.FOLLOWER and cl[1].engine.vote.term == 2
+    cl.run_for(40)  # leader 2's AppendEntries overwrite 1's uncommitted stale entry
+    assert stale.done and not stale.ok
+    assert b"stale" not in cl[1].payloads()
+
+
+def test_s03_s04_election_start_and_one_round_outcome() -> None:
+    """S03 (paper §5.2) and S04 (TestLeaderElectionInOneRoundRPC), C(5), lease off: a
+    follower ticked past its timeout becomes candidate of term+1, persists its
+    self-vote before asking the 4 others (with its last log id); with 2 of the 4
+    reachable it wins, with 1 it stays candidate, with 0 reachable it stays too and
+    times out again into the next term."""
+    for reachable, won in ((2, True), (1, False)):
+        cl = booted_cluster(5, enable_leader_lease=False)
+        for other in range(2 + reachable, 6):
+            cl.cut(1, other)
+        out = cl[1].handle(ev.Tick(cl[1].engine.election_deadline))
+        saves = [c for c in out if isinstance(c, cmd.SaveVote)]
+        asks = [c for c in out if isinstance(c, cmd.SendVote)]
+        assert [s.vote for s in saves] == [Vote(1, 1)]
+        assert sorted(c.target for c in asks) == [2, 3, 4, 5]
+        assert all(c.when is None or c.when.io_id >= saves[0].io_id for c in asks)
+        assert all(c.req.last_log_id == LogId(0, 0) for c in asks)
+        cl.stabilize()
+        assert (cl[1].state is ServerState.LEADER) is won
+        if not won:
+            assert cl[1].state is ServerState.CANDIDATE
+            cl[1].handle(ev.Tick(cl[1].engine.election_deadline))  # times out again
+            assert cl[1].engine.vote == Vote(2, 1)
+
+
+def test_s05_one_vote_per_term_survives_restart() -> None:
+    """S05 (TestFollowerVote + restart): 3 grants its term-1 vote to 1 and crash-restarts
+    from its durable vote; 2's request for term 1 is refused, while a retransmission of
+    1's request is granted again (§5.2: one vote per term, persisted)."""
+    cl = booted_cluster(3, enable_leader_lease=False)
+    campaign(cl, 1)
+    [ask_3] = [m for m in cl.queue if m.kind == "vote_req" and m.dst == 3]
+    cl.queue.clear()
+    cl[3].receive(ask_3)
+    assert cl[3].vote == Vote(1, 1)  # durable before the answer left
+    durable = cl[3].vote
+    del cl.nodes[3]
+    cl.add_node(3, terms=[0], vote=durable, voters=[1, 2, 3])  # crash-restart
+    cl.queue.clear()
+    cl.isolate(1)
+    campaign(cl, 2)
+    cl.stabilize()
+    assert cl[2].state is not ServerState.LEADER
+    assert cl[3].engine.vote == Vote(1, 1)
+    cl.queue.clear()
+    cl[3].receive(ask_3)  # 1's request, retransmitted
+    [answer] = [m for m in cl.queue if m.kind == "vote_resp"]
+    assert answer.body.vote_granted and answer.body.vote == Vote(1, 1)
+
+
+def test_s06_candidate_yields_to_a_leader_of_its_term() -> None:
+    """S06 (TestCandidateFallback), openraft votes: 3 is a candidate of term 1 when 1
+    wins term 1; the first AppendEntries of 1 (a committed vote of term 1, which
+    beats 3's uncommitted one) makes 3 a follower of 1 at term 1."""
+    cl = booted_cluster(3, enable_leader_lease=False)
+    cl.cut(1, 3)
+    elect_leader(cl, 1)
+    campaign(cl, 3)
+    cl.stabilize()
+    assert cl[3].state is ServerState.CANDIDATE and cl[3].engine.vote == Vote(1, 3)
+    cl.heal()
+    cl[1].handle(ev.TriggerHeartbeat())
+    cl.stabilize()
+    assert cl[3].state is ServerState.FOLLOWER
+    assert cl[3].engine.vote == Vote(1, 1, True) and cl[3].engine.current_leader == 1
+
+
+def test_s07_vote_restriction_through_elections() -> None:
+    """S07 (TestVoter, §5.4.1), C(2): voter 2's log against candidate 1's, each row
+    one election. Granted iff the candidate's (last term, last index) >= the voter's."""
+    rows = [
+        # candidate log, voter log, granted
+        ([0, 1], [0, 1], True),
+        ([0, 1, 1], [0, 1], True),
+        ([0, 1], [0, 1, 1], False),
+        ([0, 2], [0, 1], True),
+        ([0, 2], [0, 1, 1], True),
+        ([0, 2, 2], [0, 2], True),
+        ([0, 1], [0, 2], False),
+        ([0, 1, 1], [0, 2], False),
+        ([0, 1, 1, 1], [0, 2, 2], False),
+        ([0, 2], [0, 2, 2], False),
+    ]
+    for cand, voter, granted in rows:
+        cl = restored_cluster({1: cand, 2: voter}, votes={1: Vote(2), 2: Vote(2)}, enable_leader_lease=False)
+        campaign(cl, 1)
+        cl.stabilize()
+        assert (cl[1].state is ServerState.LEADER) is granted, (cand, voter)
