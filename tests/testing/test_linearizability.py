@@ -17,6 +17,8 @@ from __future__ import annotations
 import csv
 import itertools
 import math
+import random
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -394,9 +396,13 @@ def test_model_rejects_unknown_operations(model: Model, inp: Any) -> None:
 
 
 def test_partition_must_keep_every_operation() -> None:
-    lossy = Model("lossy", init=lambda: None, step=REGISTER.step, partition=lambda ops: [list(ops)[1:]])
-    with pytest.raises(HistoryError):
-        check_operations(lossy, [op(("read",), 0, None, 1), op(("read",), 0, None, 1)])
+    ops = [op(("read",), 0, None, 1), op(("read",), 0, None, 1)]
+    for partition in (lambda h: [list(h)[1:]], lambda h: [[h[0], h[0]]], lambda h: [list(h), [ops[0]]]):
+        broken = Model("broken", init=lambda: None, step=REGISTER.step, partition=partition)
+        with pytest.raises(HistoryError):
+            check_operations(broken, ops)
+    fine = Model("fine", init=lambda: None, step=REGISTER.step, partition=lambda h: [[h[1]], [], [h[0]]])
+    assert check_operations(fine, ops).partitions == 2
 
 
 def test_history_recorder_rejects_misuse() -> None:
@@ -448,6 +454,37 @@ def test_history_logical_clock() -> None:
     ops = h.operations()
     assert [(o.call, o.return_time) for o in ops] == [(1, 4), (2, 3), (5, 6)]
     assert h.check(REGISTER).verdict is Verdict.ILLEGAL
+
+
+def test_history_recorded_by_threads() -> None:
+    """Four threads share a real (locked) register and record what they do; the
+    recorded history of that real execution must check "ok"."""
+    h, register, lock = History(), [None], threading.Lock()
+
+    def client(cid: int) -> None:
+        rng = random.Random(cid)
+        for i in range(150):
+            if rng.random() < 0.5:
+                handle = h.invoke(cid, ("write", (cid, i)))
+                with lock:
+                    register[0] = (cid, i)
+                h.complete(handle, None)
+            else:
+                handle = h.invoke(cid, ("read",))
+                with lock:
+                    seen = register[0]
+                h.complete(handle, seen)
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    assert len(h) == 600 and h.pending == 0
+    assert h.check(REGISTER, budget=5_000_000).ok
+    ops = h.operations()
+    assert_certified(REGISTER, ops, check_operations(REGISTER, ops))
 
 
 # -- parsers --------------------------------------------------------------------------
