@@ -270,11 +270,11 @@ class SimNode:
         elif isinstance(c, cmd.SendVote):
             self._rpc("vote", c.target, c.req, c.req.vote)
         elif isinstance(c, cmd.Replicate):
-            entries = self.disk.cache.read(c.first_index, c.last_index)
-            if entries is None:
+            sending = self.disk.cache.read(c.first_index, c.last_index)
+            if sending is None:
                 self.inbox.append(ev.ReplicationFailed(c.target, c.send_id))
                 return
-            req = AppendEntriesRequest(c.vote, c.prev_log_id, EntryList(entries), c.leader_commit)
+            req = AppendEntriesRequest(c.vote, c.prev_log_id, EntryList(sending), c.leader_commit)
             self._rpc("append", c.target, req, c.send_id)
         elif isinstance(c, cmd.SendSnapshot):
             d = self.disk.cache

@@ -150,6 +150,7 @@ class Simulation:
         self.injector = FaultInjector(self, self.plan, fault_rng)
         self._rid = 0
         self.probe_acked = False
+        self.initialized = False
 
     # -- services for the parts ---------------------------------------------------------
 
@@ -225,11 +226,29 @@ class Simulation:
         self.trace(f"seed {self.seed} plan {self.plan.describe()}")
         for _, n in sorted(self.nodes.items()):
             n.boot()
-        voters = {i: BasicNode(f"n{i}") for i in range(1, self.options.initial_voters + 1)}
-        first = self.nodes[1]
-        first.call(ev.Initialize(Membership.new(voters), ClientResponder(lambda v: self.trace(f"initialized {v!r}"))))
+        self._initialize()
         self.clients.start()
         self.injector.start()
+
+    def _initialize(self) -> None:
+        """Node 1 initializes the cluster; like an operator, retry until it is durable
+        (a crash before the first fsync loses the initial membership entry)."""
+        if self.initialized:
+            return
+        first = self.nodes[1]
+        eng = first.engine
+        if first.up and eng is not None and eng.vote.term == 0 and eng.log.last_index < 0:
+            voters = {i: BasicNode(f"n{i}") for i in range(1, self.options.initial_voters + 1)}
+
+            def answered(v: object) -> None:
+                self.trace(f"initialize -> {v!r}")
+                if v is None:
+                    self.initialized = True
+
+            first.call(ev.Initialize(Membership.new(voters), ClientResponder(answered)))
+        elif first.up and eng is not None:
+            self.initialized = True  # its initial entry survived: it is not pristine any more
+        self.scheduler.after(4 * self.config.election_timeout_max, self._initialize)
 
     def _liveness(self) -> None:
         """Heal everything; require a leader with progress within a bounded time."""
@@ -251,7 +270,8 @@ class Simulation:
             if leader is None or leader.engine is None or leader.engine.leader is None:
                 continue
             eng = leader.engine
-            if eng.committed is None or eng.committed < eng.leader.noop_log_id:
+            state = leader.engine.leader
+            if eng.committed is None or eng.committed < state.noop_log_id:
                 continue
             if self.probe_acked:
                 self.clients.stop()
