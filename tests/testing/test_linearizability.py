@@ -533,6 +533,9 @@ def test_jepsen_parser_reads_paths(tmp_path: Path) -> None:
     "INFO  jepsen.util - 0\t:invoke\t:write\t1\nINFO  jepsen.util - 0\t:ok\t:write\t2",
     "INFO  jepsen.util - 0\t:invoke\t:write\t1\nINFO  jepsen.util - 0\t:fail\t:write\t1",
     "INFO  jepsen.util - 0\t:invoke\t:read\t:timed-out",
+    "INFO  jepsen.util - 0\t:invoke\t:read\tnil\nINFO  jepsen.util - 0\t:ok\t:read\t:timed-out",
+    "INFO  jepsen.util - 0\t:invoke\t:write\t1\nINFO  jepsen.util - 0\t:ok\t:write\t:timed-out",
+    "INFO  jepsen.util - 0\t:invoke\t:cas\t[1 2]\nINFO  jepsen.util - 0\t:fail\t:cas\t:timed-out",
 ])
 def test_jepsen_parser_rejects_malformed(text: str) -> None:
     with pytest.raises(HistoryError):
@@ -575,6 +578,33 @@ def test_kv_parser_outcomes() -> None:
 def test_kv_parser_rejects_malformed(text: str) -> None:
     with pytest.raises(HistoryError):
         parse_kv_edn(text)
+
+
+JEPSEN_LINES = st.builds(
+    lambda p, t, f, v: f"INFO  jepsen.util - {p}\t:{t}\t:{f}\t{v}",
+    st.sampled_from(["0", "1", "x"]), st.sampled_from(["invoke", "ok", "fail", "info", "what"]),
+    st.sampled_from(["read", "write", "cas", "del"]),
+    st.sampled_from(["nil", "1", "[1 2]", "[1]", ":timed-out", "", "-3"]),
+)
+KV_LINES = st.builds(
+    lambda p, t, f, k, v: f"{{:process {p}, :type :{t}, :f :{f}, :key {k}, :value {v}}}",
+    st.sampled_from(["0", "1", "x"]), st.sampled_from(["invoke", "ok", "fail", "info", "what"]),
+    st.sampled_from(["get", "put", "append", "del"]), st.sampled_from(['"1"', '"2"', "nil", '"a\\"b"']),
+    st.sampled_from(["nil", '"a"', '"b\\nc"', "1"]),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(JEPSEN_LINES | KV_LINES | st.text(max_size=30), max_size=10))
+def test_parsers_raise_only_history_error(lines: list[str]) -> None:
+    """Whatever the text, a parser returns operations or raises HistoryError."""
+    text = "\n".join(lines) + "\n"
+    for parse, model in ((parse_jepsen_register_log, CAS_REGISTER), (parse_kv_edn, KV)):
+        try:
+            ops = parse(text)
+        except HistoryError:
+            continue
+        assert check_operations(model, ops, budget=10_000).verdict in Verdict
 
 
 def test_parsers_reject_non_text() -> None:

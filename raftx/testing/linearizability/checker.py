@@ -360,7 +360,7 @@ def check_operations(
     while active:
         still = []
         for index, search in active:
-            quota = min(_SLICE, limit - result.steps)
+            quota = int(min(_SLICE, limit - result.steps))
             part = parts[index]
             try:
                 now = search.send(quota)

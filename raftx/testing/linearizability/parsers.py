@@ -124,6 +124,8 @@ def parse_jepsen_register_log(path_or_text: str | os.PathLike[str]) -> list[Oper
                 raise HistoryError(f"line {lineno}: invocation without arguments: {raw!r}")
             state.invoke(process, inp, lineno)
         elif kind == "ok":
+            if inp is None:
+                raise HistoryError(f"line {lineno}: completion without a value: {raw!r}")
             if f == "read":
                 state.finish(process, None if value == "nil" else inp[1], lineno)
             else:
