@@ -126,7 +126,10 @@ class SimNetwork:
             delay = rng.randint(f.min_delay, f.max_delay)
             if f.reorder and rng.random() < f.reorder:
                 delay += rng.randint(0, f.reorder_delay)
-            self.scheduler.after(delay, lambda m=msg: self._arrive(m))
+            self.scheduler.after(delay, self._arrival(msg))
+
+    def _arrival(self, msg: Msg) -> Callable[[], None]:
+        return lambda: self._arrive(msg)
 
     def _arrive(self, msg: Msg) -> None:
         if not self.reachable(msg.src, msg.dst):
