@@ -1,0 +1,561 @@
+"""`Raft`: the handle to a running raftx node (openraft's ``Raft``, in asyncio Python).
+
+Create a node with ``await Raft.new(node_id, config, network, log_store, state_machine)``;
+it restores its state from the stores and starts its core task on the running
+event loop. Every coroutine raises `raftx.errors.Fatal` once the node has stopped
+(`shutdown`, or a storage failure, DESIGN §2 rule 7). Calls that need the leader
+raise `raftx.errors.ForwardToLeader` carrying the leader's id and node when
+known. A minimal single-node example::
+
+    import asyncio, raftx
+    from raftx.network.raft_rpc import MemNetworkFactory
+    from raftx.network import MemRouter
+    from raftx.storage import MemLogStore, MemStateMachine
+
+    async def main():
+        router = MemRouter()
+        async with await raftx.Raft.new(1, raftx.Config(), MemNetworkFactory(router, 1),
+                                        MemLogStore(), MemStateMachine()) as raft:
+            await raft.initialize([1])
+            await raft.wait(5).state(raftx.ServerState.LEADER, "leader")
+            resp = await raft.client_write(b"hello")
+            print(resp.log_id, resp.data)
+
+    asyncio.run(main())          # or uvloop.run(main()) -- the event loop is the caller's choice
+
+Cancelling a call cancels the *wait*, not the proposal: a cancelled `client_write`
+may still commit (as in openraft and etcd).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import warnings
+from typing import Any, Awaitable, Callable, Iterable, Mapping
+
+from raftx.config import Config
+from raftx.engine import events as ev
+from raftx.errors import ConfigError, ForwardToLeader, ProtocolError
+from raftx.messages import (
+    AppendEntriesRequest,
+    AppendEntriesResponse,
+    InstallSnapshotRequest,
+    SnapshotResponse,
+    VoteRequest,
+    VoteResponse,
+)
+from raftx.metrics import RaftDataMetrics, RaftMetrics, RaftServerMetrics
+from raftx.runtime.core import RaftCore
+from raftx.runtime.entries import as_engine_entries
+from raftx.runtime.snapshot_recv import SnapshotReceiver
+from raftx.runtime.state import RaftState
+from raftx.runtime.wait import Wait
+from raftx.runtime.watch import WatchReceiver
+from raftx.storage.protocols import RaftLogStorage, RaftStateMachine
+from raftx.types import BasicNode, ChangeMembers, ClientWriteResponse, LogId, Membership, Snapshot, Vote
+
+__all__ = ["Raft", "RuntimeConfigHandle", "Trigger"]
+
+logger = logging.getLogger(__name__)
+
+
+def _deprecated(old: str, new: str) -> None:
+    warnings.warn(f"Raft.{old} is deprecated; use Raft.{new}", DeprecationWarning, stacklevel=3)
+
+
+def _as_payload(data: Any) -> bytes:
+    if isinstance(data, bytes):
+        return data
+    if isinstance(data, (bytearray, memoryview)):
+        return bytes(data)
+    raise TypeError(f"client data must be bytes-like, not {type(data).__name__}")
+
+
+def _as_membership(members: Any) -> Membership:
+    if isinstance(members, Membership):
+        return members
+    if isinstance(members, Mapping):
+        nodes = {}
+        for k, v in members.items():
+            if not isinstance(k, int) or isinstance(k, bool) or k < 0:
+                raise TypeError(f"node ids must be ints >= 0, not {k!r}")
+            nodes[k] = v if isinstance(v, BasicNode) else BasicNode(str(v))
+        return Membership.new(nodes)
+    try:
+        ids = list(members)
+    except TypeError:
+        raise TypeError(f"members must be ids or a mapping id -> BasicNode, not {type(members).__name__}") from None
+    for k in ids:
+        if not isinstance(k, int) or isinstance(k, bool) or k < 0:
+            raise TypeError(f"node ids must be ints >= 0, not {k!r}")
+    return Membership.new(ids)
+
+
+class RuntimeConfigHandle:
+    """Switch a node's tick, heartbeat, election and pre-vote on or off at run time.
+
+    Example: ``raft.runtime_config().heartbeat(False)``
+    """
+
+    __slots__ = ("_raft",)
+
+    def __init__(self, raft: Raft) -> None:
+        self._raft = raft
+
+    def _set(self, **kw: bool) -> None:
+        for k, v in kw.items():
+            if not isinstance(v, bool):
+                raise TypeError(f"{k} takes a bool, not {type(v).__name__}")
+        self._raft._core.check_running()
+        self._raft._core.post(ev.SetRuntimeConfig(**kw))
+
+    def tick(self, enabled: bool) -> None:
+        """Enable or disable the internal ticker (elections and heartbeats stop with it)."""
+        self._set(tick=enabled)
+
+    def heartbeat(self, enabled: bool) -> None:
+        """Enable or disable the leader's periodic heartbeats (§5.2)."""
+        self._set(heartbeat=enabled)
+
+    def elect(self, enabled: bool) -> None:
+        """Enable or disable starting an election on timeout (§5.2)."""
+        self._set(elect=enabled)
+
+    def pre_vote(self, enabled: bool) -> None:
+        """Enable or disable the pre-vote round before elections (thesis §9.6)."""
+        self._set(pre_vote=enabled)
+
+
+class Trigger:
+    """Make a node act now. Each coroutine returns once the core task has taken it.
+
+    Example: ``await raft.trigger().elect()``
+    """
+
+    __slots__ = ("_raft",)
+
+    def __init__(self, raft: Raft) -> None:
+        self._raft = raft
+
+    async def _post(self, event: Any) -> None:
+        core = self._raft._core
+
+        def noop(_: RaftState) -> None:
+            return None
+
+        core.check_running()
+        core.post(event)
+        await core.run_in_core(noop)  # the event ahead of it has been handled
+
+    async def elect(self, pre_vote: bool = False) -> None:
+        """Start an election now (§5.2); a pre-vote round first if ``pre_vote``."""
+        await self._post(ev.TriggerElect(bool(pre_vote)))
+
+    async def heartbeat(self) -> None:
+        """A leader sends a heartbeat to every follower now."""
+        await self._post(ev.TriggerHeartbeat())
+
+    async def snapshot(self) -> None:
+        """Build a snapshot now (§7), unless one is being built."""
+        await self._post(ev.TriggerSnapshot())
+
+    async def purge_log(self, upto: int) -> None:
+        """Purge the log up to and including ``upto`` (never past the snapshot, §7)."""
+        if not isinstance(upto, int) or isinstance(upto, bool) or upto < 0:
+            raise TypeError(f"upto must be a log index >= 0, not {upto!r}")
+        await self._post(ev.TriggerPurgeLog(upto))
+
+    async def transfer_leader(self, to: int) -> None:
+        """The leader hands leadership to voter ``to`` (thesis §3.10)."""
+        if not isinstance(to, int) or isinstance(to, bool) or to < 0:
+            raise TypeError(f"to must be a node id, not {to!r}")
+        await self._post(ev.TriggerTransferLeader(to))
+
+
+class Raft:
+    """A running Raft node (see the module docstring). Cheap to pass around; one per node."""
+
+    def __init__(self, core: RaftCore) -> None:
+        """Internal: use ``await Raft.new(...)``."""
+        self._core = core
+        self._snapshots = SnapshotReceiver(self.begin_receiving_snapshot, self.install_full_snapshot)
+
+    # -- life cycle ------------------------------------------------------------------
+
+    @classmethod
+    async def new(
+        cls,
+        node_id: int,
+        config: Config,
+        network: Any,
+        log_store: RaftLogStorage,
+        state_machine: RaftStateMachine,
+        *,
+        rng: random.Random | None = None,
+    ) -> Raft:
+        """Restore the node from its stores and start it on the running loop.
+
+        ``network`` is a `raftx.network.RaftNetworkFactory` (e.g.
+        `raftx.network.raft_rpc.TcpNetworkFactory`); ``rng`` seeds election
+        timeouts (tests). Raises `raftx.errors.ConfigError` for a bad config and
+        `raftx.errors.Fatal` if the stores cannot be read.
+
+        Example: ``raft = await Raft.new(1, Config(), network, MemLogStore(), MemStateMachine())``
+        """
+        if not isinstance(node_id, int) or isinstance(node_id, bool) or not 0 <= node_id < 2**63:
+            raise ConfigError(f"node_id must be an int in 0..2**63-1, not {node_id!r}")
+        if not isinstance(config, Config):
+            raise ConfigError(f"config must be a raftx.Config, not {type(config).__name__}")
+        core = await RaftCore.open(node_id, config, network, log_store, state_machine, rng)
+        return cls(core)
+
+    async def shutdown(self) -> None:
+        """Stop the node: queued writes finish, pending calls raise `Fatal`. Idempotent.
+
+        Example: ``await raft.shutdown()``
+        """
+        self._snapshots.discard()
+        await self._core.shutdown()
+
+    async def __aenter__(self) -> Raft:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.shutdown()
+
+    @property
+    def id(self) -> int:
+        """This node's id."""
+        return self._core.id
+
+    @property
+    def config(self) -> Config:
+        """The node's `Config` (treat as read-only)."""
+        return self._core.config
+
+    def runtime_config(self) -> RuntimeConfigHandle:
+        """A handle to switch tick / heartbeat / elect at run time: ``raft.runtime_config().elect(False)``."""
+        return RuntimeConfigHandle(self)
+
+    def trigger(self) -> Trigger:
+        """A handle to make the node act now: ``await raft.trigger().elect()``."""
+        return Trigger(self)
+
+    # -- cluster formation -----------------------------------------------------------
+
+    async def initialize(self, members: Iterable[int] | Mapping[int, BasicNode | str] | Membership) -> None:
+        """Initialize a pristine node with the initial members (openraft ``initialize``).
+
+        ``members`` is a set/list of ids or a mapping id -> `BasicNode` (or ``"host:port"``).
+        Raises `raftx.errors.NotAllowed` if the node already has a log or a vote (safe to
+        ignore when several nodes initialize the same cluster), `NotInMembers` if this
+        node is not a member.
+
+        Example: ``await raft.initialize({1: BasicNode("127.0.0.1:7001"), 2: ..., 3: ...})``
+        """
+        m = _as_membership(members)
+        await self._core.request(lambda fut: ev.Initialize(m, fut))
+
+    async def is_initialized(self) -> bool:
+        """True if the node has a log, a vote or a snapshot (it cannot be initialized again).
+
+        Example: ``if not await raft.is_initialized(): await raft.initialize([1, 2, 3])``
+        """
+
+        def check(st: RaftState) -> bool:
+            v = st.vote
+            return (st.last_log_id is not None or v.term > 0 or v.node_id is not None
+                    or st.snapshot_meta is not None)
+
+        return bool(await self._core.run_in_core(check))
+
+    # -- writes ----------------------------------------------------------------------
+
+    async def client_write(self, data: bytes) -> ClientWriteResponse:
+        """Replicate ``data``, wait until it is committed and applied (§5.3); return the
+        `ClientWriteResponse` with its log id and the state machine's output.
+
+        Raises `ForwardToLeader` on a non-leader.
+
+        Example: ``resp = await raft.client_write(b"set x 1"); resp.log_id.index``
+        """
+        return await self._core.submit_write(_as_payload(data))  # type: ignore[no-any-return]
+
+    async def client_write_ff(self, data: bytes) -> Awaitable[ClientWriteResponse]:
+        """Propose ``data`` and return at once with an awaitable for its response
+        (fire and forget; openraft ``client_write_ff``).
+
+        Example: ``pending = await raft.client_write_ff(b"x"); resp = await pending``
+        """
+        return self._core.submit_write(_as_payload(data))
+
+    async def client_write_many(self, datas: Iterable[bytes]) -> list[ClientWriteResponse | BaseException]:
+        """Propose several payloads as one batch; return, in order, each response or the
+        exception that write failed with (openraft ``client_write_many``).
+
+        Example: ``results = await raft.client_write_many([b"a", b"b"])``
+        """
+        payloads = [_as_payload(d) for d in datas]
+        futs = [self._core.submit_write(p) for p in payloads]
+        return list(await asyncio.gather(*futs, return_exceptions=True))
+
+    # -- reads -----------------------------------------------------------------------
+
+    async def get_read_log_id(self) -> tuple[LogId | None, LogId | None]:
+        """Confirm leadership with a quorum (thesis §6.4, ReadIndex) and return
+        ``(read_log_id, last_applied)``: a read is linearizable once the state machine
+        applied ``read_log_id``.
+
+        Raises `ForwardToLeader` or `QuorumNotEnough`.
+
+        Example::
+
+            read_log_id, applied = await raft.get_read_log_id()
+            if read_log_id is not None and (applied is None or applied < read_log_id):
+                await raft.wait(5).applied_index_at_least(read_log_id.index, "read")
+        """
+        result = await self._core.request(lambda fut: ev.GetReadLogId(fut))
+        return result  # type: ignore[no-any-return]
+
+    async def ensure_linearizable(self) -> LogId | None:
+        """Make a following local read linearizable (thesis §6.4): confirm leadership with
+        a quorum and wait until the state machine applied the read log id; return it.
+
+        Example: ``await raft.ensure_linearizable(); value = my_state_machine.get(key)``
+        """
+        read_log_id, applied = await self.get_read_log_id()
+        if read_log_id is not None and (applied is None or applied.index < read_log_id.index):
+            await self.wait(None).applied_index_at_least(read_log_id.index, "ensure_linearizable")
+        return read_log_id
+
+    async def current_leader(self) -> int | None:
+        """The leader this node knows of (from its metrics), or None.
+
+        Example: ``leader = await raft.current_leader()``
+        """
+        self._core.check_running()
+        return self._core.metrics_tx.value.current_leader
+
+    # -- membership (thesis §4.3) ----------------------------------------------------
+
+    async def add_learner(self, node_id: int, node: BasicNode | str, blocking: bool = True) -> ClientWriteResponse:
+        """Add ``node_id`` as a learner (receives the log, does not vote); with
+        ``blocking``, wait until the leader has replicated the log up to the entry
+        that added it (ready to become a voter with `change_membership`).
+
+        Example: ``await raft.add_learner(4, BasicNode("127.0.0.1:7004"))``
+        """
+        if not isinstance(node_id, int) or isinstance(node_id, bool) or node_id < 0:
+            raise TypeError(f"node_id must be an int >= 0, not {node_id!r}")
+        n = node if isinstance(node, BasicNode) else BasicNode(str(node))
+        resp: ClientWriteResponse = await self._core.request(lambda fut: ev.AddLearner(node_id, n, fut))
+        if blocking and node_id != self.id:
+            want = resp.log_id.index
+
+            def caught_up(m: RaftMetrics) -> bool:
+                if m.replication is None:
+                    return True  # no longer leader: checked below
+                matched = m.replication.get(node_id)
+                return matched is not None and matched.index >= want
+
+            m = await self.wait(None).metrics(caught_up, f"learner {node_id} catches up to {want}")
+            if m.replication is None:
+                raise ForwardToLeader(m.current_leader, None if m.current_leader is None
+                                      else m.membership.get_node(m.current_leader))
+        return resp
+
+    async def change_membership(
+        self, members: ChangeMembers | Iterable[int] | Mapping[int, BasicNode], retain: bool = False
+    ) -> ClientWriteResponse:
+        """Change the voters through joint consensus (thesis §4.3); answers once the final
+        uniform configuration is applied. New voters must be learners first
+        (`LearnerNotFound`); one change at a time (`InProgress`). With ``retain``,
+        removed voters stay as learners, else they leave the cluster.
+
+        Example: ``await raft.change_membership({1, 2, 3, 4, 5}, retain=False)``
+        """
+        if isinstance(members, ChangeMembers):
+            changes = members
+        elif isinstance(members, Mapping):
+            changes = ChangeMembers.coerce({int(k): (v if isinstance(v, BasicNode) else BasicNode(str(v)))
+                                            for k, v in members.items()})
+        else:
+            changes = ChangeMembers.coerce([int(i) for i in members])
+        return await self._core.request(  # type: ignore[no-any-return]
+            lambda fut: ev.ChangeMembership(changes, bool(retain), fut))
+
+    # -- RPCs from peers -------------------------------------------------------------
+
+    async def append_entries(self, rpc: AppendEntriesRequest) -> AppendEntriesResponse:
+        """Handle an AppendEntries from the leader (§5.3); answered once the entries are
+        durable. ``rpc.entries`` may be `Entry` objects or an `raftx.storage.EncodedBatch`.
+
+        Example (an application's own transport): ``resp = await raft.append_entries(req)``
+        """
+        if not isinstance(rpc, AppendEntriesRequest):
+            raise ProtocolError(f"append_entries takes an AppendEntriesRequest, not {type(rpc).__name__}")
+        entries = as_engine_entries(rpc.entries)
+        if entries is not rpc.entries:
+            rpc = AppendEntriesRequest(rpc.vote, rpc.prev_log_id, entries, rpc.leader_commit)
+        return await self._core.request(lambda fut: ev.AppendRequested(rpc, fut))  # type: ignore[no-any-return]
+
+    async def vote(self, rpc: VoteRequest) -> VoteResponse:
+        """Handle a RequestVote from a candidate (§5.2); a grant leaves once persisted.
+
+        Example: ``resp = await raft.vote(VoteRequest(Vote(2, 3), last_log_id))``
+        """
+        if not isinstance(rpc, VoteRequest):
+            raise ProtocolError(f"vote takes a VoteRequest, not {type(rpc).__name__}")
+        return await self._core.request(lambda fut: ev.VoteRequested(rpc, fut))  # type: ignore[no-any-return]
+
+    async def handle_transfer_leader(self, req: Any) -> None:
+        """Handle a leadership transfer notice from the leader (thesis §3.10)."""
+        self._core.check_running()
+        self._core.post(ev.TransferLeaderRequested(req))
+
+    # -- snapshots (§7) --------------------------------------------------------------
+
+    async def begin_receiving_snapshot(self) -> Any:
+        """A writable binary file to stream a leader's snapshot into (for an application
+        that moves snapshots with its own transport); then `install_full_snapshot`.
+
+        Example: ``f = await raft.begin_receiving_snapshot(); f.write(chunk)``
+        """
+        self._core.check_running()
+        return await self._core.sm.begin_receiving_snapshot()
+
+    async def install_full_snapshot(self, vote: Vote, snapshot: Snapshot) -> SnapshotResponse:
+        """Install a completely received snapshot from the leader with ``vote`` (§7).
+
+        The node ignores a snapshot not newer than its commit index. Returns the
+        `SnapshotResponse` (this node's vote).
+
+        Example: ``await raft.install_full_snapshot(leader_vote, Snapshot(meta, f))``
+        """
+        if not isinstance(vote, Vote) or not isinstance(snapshot, Snapshot):
+            raise ProtocolError("install_full_snapshot takes a Vote and a Snapshot")
+        core = self._core
+        fut = core.new_future()
+        core.deliver_snapshot(ev.SnapshotReceived(vote, snapshot.meta, fut), snapshot.snapshot)
+        return await fut  # type: ignore[no-any-return]
+
+    async def install_snapshot(self, req: InstallSnapshotRequest) -> SnapshotResponse:
+        """Deprecated: receive one chunk of a snapshot; use `install_full_snapshot`.
+
+        Returns this node's `SnapshotResponse` for every chunk.
+        """
+        _deprecated("install_snapshot", "install_full_snapshot")
+        return await self.receive_snapshot_chunk(req)
+
+    async def receive_snapshot_chunk(self, req: InstallSnapshotRequest, checksum: int | None = None) -> SnapshotResponse:
+        """Take one chunk of a streamed snapshot (§7); installs on the last one after
+        verifying ``checksum`` (CRC-32 of the whole snapshot) when given."""
+        if not isinstance(req, InstallSnapshotRequest):
+            raise ProtocolError(f"expected an InstallSnapshotRequest, not {type(req).__name__}")
+        self._core.check_running()
+        resp = await self._snapshots.receive(req, checksum)
+        if resp is None:
+            return SnapshotResponse(self._core.engine.vote)
+        return resp
+
+    async def get_snapshot(self) -> Snapshot | None:
+        """The state machine's latest snapshot (the caller closes ``snapshot.snapshot``).
+
+        Example: ``snap = await raft.get_snapshot()``
+        """
+        core = self._core
+        core.check_running()
+        return await core.apply_worker.call(core.sm.get_current_snapshot)  # type: ignore[no-any-return]
+
+    # -- state access ----------------------------------------------------------------
+
+    async def with_raft_state(self, fn: Callable[[RaftState], Any]) -> Any:
+        """Run ``fn(state)`` inside the core task (read-only `RaftState`); return its result.
+
+        Example: ``committed = await raft.with_raft_state(lambda st: st.committed)``
+        """
+        return await self._core.run_in_core(fn)
+
+    def external_request(self, fn: Callable[[RaftState], Any]) -> None:
+        """Run ``fn(state)`` inside the core task, fire and forget (dropped if stopped).
+
+        Example: ``raft.external_request(lambda st: print(st.vote))``
+        """
+        core = self._core
+        if core.stopped is not None:
+            return
+        core.post((fn, None))
+
+    def metrics(self) -> WatchReceiver[RaftMetrics]:
+        """A watch receiver of this node's `RaftMetrics` (``borrow()``, ``await changed()``,
+        ``async for``).
+
+        Example: ``print(raft.metrics().borrow().state)``
+        """
+        return self._core.metrics_tx.subscribe()
+
+    def data_metrics(self) -> WatchReceiver[RaftDataMetrics]:
+        """A watch receiver of the log / apply progress subset of the metrics."""
+        return self._core.data_tx.subscribe()
+
+    def server_metrics(self) -> WatchReceiver[RaftServerMetrics]:
+        """A watch receiver of the role / membership subset of the metrics."""
+        return self._core.server_tx.subscribe()
+
+    def wait(self, timeout: float | None = None) -> Wait:
+        """Wait for conditions on the metrics, each bounded by ``timeout`` seconds (None:
+        no limit); raises `raftx.errors.WaitTimeout` naming the message.
+
+        Example: ``await raft.wait(1.0).log(3, "log")``
+        """
+        return Wait(self._core.metrics_tx.subscribe(), timeout)
+
+    # -- deprecated names (openraft 0.8 / 0.9) ----------------------------------------
+
+    def enable_tick(self, enabled: bool) -> None:
+        """Deprecated: use ``runtime_config().tick(enabled)``."""
+        _deprecated("enable_tick", "runtime_config().tick")
+        self.runtime_config().tick(enabled)
+
+    def enable_heartbeat(self, enabled: bool) -> None:
+        """Deprecated: use ``runtime_config().heartbeat(enabled)``."""
+        _deprecated("enable_heartbeat", "runtime_config().heartbeat")
+        self.runtime_config().heartbeat(enabled)
+
+    def enable_elect(self, enabled: bool) -> None:
+        """Deprecated: use ``runtime_config().elect(enabled)``."""
+        _deprecated("enable_elect", "runtime_config().elect")
+        self.runtime_config().elect(enabled)
+
+    async def trigger_elect(self) -> None:
+        """Deprecated: use ``trigger().elect()``."""
+        _deprecated("trigger_elect", "trigger().elect")
+        await self.trigger().elect()
+
+    async def trigger_heartbeat(self) -> None:
+        """Deprecated: use ``trigger().heartbeat()``."""
+        _deprecated("trigger_heartbeat", "trigger().heartbeat")
+        await self.trigger().heartbeat()
+
+    async def trigger_snapshot(self) -> None:
+        """Deprecated: use ``trigger().snapshot()``."""
+        _deprecated("trigger_snapshot", "trigger().snapshot")
+        await self.trigger().snapshot()
+
+    async def purge_log(self, upto: int) -> None:
+        """Deprecated: use ``trigger().purge_log(upto)``."""
+        _deprecated("purge_log", "trigger().purge_log")
+        await self.trigger().purge_log(upto)
+
+    async def is_leader(self) -> None:
+        """Deprecated: use `ensure_linearizable`. Raises `ForwardToLeader` /
+        `QuorumNotEnough` unless this node is the leader confirmed by a quorum."""
+        _deprecated("is_leader", "ensure_linearizable")
+        await self.get_read_log_id()
+
+    def __repr__(self) -> str:
+        m = self._core.metrics_tx.value
+        return f"Raft(id={self.id}, state={m.state.value}, term={m.current_term}, leader={m.current_leader})"
+

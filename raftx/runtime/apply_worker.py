@@ -1,0 +1,216 @@
+"""The state-machine worker: applies committed entries off the core task's critical path.
+
+One task owns every call into the `raftx.storage.RaftStateMachine` (the protocol
+says it is called from one task at a time), in the order the core handed them:
+
+* ``apply``: read the committed range from the log store (once the storage worker
+  has written it), call `RaftStateMachine.apply` once for the whole range —
+  consecutive queued ranges are merged into one call — resolve the client
+  responders with a `raftx.types.ClientWriteResponse` carrying the state
+  machine's output (responses resolve after apply), then report
+  `raftx.engine.Applied` (§5.3: entries are applied in log order, exactly once);
+* ``build``: build a snapshot (§7) and report `raftx.engine.SnapshotBuilt`;
+* ``install``: install a snapshot received from the leader (§7), then release the
+  storage worker waiting on it;
+* ``call``: run an arbitrary coroutine function serialized with the above (used by
+  `raftx.Raft.get_snapshot` and the snapshot sender).
+
+A failure of the state machine or of the log read is fatal to the node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any, Awaitable, Callable
+
+from raftx.engine.commands import Apply
+from raftx.engine.events import Applied, Event, SnapshotBuilt
+from raftx.errors import StorageError
+from raftx.runtime.storage_worker import StorageWorker
+from raftx.runtime.tasks import close_quietly, finish_task
+from raftx.storage.protocols import RaftLogStorage, RaftStateMachine
+from raftx.types import ClientWriteResponse, LogId, SnapshotMeta
+
+__all__ = ["ApplyWorker"]
+
+logger = logging.getLogger(__name__)
+
+
+def resolve(responder: Any, value: Any) -> None:
+    """Resolve an API/RPC responder (a future) with a value or an exception instance."""
+    if responder is None or responder.done():
+        return
+    if isinstance(value, BaseException):
+        responder.set_exception(value)
+    else:
+        responder.set_result(value)
+
+
+class ApplyWorker:
+    """Serialized state-machine calls for one node (see the module docstring)."""
+
+    def __init__(
+        self,
+        sm: RaftStateMachine,
+        log_store: RaftLogStorage,
+        storage: StorageWorker,
+        post: Callable[[Event], None],
+        on_fatal: Callable[[BaseException, str], None],
+        on_applied: Callable[[LogId], None],
+    ) -> None:
+        self.sm = sm
+        self.log_store = log_store
+        self.storage = storage
+        self._post = post
+        self._on_fatal = on_fatal
+        self._on_applied = on_applied
+        self._queue: deque[tuple[str, Any]] = deque()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._reader: Any = None
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run(), name="raftx-apply")
+
+    # -- feeding ---------------------------------------------------------------------
+
+    def apply(self, cmd: Apply, written_io: int) -> None:
+        """Queue `Apply` ``cmd``; its entries are readable once io ``written_io`` is written."""
+        self._queue.append(("apply", (cmd, written_io)))
+        self._wake.set()
+
+    def build_snapshot(self) -> None:
+        self._queue.append(("build", None))
+        self._wake.set()
+
+    def install(self, meta: SnapshotMeta, data: Any, after_io: int) -> asyncio.Future[None]:
+        """Queue installing ``data``; the returned future resolves when it is installed."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append(("install", (meta, data, after_io, done)))
+        self._wake.set()
+        return done
+
+    async def call(self, fn: Callable[[], Awaitable[Any]]) -> Any:
+        """Run ``fn()`` on this worker, after everything queued before it."""
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append(("call", (fn, fut)))
+        self._wake.set()
+        return await fut
+
+    # -- the worker ------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        queue = self._queue
+        while True:
+            if not queue:
+                if self._stopping:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            kind, arg = queue.popleft()
+            try:
+                if kind == "apply":
+                    await self._apply(arg)
+                elif kind == "build":
+                    await self._build()
+                elif kind == "install":
+                    await self._install(*arg)
+                else:
+                    fn, fut = arg
+                    try:
+                        result = await fn()
+                    except Exception as exc:  # the caller's problem, not the node's
+                        if not fut.done():
+                            fut.set_exception(exc)
+                    else:
+                        if not fut.done():
+                            fut.set_result(result)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - state machine failures are fatal
+                logger.error("state machine %s failed: %r", kind, exc)
+                if kind == "install" and not arg[3].done():
+                    arg[3].set_exception(exc)
+                self._on_fatal(exc, f"state machine {kind} failed")
+                return
+
+    async def _apply(self, first_arg: tuple[Apply, int]) -> None:
+        cmd, written_io = first_arg
+        first, last = cmd.first_index, cmd.last
+        responders = list(cmd.responders)
+        queue = self._queue
+        # Merge the consecutive apply commands queued behind this one: one apply call.
+        while queue and queue[0][0] == "apply" and queue[0][1][0].first_index == last.index + 1:
+            nxt, io = queue.popleft()[1]
+            last = nxt.last
+            written_io = max(written_io, io)
+            responders.extend(nxt.responders)
+        await self.storage.wait_written(written_io)
+        if self._reader is None:
+            self._reader = await self.log_store.get_log_reader()
+        entries = await self._reader.try_get_log_entries(first, last.index + 1)
+        if len(entries) != last.index + 1 - first or entries[-1].log_id != last:
+            raise StorageError(
+                f"committed entries {first}..{last} are not all in the log "
+                f"(read {len(entries)}{'' if not entries else f', last {entries[-1].log_id}'})"
+            )
+        outputs = await self.sm.apply(entries)
+        if len(outputs) != len(entries):
+            raise StorageError(f"state machine returned {len(outputs)} responses for {len(entries)} entries")
+        for index, responder in responders:
+            p = index - first
+            e = entries[p]
+            resolve(responder, ClientWriteResponse(e.log_id, outputs[p], e.get_membership()))
+        self._on_applied(last)
+        self._post(Applied(last))
+
+    async def _build(self) -> None:
+        builder = await self.sm.get_snapshot_builder()
+        snap = await builder.build_snapshot()
+        close_quietly(snap.snapshot)
+        logger.info("built snapshot %s up to %s", snap.meta.snapshot_id, snap.meta.last_log_id)
+        self._post(SnapshotBuilt(snap.meta))
+
+    async def _install(self, meta: SnapshotMeta, data: Any, after_io: int, done: asyncio.Future[None]) -> None:
+        await self.storage.wait_written(after_io)
+        try:
+            data.seek(0)
+            await self.sm.install_snapshot(meta, data)
+        finally:
+            close_quietly(data)
+        logger.info("installed snapshot %s up to %s", meta.snapshot_id, meta.last_log_id)
+        if meta.last_log_id is not None:
+            self._on_applied(meta.last_log_id)
+            self._post(Applied(meta.last_log_id))
+        if not done.done():
+            done.set_result(None)
+
+    # -- stopping --------------------------------------------------------------------
+
+    async def close(self, timeout: float) -> None:
+        """Finish what is queued (bounded by ``timeout``), then stop."""
+        self._stopping = True
+        self._wake.set()
+        await finish_task(self.task, timeout, "state machine worker")
+        self._drop_queue()
+
+    def abort(self) -> None:
+        self._stopping = True
+        if self.task is not None and not self.task.done() and self.task is not asyncio.current_task():
+            self.task.cancel()
+        self._drop_queue()
+
+    def _drop_queue(self) -> None:
+        while self._queue:
+            kind, arg = self._queue.popleft()
+            if kind == "install":
+                close_quietly(arg[1])
+                if not arg[3].done():
+                    arg[3].cancel()
+            elif kind == "call" and not arg[1].done():
+                arg[1].cancel()
+

@@ -1,0 +1,536 @@
+"""`RaftCore`: the one asyncio task that owns a node's `raftx.engine.Engine`.
+
+Everything that changes Raft state goes through this task (openraft ``RaftCore``)::
+
+    API calls, peer RPCs, I/O completions, ticks --> inbox --> engine.step(event)
+                                                               |
+            storage worker <-- SaveVote/AppendToLog/... <------+  (in io-id order)
+            replicators    <-- Replicate/SendSnapshot   <------+  (per target, pipelined)
+            apply worker   <-- Apply/BuildSnapshot      <------+  (off the critical path)
+            futures        <-- Respond                  <------+  (when its Condition holds)
+
+Commands are carried out in the order the engine emitted them, with one rule: a
+command with a ``when`` `raftx.engine.Condition` waits until the storage io it
+names is durable / the index it names is applied; later commands do not wait
+for it. This gives the documented order *persist -> send what waited for
+persistence -> apply -> respond* (DESIGN §2 rule 2: a vote grant or an append
+success leaves only after its fsync).
+
+Batching (DESIGN §2 rule 4): client writes are queued and drained, on each turn
+of the loop, into one `raftx.engine.ClientWrite` (up to ``api_batch_capacity``):
+one log append and one fsync for the batch, one frame per follower, one apply
+call. Time enters the engine only as `raftx.engine.Tick`, scheduled with
+``loop.call_at`` at the engine's next deadline (heartbeat or election timeout,
+never later than one heartbeat interval): an idle node wakes a few times per
+second, it never polls.
+
+A storage or state-machine failure stops the node (`raftx.errors.Fatal`, rule 7):
+pending and later calls raise it and the metrics' ``running_state`` carries it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import deque
+from typing import Any, Callable
+
+from raftx.config import Config
+from raftx.engine import Engine, RestoredState
+from raftx.engine import commands as cmd
+from raftx.engine import events as ev
+from raftx.errors import Fatal
+from raftx.metrics import RaftDataMetrics, RaftMetrics, RaftServerMetrics
+from raftx.runtime.apply_worker import ApplyWorker, resolve
+from raftx.runtime.entries import encode_for_store
+from raftx.runtime.replication import PeerClients, Replicator, send_transfer_leader, send_vote
+from raftx.runtime.state import RaftState
+from raftx.runtime.storage_worker import StorageWorker
+from raftx.runtime.tasks import close_quietly
+from raftx.runtime.watch import WatchSender
+from raftx.storage.helper import get_initial_state
+from raftx.storage.protocols import RaftLogStorage, RaftStateMachine
+from raftx.types import BasicNode, ServerState, StoredMembership
+
+__all__ = ["RaftCore"]
+
+logger = logging.getLogger(__name__)
+
+#: Events handled per loop turn before client writes and metrics get their turn.
+_BUDGET = 1024
+
+
+class RaftCore:
+    """The core task of one node and the workers it feeds (see the module docstring).
+
+    Build it with `RaftCore.open`, which restores the durable state and starts the
+    tasks. `raftx.Raft` is the public handle; this class is internal.
+    """
+
+    def __init__(
+        self,
+        node_id: int,
+        config: Config,
+        network: Any,
+        log_store: RaftLogStorage,
+        sm: RaftStateMachine,
+        restored: RestoredState,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.id = node_id
+        self.config = config
+        self.network = network
+        self.log_store = log_store
+        self.sm = sm
+        self._loop = asyncio.get_running_loop()
+        self.engine = Engine(node_id, config, rng or random.Random(), restored)
+        self.state_view = RaftState(self.engine)
+        hb = config.heartbeat_interval
+        #: Per-RPC deadlines in seconds (openraft: RPCOption hard TTL).
+        self.append_timeout = max(config.election_timeout_max, 2 * hb) / 1000.0
+        self.vote_timeout = config.election_timeout_min / 1000.0
+        self.snapshot_timeout = max(config.install_snapshot_timeout, config.election_timeout_max) / 1000.0
+        self._inbox: deque[Any] = deque()
+        self._writes: deque[tuple[bytes | None, asyncio.Future[Any]]] = deque()
+        self._wake = asyncio.Event()
+        self.flushed_io = -1
+        self.applied_index = -1 if restored.applied is None else restored.applied.index
+        #: The io id of the last storage command handed to the storage worker.
+        self.dispatched_io = -1
+        self._pending: list[Any] = []
+        self._received: dict[Any, Any] = {}
+        self._waiting: set[asyncio.Future[Any]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.replicators: dict[int, Replicator] = {}
+        self.clients = PeerClients(self)
+        self.storage = StorageWorker(log_store, self.post, self._on_fatal,
+                                     commit_save_interval=max(0.5, 10 * hb / 1000.0))
+        self.apply_worker = ApplyWorker(sm, log_store, self.storage, self.post, self._on_fatal,
+                                        self._on_applied)
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._tick_at = float("inf")
+        self._task: asyncio.Task[None] | None = None
+        self._stop_task: asyncio.Task[None] | None = None
+        #: None while running; the `Fatal` that stopped the node afterwards.
+        self.stopped: Fatal | None = None
+        self.metrics_tx: WatchSender[RaftMetrics] = WatchSender(self._metrics(None))
+        self.data_tx: WatchSender[RaftDataMetrics] = WatchSender(self._data_metrics())
+        self.server_tx: WatchSender[RaftServerMetrics] = WatchSender(self._server_metrics())
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            cmd.SaveVote: lambda c: self._store("vote", c.io_id, c.vote),
+            cmd.AppendToLog: lambda c: self._store("append", c.io_id, encode_for_store(c.entries)),
+            cmd.TruncateLog: lambda c: self._store("truncate", c.io_id, c.after),
+            cmd.PurgeLog: lambda c: self._store("purge", c.io_id, c.upto),
+            cmd.InstallSnapshot: self._install_snapshot,
+            cmd.SaveCommitted: lambda c: self.storage.save_committed(c.committed),
+            cmd.SendVote: lambda c: self._track(send_vote(self, c)),
+            cmd.Replicate: lambda c: self._replicator(c.target).push(c, self.dispatched_io),
+            cmd.SendSnapshot: lambda c: self._replicator(c.target).push(c, self.dispatched_io),
+            cmd.SendTransferLeader: lambda c: self._track(send_transfer_leader(self, c)),
+            cmd.Apply: lambda c: self.apply_worker.apply(c, self.dispatched_io),
+            cmd.BuildSnapshot: lambda c: self.apply_worker.build_snapshot(),
+            cmd.Respond: lambda c: self._resolve(c.responder, c.value),
+        }
+
+    # -- construction ------------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        node_id: int,
+        config: Config,
+        network: Any,
+        log_store: RaftLogStorage,
+        sm: RaftStateMachine,
+        rng: random.Random | None = None,
+    ) -> RaftCore:
+        """Restore the node's state from its stores and start its tasks.
+
+        Raises `raftx.errors.ConfigError` for a bad ``config`` and `raftx.errors.Fatal`
+        (cause kept) if the stores cannot be read.
+        """
+        config.validate()
+        try:
+            restored = await restore_state(log_store, sm)
+        except Exception as exc:
+            raise Fatal("cannot restore the node's state from its stores", exc) from exc
+        core = cls(node_id, config, network, log_store, sm, restored, rng)
+        core._start()
+        return core
+
+    def _start(self) -> None:
+        bind = getattr(self.network, "bind_local", None)
+        if callable(bind):
+            bind(self.id, self.config)
+        self.storage.start()
+        self.apply_worker.start()
+        self._run_commands(self.engine.startup(self.now_ms()))
+        self._task = self._loop.create_task(self._run(), name=f"raftx-core-{self.id}")
+        self._after_turn()
+
+    # -- feeding the core ----------------------------------------------------------------
+
+    def now_ms(self) -> int:
+        return int(self._loop.time() * 1000)
+
+    def post(self, event: Any) -> None:
+        """Queue an engine event (or an internal ``(fn, future)`` item) for the core task."""
+        self._inbox.append(event)
+        self._wake.set()
+
+    def check_running(self) -> None:
+        """Raise the `Fatal` that stopped the node, if it stopped."""
+        if self.stopped is not None:
+            raise self.stopped
+        if self._stop_task is not None:
+            raise Fatal("the node is shutting down")
+
+    def new_future(self) -> asyncio.Future[Any]:
+        """A responder future that `stop` fails with `Fatal` if still pending."""
+        self.check_running()
+        fut = self._loop.create_future()
+        self._waiting.add(fut)
+        fut.add_done_callback(self._waiting.discard)
+        return fut
+
+    def submit_write(self, payload: bytes | None) -> asyncio.Future[Any]:
+        """Queue one client write; the future resolves after it is applied (§5.3)."""
+        fut = self.new_future()
+        self._writes.append((payload, fut))
+        self._wake.set()
+        return fut
+
+    async def request(self, make: Callable[[asyncio.Future[Any]], Any]) -> Any:
+        """Post ``make(responder)`` and wait for the engine's answer (exceptions raised)."""
+        fut = self.new_future()
+        self.post(make(fut))
+        return await fut
+
+    async def run_in_core(self, fn: Callable[[RaftState], Any]) -> Any:
+        """Run ``fn(state)`` inside the core task, between engine steps; return its result."""
+        fut = self.new_future()
+        self.post((fn, fut))
+        return await fut
+
+    def deliver_snapshot(self, event: ev.SnapshotReceived, data: Any) -> None:
+        """Hand the engine a completely received snapshot; ``data`` is installed if the
+        engine accepts it (§7) and closed otherwise."""
+        self.post(_Arrival(event, data))
+
+    def node_of(self, target: int) -> BasicNode | None:
+        """The address of ``target`` from the effective membership."""
+        return self.engine.membership.effective.membership.get_node(target)
+
+    # -- the loop ----------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        inbox, writes = self._inbox, self._writes
+        step = self._step
+        try:
+            while True:
+                if not inbox and not writes:
+                    self._wake.clear()
+                    await self._wake.wait()
+                n = 0
+                while inbox and n < _BUDGET:
+                    item = inbox.popleft()
+                    n += 1
+                    if type(item) is tuple:
+                        self._call_fn(*item)
+                    else:
+                        step(item)
+                if writes:
+                    self._drain_writes()
+                self._after_turn()
+                if n >= _BUDGET:
+                    await asyncio.sleep(0)  # let the workers and sockets run
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - a bug in the engine or here: stop the node
+            logger.exception("node %s: core task failed", self.id)
+            self._on_fatal(exc, "the core task panicked")
+
+    def _step(self, event: Any) -> None:
+        t = type(event)
+        if t is ev.IOFlushed:
+            if event.io_id > self.flushed_io:
+                self.flushed_io = event.io_id
+            self._run_commands(self.engine.step(event))
+            self._release_pending()
+        elif t is ev.Applied:
+            self._run_commands(self.engine.step(event))
+            self._release_pending()
+        elif t is _Arrival:
+            meta = event.event.meta
+            self._received[(meta.snapshot_id, meta.last_log_id)] = event.data
+            try:
+                self._run_commands(self.engine.step(event.event))
+            finally:
+                self._drop_unclaimed_snapshots()
+        else:
+            self._run_commands(self.engine.step(event))
+
+    def _drain_writes(self) -> None:
+        writes = self._writes
+        cap = self.config.api_batch_capacity
+        payloads: list[bytes | None] = []
+        responders: list[asyncio.Future[Any]] = []
+        while writes and len(payloads) < cap:
+            p, fut = writes.popleft()
+            if fut.done():
+                continue  # the caller gave up before the write was proposed
+            payloads.append(p)
+            responders.append(fut)
+        if payloads:
+            self._run_commands(self.engine.step(ev.ClientWrite(payloads, responders)))
+
+    def _call_fn(self, fn: Callable[[RaftState], Any], fut: asyncio.Future[Any] | None) -> None:
+        try:
+            result = fn(self.state_view)
+        except Exception as exc:  # the caller's function failed, not the node
+            if fut is not None and not fut.done():
+                fut.set_exception(exc)
+            else:
+                logger.exception("external request raised")
+            return
+        if fut is not None and not fut.done():
+            fut.set_result(result)
+
+    # -- carrying out commands -----------------------------------------------------------
+
+    def _run_commands(self, cmds: list[cmd.Command]) -> None:
+        handlers = self._handlers
+        for c in cmds:
+            when = getattr(c, "when", None)
+            if when is not None and not when.holds(self.flushed_io, self.applied_index):
+                self._pending.append(c)
+                continue
+            handlers[type(c)](c)
+
+    def _release_pending(self) -> None:
+        if not self._pending:
+            return
+        flushed, applied = self.flushed_io, self.applied_index
+        ready = [c for c in self._pending if c.when.holds(flushed, applied)]
+        if ready:
+            self._pending = [c for c in self._pending if not c.when.holds(flushed, applied)]
+            handlers = self._handlers
+            for c in ready:
+                handlers[type(c)](c)
+
+    def _store(self, kind: str, io_id: int, arg: Any) -> None:
+        self.dispatched_io = io_id
+        self.storage.submit(kind, io_id, arg)
+
+    def _install_snapshot(self, c: cmd.InstallSnapshot) -> None:
+        data = self._received.pop((c.meta.snapshot_id, c.meta.last_log_id), None)
+        if data is None:  # pragma: no cover - the engine installs only what it was given
+            raise AssertionError(f"install of a snapshot that was not received: {c.meta}")
+        done = self.apply_worker.install(c.meta, data, c.io_id - 1)
+        self._store("install", c.io_id, done)
+
+    def _drop_unclaimed_snapshots(self) -> None:
+        """A received snapshot the engine did not install in its step is stale: drop it."""
+        received, self._received = self._received, {}
+        for data in received.values():
+            close_quietly(data)
+
+    def _resolve(self, responder: Any, value: Any) -> None:
+        resolve(responder, value)
+
+    def _replicator(self, target: int) -> Replicator:
+        r = self.replicators.get(target)
+        if r is None:
+            r = self.replicators[target] = Replicator(self, target)
+        return r
+
+    def _track(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_applied(self, last: Any) -> None:
+        if last.index > self.applied_index:
+            self.applied_index = last.index
+
+    # -- after each turn: timer and metrics -----------------------------------------------
+
+    def _after_turn(self) -> None:
+        eng = self.engine
+        now = self.now_ms()
+        hb = self.config.heartbeat_interval
+        due = eng.next_heartbeat if eng.leader is not None else eng.election_deadline
+        if due <= now:
+            due = now + hb  # nothing the engine did not already see at its last tick
+        due = min(due, now + hb)
+        if self._tick_handle is None or due < self._tick_at:
+            if self._tick_handle is not None:
+                self._tick_handle.cancel()
+            self._tick_at = due
+            self._tick_handle = self._loop.call_at(due / 1000.0, self._on_tick)
+        self.metrics_tx.send_if_changed(self._metrics(None))
+        self.data_tx.send_if_changed(self._data_metrics())
+        self.server_tx.send_if_changed(self._server_metrics())
+
+    def _on_tick(self) -> None:
+        self._tick_handle = None
+        self._tick_at = float("inf")
+        self.post(ev.Tick(self.now_ms()))
+
+    def _replication(self) -> dict[int, Any] | None:
+        leader = self.engine.leader
+        if leader is None:
+            return None
+        return {t: p.matching for t, p in leader.progress.items()}
+
+    def _metrics(self, running: Fatal | None) -> RaftMetrics:
+        eng = self.engine
+        leader = eng.leader
+        state = ServerState.SHUTDOWN if running is not None else eng.server_state
+        last_index = eng.log.last_index
+        return RaftMetrics(
+            id=self.id,
+            current_term=eng.vote.term,
+            vote=eng.vote,
+            last_log_index=None if last_index < 0 else last_index,
+            last_applied=eng.applied,
+            committed=eng.committed,
+            snapshot=None if eng.snapshot is None else eng.snapshot.last_log_id,
+            purged=eng.log.purged,
+            state=state,
+            current_leader=None if running is not None else eng.current_leader,
+            membership_config=eng.membership.effective,
+            committed_membership_config=eng.membership.committed,
+            replication=self._replication(),
+            millis_since_quorum_ack=None if leader is None else max(0, eng.now - leader.last_quorum_acked),
+            running_state=running,
+        )
+
+    def _data_metrics(self) -> RaftDataMetrics:
+        eng = self.engine
+        leader = eng.leader
+        return RaftDataMetrics(
+            last_log=eng.log.last_log_id,
+            committed=eng.committed,
+            last_applied=eng.applied,
+            snapshot=None if eng.snapshot is None else eng.snapshot.last_log_id,
+            purged=eng.log.purged,
+            replication=self._replication(),
+            millis_since_quorum_ack=None if leader is None else max(0, eng.now - leader.last_quorum_acked),
+        )
+
+    def _server_metrics(self) -> RaftServerMetrics:
+        eng = self.engine
+        stopped = self.stopped is not None
+        return RaftServerMetrics(
+            id=self.id,
+            vote=eng.vote,
+            state=ServerState.SHUTDOWN if stopped else eng.server_state,
+            current_leader=None if stopped else eng.current_leader,
+            membership_config=eng.membership.effective,
+            snapshot_meta=eng.snapshot,
+        )
+
+    # -- stopping -----------------------------------------------------------------------
+
+    def _on_fatal(self, exc: BaseException, what: str) -> None:
+        if self._stop_task is not None or self.stopped is not None:
+            return
+        fatal = exc if isinstance(exc, Fatal) else Fatal(what, exc)
+        logger.error("node %s stops: %s", self.id, fatal)
+        self._stop_task = self._loop.create_task(self._stop(fatal, graceful=False))
+
+    async def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop the node: finish queued writes, fail pending calls with `Fatal`. Idempotent."""
+        if self._stop_task is None and self.stopped is None:
+            self._stop_task = self._loop.create_task(
+                self._stop(Fatal("stopped"), graceful=True, timeout=timeout))
+        if self._stop_task is not None:
+            await asyncio.shield(self._stop_task)
+
+    async def _stop(self, reason: Fatal, graceful: bool, timeout: float = 5.0) -> None:
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+            self._tick_handle = None
+        task = self._task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        tasks = list(self._tasks)
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*(r.close() for r in self.replicators.values()), *tasks, return_exceptions=True)
+        if graceful:
+            await self.apply_worker.close(timeout)
+            await self.storage.close(timeout)
+        else:
+            self.apply_worker.abort()
+            self.storage.abort()
+        self.stopped = reason
+        for fut in list(self._waiting):
+            if not fut.done():
+                fut.set_exception(reason)
+        self._waiting.clear()
+        while self._writes:
+            _, fut = self._writes.popleft()
+            if not fut.done():
+                fut.set_exception(reason)
+        for item in self._inbox:
+            if type(item) is tuple and item[1] is not None and not item[1].done():
+                item[1].set_exception(reason)
+            elif type(item) is _Arrival:
+                close_quietly(item.data)
+        self._inbox.clear()
+        self._drop_unclaimed_snapshots()
+        await self.clients.close()
+        self.metrics_tx.send(self._metrics(reason))
+        self.data_tx.send_if_changed(self._data_metrics())
+        self.server_tx.send_if_changed(self._server_metrics())
+        for tx in (self.metrics_tx, self.data_tx, self.server_tx):
+            tx.close()
+        logger.info("node %s stopped: %s", self.id, reason)
+
+
+class _Arrival:
+    """A received snapshot and its data, on the way into the core task."""
+
+    __slots__ = ("event", "data")
+
+    def __init__(self, event: ev.SnapshotReceived, data: Any) -> None:
+        self.event = event
+        self.data = data
+
+
+async def restore_state(log_store: RaftLogStorage, sm: RaftStateMachine) -> RestoredState:
+    """The engine's `RestoredState` from the stores (openraft ``get_initial_state``)."""
+    init = await get_initial_state(log_store, sm)
+    snap = await sm.get_current_snapshot()
+    meta = None
+    if snap is not None:
+        meta = snap.meta
+        close_quietly(snap.snapshot)
+    purged, last = init.last_purged_log_id, init.last_log_id
+    runs: list[tuple[int, int]] = []
+    if last is not None and last != purged:
+        first_index = 0 if purged is None else purged.index + 1
+        keys = [k for k in init.key_log_ids if purged is None or k.index > purged.index]
+        if purged is not None and (not keys or keys[0].index != first_index):
+            runs.append((first_index, purged.leader_id))  # the first run continues the purged term
+        for k in keys:
+            if not runs or runs[-1][1] != k.leader_id:
+                runs.append((k.index, k.leader_id))
+    m = init.membership
+    memberships: list[StoredMembership] = [m.committed]
+    if m.effective != m.committed:
+        memberships.append(m.effective)
+    return RestoredState(
+        vote=init.vote,
+        log_runs=runs,
+        last_index=-1 if last is None else last.index,
+        purged=purged,
+        committed=init.committed,
+        applied=init.last_applied,
+        snapshot=meta,
+        memberships=memberships,
+    )
+

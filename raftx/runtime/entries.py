@@ -1,0 +1,110 @@
+"""Entry batches as the runtime moves them: encoded once, never rebuilt per entry.
+
+* `BatchEntries` gives an `raftx.storage.EncodedBatch` (bytes received from the
+  leader, already CRC-checked) the small `raftx.messages.LogEntries` surface the
+  engine needs, so a follower hands the received bytes to its log store as they
+  are (DESIGN §2 rule 3) without building one `Entry` per record.
+* `encode_for_store` turns whatever an `AppendToLog` command carries (the leader's
+  `PayloadBatch`, a `BatchEntries`, an `EntryList`) into what the store appends.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from raftx import _core
+from raftx.messages import EntryList, LogEntries, PayloadBatch
+from raftx.storage.batch import EncodedBatch
+from raftx.types import Entry, EntryKind, LogId, Membership
+
+__all__ = ["BatchEntries", "as_engine_entries", "encode_for_store"]
+
+_KIND_OFFSET = 24  # byte offset of the kind field in a record header (see `_core.codec`)
+
+
+class BatchEntries:
+    """`raftx.messages.LogEntries` over a validated `EncodedBatch` (immutable)."""
+
+    __slots__ = ("batch", "_memberships")
+
+    def __init__(self, batch: EncodedBatch) -> None:
+        self.batch = batch
+        self._memberships: list[tuple[LogId, Membership]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.batch.terms)
+
+    def __repr__(self) -> str:
+        return f"BatchEntries({self.batch!r})"
+
+    def log_id_at(self, pos: int) -> LogId:
+        b = self.batch
+        if not 0 <= pos < len(b.terms):
+            raise IndexError(pos)
+        return LogId(b.terms[pos], b.first_index + pos)
+
+    def term_runs(self) -> list[tuple[int, int]]:
+        terms = self.batch.terms
+        if not terms:
+            return []
+        first = self.batch.first_index
+        if terms[0] == terms[-1]:  # terms never decrease (§5.3): one run
+            return [(first, terms[0])]
+        runs: list[tuple[int, int]] = []
+        last = -1
+        for p, t in enumerate(terms):
+            if t != last:
+                runs.append((first + p, t))
+                last = t
+        return runs
+
+    def memberships(self) -> list[tuple[LogId, Membership]]:
+        if self._memberships is None:
+            b = self.batch
+            data = b.data
+            found: list[tuple[LogId, Membership]] = []
+            for p, off in enumerate(b.offsets):
+                if data[off + _KIND_OFFSET] == EntryKind.MEMBERSHIP:
+                    rec = _core.codec.decode_entries(data[off : off + b.lengths[p]], b.first_index + p)[0]
+                    entry = Entry.from_record(*rec)
+                    found.append((entry.log_id, entry.payload))  # type: ignore[arg-type]
+            self._memberships = found
+        return self._memberships
+
+    def sliced(self, start: int) -> BatchEntries:
+        b = self.batch
+        return BatchEntries(b.slice(b.first_index + start, b.last_index + 1))
+
+    def entries(self) -> list[Entry]:
+        return self.batch.entries()
+
+
+def as_engine_entries(entries: Any) -> Any:
+    """Entries of an incoming AppendEntries as the engine wants them.
+
+    An `EncodedBatch` is wrapped in `BatchEntries`; anything else is left to
+    `raftx.messages.AppendEntriesRequest.validate` (which checks it).
+    """
+    if isinstance(entries, EncodedBatch):
+        return BatchEntries(entries)
+    return entries
+
+
+def encode_for_store(entries: LogEntries) -> EncodedBatch | Sequence[Entry]:
+    """What to pass to `raftx.storage.RaftLogStorage.append` for an `AppendToLog`."""
+    if isinstance(entries, BatchEntries):
+        return entries.batch
+    if isinstance(entries, PayloadBatch):
+        term, first = entries.term, entries.first_index
+        records = []
+        for p, x in enumerate(entries.payloads):
+            if x is None:
+                records.append((term, first + p, EntryKind.BLANK, b""))
+            elif isinstance(x, Membership):
+                records.append((term, first + p, EntryKind.MEMBERSHIP, x.to_bytes()))
+            else:
+                records.append((term, first + p, EntryKind.NORMAL, x))
+        return EncodedBatch.from_bytes(_core.codec.encode_entries(records), first)
+    if isinstance(entries, EntryList):
+        return list(entries.entries)
+    raise TypeError(f"cannot store entries of type {type(entries).__name__}")

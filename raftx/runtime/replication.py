@@ -1,0 +1,237 @@
+"""Moving the engine's network commands onto the wire: one sender task per peer.
+
+The engine decides *what* to send (`Replicate` names an index range, within its
+bounded in-flight window, §5.3); this module moves the bytes:
+
+* `Replicator` (one task per follower/learner): takes the target's `Replicate`
+  commands in order, waits until the storage worker has written the range, reads
+  it from the log store as encoded bytes (`RaftLogReader.try_get_log_bytes`: the
+  very bytes of the log, DESIGN §2 rule 3) and sends the AppendEntries without
+  waiting for the previous answer (pipelining over the target's one connection).
+  Answers come back to the engine as `AppendResponded` / `ReplicationFailed`.
+  `SendSnapshot` streams the state machine's current snapshot (§7).
+* `send_vote` / `send_transfer_leader`: one task per RPC (§5.2, thesis §3.10).
+* `PeerClients`: the `RaftNetwork` per target, created lazily by the factory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from raftx.engine.commands import Replicate, SendSnapshot, SendTransferLeader, SendVote
+from raftx.engine.events import AppendResponded, ReplicationFailed, SnapshotResponded, VoteResponded
+from raftx.errors import RaftError
+from raftx.messages import AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteResponse
+from raftx.network.protocols import RaftNetwork, RPCOption
+from raftx.runtime.entries import BatchEntries
+from raftx.runtime.tasks import close_quietly
+from raftx.types import BasicNode
+
+if TYPE_CHECKING:
+    from raftx.runtime.core import RaftCore
+
+__all__ = ["PeerClients", "Replicator", "send_transfer_leader", "send_vote"]
+
+logger = logging.getLogger(__name__)
+
+
+class PeerClients:
+    """One `RaftNetwork` per target, made by the node's network factory on first use."""
+
+    def __init__(self, core: RaftCore) -> None:
+        self._core = core
+        self._clients: dict[int, tuple[Any, RaftNetwork]] = {}
+        self._creating: dict[int, asyncio.Future[RaftNetwork]] = {}
+
+    async def get(self, target: int) -> RaftNetwork:
+        node = self._core.node_of(target)
+        have = self._clients.get(target)
+        if have is not None and have[0] == node:
+            return have[1]
+        pending = self._creating.get(target)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        fut: asyncio.Future[RaftNetwork] = asyncio.get_running_loop().create_future()
+        self._creating[target] = fut
+        try:
+            client = await self._core.network.new_client(target, node if node is not None else BasicNode())
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()  # retrieved: other waiters re-raise it
+            raise
+        finally:
+            self._creating.pop(target, None)
+        old = self._clients.get(target)
+        self._clients[target] = (node, client)
+        if old is not None:
+            await _close_client(old[1])
+        fut.set_result(client)
+        return client
+
+    async def close(self) -> None:
+        clients, self._clients = self._clients, {}
+        for _, client in clients.values():
+            await _close_client(client)
+
+
+async def _close_client(client: Any) -> None:
+    close = getattr(client, "close", None)
+    if close is None:
+        return
+    try:
+        await close()
+    except Exception:  # noqa: BLE001 - closing is best effort
+        logger.debug("closing a network client failed", exc_info=True)
+
+
+class Replicator:
+    """Sends one target's AppendEntries and snapshots, pipelined (see module docstring)."""
+
+    def __init__(self, core: RaftCore, target: int) -> None:
+        self.core = core
+        self.target = target
+        self._queue: deque[tuple[Replicate | SendSnapshot, int]] = deque()
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._reader: Any = None
+        self.task = asyncio.get_running_loop().create_task(self._run(), name=f"raftx-replicate-{target}")
+
+    def push(self, cmd: Replicate | SendSnapshot, written_io: int) -> None:
+        """Queue ``cmd``; its entries are readable once storage io ``written_io`` is written."""
+        self._queue.append((cmd, written_io))
+        self._wake.set()
+
+    async def _run(self) -> None:
+        core = self.core
+        queue = self._queue
+        while True:
+            if not queue:
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            cmd, written_io = queue.popleft()
+            if isinstance(cmd, SendSnapshot):
+                self._spawn(self._send_snapshot(cmd))
+                continue
+            try:
+                req = await self._build(cmd, written_io)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - e.g. the range was purged meanwhile
+                logger.info("node %s: cannot read entries %d..%d for node %s: %r", core.id,
+                            cmd.first_index, cmd.last_index, self.target, exc)
+                core.post(ReplicationFailed(self.target, cmd.send_id))
+                continue
+            if req is None:
+                core.post(ReplicationFailed(self.target, cmd.send_id))
+                continue
+            self._spawn(self._send_append(cmd, req))
+
+    async def _build(self, cmd: Replicate, written_io: int) -> AppendEntriesRequest | None:
+        """The AppendEntries for ``cmd``; None if the entries are no longer in the log."""
+        entries: Any = ()
+        n = len(cmd)
+        if n:
+            core = self.core
+            await core.storage.wait_written(written_io)
+            if self._reader is None:
+                self._reader = await core.log_store.get_log_reader()
+            batch = await self._reader.try_get_log_bytes(cmd.first_index, cmd.last_index + 1)
+            if len(batch) != n or batch.first_index != cmd.first_index:
+                return None  # purged (a snapshot will be sent) or truncated
+            entries = BatchEntries(batch)
+        return AppendEntriesRequest(cmd.vote, cmd.prev_log_id, entries, cmd.leader_commit)
+
+    async def _send_append(self, cmd: Replicate, req: AppendEntriesRequest) -> None:
+        core = self.core
+        try:
+            client = await core.clients.get(self.target)
+            resp = await client.append_entries(req, RPCOption(core.append_timeout))
+            if not isinstance(resp, AppendEntriesResponse):
+                raise TypeError(f"append_entries returned {type(resp).__name__}")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - RPCError, or a broken network implementation
+            _log_rpc_failure(core.id, self.target, "append_entries", exc)
+            core.post(ReplicationFailed(self.target, cmd.send_id))
+            return
+        core.post(AppendResponded(self.target, cmd.send_id, resp))
+
+    async def _send_snapshot(self, cmd: SendSnapshot) -> None:
+        core = self.core
+        snap = None
+        try:
+            snap = await core.apply_worker.call(core.sm.get_current_snapshot)
+            if snap is None:
+                raise RaftError("no snapshot to send")
+            client = await core.clients.get(self.target)
+            logger.info("node %s sends snapshot %s (up to %s) to node %s", core.id, snap.meta.snapshot_id,
+                        snap.meta.last_log_id, self.target)
+            resp = await client.full_snapshot(cmd.vote, snap, None, RPCOption(core.snapshot_timeout))
+            if not isinstance(resp, SnapshotResponse):
+                raise TypeError(f"full_snapshot returned {type(resp).__name__}")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            _log_rpc_failure(core.id, self.target, "full_snapshot", exc)
+            core.post(ReplicationFailed(self.target, cmd.send_id))
+            return
+        finally:
+            if snap is not None:
+                close_quietly(snap.snapshot)
+        core.post(SnapshotResponded(self.target, cmd.send_id, resp))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close(self) -> None:
+        tasks = [self.task, *self._tasks]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def send_vote(core: RaftCore, cmd: SendVote) -> asyncio.Task[None]:
+    """Send a (pre-)vote request (§5.2, thesis §9.6); the answer becomes `VoteResponded`."""
+
+    async def run() -> None:
+        try:
+            client = await core.clients.get(cmd.target)
+            resp = await client.vote(cmd.req, RPCOption(core.vote_timeout))
+            if not isinstance(resp, VoteResponse):
+                raise TypeError(f"vote returned {type(resp).__name__}")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a lost vote is just not counted
+            _log_rpc_failure(core.id, cmd.target, "vote", exc)
+            return
+        core.post(VoteResponded(cmd.target, cmd.req.vote, resp))
+
+    return asyncio.get_running_loop().create_task(run())
+
+
+def send_transfer_leader(core: RaftCore, cmd: SendTransferLeader) -> asyncio.Task[None]:
+    """Tell ``cmd.target`` the leader hands over to ``cmd.req.to_node_id`` (thesis §3.10)."""
+
+    async def run() -> None:
+        try:
+            client = await core.clients.get(cmd.target)
+            await client.transfer_leader(cmd.req, RPCOption(core.vote_timeout))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            _log_rpc_failure(core.id, cmd.target, "transfer_leader", exc)
+
+    return asyncio.get_running_loop().create_task(run())
+
+
+def _log_rpc_failure(node: int, target: int, what: str, exc: BaseException) -> None:
+    if isinstance(exc, RaftError):
+        logger.debug("node %s: %s to node %s failed: %r", node, what, target, exc)
+    else:
+        logger.warning("node %s: %s to node %s failed: %r", node, what, target, exc)

@@ -1,0 +1,215 @@
+"""The storage worker: carries out the engine's log and vote writes, in order.
+
+The core task never awaits storage. It hands each storage command (io id ``n``)
+to this worker, which submits them to the `raftx.storage.RaftLogStorage` one at a
+time in io-id order (R14: no write overtakes another) and reports durability
+back to the engine as `raftx.engine.IOFlushed`:
+
+* ``append``: `RaftLogStorage.append` with a callback; the entries are *written*
+  (readable, so replication may send them) when the call returns and *durable*
+  when the callback fires (group commit: one write and one fsync per batch);
+* ``vote`` / ``truncate`` / ``purge``: durable when the call returns (§5.2 Figure 2
+  "updated on stable storage before responding to RPCs");
+* ``install``: waits for the state-machine worker to install the snapshot (§7)
+  so the log writes after it (the purge) stay ordered behind it.
+
+``written_io`` is the io id of the last command submitted; readers of the log
+(replication, apply) wait for it with `wait_written` before reading entries the
+engine just appended. The committed log id is saved lazily (coalesced, at most
+once per ``commit_save_interval`` seconds, and at `close`): it only speeds up
+recovery (R6) and must not cost an fsync per batch.
+
+Any exception from the store is fatal to the node (DESIGN §2 rule 7): the worker
+stops and calls ``on_fatal``; an fsync is never retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any, Callable
+
+from raftx.engine.events import Event, IOFlushed
+from raftx.runtime.tasks import finish_task
+from raftx.storage.protocols import RaftLogStorage
+from raftx.types import LogId
+
+__all__ = ["StorageWorker"]
+
+logger = logging.getLogger(__name__)
+
+
+class StorageWorker:
+    """Ordered storage writes for one node (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: RaftLogStorage,
+        post: Callable[[Event], None],
+        on_fatal: Callable[[BaseException, str], None],
+        commit_save_interval: float = 0.5,
+    ) -> None:
+        self.store = store
+        self._post = post
+        self._on_fatal = on_fatal
+        self._queue: deque[tuple[str, int, Any]] = deque()
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._failed = False
+        #: io id of the last storage command submitted to the store (-1: none).
+        self.written_io = -1
+        self._written_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._commit_interval = commit_save_interval
+        self._commit_pending: LogId | None = None
+        self._commit_saved: LogId | None = None
+        self._commit_saved_at = float("-inf")
+        self._commit_timer: asyncio.TimerHandle | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    # -- feeding ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run(), name="raftx-storage")
+
+    def submit(self, kind: str, io_id: int, arg: Any) -> None:
+        """Queue storage command ``io_id`` (``kind`` in append/vote/truncate/purge/install)."""
+        self._queue.append((kind, io_id, arg))
+        self._wake.set()
+
+    def save_committed(self, committed: LogId) -> None:
+        """Remember ``committed`` to persist soon (coalesced; see module docstring)."""
+        self._commit_pending = committed
+        if self._commit_timer is None:
+            loop = asyncio.get_running_loop()
+            delay = max(0.0, self._commit_saved_at + self._commit_interval - loop.time())
+            self._commit_timer = loop.call_later(delay, self._commit_due)
+
+    def _commit_due(self) -> None:
+        self._commit_timer = None
+        self._wake.set()
+
+    async def wait_written(self, io_id: int) -> None:
+        """Return once storage command ``io_id`` (and every earlier one) was submitted."""
+        if self.written_io >= io_id:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._written_waiters.append((io_id, fut))
+        await fut
+
+    @property
+    def idle(self) -> bool:
+        return not self._queue
+
+    # -- the worker ------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        queue = self._queue
+        while True:
+            if not queue:
+                if self._commit_pending is not None and self._commit_timer is None:
+                    if not await self._save_committed():
+                        return
+                    continue
+                if self._stopping:
+                    return
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            kind, io_id, arg = queue.popleft()
+            try:
+                await self._do(kind, io_id, arg)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # noqa: BLE001 - every storage failure is fatal
+                self._fail(exc, f"storage {kind} (io {io_id}) failed")
+                return
+
+    async def _do(self, kind: str, io_id: int, arg: Any) -> None:
+        store = self.store
+        if kind == "append":
+            await store.append(arg, self._append_callback(io_id))
+            self._set_written(io_id)
+            return
+        if kind == "vote":
+            await store.save_vote(arg)
+        elif kind == "truncate":
+            await store.truncate_after(arg)
+        elif kind == "purge":
+            await store.purge(arg)
+        elif kind == "install":
+            await arg  # the state-machine worker's install (a future)
+        else:  # pragma: no cover - the core only submits the kinds above
+            raise AssertionError(f"unknown storage command {kind!r}")
+        self._set_written(io_id)
+        self._post(IOFlushed(io_id))
+
+    def _append_callback(self, io_id: int) -> Callable[[BaseException | None], None]:
+        def done(error: BaseException | None) -> None:
+            if error is not None:
+                self._fail(error, f"log append (io {io_id}) failed to become durable")
+            elif not self._failed:
+                self._post(IOFlushed(io_id))
+
+        return done
+
+    async def _save_committed(self) -> bool:
+        committed, self._commit_pending = self._commit_pending, None
+        if committed is None or committed == self._commit_saved:
+            return True
+        try:
+            await self.store.save_committed(committed)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            self._fail(exc, "saving the committed log id failed")
+            return False
+        self._commit_saved = committed
+        self._commit_saved_at = asyncio.get_running_loop().time()
+        return True
+
+    def _set_written(self, io_id: int) -> None:
+        if io_id > self.written_io:
+            self.written_io = io_id
+        if self._written_waiters:
+            ready = [w for w in self._written_waiters if w[0] <= io_id]
+            self._written_waiters = [w for w in self._written_waiters if w[0] > io_id]
+            for _, fut in ready:
+                if not fut.done():
+                    fut.set_result(None)
+
+    def _fail(self, exc: BaseException, what: str) -> None:
+        if self._failed:
+            return
+        self._failed = True
+        logger.error("%s: %r", what, exc)
+        self._on_fatal(exc, what)
+
+    # -- stopping --------------------------------------------------------------------
+
+    async def close(self, timeout: float) -> None:
+        """Finish the queued writes (and the pending committed id), then stop."""
+        self._stopping = True
+        if self._commit_timer is not None:
+            self._commit_timer.cancel()
+            self._commit_timer = None
+        self._wake.set()
+        await finish_task(self.task, timeout, "storage worker")
+        for _, fut in self._written_waiters:
+            if not fut.done():
+                fut.cancel()
+        self._written_waiters.clear()
+
+    def abort(self) -> None:
+        """Stop at once (after a fatal error)."""
+        self._stopping = True
+        self._failed = True
+        if self._commit_timer is not None:
+            self._commit_timer.cancel()
+            self._commit_timer = None
+        if self.task is not None and not self.task.done() and self.task is not asyncio.current_task():
+            self.task.cancel()
+        for _, fut in self._written_waiters:
+            if not fut.done():
+                fut.cancel()
+        self._written_waiters.clear()
