@@ -2,6 +2,8 @@
 
 from raftx._version import __version__
 from raftx.config import Config, SnapshotPolicy
+from raftx.metrics import RaftMetrics
+from raftx.raft import Raft
 from raftx.types import (
     BasicNode,
     ClientWriteResponse,
@@ -27,6 +29,8 @@ __all__ = [
     "LeaderId",
     "LogId",
     "Membership",
+    "Raft",
+    "RaftMetrics",
     "ServerState",
     "Snapshot",
     "SnapshotMeta",

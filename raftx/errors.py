@@ -170,6 +170,20 @@ class LeaderChanged(RaftError):
     """A leader-bounded log read found that the stored vote no longer names that leader."""
 
 
+class WaitTimeout(RaftError, TimeoutError):
+    """`raftx.Raft.wait` gave up: the metrics did not reach the condition in time.
+
+    ``timeout`` is the limit in seconds and ``msg`` the caller's description of the
+    condition (openraft ``WaitError::Timeout``).
+    """
+
+    def __init__(self, timeout: float | None, msg: str, latest: Any = None) -> None:
+        self.timeout = timeout
+        self.msg = msg
+        self.latest = latest
+        super().__init__(f"timeout after {timeout}s waiting for {msg}; latest metrics: {latest!r}")
+
+
 class Fatal(RaftError):
     """The node has stopped: storage failure, a panic in the core, or shutdown.
 
