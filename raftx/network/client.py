@@ -50,18 +50,14 @@ class _ClientConnection(asyncio.Protocol, FlowControl):
         FlowControl.__init__(self)
         loop = asyncio.get_running_loop()
         self._client = client
-        self.transport: asyncio.Transport | None = None
         self._decoder = _core.codec.FrameDecoder(wire.PRE_HELLO_MAX_FRAME)
         self.hello: asyncio.Future[None] = loop.create_future()
         self.pending: dict[int, asyncio.Future[bytes]] = {}
         self.closed: asyncio.Future[None] = loop.create_future()
         self.error: str | None = None
-
-    @property
-    def ready(self) -> bool:
-        """Hello acknowledged and not lost."""
-        return self.hello.done() and not self.hello.cancelled() and self.hello.exception() is None \
-            and not self._lost and self.error is None
+        #: Hello acknowledged and the connection neither lost nor failed.
+        self.ready = False
+        self.loop = loop
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop transports are not subclasses
@@ -88,6 +84,7 @@ class _ClientConnection(asyncio.Protocol, FlowControl):
                     raise ProtocolError(f"hello ack from the wrong node: {header!r:.100}")
                 self._decoder = _core.codec.FrameDecoder(self._client.max_frame_bytes)
                 self.hello.set_result(None)
+                self.ready = True
             elif frame_type == wire.HELLO_REJECT:
                 reason = header.get("reason") if isinstance(header, dict) else None
                 self.hello.set_exception(HandshakeRejected(
@@ -116,10 +113,12 @@ class _ClientConnection(asyncio.Protocol, FlowControl):
     def _fail(self, reason: str) -> None:
         logger.warning("%s; closing the connection", reason)
         self.error = reason
+        self.ready = False
         if self.transport is not None:
             self.transport.abort()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.ready = False
         self._flow_lost()
         c = self._client
         if not self.hello.done():
@@ -137,10 +136,6 @@ class _ClientConnection(asyncio.Protocol, FlowControl):
         c._connection_lost(self)
         if not self.closed.done():
             self.closed.set_result(None)
-
-    def send(self, buffers: list[Any]) -> None:
-        assert self.transport is not None
-        self.transport.writelines(buffers)
 
 
 class RpcClient:
@@ -230,34 +225,38 @@ class RpcClient:
             raise ProtocolError(f"payload of {size} bytes exceeds max_frame_bytes={self.max_frame_bytes}")
         if self._closed:
             raise NetworkError(f"client for node {self.target_id} is closed")
+        if timeout is None:
+            return await self._windowed_round_trip(method, payload, size)
         try:
             async with asyncio.timeout(timeout):
-                await self.window.acquire(size)
-                try:
-                    return await self._round_trip(method, payload)
-                finally:
-                    self.window.release(size)
+                return await self._windowed_round_trip(method, payload, size)
         except TimeoutError:
             raise Timeout(f"{method} to node {self.target_id} at {self.address} timed out after {timeout}s") \
                 from None
 
-    async def _round_trip(self, method: str, payload: wire.Buffer) -> bytes:
-        if self._closed:
-            raise NetworkError(f"client for node {self.target_id} is closed")
-        conn = self._conn
-        if conn is None or not conn.ready:
-            conn = await self._ensure_connected()
-        self._next_id += 1
-        request_id = self._next_id
-        fut: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        conn.pending[request_id] = fut
+    async def _windowed_round_trip(self, method: str, payload: wire.Buffer, size: int) -> bytes:
+        window = self.window
+        if not window.try_acquire(size):
+            await window.acquire(size)
         try:
-            conn.send(wire.encode_message(wire.REQUEST, [request_id, method], payload))
-            return await fut
+            if self._closed:
+                raise NetworkError(f"client for node {self.target_id} is closed")
+            conn = self._conn
+            if conn is None or not conn.ready:
+                conn = await self._ensure_connected()
+            self._next_id += 1
+            request_id = self._next_id
+            fut: asyncio.Future[bytes] = conn.loop.create_future()
+            conn.pending[request_id] = fut
+            try:
+                conn.send(wire.encode_message(wire.REQUEST, [request_id, method], payload))
+                return await fut
+            finally:
+                conn.pending.pop(request_id, None)
+                if fut.done() and not fut.cancelled():
+                    fut.exception()  # retrieved: never "Future exception was never retrieved"
         finally:
-            conn.pending.pop(request_id, None)
-            if fut.done() and not fut.cancelled():
-                fut.exception()  # retrieved: never "Future exception was never retrieved"
+            window.release(size)
 
     async def _ensure_connected(self) -> _ClientConnection:
         task = self._connecting

@@ -78,7 +78,6 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
     def __init__(self, server: RpcServer) -> None:
         FlowControl.__init__(self)
         self._server = server
-        self._transport: asyncio.Transport | None = None
         self._decoder = _core.codec.FrameDecoder(wire.PRE_HELLO_MAX_FRAME)
         self._hello_timer: asyncio.TimerHandle | None = None
         self.sender_id: int | None = None
@@ -95,7 +94,7 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         transport = cast(asyncio.Transport, transport)  # uvloop transports are not subclasses
         server = self._server
-        self._transport = transport
+        self.transport = transport
         self.peername = transport.get_extra_info("peername")
         server._connections.add(self)
         stats = server.stats
@@ -175,8 +174,8 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
         elif server.allowed_senders is not None and sender not in server.allowed_senders:
             reason = f"sender node {sender} is not allowed"
         elif server.validate_peer is not None:
-            assert self._transport is not None
-            info = PeerInfo(sender, self.peername, self._transport.get_extra_info("peercert"))
+            assert self.transport is not None
+            info = PeerInfo(sender, self.peername, self.transport.get_extra_info("peercert"))
             try:
                 ok = server.validate_peer(info)
             except Exception as exc:
@@ -225,9 +224,9 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
             self._queue.append((request_id, method, payload))
             self._wake_queue()
             if len(self._queue) >= server.max_queued_requests and not self._read_paused:
-                assert self._transport is not None
+                assert self.transport is not None
                 self._read_paused = True
-                self._transport.pause_reading()
+                self.transport.pause_reading()
         else:
             self._spawn(self._handle(request_id, method, payload))
 
@@ -248,9 +247,9 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
                 continue
             request_id, method, payload = queue.popleft()
             if self._read_paused and len(queue) < self._server.max_queued_requests // 2:
-                assert self._transport is not None
+                assert self.transport is not None
                 self._read_paused = False
-                self._transport.resume_reading()
+                self.transport.resume_reading()
             await self._handle(request_id, method, payload)
 
     async def _handle(self, request_id: int, method: str, payload: memoryview) -> None:
@@ -268,7 +267,7 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
             message = wire.encode_message(wire.ERROR, [request_id, type(exc).__name__[:64]], text)
         if self._closing:
             return
-        self._write(message)
+        self.send(message)
         await self.drain()
 
     # -- plumbing ---------------------------------------------------------------------
@@ -276,17 +275,20 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
+        self._server._tasks.add(task)
         task.add_done_callback(self._task_done)
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
+        self._server._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
             logger.error("connection task for node %s failed", self.sender_id, exc_info=task.exception())
             self._close()
 
     def _write(self, buffers: list[Any]) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.writelines(buffers)
+        """Write now, not coalesced: the handshake frames precede a possible close."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.writelines(buffers)
 
     def _bad_frame(self, reason: str) -> None:
         self._server.stats.frames_rejected += 1
@@ -297,14 +299,14 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
         self._closing = True
         if self._hello_timer is not None:
             self._hello_timer.cancel()
-        if self._transport is not None:
-            self._transport.close()
+        if self.transport is not None:
+            self.transport.close()
 
     def abort(self) -> None:
         """Drop the connection now (server shutdown)."""
         self._closing = True
-        if self._transport is not None:
-            self._transport.abort()
+        if self.transport is not None:
+            self.transport.abort()
 
 
 class RpcServer:
@@ -354,6 +356,7 @@ class RpcServer:
         self.stats = ServerStats()
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[_ServerConnection] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._port: int | None = None
 
     @property
@@ -391,7 +394,8 @@ class RpcServer:
         connections = list(self._connections)
         for conn in connections:
             conn.abort()
-        waits = [conn.closed for conn in connections] + [t for c in connections for t in c._tasks]
+        # Handlers of connections that closed earlier may still be finishing their cancellation.
+        waits = [conn.closed for conn in connections] + list(self._tasks)
         if waits:
             await asyncio.wait(waits, timeout=5.0)
         await server.wait_closed()

@@ -40,11 +40,17 @@ class InflightWindow:
             return True
         return self.count < self.max_count and self.nbytes + nbytes <= self.max_bytes
 
-    async def acquire(self, nbytes: int) -> None:
-        """Wait until a request of ``nbytes`` fits, then count it as in flight."""
+    def try_acquire(self, nbytes: int) -> bool:
+        """Count a request of ``nbytes`` as in flight if it fits now and nobody waits."""
         if not self._waiters and self._fits(nbytes):
             self.count += 1
             self.nbytes += nbytes
+            return True
+        return False
+
+    async def acquire(self, nbytes: int) -> None:
+        """Wait until a request of ``nbytes`` fits, then count it as in flight."""
+        if self.try_acquire(nbytes):
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry = (nbytes, fut)

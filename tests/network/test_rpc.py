@@ -297,3 +297,37 @@ async def test_wrong_cluster_or_target_is_handshake_rejected(make_server, make_c
             await make_client(server.port, node_id=9).call("echo")
         assert await make_client(server.port, node_id=1).call("echo", b"ok") == b"ok"
     assert server.stats.connections_rejected == 3
+
+
+async def test_close_leaves_no_task_behind(make_server, make_client, spawn) -> None:
+    started = asyncio.Event()
+
+    async def block(sender_id: int, method: str, payload: memoryview) -> bytes:
+        if method == "block":
+            started.set()
+            await asyncio.Event().wait()
+        return b""
+
+    server = await make_server(block, ordered=False)
+    client = make_client(server.port)
+    async with asyncio.timeout(10):
+        await client.call("x")
+        pending = spawn(client.call("block"))
+        await started.wait()
+        await client.close()
+        await server.close()
+        with pytest.raises(NetworkError):
+            await pending
+        assert asyncio.all_tasks() == {asyncio.current_task()}
+
+
+async def test_sockets_have_nodelay_and_keepalive(make_server, make_client) -> None:
+    import socket
+
+    server = await make_server()
+    client = make_client(server.port)
+    async with asyncio.timeout(10):
+        await client.call("echo", b"x")
+    sock = client._conn.transport.get_extra_info("socket")
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) != 0
