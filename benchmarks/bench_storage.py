@@ -38,7 +38,7 @@ from raftx.types import Entry, LogId
 
 PAYLOAD = b"p" * 100
 BATCH = 1_000
-SINGLES = 200  # single appends per measured block
+SINGLES = 20  # single appends per measured block (small: blocks interleave finely)
 OPEN_N = 1_000_000
 READ_N = 10_000
 
@@ -133,7 +133,7 @@ def test_append_single(benchmark: Any, kind: str, workdir: Path) -> None:
     target = _target(kind, workdir)
     feed = _feeder(0, 1, SINGLES)
     benchmark.extra_info.update(units=SINGLES, implementation=_core.IMPLEMENTATION)
-    benchmark.pedantic(lambda batches: target.write_all(batches), setup=lambda: ((next(feed),), {}), rounds=10)
+    benchmark.pedantic(lambda batches: target.write_all(batches), setup=lambda: ((next(feed),), {}), rounds=50)
     target.close()
 
 
@@ -232,7 +232,7 @@ def main() -> int:
         rec = len(encoded_batches(0, 1, 1)[0].data)
         t = _interleaved(BATCH, 1, 60, base / "batch")
         _report(f"append batches of {BATCH} x {len(PAYLOAD)} B ({rec} B records), durable each", t, BATCH, BATCH * rec, out)
-        t = _interleaved(1, SINGLES, 10, base / "single")
+        t = _interleaved(1, SINGLES, 100, base / "single")
         _report(f"single-entry appends, durable each ({SINGLES} per block)", t, SINGLES, SINGLES * rec, out)
         build_log(base / "million", OPEN_N)
         times = []

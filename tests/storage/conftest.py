@@ -56,10 +56,10 @@ def make_builder(kind: str, base: Path) -> Callable[[], Awaitable[Any]]:
         )
         return await SqliteLogStore.open(db), MemStateMachine(), caps
 
-    async def segmented() -> Any:
+    async def segmented(sync_in_thread: bool = True) -> Any:
         d = base / f"seg{next(_counter)}"
         io = FaultInjector()
-        opts = dict(segment_bytes=1024, cluster_name="suite", node_id=7, io=io)
+        opts = dict(segment_bytes=1024, cluster_name="suite", node_id=7, io=io, sync_in_thread=sync_in_thread)
 
         async def reopen() -> Any:
             io.revive()
@@ -72,7 +72,10 @@ def make_builder(kind: str, base: Path) -> Callable[[], Awaitable[Any]]:
         )
         return await SegmentedLogStore.open(d / "log", **opts), await MemStateMachine.open(d / "snap"), caps
 
-    return {"mem": mem, "sqlite": sqlite, "segmented": segmented}[kind]
+    async def segmented_inline() -> Any:
+        return await segmented(sync_in_thread=False)
+
+    return {"mem": mem, "sqlite": sqlite, "segmented": segmented, "segmented-inline": segmented_inline}[kind]
 
 
 @pytest.fixture
@@ -88,6 +91,6 @@ def store_dir() -> Any:
     shutil.rmtree(d, ignore_errors=True)
 
 
-@pytest.fixture(params=["mem", "sqlite", "segmented"])
+@pytest.fixture(params=["mem", "sqlite", "segmented", "segmented-inline"])
 def builder(request: pytest.FixtureRequest, store_dir: Path) -> Callable[[], Awaitable[Any]]:
     return make_builder(request.param, store_dir)
