@@ -52,6 +52,8 @@ class _ClientConnection(asyncio.Protocol, FlowControl):
         self._client = client
         self._decoder = _core.codec.FrameDecoder(wire.PRE_HELLO_MAX_FRAME)
         self.hello: asyncio.Future[None] = loop.create_future()
+        # Retrieved even when the connect was cancelled before it awaited the hello.
+        self.hello.add_done_callback(lambda f: f.cancelled() or f.exception())
         self.pending: dict[int, asyncio.Future[bytes]] = {}
         self.closed: asyncio.Future[None] = loop.create_future()
         self.error: str | None = None
