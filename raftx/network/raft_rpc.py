@@ -293,7 +293,9 @@ class RpcRaftNetwork:
             cur = nxt
 
     def backoff(self) -> Iterator[float]:
-        return iter(self._backoff) if hasattr(self._backoff, "__iter__") else iter(())
+        """A fresh sequence of retry delays (seconds) after `Unreachable`."""
+        b = self._backoff
+        return iter(Backoff(b.initial, b.maximum, factor=b.factor, jitter=b.jitter))
 
     async def close(self) -> None:
         close = getattr(self.caller, "close", None)

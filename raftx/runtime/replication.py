@@ -9,6 +9,9 @@ bounded in-flight window, §5.3); this module moves the bytes:
   very bytes of the log, DESIGN §2 rule 3) and sends the AppendEntries without
   waiting for the previous answer (pipelining over the target's one connection).
   Answers come back to the engine as `AppendResponded` / `ReplicationFailed`.
+  After `raftx.errors.Unreachable` the sender backs off (delays from
+  `RaftNetwork.backoff`): entries and snapshots fail fast until the delay passed,
+  heartbeats keep probing and the first answer ends the backoff.
   `SendSnapshot` streams the state machine's current snapshot (§7).
 * `send_vote` / `send_transfer_leader`: one task per RPC (§5.2, thesis §3.10).
 * `PeerClients`: the `RaftNetwork` per target, created lazily by the factory.
@@ -19,12 +22,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from raftx.engine.commands import Replicate, SendSnapshot, SendTransferLeader, SendVote
 from raftx.engine.events import AppendResponded, ReplicationFailed, SnapshotResponded, VoteResponded
-from raftx.errors import RaftError
+from raftx.errors import RaftError, Unreachable
 from raftx.messages import AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteResponse
+from raftx.network.backoff import Backoff
 from raftx.network.protocols import RaftNetwork, RPCOption
 from raftx.runtime.entries import BatchEntries
 from raftx.runtime.tasks import close_quietly
@@ -71,6 +75,11 @@ class PeerClients:
         fut.set_result(client)
         return client
 
+    def peek(self, target: int) -> RaftNetwork | None:
+        """The client of ``target`` if one was made."""
+        have = self._clients.get(target)
+        return None if have is None else have[1]
+
     async def close(self) -> None:
         clients, self._clients = self._clients, {}
         for _, client in clients.values():
@@ -97,7 +106,12 @@ class Replicator:
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reader: Any = None
-        self.task = asyncio.get_running_loop().create_task(self._run(), name=f"raftx-replicate-{target}")
+        #: After `Unreachable`, entries and snapshots wait until this loop time (backoff);
+        #: heartbeats still go, and the first answer ends the backoff.
+        self._retry_at = 0.0
+        self._backoff: Iterator[float] | None = None
+        self._loop = asyncio.get_running_loop()
+        self.task = self._loop.create_task(self._run(), name=f"raftx-replicate-{target}")
 
     def push(self, cmd: Replicate | SendSnapshot, written_io: int) -> None:
         """Queue ``cmd``; its entries are readable once storage io ``written_io`` is written."""
@@ -113,6 +127,9 @@ class Replicator:
                 await self._wake.wait()
                 continue
             cmd, written_io = queue.popleft()
+            if self._retry_at and (isinstance(cmd, SendSnapshot) or len(cmd)) and self._loop.time() < self._retry_at:
+                core.post(ReplicationFailed(self.target, cmd.send_id))  # backing off: fail fast
+                continue
             if isinstance(cmd, SendSnapshot):
                 self._spawn(self._send_snapshot(cmd))
                 continue
@@ -156,8 +173,10 @@ class Replicator:
             raise
         except Exception as exc:  # noqa: BLE001 - RPCError, or a broken network implementation
             _log_rpc_failure(core.id, self.target, "append_entries", exc)
+            self._on_failure(exc)
             core.post(ReplicationFailed(self.target, cmd.send_id))
             return
+        self._on_success()
         core.post(AppendResponded(self.target, cmd.send_id, resp))
 
     async def _send_snapshot(self, cmd: SendSnapshot) -> None:
@@ -177,12 +196,29 @@ class Replicator:
             raise
         except Exception as exc:  # noqa: BLE001
             _log_rpc_failure(core.id, self.target, "full_snapshot", exc)
+            self._on_failure(exc)
             core.post(ReplicationFailed(self.target, cmd.send_id))
             return
         finally:
             if snap is not None:
                 close_quietly(snap.snapshot)
+        self._on_success()
         core.post(SnapshotResponded(self.target, cmd.send_id, resp))
+
+    def _on_failure(self, exc: BaseException) -> None:
+        """Back off after `Unreachable` (the network's `RaftNetwork.backoff` delays)."""
+        if not isinstance(exc, Unreachable):
+            return
+        if self._backoff is None:
+            client = self.core.clients.peek(self.target)
+            make = getattr(client, "backoff", None)
+            self._backoff = make() if callable(make) else iter(Backoff())
+        delay = next(self._backoff, 1.0)
+        self._retry_at = self._loop.time() + delay
+
+    def _on_success(self) -> None:
+        self._retry_at = 0.0
+        self._backoff = None
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
