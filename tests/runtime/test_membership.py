@@ -18,13 +18,6 @@ from raftx.types import ChangeMembers
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-async def cluster():
-    c = Cluster("mem")
-    yield c
-    await c.close()
-
-
 async def _grow_to_five(c: Cluster):
     leader = await c.initialize([1, 2, 3])
     for k in range(10):

@@ -23,13 +23,6 @@ from raftx.storage import MemLogStore, MemStateMachine
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture
-async def cluster():
-    c = Cluster("mem")
-    yield c
-    await c.close()
-
-
 async def test_three_nodes_elect_one_leader_and_replicate(cluster: Cluster) -> None:
     leader = await cluster.initialize([1, 2, 3])
     resp = await leader.client_write(b"hello")

@@ -73,18 +73,24 @@ async def test_lagging_follower_is_caught_up_by_snapshot(transport: str, tmp_pat
         await c.close()
 
 
+async def _snapshot_bytes(leader: Raft) -> tuple[Snapshot, bytes]:
+    """Build a snapshot of everything applied on ``leader``; return it and its bytes."""
+    await leader.trigger().snapshot()
+    await leader.wait(WAIT).metrics(lambda x: x.snapshot == x.last_applied, "snapshot")
+    snap = await leader.get_snapshot()
+    assert snap is not None
+    data = snap.snapshot.read()
+    snap.snapshot.close()
+    return snap, data
+
+
 async def test_install_full_snapshot_from_an_application_transport() -> None:
     c = Cluster("mem", config=snapshot_config())
     try:
         leader = await c.initialize([1, 2, 3])
         for k in range(20):
             await leader.client_write(b"k%d" % k)
-        await leader.trigger().snapshot()
-        await leader.wait(WAIT).metrics(lambda x: x.snapshot == x.last_applied, "snapshot")
-        snap = await leader.get_snapshot()
-        assert snap is not None
-        data = snap.snapshot.read()
-        snap.snapshot.close()
+        snap, data = await _snapshot_bytes(leader)
         # a separate node, not wired to the cluster: the application moves the bytes itself
         other = await Raft.new(9, snapshot_config(), MemNetworkFactory(MemRouter()), MemLogStore(),
                                sm := MemStateMachine())
@@ -108,11 +114,7 @@ async def test_damaged_chunked_transfer_installs_nothing() -> None:
     try:
         leader = await c.initialize([1, 2, 3])
         await leader.client_write(b"x")
-        await leader.trigger().snapshot()
-        await leader.wait(WAIT).metrics(lambda x: x.snapshot == x.last_applied, "snapshot")
-        snap = await leader.get_snapshot()
-        data = snap.snapshot.read()
-        snap.snapshot.close()
+        snap, data = await _snapshot_bytes(leader)
         other = await Raft.new(9, snapshot_config(), MemNetworkFactory(MemRouter()), MemLogStore(), MemStateMachine())
         try:
             vote = leader.metrics().borrow().vote
