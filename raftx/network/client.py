@@ -171,6 +171,9 @@ class RpcClient:
         keepalive: bool = True,
     ) -> None:
         wire.check_max_frame_bytes(max_frame_bytes)
+        wire.check_cluster_name(cluster_name)
+        wire.check_node_id("node_id", node_id)
+        wire.check_node_id("target_id", target_id)
         self.host = host
         self.port = port
         self.cluster_name = cluster_name

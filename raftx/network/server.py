@@ -338,6 +338,8 @@ class RpcServer:
         keepalive: bool = True,
     ) -> None:
         wire.check_max_frame_bytes(max_frame_bytes)
+        wire.check_cluster_name(cluster_name)
+        wire.check_node_id("node_id", node_id)
         self.handler = handler
         self.host = host
         self._requested_port = port

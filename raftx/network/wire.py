@@ -50,6 +50,9 @@ __all__ = [
     "parse_hello",
     "Buffer",
     "check_max_frame_bytes",
+    "check_cluster_name",
+    "check_node_id",
+    "MAX_CLUSTER_NAME_BYTES",
 ]
 
 #: What a payload may be: any contiguous bytes-like object.
@@ -69,6 +72,8 @@ ERROR = 6
 PRE_HELLO_MAX_FRAME = 4096
 #: Longest method name a request may carry.
 MAX_METHOD_LENGTH = 64
+#: Longest cluster name (UTF-8 bytes), so that a hello header fits its 255 bytes.
+MAX_CLUSTER_NAME_BYTES = 128
 
 # Payloads up to this size are joined with their prefix into one bytes object (the
 # copy is cheaper than a second buffer); larger ones are written as they are.
@@ -155,3 +160,16 @@ def check_max_frame_bytes(max_frame_bytes: int) -> None:
             f"max_frame_bytes must be in {PRE_HELLO_MAX_FRAME}..{_core.codec.MAX_FRAME_SIZE_LIMIT}, "
             f"not {max_frame_bytes!r}")
 
+
+
+def check_cluster_name(cluster_name: str) -> None:
+    """Reject a cluster name that is not a string or too long for the hello header."""
+    if not isinstance(cluster_name, str) or len(cluster_name.encode("utf-8")) > MAX_CLUSTER_NAME_BYTES:
+        raise ConfigError(f"cluster_name must be a str of at most {MAX_CLUSTER_NAME_BYTES} UTF-8 bytes, "
+                          f"not {cluster_name!r:.60}")
+
+
+def check_node_id(name: str, value: int) -> None:
+    """Reject a node id that is not an int in u64 (what the hello can carry)."""
+    if not _is_node_id(value):
+        raise ConfigError(f"{name} must be an int in 0..2**64-1, not {value!r:.60}")

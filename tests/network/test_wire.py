@@ -134,3 +134,31 @@ async def test_window_cancelled_waiter_gives_way() -> None:
         w.release(1)
         await second
         assert first.cancelled() and w.count == 1
+
+
+@pytest.mark.parametrize("name", ["c" * (wire.MAX_CLUSTER_NAME_BYTES + 1), "é" * 65, 42])
+def test_cluster_name_too_long_for_the_hello_is_a_config_error(name: object) -> None:
+    from raftx.network import RpcClient, RpcServer
+
+    with pytest.raises(ConfigError):
+        RpcClient("127.0.0.1", 1, cluster_name=name, node_id=1, target_id=2)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        RpcServer(lambda *a: None, cluster_name=name, node_id=2)  # type: ignore[arg-type]
+
+
+def test_longest_cluster_name_and_ids_fit_the_hello() -> None:
+    data = b"".join(wire.encode_hello("é" * (wire.MAX_CLUSTER_NAME_BYTES // 2), 2**64 - 1, 2**64 - 1))
+    [(_, body)] = _core.codec.FrameDecoder(wire.PRE_HELLO_MAX_FRAME).feed(data)
+    assert wire.parse_hello(wire.decode_message(body)[0])[2:] == (2**64 - 1, 2**64 - 1)
+
+
+@pytest.mark.parametrize("node_id", [-1, 2**64, "1", True, None])
+def test_bad_node_id_is_a_config_error(node_id: object) -> None:
+    from raftx.network import RpcClient, RpcServer
+
+    with pytest.raises(ConfigError):
+        RpcClient("127.0.0.1", 1, cluster_name="c", node_id=node_id, target_id=2)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        RpcClient("127.0.0.1", 1, cluster_name="c", node_id=1, target_id=node_id)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):
+        RpcServer(lambda *a: None, cluster_name="c", node_id=node_id)  # type: ignore[arg-type]
