@@ -124,7 +124,7 @@ class _ClientConnection(asyncio.Protocol, FlowControl):
         self._flow_lost()
         c = self._client
         if not self.hello.done():
-            why = self.error or (f"{exc}" if exc else "EOF")
+            why = self.error or (f"{exc or type(exc).__name__}" if exc is not None else "EOF")
             self.hello.set_exception(HandshakeRejected(
                 f"node {c.target_id} at {c.address} closed the connection before acknowledging our hello "
                 f"({why}; wrong cluster/node id, or a TLS client certificate it does not accept?)"))
