@@ -429,11 +429,14 @@ class RaftServer:
     """
 
     def __init__(self, raft: Any, host: str = "127.0.0.1", port: int = 0, *,
-                 ssl: _ssl.SSLContext | None = None, **server_options: Any) -> None:
+                 ssl: _ssl.SSLContext | None = None, handler: Any = None, **server_options: Any) -> None:
         cfg = raft.config
         server_options.setdefault("max_frame_bytes", cfg.max_frame_bytes)
         self.raft = raft
-        self.rpc = RpcServer(RaftRpcHandler(raft), host, port, cluster_name=cfg.cluster_name, node_id=raft.id,
+        #: The request handler: `RaftRpcHandler` unless a caller serves more methods on
+        #: the same port (it should delegate the Raft methods to a `RaftRpcHandler`).
+        self.handler = handler if handler is not None else RaftRpcHandler(raft)
+        self.rpc = RpcServer(self.handler, host, port, cluster_name=cfg.cluster_name, node_id=raft.id,
                              ssl=ssl, **server_options)
 
     @property
