@@ -92,10 +92,16 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_inspect(args: argparse.Namespace) -> int:
+def _inspect_main(argv: list[str]) -> int:
     from raftx.storage import inspect
 
-    return inspect.main(args.inspect_args)
+    return inspect.main(argv)
+
+
+# Subcommands with their own argument parsers: everything after the name is theirs.
+DELEGATED: dict[str, tuple[Callable[[list[str]], int], str]] = {
+    "inspect": (_inspect_main, "examine a data directory (segments, vote, snapshots); --verify, --dump"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -111,20 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--no-bench", action="store_true", help="skip the self-benchmark")
     info.set_defaults(func=cmd_info)
 
-    inspect = sub.add_parser(
-        "inspect", help="examine a data directory (segments, vote, snapshots); --verify, --dump",
-        add_help=False,
-    )
-    inspect.add_argument("inspect_args", nargs=argparse.REMAINDER)
-    inspect.set_defaults(func=cmd_inspect)
+    for name, (_, help_text) in DELEGATED.items():
+        sub.add_parser(name, help=help_text, add_help=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in DELEGATED:
+        return DELEGATED[argv[0]][0](argv[1:])
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
+        argv = ["info", *argv]  # bare `raftx [--json]` means `raftx info`
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args(["info", *(argv or [])])
     return int(args.func(args))
 
 
