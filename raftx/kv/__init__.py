@@ -2,10 +2,15 @@
 
 * `KVStateMachine`: the replicated dictionary (a `raftx.storage.RaftStateMachine`)
   with client sessions (each write applied once, Raft §8) and snapshots.
-* `raftx.kv.commands`: the command bytes (msgpack) and `KVResponse`.
+* `KVClient`: the asyncio client (finds the leader, retries safely, batches).
+* `KVNodeServer` / `KVService`: a node's TCP port serving Raft RPCs and ``kv.*``.
+* `raftx.kv.commands` (command bytes, `KVResponse`), `raftx.kv.protocol` (``kv.*``
+  payloads), `raftx.kv.server` (``main(argv)``: run one node as a process).
 """
 
+from raftx.kv.client import KVClient
 from raftx.kv.commands import KVResponse
+from raftx.kv.service import KVNodeServer, KVService
 from raftx.kv.state_machine import KVStateMachine
 
-__all__ = ["KVResponse", "KVStateMachine"]
+__all__ = ["KVClient", "KVNodeServer", "KVResponse", "KVService", "KVStateMachine"]

@@ -1,0 +1,424 @@
+"""`KVClient`: the asyncio client of the replicated key-value service.
+
+::
+
+    async with KVClient(["1=127.0.0.1:7001", "2=127.0.0.1:7002", "3=127.0.0.1:7003"]) as kv:
+        await kv.put("x", b"1")
+        assert await kv.get("x") == b"1"          # linearizable (ReadIndex, thesis §6.4)
+        assert await kv.cas("x", b"1", b"2")      # True: swapped
+        assert await kv.delete("x")               # True: it existed
+
+Addresses are ``"ID=HOST:PORT"`` (the node id is part of the hello every
+connection opens with) or a mapping ``{id: "host:port"}``. The client connects to
+any node, follows redirects to the leader (and learns the other nodes' addresses
+from them), and retries across leader changes and lost connections until the
+operation's ``timeout``, then raises `raftx.errors.Timeout`.
+
+Exactly-once writes (Raft §8): the client has a random 63-bit ``client_id`` and
+numbers its writes (``serial``); a retried write carries the same serial, so the
+state machine applies it once however often it is sent. Each command also
+carries the lowest serial still waiting for an answer, so the state machine can
+forget older answers (thesis §6.3).
+
+Batching: operations issued concurrently (from many tasks) are sent together,
+up to ``max_batch`` per request, with at most ``max_in_flight`` requests
+outstanding: one round trip, one proposal batch, one ReadIndex for many
+operations. A write that timed out may or may not have been applied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import random
+import ssl as _ssl
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from raftx.errors import (
+    BadCommand, ConfigError, KVError, NetworkError, RemoteError, RPCError, Timeout, Unreachable,
+)
+from raftx.kv import commands as C
+from raftx.kv import protocol as P
+from raftx.network.backoff import Backoff
+from raftx.network.client import RpcClient
+from raftx.network.raft_rpc import parse_addr
+
+__all__ = ["KVClient", "parse_addrs"]
+
+logger = logging.getLogger(__name__)
+
+_RETRY_STATUSES = (P.ITEM_REDIRECT, P.ITEM_UNAVAILABLE)
+
+
+def parse_addrs(addrs: Iterable[str] | Mapping[int, str]) -> dict[int, str]:
+    """``["1=host:port", ...]`` or ``{1: "host:port"}`` -> ``{1: "host:port"}``; `ConfigError` if malformed."""
+    out: dict[int, str] = {}
+    items: Iterable[tuple[Any, Any]]
+    if isinstance(addrs, Mapping):
+        items = addrs.items()
+    elif isinstance(addrs, str):
+        raise ConfigError("addrs must be a list of 'ID=HOST:PORT' strings, not one string")
+    else:
+        items = []
+        for a in addrs:
+            node, sep, addr = str(a).partition("=")
+            if not sep:
+                raise ConfigError(f"address {a!r} has no node id: write it as ID=HOST:PORT (e.g. 1=127.0.0.1:7001)")
+            items.append((node, addr))  # type: ignore[attr-defined]
+    for node, addr in items:
+        try:
+            node_id = int(node)
+            if node_id < 0:
+                raise ValueError
+            parse_addr(str(addr))
+        except (ValueError, Unreachable):
+            raise ConfigError(f"bad node address {node!r}={addr!r}: expected ID=HOST:PORT") from None
+        out[node_id] = str(addr)
+    if not out:
+        raise ConfigError("KVClient needs at least one node address")
+    return out
+
+
+class _Op:
+    __slots__ = ("fut", "op", "key", "args", "serial", "deadline")
+
+    def __init__(self, fut: asyncio.Future[Any], op: int, key: bytes, args: tuple[Any, ...], serial: int,
+                 deadline: float) -> None:
+        self.fut = fut
+        self.op = op
+        self.key = key
+        self.args = args
+        self.serial = serial
+        self.deadline = deadline
+
+
+class KVClient:
+    """A client of the key-value service (see the module docstring).
+
+    ``cluster_name`` must match the nodes' ``Config.cluster_name``; ``ssl`` is a
+    client `ssl.SSLContext` when the nodes use TLS. ``timeout``: seconds an
+    operation may take in total, retries included; ``attempt_timeout``: one
+    request. ``linearizable``: the default for `get`.
+    """
+
+    def __init__(
+        self,
+        addrs: Iterable[str] | Mapping[int, str],
+        *,
+        cluster_name: str = "foo",
+        timeout: float = 10.0,
+        attempt_timeout: float = 3.0,
+        linearizable: bool = True,
+        max_batch: int = 4096,
+        max_in_flight: int = 4,
+        ssl: _ssl.SSLContext | None = None,
+        client_id: int | None = None,
+    ) -> None:
+        if max_batch < 1 or max_batch > P.MAX_BATCH or max_in_flight < 1:
+            raise ConfigError(f"max_batch must be in 1..{P.MAX_BATCH} and max_in_flight >= 1")
+        if timeout <= 0 or attempt_timeout <= 0:
+            raise ConfigError("timeout and attempt_timeout must be > 0")
+        self.nodes = parse_addrs(addrs)
+        self.cluster_name = cluster_name
+        self.timeout = timeout
+        self.attempt_timeout = attempt_timeout
+        self.linearizable = linearizable
+        self.max_batch = max_batch
+        self.max_in_flight = max_in_flight
+        self.ssl = ssl
+        self.client_id = client_id if client_id is not None else random.SystemRandom().randrange(1 << 62, 1 << 63)
+        self.leader: int | None = None
+        self._conns: dict[int, RpcClient] = {}
+        self._retired: list[RpcClient] = []
+        self._rotation = 0
+        self._serial = 0
+        self._outstanding: list[int] = []  # heap of serials of unanswered writes
+        self._answered: set[int] = set()
+        self._queues: dict[str, list[_Op]] = {"w": [], "r1": [], "r0": []}
+        self._slots: asyncio.Semaphore | None = None
+        self._flushing = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+        #: Requests sent and retries made (for tests and benchmarks).
+        self.requests = 0
+        self.retries = 0
+
+    # -- public API --------------------------------------------------------------------
+
+    async def put(self, key: str | bytes, value: str | bytes) -> None:
+        """Set ``key`` to ``value`` (committed and applied when this returns)."""
+        v = C.to_bytes(value, "value", C.MAX_VALUE_BYTES)
+        self._check(await self._write(C.PUT, key, (v,)))
+
+    async def delete(self, key: str | bytes) -> bool:
+        """Remove ``key``; True if it existed."""
+        r = self._check(await self._write(C.DELETE, key, ()))
+        return r[0] == C.OK
+
+    async def cas(self, key: str | bytes, expected: str | bytes | None, new: str | bytes | None) -> bool:
+        """Compare-and-swap: set ``key`` to ``new`` if its value is ``expected``; True if swapped.
+
+        ``expected=None``: only if absent; ``new=None``: delete.
+        """
+        exp = None if expected is None else C.to_bytes(expected, "expected", C.MAX_VALUE_BYTES)
+        nw = None if new is None else C.to_bytes(new, "new", C.MAX_VALUE_BYTES)
+        r = self._check(await self._write(C.CAS, key, (exp, nw)))
+        return r[0] == C.OK
+
+    async def get(self, key: str | bytes, *, linearizable: bool | None = None) -> bytes | None:
+        """The value of ``key`` or None. Linearizable unless ``linearizable=False``
+        (then any node answers from what it has applied, possibly stale)."""
+        lin = self.linearizable if linearizable is None else linearizable
+        k = C.to_bytes(key, "key", C.MAX_KEY_BYTES)
+        r = self._check(await self._submit("r1" if lin else "r0", C.GET, k, (), 0))
+        return r[1] if r[0] == C.OK else None
+
+    async def status(self, node_id: int | None = None) -> dict[str, Any]:
+        """``kv.status`` of ``node_id`` (default: the leader if known, else any node that answers)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.timeout
+        last: BaseException | None = None
+        while True:
+            target = node_id if node_id is not None else self._pick()
+            try:
+                raw = await self._conn(target).call(P.STATUS, b"", self._attempt(deadline))
+                return P.decode_status(raw)
+            except (RPCError, BadCommand) as exc:
+                last = exc
+                if isinstance(exc, Timeout):
+                    self._drop(target)
+                if node_id is None:
+                    self._failed(target)
+            if loop.time() >= deadline:
+                raise Timeout(f"kv.status: no answer within {self.timeout}s (last error: {last})")
+            await asyncio.sleep(0.05)
+
+    async def close(self) -> None:
+        """Cancel pending operations and close every connection. Idempotent."""
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks))
+        for q in self._queues.values():
+            for op in q:
+                if not op.fut.done():
+                    op.fut.set_exception(KVError("client closed"))
+            q.clear()
+        conns = [*self._conns.values(), *self._retired]
+        self._conns, self._retired = {}, []
+        for c in conns:
+            await c.close()  # idempotent
+
+    async def __aenter__(self) -> KVClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- submission and batching ---------------------------------------------------------
+
+    @staticmethod
+    def _check(r: Any) -> Any:
+        status = r[0]
+        if status == C.BAD_COMMAND:
+            raise BadCommand(str(r[1]))
+        if status not in (C.OK, C.NOT_FOUND, C.CAS_MISMATCH):
+            raise KVError(f"unexpected response status {status} ({r[1]!r:.100})")
+        return r
+
+    async def _write(self, op: int, key: str | bytes, args: tuple[Any, ...]) -> Any:
+        k = C.to_bytes(key, "key", C.MAX_KEY_BYTES)
+        self._serial += 1
+        serial = self._serial
+        heapq.heappush(self._outstanding, serial)
+        try:
+            return await self._submit("w", op, k, args, serial)
+        finally:
+            self._answered.add(serial)
+            out = self._outstanding
+            while out and out[0] in self._answered:
+                self._answered.discard(heapq.heappop(out))
+
+    def _acked(self) -> int:
+        """The lowest serial still waiting for its answer (thesis §6.3)."""
+        return self._outstanding[0] if self._outstanding else self._serial + 1
+
+    async def _submit(self, queue: str, op: int, key: bytes, args: tuple[Any, ...], serial: int) -> Any:
+        if self._closed:
+            raise KVError("client closed")
+        loop = asyncio.get_running_loop()
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_in_flight)
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._queues[queue].append(_Op(fut, op, key, args, serial, loop.time() + self.timeout))
+        if not self._flushing:
+            self._flushing = True
+            self._spawn(self._flush())
+        return await fut
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self) -> None:
+        """Send queued operations in batches while request slots are free."""
+        assert self._slots is not None
+        try:
+            while any(self._queues.values()):
+                await self._slots.acquire()
+                for name, q in self._queues.items():
+                    if q:
+                        batch, self._queues[name] = q[: self.max_batch], q[self.max_batch:]
+                        self._spawn(self._send(name, batch))
+                        break
+                else:
+                    self._slots.release()
+        finally:
+            self._flushing = False
+
+    # -- sending with retries -------------------------------------------------------------
+
+    async def _send(self, kind: str, ops: list[_Op]) -> None:
+        assert self._slots is not None
+        loop = asyncio.get_running_loop()
+        backoff = Backoff(0.02, 0.5)
+        last: str = "no attempt"
+        try:
+            while True:
+                now = loop.time()
+                live = []
+                for op in ops:
+                    if op.fut.done():
+                        continue
+                    if now >= op.deadline:
+                        op.fut.set_exception(Timeout(
+                            f"key-value operation on {op.key[:50]!r} not answered within {self.timeout}s "
+                            f"(last error: {last}){'; it may have been applied' if kind == 'w' else ''}"))
+                        continue
+                    live.append(op)
+                if not live:
+                    return
+                ops = live
+                target = self._pick()
+                deadline = min(op.deadline for op in ops)
+                try:
+                    retry, last = await self._attempt_once(kind, target, ops, deadline)
+                except BadCommand as exc:
+                    for op in ops:
+                        if not op.fut.done():
+                            op.fut.set_exception(exc)
+                    return
+                if not retry:
+                    return
+                self.retries += 1
+                ops = retry
+                await asyncio.sleep(min(backoff.next_delay(), max(0.0, deadline - loop.time())))
+        finally:
+            self._slots.release()
+
+    async def _attempt_once(self, kind: str, target: int, ops: list[_Op], deadline: float) -> tuple[list[_Op], str]:
+        """One request to ``target``; returns the ops to retry and why."""
+        if kind == "w":
+            acked = self._acked()
+            cid = self.client_id
+            cmds = []
+            for op in ops:
+                if op.op == C.PUT:
+                    cmds.append(C.encode_put(op.key, op.args[0], cid, op.serial, acked))
+                elif op.op == C.DELETE:
+                    cmds.append(C.encode_delete(op.key, cid, op.serial, acked))
+                else:
+                    cmds.append(C.encode_cas(op.key, op.args[0], op.args[1], cid, op.serial, acked))
+            method, payload = P.WRITE, P.encode_write(cmds)
+        else:
+            method, payload = P.READ, P.encode_read(kind == "r1", [op.key for op in ops])
+        self.requests += 1
+        try:
+            raw = await self._conn(target).call(method, payload, self._attempt(deadline))
+            reply = P.decode_reply(raw)
+        except RemoteError as exc:
+            if getattr(exc, "remote_type", "") == "BadCommand":
+                raise BadCommand(getattr(exc, "remote_message", str(exc))) from None
+            self._failed(target)
+            return ops, f"node {target}: {exc}"
+        except (Unreachable, NetworkError, Timeout, BadCommand) as exc:
+            self._failed(target)
+            if isinstance(exc, Timeout):
+                # The server answers a connection's requests in order: one stuck behind a
+                # request that will not finish soon (no quorum) would wait too. Reconnect.
+                self._drop(target)
+            return ops, f"node {target}: {type(exc).__name__}: {exc}"
+        if reply[0] == P.REPLY_REDIRECT:
+            self._redirect(target, reply[1], reply[2])
+            return ops, f"node {target} is not the leader (leader: {reply[1]})"
+        self.leader = target
+        results = reply[1]
+        if len(results) != len(ops):
+            self._failed(target)
+            return ops, f"node {target} answered {len(results)} items for {len(ops)}"
+        retry: list[_Op] = []
+        why = ""
+        for op, r in zip(ops, results):
+            status = r[0] if isinstance(r, list) and len(r) == 2 else None
+            if status in _RETRY_STATUSES:
+                retry.append(op)
+                if status == P.ITEM_REDIRECT and isinstance(r[1], list) and len(r[1]) == 2:
+                    self._redirect(target, *r[1])
+                why = f"node {target}: {r[1]!r:.200}"
+            elif status is None:
+                retry.append(op)
+                why = f"node {target}: malformed item {r!r:.100}"
+            elif not op.fut.done():
+                op.fut.set_result(r)
+        return retry, why
+
+    def _attempt(self, deadline: float) -> float:
+        return max(0.001, min(self.attempt_timeout, deadline - asyncio.get_running_loop().time()))
+
+    # -- nodes and connections -----------------------------------------------------------
+
+    def _pick(self) -> int:
+        if self.leader is not None and self.leader in self.nodes:
+            return self.leader
+        ids = sorted(self.nodes)
+        self._rotation += 1
+        return ids[self._rotation % len(ids)]
+
+    def _failed(self, node_id: int) -> None:
+        if self.leader == node_id:
+            self.leader = None
+
+    def _redirect(self, from_node: int, leader_id: Any, leader_addr: Any) -> None:
+        if isinstance(leader_id, int) and leader_id >= 0:
+            if isinstance(leader_addr, str) and leader_addr and self.nodes.get(leader_id) != leader_addr:
+                try:
+                    parse_addr(leader_addr)
+                except Unreachable:
+                    logger.warning("node %s redirected to an invalid address %r", from_node, leader_addr)
+                else:
+                    self.nodes[leader_id] = leader_addr
+                    self._drop(leader_id)
+            if leader_id in self.nodes:
+                self.leader = leader_id
+                return
+        self.leader = None
+
+    def _drop(self, node_id: int) -> None:
+        old = self._conns.pop(node_id, None)
+        if old is not None:
+            self._retired.append(old)
+            self._spawn(old.close())
+
+    def _conn(self, node_id: int) -> RpcClient:
+        c = self._conns.get(node_id)
+        if c is None:
+            host, port = parse_addr(self.nodes[node_id])
+            c = RpcClient(host, port, cluster_name=self.cluster_name, node_id=self.client_id, target_id=node_id,
+                          ssl=self.ssl, max_in_flight=self.max_in_flight, connect_timeout=self.attempt_timeout,
+                          hello_timeout=self.attempt_timeout, backoff=Backoff(0.05, 1.0))
+            self._conns[node_id] = c
+        return c

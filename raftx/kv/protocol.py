@@ -1,0 +1,123 @@
+"""The key-value client protocol: what ``kv.*`` requests and responses carry.
+
+They travel as ordinary requests of raftx's RPC layer (`raftx.network.RpcServer` /
+`RpcClient`) on the node's own TCP port, so they get the peer traffic's framing,
+hello check (cluster name, target node id, optional mutual TLS), frame-size limits
+and flow control. Payloads are msgpack:
+
+``kv.write``  request ``[command, ...]``: a batch of `raftx.kv.commands` command bytes,
+              proposed together (one `raftx.Raft.client_write_many`);
+``kv.read``   request ``[linearizable, [key, ...]]``: linearizable reads confirm
+              leadership first (ReadIndex, thesis §6.4); otherwise any node answers
+              from its applied state (possibly stale);
+``kv.status`` request empty; response a map (`STATUS_FIELDS`).
+
+The response to ``kv.write`` / ``kv.read`` is ``[REPLY_RESULTS, [[status, value], ...]]``
+(one per item, in order) or ``[REPLY_REDIRECT, leader_id, leader_addr]`` when this
+node is not the leader (either may be nil: no leader known, an election is running).
+Per-item statuses are `raftx.kv.commands` statuses plus `ITEM_REDIRECT` (value
+``[leader_id, leader_addr]``: the leader changed during the batch) and
+`ITEM_UNAVAILABLE` (value: the reason; the outcome of a write is unknown). Both mean
+"retry": retrying a write with the same ``(client_id, serial)`` is safe (§8).
+A malformed request is answered with an error (`raftx.errors.BadCommand`) and
+changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgpack
+
+from raftx.errors import BadCommand
+from raftx.kv.commands import MAX_KEY_BYTES
+
+__all__ = [
+    "ITEM_REDIRECT",
+    "ITEM_UNAVAILABLE",
+    "MAX_BATCH",
+    "READ",
+    "REPLY_REDIRECT",
+    "REPLY_RESULTS",
+    "STATUS",
+    "STATUS_FIELDS",
+    "WRITE",
+    "decode_read",
+    "decode_reply",
+    "decode_status",
+    "decode_write",
+    "encode_read",
+    "encode_write",
+    "pack",
+]
+
+WRITE = "kv.write"
+READ = "kv.read"
+STATUS = "kv.status"
+
+REPLY_RESULTS = 0
+REPLY_REDIRECT = 1
+
+ITEM_REDIRECT = 100
+ITEM_UNAVAILABLE = 101
+
+#: Most items in one request.
+MAX_BATCH = 65_536
+
+#: The keys of a ``kv.status`` response.
+STATUS_FIELDS = ("id", "state", "term", "leader", "leader_addr", "last_log_index", "committed",
+                 "last_applied", "members", "learners", "nodes", "keys", "sessions", "bad_commands",
+                 "running")
+
+pack = msgpack.Packer(use_bin_type=True).pack
+
+
+def _unpack(payload: Any, what: str, max_bin: int) -> Any:
+    try:
+        return msgpack.unpackb(payload, raw=False, use_list=True, max_array_len=MAX_BATCH, max_map_len=64,
+                               max_ext_len=0, max_str_len=4096, max_bin_len=max_bin)
+    except Exception as exc:  # msgpack raises several unrelated types on bad input
+        raise BadCommand(f"undecodable {what}: {exc!r:.200}") from None
+
+
+def encode_write(commands: list[bytes]) -> bytes:
+    return pack(commands)
+
+
+def decode_write(payload: Any) -> list[bytes]:
+    """The command batch of a ``kv.write`` (each still to be validated by `commands.decode`)."""
+    obj = _unpack(payload, "kv.write request", 64 * 1024 * 1024)
+    if not isinstance(obj, list) or not obj or not all(type(c) is bytes for c in obj):
+        raise BadCommand("kv.write takes a non-empty array of command bytes")
+    return obj
+
+
+def encode_read(linearizable: bool, keys: list[bytes]) -> bytes:
+    return pack([linearizable, keys])
+
+
+def decode_read(payload: Any) -> tuple[bool, list[bytes]]:
+    obj = _unpack(payload, "kv.read request", MAX_KEY_BYTES)
+    if not (isinstance(obj, list) and len(obj) == 2 and isinstance(obj[0], bool) and isinstance(obj[1], list)
+            and obj[1] and all(type(k) is bytes for k in obj[1])):
+        raise BadCommand("kv.read takes [linearizable, [key, ...]] with at least one key")
+    return obj[0], obj[1]
+
+
+def decode_reply(payload: Any) -> list[Any]:
+    """A ``kv.write`` / ``kv.read`` response; `BadCommand` if it is not one."""
+    obj = _unpack(payload, "kv reply", 64 * 1024 * 1024)
+    if not (isinstance(obj, list) and obj and obj[0] in (REPLY_RESULTS, REPLY_REDIRECT)):
+        raise BadCommand(f"malformed kv reply {obj!r:.100}")
+    if obj[0] == REPLY_RESULTS and not (len(obj) == 2 and isinstance(obj[1], list)):
+        raise BadCommand("malformed kv results")
+    if obj[0] == REPLY_REDIRECT and len(obj) != 3:
+        raise BadCommand("malformed kv redirect")
+    return obj  # type: ignore[no-any-return]
+
+
+def decode_status(payload: Any) -> dict[str, Any]:
+    obj = _unpack(payload, "kv.status reply", 4096)
+    if not isinstance(obj, dict):
+        raise BadCommand("malformed kv.status reply")
+    return obj

@@ -1,0 +1,184 @@
+"""The server side of the key-value client protocol (`raftx.kv.protocol`).
+
+`KVService` answers ``kv.write`` / ``kv.read`` / ``kv.status`` for one node through
+its public `raftx.Raft` API:
+
+* writes: the batch is validated (`raftx.kv.commands.decode`; a malformed one is
+  refused whole, nothing is proposed), then proposed with `Raft.client_write_many`
+  and answered once committed and applied (§5.3); each item's answer is the state
+  machine's `KVResponse`;
+* linearizable reads: `Raft.ensure_linearizable` (ReadIndex, thesis §6.4) once per
+  batch, then local reads of the applied state; stale reads skip the first step;
+* a non-leader answers with a redirect carrying the leader's id and address
+  (`raftx.errors.ForwardToLeader`), taken from the node's membership.
+
+`KVNodeServer` serves a node's Raft RPCs (`raftx.network.raft_rpc.RaftRpcHandler`)
+*and* the ``kv.*`` methods on one port: a `raftx.network.raft_rpc.RaftServer` with
+the same hello, limits and optional mutual TLS as peer traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl as _ssl
+from typing import Any
+
+from raftx.errors import Fatal, ForwardToLeader, ProtocolError, QuorumNotEnough
+from raftx.kv import protocol as P
+from raftx.kv.commands import NOT_FOUND, OK, decode
+from raftx.kv.state_machine import KVStateMachine
+from raftx.network.raft_rpc import RaftRpcHandler, RaftServer
+from raftx.types import BasicNode, ClientWriteResponse
+
+__all__ = ["KVNodeServer", "KVService"]
+
+logger = logging.getLogger(__name__)
+
+
+def _addr(node: Any) -> str | None:
+    if isinstance(node, BasicNode):
+        return node.addr or None
+    return node if isinstance(node, str) and node else None
+
+
+class KVService:
+    """Handles the ``kv.*`` methods for ``raft`` whose state machine is ``state_machine``.
+
+    ``write_timeout`` / ``read_timeout`` (seconds) bound how long one request waits
+    for commit or for the read index; past it the items are answered
+    ``ITEM_UNAVAILABLE`` (a write's outcome is then unknown: the client retries it
+    under the same serial, which is safe).
+    """
+
+    def __init__(self, raft: Any, state_machine: KVStateMachine, *, write_timeout: float = 10.0,
+                 read_timeout: float = 5.0) -> None:
+        self.raft = raft
+        self.sm = state_machine
+        self.write_timeout = write_timeout
+        self.read_timeout = read_timeout
+
+    @staticmethod
+    def handles(method: str) -> bool:
+        return method.startswith("kv.")
+
+    async def __call__(self, sender: int, method: str, payload: memoryview) -> bytes:
+        if method == P.WRITE:
+            return await self._write(payload)
+        if method == P.READ:
+            return await self._read(payload)
+        if method == P.STATUS:
+            return P.pack(self.status())
+        raise ProtocolError(f"unknown key-value method {method!r:.70}")
+
+    # -- leader lookup ------------------------------------------------------------------
+
+    def _leader_addr(self, leader_id: int | None, node: Any = None) -> str | None:
+        addr = _addr(node)
+        if addr is None and leader_id is not None:
+            addr = _addr(self.raft.metrics().borrow().membership.get_node(leader_id))
+        return addr
+
+    def _redirect(self, err: ForwardToLeader) -> bytes:
+        return P.pack([P.REPLY_REDIRECT, err.leader_id, self._leader_addr(err.leader_id, err.leader_node)])
+
+    # -- methods -----------------------------------------------------------------------
+
+    async def _write(self, payload: memoryview) -> bytes:
+        cmds = P.decode_write(payload)
+        for cmd in cmds:
+            decode(cmd)  # refuse the whole batch (BadCommand) before proposing anything malformed
+        try:
+            async with asyncio.timeout(self.write_timeout):
+                results = await self.raft.client_write_many(cmds)
+        except TimeoutError:
+            reason = f"not committed within {self.write_timeout}s; outcome unknown"
+            return P.pack([P.REPLY_RESULTS, [[P.ITEM_UNAVAILABLE, reason]] * len(cmds)])
+        if results and all(isinstance(r, ForwardToLeader) for r in results):
+            return self._redirect(results[0])
+        out: list[Any] = []
+        for r in results:
+            if isinstance(r, ClientWriteResponse):
+                data = r.data
+                out.append(data if data is not None else [OK, None])
+            elif isinstance(r, ForwardToLeader):
+                out.append([P.ITEM_REDIRECT, [r.leader_id, self._leader_addr(r.leader_id, r.leader_node)]])
+            elif isinstance(r, Fatal):
+                raise r  # the node stopped: the client moves on to another node
+            else:
+                out.append([P.ITEM_UNAVAILABLE, f"{type(r).__name__}: {r}"[:500]])
+        return P.pack([P.REPLY_RESULTS, out])
+
+    async def _read(self, payload: memoryview) -> bytes:
+        linearizable, keys = P.decode_read(payload)
+        if linearizable:
+            try:
+                async with asyncio.timeout(self.read_timeout):
+                    await self.raft.ensure_linearizable()
+            except ForwardToLeader as err:
+                return self._redirect(err)
+            except (QuorumNotEnough, TimeoutError) as exc:
+                reason = f"read index not confirmed: {type(exc).__name__} {exc}"[:500]
+                return P.pack([P.REPLY_RESULTS, [[P.ITEM_UNAVAILABLE, reason]] * len(keys)])
+        get = self.sm.get
+        out = []
+        for k in keys:
+            v = get(k)
+            out.append([NOT_FOUND, None] if v is None else [OK, v])
+        return P.pack([P.REPLY_RESULTS, out])
+
+    def status(self) -> dict[str, Any]:
+        """This node's view: role, term, leader, log progress, members, key count."""
+        m = self.raft.metrics().borrow()
+        membership = m.membership
+        return {
+            "id": m.id,
+            "state": m.state.value,
+            "term": m.current_term,
+            "leader": m.current_leader,
+            "leader_addr": self._leader_addr(m.current_leader) if m.current_leader is not None else None,
+            "last_log_index": m.last_log_index,
+            "committed": None if m.committed is None else m.committed.index,
+            "last_applied": None if m.last_applied is None else m.last_applied.index,
+            "members": sorted(membership.voter_ids()),
+            "learners": sorted(membership.learner_ids()),
+            "nodes": [[i, n.addr] for i, n in sorted(membership.nodes.items())],
+            "keys": len(self.sm),
+            "sessions": len(self.sm.sessions),
+            "bad_commands": self.sm.bad_commands,
+            "running": m.running_state is None,
+        }
+
+
+class _NodeHandler:
+    """Routes ``kv.*`` to the `KVService`, everything else to the Raft RPC handler."""
+
+    def __init__(self, kv: KVService, raft_handler: RaftRpcHandler) -> None:
+        self.kv = kv
+        self.raft_handler = raft_handler
+
+    async def __call__(self, sender: int, method: str, payload: memoryview) -> bytes:
+        if method.startswith("kv."):
+            return await self.kv(sender, method, payload)
+        return await self.raft_handler(sender, method, payload)
+
+
+class KVNodeServer(RaftServer):
+    """One TCP port for a node's Raft RPCs and its key-value clients (a `RaftServer`
+    whose handler also serves ``kv.*``).
+
+    Example::
+
+        async with KVNodeServer(raft, sm, "127.0.0.1", 7001) as server:
+            ...   # server.addr is "host:port" (the real port with port=0)
+
+    ``server_options`` go to `RpcServer` (``max_connections``, ``hello_timeout``, ...);
+    ``max_frame_bytes`` defaults to the node's ``Config.max_frame_bytes``.
+    """
+
+    def __init__(self, raft: Any, state_machine: KVStateMachine, host: str = "127.0.0.1", port: int = 0, *,
+                 ssl: _ssl.SSLContext | None = None, write_timeout: float = 10.0, read_timeout: float = 5.0,
+                 **server_options: Any) -> None:
+        self.kv = KVService(raft, state_machine, write_timeout=write_timeout, read_timeout=read_timeout)
+        super().__init__(raft, host, port, ssl=ssl, handler=_NodeHandler(self.kv, RaftRpcHandler(raft)),
+                         **server_options)
