@@ -331,3 +331,27 @@ async def test_sockets_have_nodelay_and_keepalive(make_server, make_client) -> N
     sock = client._conn.transport.get_extra_info("socket")
     assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
     assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) != 0
+
+
+async def test_ordered_server_stops_reading_when_its_queue_is_full(make_server, make_client, spawn) -> None:
+    gate = asyncio.Event()
+
+    async def gated(sender_id: int, method: str, payload: memoryview) -> bytes:
+        await gate.wait()
+        return bytes(payload[:4])
+
+    server = await make_server(gated, max_queued_requests=2)
+    client = make_client(server.port)
+    payloads = [bytes([i]) * (512 * 1024) for i in range(8)]
+    async with asyncio.timeout(20):
+        calls = [spawn(client.call("append", p)) for p in payloads]
+        while not server._connections:
+            await asyncio.sleep(0)
+        [conn] = server._connections
+        while conn.transport.is_reading():  # a wait on state: yields to the loop, no timer
+            await asyncio.sleep(0)
+        # Two queued (plus perhaps one already in the handler): the rest wait in socket buffers.
+        assert 2 <= server.stats.requests <= 3
+        gate.set()
+        assert await asyncio.gather(*calls) == [p[:4] for p in payloads]
+    assert server.stats.requests == 8 and conn.transport.is_reading()
