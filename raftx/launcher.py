@@ -36,7 +36,7 @@ from typing import IO, Any
 
 from raftx.errors import RaftError, Timeout
 
-__all__ = ["ManagedProcess", "free_ports", "wait_for_file"]
+__all__ = ["LocalCluster", "ManagedProcess", "free_ports", "wait_for_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -177,3 +177,125 @@ def wait_for_file(path: str | os.PathLike[str], timeout: float, processes: Seque
             raise Timeout(f"{p} did not appear within {timeout}s")
         time.sleep(0.05)
     return p
+
+
+class LocalCluster:
+    """N raftx key-value node processes on 127.0.0.1 (see the module docstring).
+
+    Node ids are 1..n. ``base_dir`` holds ``node<i>/`` (data) and ``node<i>.log``
+    (stderr); a temp dir is made (and removed by `cleanup`) when not given.
+    ``node_args`` are extra ``raftx.kv.server`` arguments for every node (e.g.
+    ``["--no-fsync"]``).
+    """
+
+    def __init__(self, n: int = 3, *, base_dir: str | os.PathLike[str] | None = None,
+                 cluster_name: str = "raftx-local", node_args: Sequence[str] = (),
+                 python: str = sys.executable, env: Mapping[str, str] | None = None) -> None:
+        if n < 1:
+            raise ValueError("a cluster needs at least one node")
+        self._own_dir = base_dir is None
+        self.base_dir = Path(base_dir) if base_dir is not None else Path(tempfile.mkdtemp(prefix="raftx-cluster-"))
+        self.cluster_name = cluster_name
+        ports = free_ports(n)
+        self.addrs: dict[int, str] = {i + 1: f"127.0.0.1:{ports[i]}" for i in range(n)}
+        child_env = dict(os.environ if env is None else env)
+        root = str(Path(__file__).resolve().parent.parent)  # run from a checkout without installing
+        child_env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [child_env.get("PYTHONPATH")])])
+        self.nodes: dict[int, ManagedProcess] = {}
+        for i, addr in self.addrs.items():
+            argv = [python, "-m", "raftx.kv.server", "--id", str(i), "--listen", addr,
+                    "--data-dir", str(self.base_dir / f"node{i}"), "--cluster-name", cluster_name,
+                    *[f"--peer={j}={a}" for j, a in self.addrs.items() if j != i], *node_args]
+            if i == 1:
+                argv.append("--init")
+            self.nodes[i] = ManagedProcess(argv, log_path=self.base_dir / f"node{i}.log", env=child_env,
+                                           name=f"raftx-node{i}")
+
+    def client(self, **kwargs: Any) -> Any:
+        """A `raftx.kv.KVClient` for this cluster."""
+        from raftx.kv.client import KVClient
+
+        kwargs.setdefault("cluster_name", self.cluster_name)
+        return KVClient([f"{i}={a}" for i, a in self.addrs.items()], **kwargs)
+
+    def start(self) -> None:
+        """Launch every node that is not running."""
+        for p in self.nodes.values():
+            if not p.alive:
+                p.start()
+
+    def kill(self, node_id: int) -> None:
+        """SIGKILL node ``node_id`` (a crash)."""
+        self.nodes[node_id].kill()
+
+    def terminate(self, node_id: int, grace: float = 10.0) -> int | None:
+        """SIGTERM node ``node_id``; its exit code (0 = clean stop)."""
+        return self.nodes[node_id].terminate(grace)
+
+    def restart(self, node_id: int) -> None:
+        """Start a stopped node again on the same port and data directory."""
+        self.nodes[node_id].restart()
+
+    async def statuses(self, timeout: float = 2.0) -> dict[int, dict[str, Any]]:
+        """``kv.status`` of every node that answers within ``timeout``."""
+        from raftx.kv.client import KVClient
+
+        async def one(i: int) -> tuple[int, dict[str, Any] | None]:
+            kv = KVClient([f"{i}={self.addrs[i]}"], cluster_name=self.cluster_name, timeout=timeout,
+                          attempt_timeout=timeout)
+            try:
+                return i, await kv.status(i)
+            except RaftError:
+                return i, None
+            finally:
+                await kv.close()
+
+        got = await asyncio.gather(*(one(i) for i, p in self.nodes.items() if p.alive))
+        return {i: s for i, s in got if s is not None}
+
+    async def wait_for_leader(self, timeout: float = 30.0, exclude: Sequence[int] = ()) -> int:
+        """The leader once a majority of the nodes name it and it says it leads
+        (`raftx.errors.Timeout` after ``timeout`` s). ``exclude``: ids not acceptable."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        majority = len(self.nodes) // 2 + 1
+        while True:
+            st = await self.statuses(min(2.0, max(0.1, deadline - loop.time())))
+            leaders = [s["leader"] for s in st.values() if s["leader"] is not None]
+            for leader in set(leaders):
+                if (leaders.count(leader) >= majority and leader not in exclude
+                        and st.get(leader, {}).get("state") == "Leader"):
+                    return int(leader)
+            dead = [i for i, p in self.nodes.items() if p.starts and not p.alive and p.returncode not in (None, -9)]
+            if dead:
+                raise RaftError(f"node(s) {dead} exited:\n" + "\n".join(
+                    f"--- node {i}\n{self.nodes[i].log_tail(1500)}" for i in dead))
+            if loop.time() >= deadline:
+                raise Timeout(f"no leader within {timeout}s; statuses: {st}")
+            await asyncio.sleep(0.1)
+
+    def stop(self, grace: float = 10.0) -> dict[int, int | None]:
+        """SIGTERM every node (SIGKILL after ``grace``); their exit codes."""
+        return {i: p.terminate(grace) for i, p in self.nodes.items()}
+
+    def cleanup(self) -> None:
+        """Kill anything still running and remove the base directory if it was a temp dir."""
+        for p in self.nodes.values():
+            p.kill()
+        if self._own_dir:
+            shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    async def __aenter__(self) -> LocalCluster:
+        try:
+            self.start()
+            await self.wait_for_leader()
+        except BaseException:
+            self.cleanup()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        try:
+            await asyncio.to_thread(self.stop)
+        finally:
+            self.cleanup()

@@ -1,0 +1,136 @@
+"""Run one key-value node as a process: ``python -m raftx.kv.server`` (``raftx serve``).
+
+::
+
+    python -m raftx.kv.server --id 1 --listen 127.0.0.1:7001 \\
+        --peer 2=127.0.0.1:7002 --peer 3=127.0.0.1:7003 --data-dir ./n1 --init
+
+The node keeps its log in ``DATA_DIR/log`` (`raftx.storage.SegmentedLogStore`,
+fsync on) and its snapshots in ``DATA_DIR/snapshots`` (`raftx.kv.KVStateMachine`),
+and serves Raft RPCs and ``kv.*`` clients on ``--listen`` (`KVNodeServer`).
+``--init`` initializes a pristine cluster with this node and the peers as voters
+(ignored when the node already has state, so it is safe on every restart and on
+every node). Logs go to stderr. SIGTERM or SIGINT stops it cleanly: the server
+closes, the node shuts down, the log is closed (exit code 0). uvloop is used when
+installed unless ``--loop asyncio``.
+
+``main(argv)`` is the entry point (returns the exit code): ``raftx serve`` can
+hand its arguments to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from raftx.config import Config, SnapshotPolicy
+from raftx.errors import NotAllowed, RaftError
+from raftx.kv.client import parse_addrs
+from raftx.kv.service import KVNodeServer
+from raftx.kv.state_machine import KVStateMachine
+from raftx.network.raft_rpc import TcpNetworkFactory, parse_addr
+from raftx.storage import SegmentedLogStore
+from raftx.types import BasicNode
+
+__all__ = ["build_parser", "main", "serve"]
+
+logger = logging.getLogger(__name__)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="raftx serve", description="Run one raftx key-value node.")
+    ap.add_argument("--id", type=int, required=True, help="this node's id (>= 0)")
+    ap.add_argument("--listen", required=True, metavar="HOST:PORT", help="address for peers and clients")
+    ap.add_argument("--peer", action="append", default=[], metavar="ID=HOST:PORT", help="another voter (repeat)")
+    ap.add_argument("--data-dir", required=True, type=Path, help="log and snapshots live here")
+    ap.add_argument("--init", action="store_true", help="initialize the cluster if this node is pristine")
+    ap.add_argument("--cluster-name", default="raftx", help="must match on every node and client")
+    ap.add_argument("--heartbeat-ms", type=int, default=50)
+    ap.add_argument("--election-timeout-ms", type=int, nargs=2, default=[300, 600], metavar=("MIN", "MAX"))
+    ap.add_argument("--snapshot-every", type=int, default=100_000, metavar="N",
+                    help="build a snapshot after N applied entries (0: never)")
+    ap.add_argument("--no-fsync", action="store_true", help="NOT DURABLE: skip fsync (benchmarks only)")
+    ap.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
+    ap.add_argument("--log-level", default="INFO")
+    ap.add_argument("--ready-file", type=Path, help="write the listen address here once serving")
+    return ap
+
+
+async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> int:
+    """Run the node until ``stop`` is set or SIGTERM/SIGINT arrives."""
+    from raftx.raft import Raft
+
+    host, port = parse_addr(args.listen)
+    peers = parse_addrs(args.peer) if args.peer else {}
+    if args.id in peers:
+        raise RaftError(f"--peer lists this node's own id {args.id}")
+    lo, hi = args.election_timeout_ms
+    config = Config(cluster_name=args.cluster_name, heartbeat_interval=args.heartbeat_ms,
+                    election_timeout_min=lo, election_timeout_max=hi,
+                    snapshot_policy=SnapshotPolicy(args.snapshot_every)).validate()
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    data = Path(args.data_dir)
+    async with contextlib.AsyncExitStack() as stack:  # unwinds: server, node, then the log
+        store = await SegmentedLogStore.open(data / "log", fsync=not args.no_fsync,
+                                             cluster_name=args.cluster_name, node_id=args.id)
+        stack.push_async_callback(store.close)
+        sm = await KVStateMachine.open(data / "snapshots", fsync=not args.no_fsync)
+        raft = await Raft.new(args.id, config, TcpNetworkFactory(), store, sm)
+        stack.push_async_callback(raft.shutdown)
+        server = await stack.enter_async_context(KVNodeServer(raft, sm, host, port))
+        logger.info("node %d serving on %s (cluster %r, data %s, loop %s)", args.id, server.addr,
+                    args.cluster_name, data, type(loop).__module__)
+        if args.init:
+            members = {args.id: BasicNode(f"{host}:{server.port}"), **{i: BasicNode(a) for i, a in peers.items()}}
+            try:
+                await raft.initialize(members)
+                logger.info("initialized the cluster with %s", sorted(members))
+            except NotAllowed:
+                logger.info("already initialized; --init ignored")
+        if args.ready_file is not None:
+            tmp = Path(f"{args.ready_file}.tmp")
+            tmp.write_text(server.addr)
+            os.replace(tmp, args.ready_file)
+        await stop.wait()
+        logger.info("node %d stopping", args.id)
+    logger.info("node %d stopped", args.id)
+    return 0
+
+
+def _runner(choice: str) -> asyncio.Runner:
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise SystemExit("--loop uvloop: uvloop is not installed (pip install 'raftx[fast]')") from None
+        else:
+            return asyncio.Runner(loop_factory=uvloop.new_event_loop)
+    return asyncio.Runner()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` (default: ``sys.argv[1:]``), run the node, return the exit code."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
+                        format=f"%(asctime)s node{args.id} %(levelname)s %(name)s: %(message)s")
+    try:
+        with _runner(args.loop) as runner:
+            return runner.run(serve(args))
+    except RaftError as exc:
+        logger.error("node %d failed: %s", args.id, exc)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
