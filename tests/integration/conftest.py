@@ -19,3 +19,10 @@ _spec.loader.exec_module(_network_conftest)
 
 #: A throwaway CA with server and client certificates (see tests/network/conftest.py).
 pki = _network_conftest.pki
+
+
+def pytest_asyncio_loop_factories(config: object, item: object) -> dict[str, object] | None:
+    """The TCP cluster tests run on the stdlib loop and, when installed, on uvloop."""
+    from raftkit import loop_factories
+
+    return loop_factories(item, ("test_tcp_cluster.py",))

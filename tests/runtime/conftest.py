@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from raftkit import Cluster
+from raftkit import Cluster, loop_factories
 
 
 @pytest.fixture
@@ -14,3 +14,8 @@ async def cluster() -> AsyncIterator[Cluster]:
     c = Cluster("mem")
     yield c
     await c.close()
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, object] | None:
+    """The basic API tests run on the stdlib loop and, when installed, on uvloop."""
+    return loop_factories(item, ("test_raft_basic.py",))

@@ -20,6 +20,11 @@ from raftx.raft import Raft
 from raftx.storage import MemLogStore, MemStateMachine, SegmentedLogStore
 from raftx.types import BasicNode, ServerState
 
+try:
+    import uvloop
+except ImportError:  # an optional extra: the stdlib loop is always tested
+    uvloop = None
+
 #: Upper bound of every wait in these tests (seconds); generous for a loaded 2-core box.
 WAIT = 10.0
 
@@ -134,3 +139,12 @@ class Cluster:
         for i in list(self.nodes):
             await self.stop(i)
         await self.router.close()
+
+
+def loop_factories(item: Any, files: tuple[str, ...]) -> dict[str, Any]:
+    """For ``pytest_asyncio_loop_factories``: run the tests in ``files`` on the stdlib loop
+    and, when installed, on uvloop (the loop is the application's choice)."""
+    factories: dict[str, Any] = {"asyncio": asyncio.new_event_loop}
+    if uvloop is not None and item.path.name in files:
+        factories["uvloop"] = uvloop.new_event_loop
+    return factories

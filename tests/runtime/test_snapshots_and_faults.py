@@ -131,10 +131,11 @@ async def test_damaged_chunked_transfer_installs_nothing() -> None:
                     InstallSnapshotRequest(vote, snap.meta, half, data[half:], True), zlib.crc32(data) ^ 1)
             assert other.metrics().borrow().snapshot is None
             assert other.metrics().borrow().last_applied is None
-            # the intact transfer installs
+            # the intact transfer installs (through the deprecated openraft v1 entry point too)
             await other.receive_snapshot_chunk(InstallSnapshotRequest(vote, snap.meta, 0, data[:half], False))
-            await other.receive_snapshot_chunk(
-                InstallSnapshotRequest(vote, snap.meta, half, data[half:], True), zlib.crc32(data))
+            with pytest.warns(DeprecationWarning):
+                resp = await other.install_snapshot(InstallSnapshotRequest(vote, snap.meta, half, data[half:], True))
+            assert resp.vote == vote
             await other.wait(WAIT).metrics(lambda x: x.snapshot == snap.meta.last_log_id, "installed")
         finally:
             await other.shutdown()
