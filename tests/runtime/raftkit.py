@@ -31,7 +31,7 @@ WAIT = 10.0
 
 def fast_config(**kw: Any) -> Config:
     """Short timeouts so elections and failovers take tens of milliseconds."""
-    base: dict[str, Any] = dict(heartbeat_interval=20, election_timeout_min=120, election_timeout_max=240,
+    base: dict[str, Any] = dict(heartbeat_interval=25, election_timeout_min=250, election_timeout_max=500,
                                 cluster_name="test-cluster")
     base.update(kw)
     return Config(**base).validate()
