@@ -42,7 +42,7 @@ import zlib
 from collections.abc import Iterator
 from typing import Any, Protocol
 
-import msgpack  # type: ignore[import-untyped]
+import msgpack
 
 from raftx.config import Config
 from raftx.errors import ProtocolError, RaftError, Unreachable
@@ -190,7 +190,7 @@ def decode_request(method: str, payload: bytes | memoryview) -> Any:
         if body.nbytes:
             if first is None or _int(first, "first_index") != expected:
                 raise ProtocolError(f"entries start at {first!r}, expected {expected}")
-            entries = EncodedBatch.from_bytes(body, expected)  # CorruptRecord (a ProtocolError) if bad
+            entries = EncodedBatch.from_bytes(bytes(body), expected)  # CorruptRecord (a ProtocolError) if bad
         return AppendEntriesRequest(_un_vote(vote), prev_id, entries, _un_log_id(commit))
     if method == "vote":
         (vote, last, pre), _ = _unframe(payload, 3)

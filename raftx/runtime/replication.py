@@ -61,7 +61,8 @@ class PeerClients:
         fut: asyncio.Future[RaftNetwork] = asyncio.get_running_loop().create_future()
         self._creating[target] = fut
         try:
-            client = await self._core.network.new_client(target, node if node is not None else BasicNode())
+            client: RaftNetwork = await self._core.network.new_client(
+                target, node if node is not None else BasicNode())
         except BaseException as exc:
             fut.set_exception(exc)
             fut.exception()  # retrieved: other waiters re-raise it
