@@ -148,6 +148,7 @@ def run(inflight: list[int], duration: float, max_writes: int, journal: bool,
     from importlib.metadata import version
 
     base = Path(workdir or tempfile.mkdtemp(prefix="pysyncobj-bench-"))
+    base.mkdir(parents=True, exist_ok=True)
     addrs = ",".join(f"127.0.0.1:{p}" for p in free_ports(3))
     result = base / "result.json"
     linger = 60.0 + len(inflight) * (duration + 35.0)

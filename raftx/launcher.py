@@ -195,6 +195,7 @@ class LocalCluster:
             raise ValueError("a cluster needs at least one node")
         self._own_dir = base_dir is None
         self.base_dir = Path(base_dir) if base_dir is not None else Path(tempfile.mkdtemp(prefix="raftx-cluster-"))
+        self.base_dir.mkdir(parents=True, exist_ok=True)
         self.cluster_name = cluster_name
         ports = free_ports(n)
         self.addrs: dict[int, str] = {i + 1: f"127.0.0.1:{ports[i]}" for i in range(n)}
