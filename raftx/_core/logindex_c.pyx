@@ -417,9 +417,11 @@ cdef class LogIndex:
     # n = len(tv) == len(ov) == len(lv) checked above (bench_logindex::test_build_1m).
     @cython.boundscheck(False)
     @cython.wraparound(False)
-    def extend(self, first_index, terms, segment, offsets, lengths):
+    def extend(self, first_index, terms, segment, offsets, lengths, *, base_offset=0):
         cdef int64_t first = _index_arg(first_index, "first_index")
         cdef uint64_t seg = _u64(segment, "segment")
+        cdef uint64_t base = _u64(base_offset, "base_offset")
+        cdef uint64_t top = 0
         t = _column("Q", terms, "terms")
         o = _column("Q", offsets, "offsets")
         ln = _column("I", lengths, "lengths")
@@ -432,6 +434,12 @@ cdef class LogIndex:
                 f"batch columns differ in length: terms {n}, offsets {ov.shape[0]}, lengths {lv.shape[0]}")
         if n == 0:
             return
+        if base:
+            for k in range(n):
+                if ov[k] > top:
+                    top = ov[k]
+            if top > 0xFFFFFFFFFFFFFFFFULL - base:
+                raise LogIndexError(f"offsets shifted by base_offset {base} pass 2**64")
         self._check_next(first)
         if first > C_MAX_INDEX - (n - 1):
             raise LogIndexError(f"batch of {n} entries from {first} passes MAX_INDEX {MAX_INDEX}")
@@ -464,6 +472,9 @@ cdef class LogIndex:
                     _runs_push(&self.terms, first + k, tv[k])
         pos = self.e_start + self.e_count
         memcpy(self.offsets + pos, &ov[0], n * sizeof(uint64_t))
+        if base:
+            for k in range(n):
+                self.offsets[pos + k] += base
         memcpy(self.lengths + pos, &lv[0], n * sizeof(uint32_t))
         self.e_count += n
 

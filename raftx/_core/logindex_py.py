@@ -261,17 +261,23 @@ class LogIndex:
         segment: int,
         offsets: Sequence[int] | array[int],
         lengths: Sequence[int] | array[int],
+        *,
+        base_offset: int = 0,
     ) -> None:
         """Add a batch of entries ``first_index, first_index + 1, ...`` all in ``segment``.
 
         ``terms`` / ``offsets`` / ``lengths`` are equal-length sequences of ints, or the
         typed arrays (``array('Q')``, ``array('Q')``, ``array('I')``) produced by
-        `raftx._core.codec.scan_records`. The batch is validated as a whole
-        (continuity, term order §5.3, ranges) before anything changes. An empty batch
-        changes nothing.
+        `raftx._core.codec.scan_records`. ``base_offset`` is added to every offset:
+        the store passes a batch's record offsets (relative to the batch buffer) and
+        the file offset where the buffer was written. It must be an int in
+        ``[0, 2**64)`` and every shifted offset must stay below ``2**64``.
+        The batch is validated as a whole (continuity, term order §5.3, ranges)
+        before anything changes. An empty batch changes nothing.
         """
         first_index = _check_index(first_index, "first_index")
         segment = _check_int(segment, "segment", _U64)
+        base = _check_int(base_offset, "base_offset", _U64)
         t = _column("Q", terms, "terms")
         o = _column("Q", offsets, "offsets")
         ln = _column("I", lengths, "lengths")
@@ -280,6 +286,11 @@ class LogIndex:
             raise LogIndexError(f"batch columns differ in length: terms {n}, offsets {len(o)}, lengths {len(ln)}")
         if n == 0:
             return
+        if base:
+            try:
+                o = array("Q", map(base.__add__, o))
+            except OverflowError:
+                raise LogIndexError(f"offsets shifted by base_offset {base} pass 2**64") from None
         self._check_next(first_index)
         if first_index + n - 1 > MAX_INDEX:
             raise LogIndexError(f"batch of {n} entries from {first_index} passes MAX_INDEX {MAX_INDEX}")

@@ -210,6 +210,57 @@ def test_extend_lengths_of_typed_array_above_u32_are_refused(core: SimpleNamespa
         li.extend(0, [1], 0, [0], array("Q", [2**32]))
 
 
+@pytest.mark.parametrize("as_arrays", [False, True])
+def test_extend_base_offset_shifts_every_offset(core: SimpleNamespace, as_arrays: bool) -> None:
+    offsets, lengths = [0, 40, 90], [40, 50, 7]
+    o: Any = array("Q", offsets) if as_arrays else offsets
+    li = build(core, 2, [1, 2])
+    li.extend(4, [2, 2, 3], 6, o, lengths, base_offset=1000)
+    assert [li.locate(i) for i in (4, 5, 6)] == [(6, 1000, 40), (6, 1040, 50), (6, 1090, 7)]
+    assert li.term_runs() == [(2, 1), (3, 2), (6, 3)]
+    assert list(o) == offsets  # the caller's column is not changed in place
+
+
+def test_extend_base_offset_defaults_to_zero(core: SimpleNamespace) -> None:
+    a, b = core.logindex.LogIndex(), core.logindex.LogIndex()
+    a.extend(0, [1, 1], 0, [5, 9], [4, 4])
+    b.extend(0, [1, 1], 0, [5, 9], [4, 4], base_offset=0)
+    assert state(a) == state(b) and a.locate(1) == (0, 9, 4)
+
+
+def test_extend_base_offset_up_to_u64_max(core: SimpleNamespace) -> None:
+    li = core.logindex.LogIndex()
+    li.extend(0, [1, 1], 0, [0, 1], [1, 1], base_offset=U64_MAX - 1)
+    assert [li.locate(i)[1] for i in (0, 1)] == [U64_MAX - 1, U64_MAX]
+
+
+@pytest.mark.parametrize(
+    "base, offsets, exc, message",
+    [
+        (-1, [0], LogIndexError, r"^base_offset -1 is out of range \[0, 18446744073709551616\)$"),
+        (2**64, [0], LogIndexError, r"^base_offset 18446744073709551616 is out of range"),
+        ("3", [0], LogIndexError, r"^base_offset must be an int, not str$"),
+        (2, [0, U64_MAX - 1, 5], LogIndexError, r"^offsets shifted by base_offset 2 pass 2\*\*64$"),
+        (2**63, [2**63, 0], LogIndexError, r"^offsets shifted by base_offset 9223372036854775808 pass 2\*\*64$"),
+    ],
+)
+def test_extend_bad_base_offset_changes_nothing(
+    core: SimpleNamespace, base: Any, offsets: list[int], exc: type[Exception], message: str
+) -> None:
+    li = build(core, 2, [1, 2])
+    before = state(li)
+    with pytest.raises(exc, match=message):
+        li.extend(4, [2] * len(offsets), 1, offsets, [1] * len(offsets), base_offset=base)
+    assert state(li) == before
+
+
+def test_extend_base_offset_is_keyword_only(core: SimpleNamespace) -> None:
+    li = core.logindex.LogIndex()
+    with pytest.raises(TypeError):
+        li.extend(0, [1], 0, [0], [1], 5)  # type: ignore[misc]
+    assert len(li) == 0
+
+
 # -- lookups --------------------------------------------------------------------------
 
 
