@@ -55,18 +55,18 @@ _RETRY_STATUSES = (P.ITEM_REDIRECT, P.ITEM_UNAVAILABLE)
 def parse_addrs(addrs: Iterable[str] | Mapping[int, str]) -> dict[int, str]:
     """``["1=host:port", ...]`` or ``{1: "host:port"}`` -> ``{1: "host:port"}``; `ConfigError` if malformed."""
     out: dict[int, str] = {}
-    items: Iterable[tuple[Any, Any]]
+    items: list[tuple[Any, Any]]
     if isinstance(addrs, Mapping):
-        items = addrs.items()
+        items = list(addrs.items())
     elif isinstance(addrs, str):
         raise ConfigError("addrs must be a list of 'ID=HOST:PORT' strings, not one string")
     else:
         items = []
         for a in addrs:
-            node, sep, addr = str(a).partition("=")
+            text, sep, address = str(a).partition("=")
             if not sep:
                 raise ConfigError(f"address {a!r} has no node id: write it as ID=HOST:PORT (e.g. 1=127.0.0.1:7001)")
-            items.append((node, addr))  # type: ignore[attr-defined]
+            items.append((text, address))
     for node, addr in items:
         try:
             node_id = int(node)
