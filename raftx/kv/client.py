@@ -8,8 +8,12 @@
         assert await kv.cas("x", b"1", b"2")      # True: swapped
         assert await kv.delete("x")               # True: it existed
 
-Addresses are ``"ID=HOST:PORT"`` (the node id is part of the hello every
-connection opens with) or a mapping ``{id: "host:port"}``. The client connects to
+Addresses are ``"HOST:PORT"``, ``"ID=HOST:PORT"`` or a mapping ``{id: "host:port"}``.
+With a node id the connection's hello names that node (and is refused by any
+other); a plain ``"host:port"`` connects with the *any target* hello, the node
+names itself in its ack and the client files the address under that id from then
+on (such a connection may call ``kv.*`` methods only, see `raftx.network.server`).
+The client connects to
 any node, follows redirects to the leader (and learns the other nodes' addresses
 from them), and retries across leader changes and lost connections until the
 operation's ``timeout``, then raises `raftx.errors.Timeout`.
@@ -45,7 +49,7 @@ from raftx.network.backoff import Backoff
 from raftx.network.client import RpcClient
 from raftx.network.raft_rpc import parse_addr
 
-__all__ = ["KVClient", "parse_addrs"]
+__all__ = ["KVClient", "parse_addrs", "parse_client_addrs"]
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +83,32 @@ def parse_addrs(addrs: Iterable[str] | Mapping[int, str]) -> dict[int, str]:
     if not out:
         raise ConfigError("KVClient needs at least one node address")
     return out
+
+
+def parse_client_addrs(addrs: Iterable[str] | Mapping[int, str]) -> tuple[dict[int, str], list[str]]:
+    """Client addresses -> ``({id: "host:port"}, ["host:port", ...])``: those given as
+    ``ID=HOST:PORT`` (or a mapping) and the plain ``HOST:PORT`` ones; `ConfigError` if
+    one is malformed or there are none."""
+    if isinstance(addrs, Mapping):
+        return parse_addrs(addrs), []
+    if isinstance(addrs, str):
+        raise ConfigError("addrs must be a list of 'HOST:PORT' or 'ID=HOST:PORT' strings, not one string")
+    named: list[str] = []
+    plain: list[str] = []
+    for a in addrs:
+        text = str(a)
+        if "=" in text:
+            named.append(text)
+            continue
+        try:
+            parse_addr(text)
+        except Unreachable:
+            raise ConfigError(f"bad node address {text!r}: expected HOST:PORT or ID=HOST:PORT") from None
+        if text not in plain:
+            plain.append(text)
+    if not named and not plain:
+        raise ConfigError("KVClient needs at least one node address")
+    return (parse_addrs(named) if named else {}), plain
 
 
 class _Op:
@@ -120,7 +150,10 @@ class KVClient:
             raise ConfigError(f"max_batch must be in 1..{P.MAX_BATCH} and max_in_flight >= 1")
         if timeout <= 0 or attempt_timeout <= 0:
             raise ConfigError("timeout and attempt_timeout must be > 0")
-        self.nodes = parse_addrs(addrs)
+        known, plain = parse_client_addrs(addrs)
+        #: Node id -> address. Negative keys stand for plain addresses whose node id is
+        #: not known yet (any-target connections; see `_learn`).
+        self.nodes: dict[int, str] = {**known, **{-1 - k: a for k, a in enumerate(plain) if a not in known.values()}}
         self.cluster_name = cluster_name
         self.timeout = timeout
         self.attempt_timeout = attempt_timeout
@@ -184,6 +217,7 @@ class KVClient:
             target = node_id if node_id is not None else self._pick()
             try:
                 raw = await self._conn(target).call(P.STATUS, b"", self._attempt(deadline))
+                self._learn(target)
                 return P.decode_status(raw)
             except (RPCError, BadCommand) as exc:
                 last = exc
@@ -339,6 +373,7 @@ class KVClient:
         self.requests += 1
         try:
             raw = await self._conn(target).call(method, payload, self._attempt(deadline))
+            target = self._learn(target)
             reply = P.decode_reply(raw)
         except RemoteError as exc:
             if getattr(exc, "remote_type", "") == "BadCommand":
@@ -402,6 +437,9 @@ class KVClient:
                 else:
                     self.nodes[leader_id] = leader_addr
                     self._drop(leader_id)
+                    for k in [k for k, a in self.nodes.items() if k < 0 and a == leader_addr]:
+                        del self.nodes[k]  # a plain address that turned out to be this node
+                        self._drop(k)
             if leader_id in self.nodes:
                 self.leader = leader_id
                 return
@@ -413,11 +451,31 @@ class KVClient:
             self._retired.append(old)
             self._spawn(old.close())
 
+    def _learn(self, key: int) -> int:
+        """After a successful call to ``key``: if it was a plain address (negative key),
+        file it under the node id its server named in the hello ack; returns the id."""
+        if key >= 0:
+            return key
+        conn = self._conns.get(key)
+        node_id = conn.remote_id if conn is not None else None
+        if conn is None or node_id is None:
+            return key
+        addr = self.nodes.pop(key)
+        del self._conns[key]
+        self.nodes.setdefault(node_id, addr)
+        if node_id not in self._conns and self.nodes[node_id] == addr:
+            self._conns[node_id] = conn  # keeps its any-target hello: kv.* is all it calls
+        else:
+            self._retired.append(conn)
+            self._spawn(conn.close())
+        return node_id
+
     def _conn(self, node_id: int) -> RpcClient:
         c = self._conns.get(node_id)
         if c is None:
             host, port = parse_addr(self.nodes[node_id])
-            c = RpcClient(host, port, cluster_name=self.cluster_name, node_id=self.client_id, target_id=node_id,
+            target = node_id if node_id >= 0 else None  # None: any-target hello (plain HOST:PORT)
+            c = RpcClient(host, port, cluster_name=self.cluster_name, node_id=self.client_id, target_id=target,
                           ssl=self.ssl, max_in_flight=self.max_in_flight, connect_timeout=self.attempt_timeout,
                           hello_timeout=self.attempt_timeout, backoff=Backoff(0.05, 1.0))
             self._conns[node_id] = c

@@ -180,5 +180,8 @@ class KVNodeServer(RaftServer):
                  ssl: _ssl.SSLContext | None = None, write_timeout: float = 10.0, read_timeout: float = 5.0,
                  **server_options: Any) -> None:
         self.kv = KVService(raft, state_machine, write_timeout=write_timeout, read_timeout=read_timeout)
+        # Plain HOST:PORT clients (any-target hello) may call kv.* only; Raft RPCs need a
+        # hello that names this node (raftx.network.server).
+        server_options.setdefault("client_methods", KVService.handles)
         super().__init__(raft, host, port, ssl=ssl, handler=_NodeHandler(self.kv, RaftRpcHandler(raft)),
                          **server_options)

@@ -19,6 +19,11 @@ Failures map onto openraft's ``RPCError`` (`raftx.errors`):
 
 After an established connection is lost the next call reconnects at once; only
 failed connection attempts start (or extend) the backoff.
+
+``target_id=None`` sends the *any target* hello (a key-value client that knows only
+``host:port``): the server names itself in its ack and the client records it in
+`RpcClient.remote_id`; such a connection may call only the server's client methods
+(see `raftx.network.server`). Raft peers always name their target.
 """
 
 from __future__ import annotations
@@ -82,8 +87,16 @@ class _ClientConnection(asyncio.Protocol, FlowControl):
         header, payload = wire.decode_message(body)
         if not self.hello.done():
             if frame_type == wire.HELLO_ACK:
-                if not (isinstance(header, dict) and header.get("node") == self._client.target_id):
+                c = self._client
+                node = header.get("node") if isinstance(header, dict) else None
+                if c.target_id is None:
+                    if not (isinstance(node, int) and not isinstance(node, bool) and 0 <= node < 2**64):
+                        raise ProtocolError(f"hello ack names no node id: {header!r:.100}")
+                    if c.remote_id is not None and node != c.remote_id:
+                        logger.warning("%s was node %s, now node %s", c.address, c.remote_id, node)
+                elif node != c.target_id:
                     raise ProtocolError(f"hello ack from the wrong node: {header!r:.100}")
+                c.remote_id = node
                 self._decoder = _core.codec.FrameDecoder(self._client.max_frame_bytes)
                 self.hello.set_result(None)
                 self.ready = True
@@ -144,7 +157,7 @@ class RpcClient:
     """A pipelined request/response client for one peer (see the module docstring).
 
     ``node_id`` is this node (the sender named in the hello), ``target_id`` the node
-    expected at ``host:port``. ``ssl`` is a client `ssl.SSLContext` for (mutual) TLS;
+    expected at ``host:port`` (None: whoever answers there, learned as `remote_id`). ``ssl`` is a client `ssl.SSLContext` for (mutual) TLS;
     ``server_hostname`` defaults to ``host``. ``backoff`` paces reconnection attempts
     (default `Backoff()`: 50 ms doubling to 1 s, half jitter); ``clock`` (default: the
     loop's ``time``) is what backoff deadlines are measured on. Use ``async with`` or
@@ -158,7 +171,7 @@ class RpcClient:
         *,
         cluster_name: str,
         node_id: int,
-        target_id: int,
+        target_id: int | None,
         ssl: _ssl.SSLContext | None = None,
         server_hostname: str | None = None,
         max_in_flight: int = 64,
@@ -173,12 +186,15 @@ class RpcClient:
         wire.check_max_frame_bytes(max_frame_bytes)
         wire.check_cluster_name(cluster_name)
         wire.check_node_id("node_id", node_id)
-        wire.check_node_id("target_id", target_id)
+        if target_id is not None:
+            wire.check_node_id("target_id", target_id)
         self.host = host
         self.port = port
         self.cluster_name = cluster_name
         self.node_id = node_id
         self.target_id = target_id
+        #: The node id the server named in its hello ack (None until the first connection).
+        self.remote_id: int | None = None
         self.ssl = ssl
         self.server_hostname = server_hostname
         self.max_frame_bytes = max_frame_bytes

@@ -4,7 +4,15 @@ One `RpcServer` listens for one node. Each connection must open with a ``HELLO``
 (see `raftx.network.wire`) naming this cluster, this node as target, a supported
 protocol version and an acceptable sender; anything else closes the connection with
 a logged reason and a counter in `RpcServer.stats`, and the server keeps serving
-other connections (DESIGN §2 rule 8). Until the hello is accepted a frame may be at
+other connections (DESIGN §2 rule 8).
+
+Peer and client connections: a Raft peer always names the node it expects
+(``"to": id``). A key-value client that knows only ``host:port`` may send the *any
+target* hello (``"to": nil``); the server accepts it only when constructed with
+``client_methods`` (a predicate on method names, e.g. ``KVService.handles``), names
+itself in the ack (``{"node": id}``), and on that connection answers every other
+method (all Raft RPCs) with a `ProtocolError` without calling the handler. So Raft
+RPCs are only ever served to connections that named this node id. Until the hello is accepted a frame may be at
 most `wire.PRE_HELLO_MAX_FRAME` bytes, so an unauthenticated peer cannot make the
 server allocate more than that; afterwards ``max_frame_bytes`` applies.
 
@@ -81,6 +89,8 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
         self._decoder = _core.codec.FrameDecoder(wire.PRE_HELLO_MAX_FRAME)
         self._hello_timer: asyncio.TimerHandle | None = None
         self.sender_id: int | None = None
+        #: The hello named no target (a client): only ``client_methods`` are served.
+        self.any_target = False
         self.peername: Any = None
         self._closing = False
         self._queue: deque[tuple[int, str, memoryview]] = deque()
@@ -169,7 +179,9 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
             reason = f"unsupported protocol version {version} (supported: {sorted(wire.SUPPORTED_VERSIONS)})"
         elif cluster != server.cluster_name:
             reason = f"wrong cluster {cluster!r} (this is {server.cluster_name!r})"
-        elif target != server.node_id:
+        elif target is None and server.client_methods is None:
+            reason = f"a target node id is required (this is node {server.node_id})"
+        elif target is not None and target != server.node_id:
             reason = f"wrong target node {target} (this is node {server.node_id})"
         elif server.allowed_senders is not None and sender not in server.allowed_senders:
             reason = f"sender node {sender} is not allowed"
@@ -190,6 +202,7 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
             self._hello_timer.cancel()
             self._hello_timer = None
         self.sender_id = sender
+        self.any_target = target is None
         self._decoder = _core.codec.FrameDecoder(server.max_frame_bytes)
         self._write(wire.encode_message(wire.HELLO_ACK, {"v": wire.PROTOCOL_VERSION, "node": server.node_id}))
         if server.ordered:
@@ -256,6 +269,9 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
         server = self._server
         assert self.sender_id is not None
         try:
+            if self.any_target and not (server.client_methods is not None and server.client_methods(method)):
+                raise ProtocolError(f"method {method!r:.70} needs a hello naming node {server.node_id} "
+                                    "(any-target connections may call client methods only)")
             result = await server.handler(self.sender_id, method, payload)
             if not isinstance(result, (bytes, bytearray, memoryview)):
                 raise TypeError(f"handler for {method!r} returned {type(result).__name__}, not bytes")
@@ -315,7 +331,9 @@ class RpcServer:
     ``handler(sender_id, method, payload)`` is awaited for each request and returns
     the response bytes. ``allowed_senders`` (node ids) and ``validate_peer`` (a callable
     taking a `PeerInfo`, e.g. to bind a TLS certificate to a node id) restrict who may
-    connect. Use ``async with RpcServer(...) as server`` or `start` / `close`.
+    connect. ``client_methods`` (a predicate on method names; None: refuse) lets clients
+    connect with the *any target* hello and call those methods only (module docstring).
+    Use ``async with RpcServer(...) as server`` or `start` / `close`.
     """
 
     def __init__(
@@ -336,6 +354,7 @@ class RpcServer:
         max_connections: int = 1024,
         max_queued_requests: int = 1024,
         keepalive: bool = True,
+        client_methods: Callable[[str], bool] | None = None,
     ) -> None:
         wire.check_max_frame_bytes(max_frame_bytes)
         wire.check_cluster_name(cluster_name)
@@ -355,6 +374,7 @@ class RpcServer:
         self.max_connections = max_connections
         self.max_queued_requests = max(2, max_queued_requests)
         self.keepalive = keepalive
+        self.client_methods = client_methods
         self.stats = ServerStats()
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[_ServerConnection] = set()

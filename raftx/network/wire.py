@@ -10,7 +10,10 @@ Every message is one codec frame (u32 length, u8 frame type, body). The body is:
 
 Frame types and their headers:
 
-* ``HELLO``        ``{"v": version, "cluster": str, "from": int, "to": int}`` (client first)
+* ``HELLO``        ``{"v": version, "cluster": str, "from": int, "to": int | nil}`` (client first;
+                   ``"to": nil`` is the *any target* hello of a key-value client that
+                   knows only ``host:port``: the server names itself in the ack and
+                   serves that connection only its client methods, see `raftx.network.server`)
 * ``HELLO_ACK``    ``{"v": version, "node": int}`` (server, hello accepted)
 * ``HELLO_REJECT`` ``{"reason": str}`` (server, just before it closes the connection)
 * ``REQUEST``      ``[request_id, method]``; payload = request bytes
@@ -125,15 +128,16 @@ def decode_message(body: bytes) -> tuple[Any, memoryview]:
     return header, memoryview(body)[1 + hlen :]
 
 
-def encode_hello(cluster_name: str, sender_id: int, target_id: int) -> list[Buffer]:
-    """The client's first frame on every connection."""
+def encode_hello(cluster_name: str, sender_id: int, target_id: int | None) -> list[Buffer]:
+    """The client's first frame on every connection (``target_id=None``: any target)."""
     return encode_message(
         HELLO, {"v": PROTOCOL_VERSION, "cluster": cluster_name, "from": sender_id, "to": target_id}
     )
 
 
-def parse_hello(header: Any) -> tuple[int, str, int, int]:
-    """Validate the shape of a hello header; return ``(version, cluster, sender, target)``.
+def parse_hello(header: Any) -> tuple[int, str, int, int | None]:
+    """Validate the shape of a hello header; return ``(version, cluster, sender, target)``
+    (``target`` None: an *any target* client hello).
 
     Only the shape is checked here; whether the values are acceptable is the server's
     decision. Raises `raftx.errors.ProtocolError` for a malformed hello.
@@ -141,11 +145,11 @@ def parse_hello(header: Any) -> tuple[int, str, int, int]:
     if not isinstance(header, dict):
         raise ProtocolError("hello header is not a map")
     version, cluster = header.get("v"), header.get("cluster")
-    sender, target = header.get("from"), header.get("to")
+    sender, target = header.get("from"), header.get("to", -1)  # "to" must be present, nil or an id
     if not (isinstance(version, int) and isinstance(cluster, str)
-            and _is_node_id(sender) and _is_node_id(target)):
+            and _is_node_id(sender) and (target is None or _is_node_id(target))):
         raise ProtocolError(f"malformed hello: {header!r:.200}")
-    return version, cluster, int(sender), int(target)  # type: ignore[arg-type]
+    return version, cluster, int(sender), None if target is None else int(target)  # type: ignore[arg-type]
 
 
 def _is_node_id(value: Any) -> bool:

@@ -119,7 +119,9 @@ async def test_malformed_requests_are_refused_and_change_nothing(method: str, pa
 
 async def test_client_side_validation() -> None:
     with pytest.raises(ConfigError):
-        KVClient(["127.0.0.1:7001"])  # the node id is needed for the hello
+        KVClient(["127.0.0.1"])  # no port
+    with pytest.raises(ConfigError):
+        KVClient([])
     with pytest.raises(ConfigError):
         KVClient(["x=127.0.0.1:7001"])
     with pytest.raises(ConfigError):
@@ -168,3 +170,36 @@ async def test_status_and_stale_read_on_a_follower() -> None:
         async with KVClient([f"{follower}={cl.addrs[follower]}"], cluster_name=CLUSTER, timeout=WAIT) as fk:
             assert await fk.get("s", linearizable=False) == b"1"
             assert (await fk.status(follower))["leader_addr"] == cl.addrs[leader]
+
+
+async def test_plain_host_port_addresses_learn_the_node_ids() -> None:
+    async with KVCluster() as cl:
+        leader = await cl.leader()
+        async with KVClient(list(cl.addrs.values()), cluster_name=CLUSTER, timeout=WAIT) as kv:
+            assert all(k < 0 for k in kv.nodes)  # no id known before the first answer
+            await kv.put("plain", b"1")
+            assert await kv.get("plain") == b"1"
+            assert kv.leader == leader
+            assert kv.nodes[leader] == cl.addrs[leader]
+            assert set(kv.nodes.values()) == set(cl.addrs.values())  # each address once
+
+
+async def test_plain_follower_address_follows_the_redirect_and_status_names_the_node() -> None:
+    async with KVCluster() as cl:
+        leader = await cl.leader()
+        follower = next(i for i in cl.rafts if i != leader)
+        async with KVClient([cl.addrs[follower]], cluster_name=CLUSTER, timeout=WAIT) as kv:
+            assert (await kv.status())["id"] == follower
+            assert kv.nodes == {follower: cl.addrs[follower]}
+            await kv.put("k", b"v")
+            assert kv.leader == leader and kv.nodes[leader] == cl.addrs[leader]
+
+
+async def test_plain_client_connection_cannot_call_raft_rpcs() -> None:
+    async with KVCluster() as cl:
+        host, port = parse_addr(cl.addrs[1])
+        async with RpcClient(host, port, cluster_name=CLUSTER, node_id=99, target_id=None) as rpc:
+            assert P.decode_status(await rpc.call(P.STATUS, b"", timeout=WAIT))["id"] == 1
+            assert rpc.remote_id == 1
+            with pytest.raises(RemoteError, match="client methods only"):
+                await rpc.call("vote", b"", timeout=WAIT)

@@ -355,3 +355,46 @@ async def test_ordered_server_stops_reading_when_its_queue_is_full(make_server, 
         gate.set()
         assert await asyncio.gather(*calls) == [p[:4] for p in payloads]
     assert server.stats.requests == 8 and conn.transport.is_reading()
+
+
+# -- the any-target hello (plain HOST:PORT clients) ------------------------------------------
+
+
+async def test_any_target_hello_is_refused_without_client_methods(make_server, make_client) -> None:
+    from raftx.errors import HandshakeRejected
+
+    server = await make_server(node_id=2)
+    async with asyncio.timeout(10):
+        with pytest.raises(HandshakeRejected, match="target node id is required"):
+            await make_client(server.port, target_id=None).call("echo", b"x")
+    assert server.stats.connections_rejected == 1
+
+
+async def test_any_target_client_learns_the_node_id_and_calls_client_methods_only(make_server, make_client) -> None:
+    calls: list[str] = []
+
+    async def handler(sender: int, method: str, payload: memoryview) -> bytes:
+        calls.append(method)
+        return await echo(sender, method, payload)
+
+    server = await make_server(handler=handler, node_id=7, client_methods=lambda m: m == "echo")
+    client = make_client(server.port, target_id=None)
+    assert client.remote_id is None
+    async with asyncio.timeout(10):
+        assert await client.call("echo", b"hi") == b"hi"
+        assert client.remote_id == 7
+        with pytest.raises(RemoteError, match="client methods only") as info:
+            await client.call("whoami")
+        assert info.value.remote_type == "ProtocolError"
+        # A connection that names the node may call every method.
+        assert await make_client(server.port, node_id=1, target_id=7).call("whoami") == b"1"
+    assert calls == ["echo", "whoami"]  # the refused call never reached the handler
+
+
+async def test_named_target_is_still_checked_when_client_methods_are_served(make_server, make_client) -> None:
+    from raftx.errors import HandshakeRejected
+
+    server = await make_server(node_id=7, client_methods=lambda m: True)
+    async with asyncio.timeout(10):
+        with pytest.raises(HandshakeRejected, match="wrong target node 2"):
+            await make_client(server.port, target_id=2).call("echo")

@@ -158,7 +158,16 @@ def test_bad_node_id_is_a_config_error(node_id: object) -> None:
 
     with pytest.raises(ConfigError):
         RpcClient("127.0.0.1", 1, cluster_name="c", node_id=node_id, target_id=2)  # type: ignore[arg-type]
-    with pytest.raises(ConfigError):
-        RpcClient("127.0.0.1", 1, cluster_name="c", node_id=1, target_id=node_id)  # type: ignore[arg-type]
+    if node_id is not None:  # target_id=None is the any-target hello (plain HOST:PORT clients)
+        with pytest.raises(ConfigError):
+            RpcClient("127.0.0.1", 1, cluster_name="c", node_id=1, target_id=node_id)  # type: ignore[arg-type]
     with pytest.raises(ConfigError):
         RpcServer(lambda *a: None, cluster_name="c", node_id=node_id)  # type: ignore[arg-type]
+
+
+def test_any_target_hello_round_trip_and_missing_target_is_malformed() -> None:
+    data = b"".join(wire.encode_hello("prod", 3, None))
+    [(_, body)] = _core.codec.FrameDecoder(wire.PRE_HELLO_MAX_FRAME).feed(data)
+    assert wire.parse_hello(wire.decode_message(body)[0]) == (wire.PROTOCOL_VERSION, "prod", 3, None)
+    with pytest.raises(ProtocolError):
+        wire.parse_hello({"v": 1, "cluster": "c", "from": 1})  # "to" absent is not "any target"
