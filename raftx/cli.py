@@ -1,24 +1,39 @@
 """The ``raftx`` command line.
 
-``raftx`` (or ``raftx info``) prints the version, the hot-path implementation in use and
-a quick self-benchmark of the compiled twins against the pure ones. ``raftx inspect``
-examines a data directory. Later subcommands (demo, bench, serve, status) plug into
-`build_parser` the same way.
+* ``raftx`` / ``raftx info``: version, hot-path implementation in use and a quick
+  self-benchmark of the compiled twins against the pure ones;
+* ``raftx demo``: a 3-process cluster on 127.0.0.1 that loses its leader and recovers
+  (`raftx.demo`);
+* ``raftx serve``: one key-value node in the foreground (`raftx.kv.server`);
+* ``raftx status HOST:PORT...``: each node's role, term, leader, log progress,
+  membership and replication lag;
+* ``raftx member list|add|remove``: the membership of a running cluster (thesis §4.3);
+* ``raftx bench``: a local multi-process cluster benchmark (`raftx.bench`);
+* ``raftx inspect DATA_DIR``: look inside a data directory (`raftx.storage.inspect`).
+
+Every command has ``--help``; output is for humans unless ``--json``. Online commands
+take plain ``HOST:PORT`` addresses (no node ids needed) and ``--cluster-name``
+(default ``$RAFTX_CLUSTER_NAME`` or ``raftx``, as ``raftx serve``). Exit codes: 0 done,
+1 failed (a node did not answer, the change was refused), 2 bad usage.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import logging
+import os
 import platform
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from itertools import repeat
-from typing import Any
+from typing import Any, TextIO
 
 import raftx
 from raftx import _core
+from raftx.errors import RaftError
 
 __all__ = ["main", "build_parser"]
 
@@ -92,15 +107,182 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _inspect_main(argv: list[str]) -> int:
-    from raftx.storage import inspect
+# -- online commands: status, member ------------------------------------------------------
 
-    return inspect.main(argv)
+DEFAULT_CLUSTER = os.environ.get("RAFTX_CLUSTER_NAME", "raftx")
+
+
+def host_port(text: str) -> str:
+    """argparse type: a ``HOST:PORT`` address (``ID=HOST:PORT`` is accepted too)."""
+    from raftx.kv.client import parse_client_addrs
+
+    try:
+        parse_client_addrs([text])
+    except RaftError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+async def fetch_statuses(addrs: list[str], cluster_name: str, timeout: float) -> list[dict[str, Any]]:
+    """``kv.status`` of each address, in order: ``{"address", "ok", "error", ...status}``.
+
+    A node that does not answer within ``timeout`` seconds gets ``ok: False`` and the
+    reason; ``lag`` (entries the leader has that the node has not matched, §5.3) is
+    filled in from the leader's replication progress when the leader is among them.
+    """
+    from raftx.kv.client import KVClient
+
+    async def one(addr: str) -> dict[str, Any]:
+        kv = KVClient([addr], cluster_name=cluster_name, timeout=timeout, attempt_timeout=timeout)
+        try:
+            return {"address": addr, "ok": True, "error": None, **await kv.status()}
+        except RaftError as exc:
+            return {"address": addr, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        finally:
+            await kv.close()
+
+    rows = list(await asyncio.gather(*(one(a) for a in addrs)))
+    leader = next((r for r in rows if r["ok"] and r.get("state") == "Leader" and r.get("replication") is not None),
+                  None)
+    matched = dict(map(tuple, leader["replication"])) if leader else {}
+    for r in rows:
+        r["lag"] = None
+        if leader is not None and r["ok"]:
+            if r["id"] == leader["id"]:
+                r["lag"] = 0
+            elif r["id"] in matched:
+                m = matched[r["id"]]
+                r["lag"] = leader["last_log_index"] - (-1 if m is None else m)
+    return rows
+
+
+def _run_value(coro: Coroutine[Any, Any, Any]) -> Any:
+    return asyncio.run(coro)
+
+
+def _members_text(st: dict[str, Any]) -> str:
+    text = ",".join(map(str, st.get("members") or [])) or "-"
+    learners = st.get("learners") or []
+    return text + (f" +learners {','.join(map(str, learners))}" if learners else "")
+
+
+def _cell(v: Any) -> str:
+    return "-" if v is None else str(v)
+
+
+def print_status_table(rows: list[dict[str, Any]], out: TextIO) -> None:
+    """The human ``raftx status`` table (one row per address)."""
+    head = ["ADDRESS", "ID", "STATE", "TERM", "LEADER", "LAST LOG", "COMMITTED", "APPLIED", "LAG", "MEMBERS"]
+    table = [head]
+    for r in rows:
+        if r["ok"]:
+            table.append([r["address"], _cell(r["id"]), r["state"], _cell(r["term"]), _cell(r["leader"]),
+                          _cell(r["last_log_index"]), _cell(r["committed"]), _cell(r["last_applied"]),
+                          _cell(r["lag"]), _members_text(r)])
+        else:
+            table.append([r["address"], "-", "UNREACHABLE", "", "", "", "", "", "", r["error"][:80]])
+    widths = [max(len(row[i]) for row in table) for i in range(len(head))]
+    for row in table:
+        out.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    rows = _run_value(fetch_statuses(args.addrs, args.cluster_name, args.timeout))
+    if args.json:
+        json.dump({"format": 1, "nodes": rows}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        print_status_table(rows, sys.stdout)
+    return 0 if all(r["ok"] for r in rows) else 1
+
+
+def _membership_view(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The leader's membership if it answered, else the first node's that did."""
+    ok = [r for r in rows if r["ok"]]
+    lead = [r for r in ok if r.get("state") == "Leader"]
+    return (lead or ok or [None])[0]
+
+
+def _print_membership(view: dict[str, Any], out: TextIO) -> None:
+    leader = view.get("leader")
+    voters = set(view.get("members") or [])
+    out.write(f"{'ID':>6}  {'ROLE':<8}  {'ADDRESS':<24}  LEADER\n")
+    for node_id, addr in view.get("nodes") or []:
+        role = "voter" if node_id in voters else "learner"
+        out.write(f"{node_id:>6}  {role:<8}  {addr:<24}  {'*' if node_id == leader else ''}\n")
+
+
+def cmd_member(args: argparse.Namespace) -> int:
+    from raftx.kv.client import KVClient
+
+    if args.action == "list":
+        rows = _run_value(fetch_statuses(args.endpoints, args.cluster_name, args.timeout))
+        view = _membership_view(rows)
+        if view is None:
+            sys.stderr.write("raftx member: no node answered: "
+                             + "; ".join(f"{r['address']}: {r['error']}" for r in rows) + "\n")
+            return 1
+        if args.json:
+            json.dump({"format": 1, "leader": view.get("leader"), "members": view.get("members"),
+                       "learners": view.get("learners"), "nodes": view.get("nodes"),
+                       "seen_by": view["id"]}, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        else:
+            _print_membership(view, sys.stdout)
+        return 0
+
+    async def change() -> dict[str, Any]:
+        async with KVClient(args.endpoints, cluster_name=args.cluster_name, timeout=args.timeout,
+                            attempt_timeout=min(args.timeout, 3.0)) as kv:
+            if args.action == "add":
+                return await kv.member_add(args.node_id, args.addr, timeout=args.timeout)
+            return await kv.member_remove(args.node_id, timeout=args.timeout)
+
+    try:
+        view = _run_value(change())
+    except RaftError as exc:
+        sys.stderr.write(f"raftx member {args.action}: {type(exc).__name__}: {exc}\n")
+        return 1
+    if args.json:
+        json.dump({"format": 1, **view}, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        verb = "added as a voter" if args.action == "add" else "removed"
+        sys.stdout.write(f"node {args.node_id} {verb}; membership now:\n")
+        _print_membership(view, sys.stdout)
+    return 0
+
+
+# -- delegated commands ------------------------------------------------------------------
+
+
+def _delegate(module: str) -> Callable[[list[str]], int]:
+    """Run ``module.main(argv)``; argparse's exits (``--help``, bad usage) become exit codes."""
+
+    def run(argv: list[str]) -> int:
+        import importlib
+
+        try:
+            return int(importlib.import_module(module).main(argv))
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        except KeyboardInterrupt:
+            return 130
+
+    return run
 
 
 # Subcommands with their own argument parsers: everything after the name is theirs.
 DELEGATED: dict[str, tuple[Callable[[list[str]], int], str]] = {
-    "inspect": (_inspect_main, "examine a data directory (segments, vote, snapshots); --verify, --dump"),
+    "inspect": (_delegate("raftx.storage.inspect"),
+                "examine a data directory (segments, vote, snapshots); --verify, --dump"),
+    "serve": (_delegate("raftx.kv.server"),
+              "run one key-value node in the foreground: --id N --listen HOST:PORT --peer ID=HOST:PORT "
+              "--data-dir DIR [--init]"),
+    "demo": (_delegate("raftx.demo"),
+             "3 local node processes: write, kill the leader, fail over, restart, check no write was lost"),
+    "bench": (_delegate("raftx.bench"),
+              "benchmark a local multi-process cluster (writes/s, latency percentiles, CPU, fsyncs); --vs pysyncobj"),
 }
 
 
@@ -117,9 +299,50 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--no-bench", action="store_true", help="skip the self-benchmark")
     info.set_defaults(func=cmd_info)
 
+    status = sub.add_parser("status", help="each node's role, term, leader, log progress, membership, lag",
+                            description="Ask each node (plain HOST:PORT, no node id needed) for its status.")
+    status.add_argument("addrs", nargs="+", type=host_port, metavar="HOST:PORT")
+    _online_options(status)
+    status.set_defaults(func=cmd_status)
+
+    member = sub.add_parser("member", help="list, add or remove cluster members (thesis §4.3)",
+                            description="Membership of a running cluster. add: the leader adds the node as a "
+                                        "learner, waits until it caught up, then makes it a voter (joint "
+                                        "consensus); remove: a membership change without it.")
+    actions = member.add_subparsers(dest="action", metavar="ACTION", required=True)
+    m_list = actions.add_parser("list", help="members, learners and their addresses")
+    m_add = actions.add_parser("add", help="add a node (running, pristine: started without --init)")
+    m_add.add_argument("node_id", type=_node_id, metavar="ID")
+    m_add.add_argument("addr", type=host_port, metavar="HOST:PORT", help="the new node's --listen address")
+    m_rm = actions.add_parser("remove", help="remove a node (voter or learner)")
+    m_rm.add_argument("node_id", type=_node_id, metavar="ID")
+    for p in (m_list, m_add, m_rm):
+        p.add_argument("-e", "--endpoints", type=host_port, nargs="+", required=True, metavar="HOST:PORT",
+                       help="one or more nodes of the cluster")
+        _online_options(p, timeout=60.0 if p is not m_list else 3.0)
+    member.set_defaults(func=cmd_member)
+
     for name, (_, help_text) in DELEGATED.items():
         sub.add_parser(name, help=help_text, add_help=False)
     return parser
+
+
+def _node_id(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"node id must be an integer in 0..2**63-1, not {text!r}")
+    return value
+
+
+def _online_options(p: argparse.ArgumentParser, timeout: float = 3.0) -> None:
+    p.add_argument("--cluster-name", default=DEFAULT_CLUSTER,
+                   help="the nodes' --cluster-name (default: $RAFTX_CLUSTER_NAME or 'raftx')")
+    p.add_argument("--timeout", type=float, default=timeout, help=f"seconds to wait (default {timeout:g})")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("-v", "--verbose", action="store_true", help="log connection attempts to stderr")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,7 +352,13 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
         argv = ["info", *argv]  # bare `raftx [--json]` means `raftx info`
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help / --version / bad usage
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+    if getattr(args, "verbose", None) is not None:
+        logging.basicConfig(stream=sys.stderr, level=logging.INFO if args.verbose else logging.CRITICAL,
+                            format="%(levelname)s %(name)s: %(message)s")
     return int(args.func(args))
 
 

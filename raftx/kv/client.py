@@ -229,6 +229,54 @@ class KVClient:
                 raise Timeout(f"kv.status: no answer within {self.timeout}s (last error: {last})")
             await asyncio.sleep(0.05)
 
+    async def member_add(self, node_id: int, addr: str, timeout: float = 60.0) -> dict[str, Any]:
+        """Add node ``node_id`` (serving at ``addr``) to the cluster: the leader adds it as a
+        learner, waits until it caught up, then makes it a voter (thesis §4.3). Returns the
+        new membership ``{"members", "learners", "nodes"}``."""
+        parse_addrs({node_id: addr})  # ConfigError if malformed
+        return await self._admin(P.MEMBER_ADD, [node_id, addr], timeout)
+
+    async def member_remove(self, node_id: int, timeout: float = 60.0) -> dict[str, Any]:
+        """Remove node ``node_id`` from the cluster (a voter leaves through joint consensus,
+        a learner is dropped). Returns the new membership."""
+        parse_addrs({node_id: "0:1"})  # ConfigError if not a node id
+        return await self._admin(P.MEMBER_REMOVE, [node_id], timeout)
+
+    async def _admin(self, method: str, request: list[Any], timeout: float) -> dict[str, Any]:
+        """One membership request to the leader (following redirects), retried on
+        connection failures until ``timeout``. Errors from the leader (`ChangeMembershipError`
+        and the like) come back as `RemoteError` and are not retried."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        payload = P.pack(request)
+        backoff = Backoff(0.05, 0.5)
+        last = "no attempt"
+        while True:
+            target = self._pick()
+            try:
+                raw = await self._conn(target).call(method, payload, max(0.001, deadline - loop.time()))
+                target = self._learn(target)
+                reply = P.decode_reply(raw)
+            except RemoteError as exc:
+                if getattr(exc, "remote_type", "") == "BadCommand":
+                    raise BadCommand(getattr(exc, "remote_message", str(exc))) from None
+                raise
+            except (Unreachable, NetworkError, Timeout, BadCommand) as exc:
+                self._failed(target)
+                last = f"node {target}: {type(exc).__name__}: {exc}"
+            else:
+                if reply[0] == P.REPLY_RESULTS:
+                    self.leader = target
+                    item = reply[1][0] if reply[1] else None
+                    if not (isinstance(item, list) and len(item) == 2 and isinstance(item[1], dict)):
+                        raise KVError(f"malformed {method} answer {item!r:.100}")
+                    return item[1]
+                self._redirect(target, reply[1], reply[2])
+                last = f"node {target} is not the leader (leader: {reply[1]})"
+            if loop.time() >= deadline:
+                raise Timeout(f"{method}: not done within {timeout}s (last error: {last})")
+            await asyncio.sleep(min(backoff.next_delay(), max(0.0, deadline - loop.time())))
+
     async def close(self) -> None:
         """Cancel pending operations and close every connection. Idempotent."""
         self._closed = True

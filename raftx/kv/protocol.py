@@ -11,6 +11,13 @@ and flow control. Payloads are msgpack:
               leadership first (ReadIndex, thesis §6.4); otherwise any node answers
               from its applied state (possibly stale);
 ``kv.status`` request empty; response a map (`STATUS_FIELDS`).
+``kv.member_add``     request ``[node_id, "host:port"]``: add the node as a learner,
+              wait until it caught up, then make it a voter (joint consensus,
+              thesis §4.3); response ``[REPLY_RESULTS, [[OK, membership]]]`` with
+              ``membership = {"members": [...], "learners": [...], "nodes": [[id, addr], ...]}``.
+``kv.member_remove``  request ``[node_id]``: change the membership without it (a voter
+              leaves through joint consensus; a learner is dropped); same response.
+              Both admin methods redirect from a follower like writes do.
 
 The response to ``kv.write`` / ``kv.read`` is ``[REPLY_RESULTS, [[status, value], ...]]``
 (one per item, in order) or ``[REPLY_REDIRECT, leader_id, leader_addr]`` when this
@@ -39,12 +46,15 @@ __all__ = [
     "READ",
     "REPLY_REDIRECT",
     "REPLY_RESULTS",
+    "MEMBER_ADD",
+    "MEMBER_REMOVE",
     "STATUS",
     "STATUS_FIELDS",
     "WRITE",
     "decode_read",
     "decode_reply",
     "decode_status",
+    "decode_member",
     "decode_write",
     "encode_read",
     "encode_write",
@@ -54,6 +64,8 @@ __all__ = [
 WRITE = "kv.write"
 READ = "kv.read"
 STATUS = "kv.status"
+MEMBER_ADD = "kv.member_add"
+MEMBER_REMOVE = "kv.member_remove"
 
 REPLY_RESULTS = 0
 REPLY_REDIRECT = 1
@@ -67,7 +79,7 @@ MAX_BATCH = 65_536
 #: The keys of a ``kv.status`` response.
 STATUS_FIELDS = ("id", "state", "term", "leader", "leader_addr", "last_log_index", "committed",
                  "last_applied", "members", "learners", "nodes", "keys", "sessions", "bad_commands",
-                 "running")
+                 "running", "replication")
 
 pack = msgpack.Packer(use_bin_type=True).pack
 
@@ -121,3 +133,13 @@ def decode_status(payload: Any) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise BadCommand("malformed kv.status reply")
     return obj
+
+
+def decode_member(payload: Any, with_addr: bool) -> tuple[int, str | None]:
+    """``[node_id, "host:port"]`` (``with_addr``) or ``[node_id]``; `BadCommand` if malformed."""
+    obj = _unpack(payload, "kv membership request", 16)
+    n = 2 if with_addr else 1
+    if not (isinstance(obj, list) and len(obj) == n and type(obj[0]) is int and 0 <= obj[0] < 2**63
+            and (not with_addr or (isinstance(obj[1], str) and obj[1]))):
+        raise BadCommand(f"membership request takes [node_id{', host:port' if with_addr else ''}], not {obj!r:.100}")
+    return obj[0], (obj[1] if with_addr else None)

@@ -10,7 +10,11 @@ its public `raftx.Raft` API:
 * linearizable reads: `Raft.ensure_linearizable` (ReadIndex, thesis §6.4) once per
   batch, then local reads of the applied state; stale reads skip the first step;
 * a non-leader answers with a redirect carrying the leader's id and address
-  (`raftx.errors.ForwardToLeader`), taken from the node's membership.
+  (`raftx.errors.ForwardToLeader`), taken from the node's membership;
+* membership admin (``kv.member_add`` / ``kv.member_remove``, what ``raftx member``
+  calls): on the leader, `Raft.add_learner` (blocking until the learner caught up)
+  then `Raft.change_membership` adding it as a voter, or `change_membership` without
+  the node (thesis §4.3: joint consensus, one change at a time); followers redirect.
 
 `KVNodeServer` serves a node's Raft RPCs (`raftx.network.raft_rpc.RaftRpcHandler`)
 *and* the ``kv.*`` methods on one port: a `raftx.network.raft_rpc.RaftServer` with
@@ -24,12 +28,12 @@ import logging
 import ssl as _ssl
 from typing import Any
 
-from raftx.errors import Fatal, ForwardToLeader, ProtocolError, QuorumNotEnough
+from raftx.errors import BadCommand, Fatal, ForwardToLeader, ProtocolError, QuorumNotEnough, Unreachable
 from raftx.kv import protocol as P
 from raftx.kv.commands import NOT_FOUND, OK, decode
 from raftx.kv.state_machine import KVStateMachine
-from raftx.network.raft_rpc import RaftRpcHandler, RaftServer
-from raftx.types import BasicNode, ClientWriteResponse
+from raftx.network.raft_rpc import RaftRpcHandler, RaftServer, parse_addr
+from raftx.types import BasicNode, ChangeMembers, ClientWriteResponse
 
 __all__ = ["KVNodeServer", "KVService"]
 
@@ -52,11 +56,13 @@ class KVService:
     """
 
     def __init__(self, raft: Any, state_machine: KVStateMachine, *, write_timeout: float = 10.0,
-                 read_timeout: float = 5.0) -> None:
+                 read_timeout: float = 5.0, admin_timeout: float = 60.0) -> None:
         self.raft = raft
         self.sm = state_machine
         self.write_timeout = write_timeout
         self.read_timeout = read_timeout
+        #: Seconds a membership change may take (a new learner catching up included).
+        self.admin_timeout = admin_timeout
 
     @staticmethod
     def handles(method: str) -> bool:
@@ -69,6 +75,8 @@ class KVService:
             return await self._read(payload)
         if method == P.STATUS:
             return P.pack(self.status())
+        if method in (P.MEMBER_ADD, P.MEMBER_REMOVE):
+            return await self._member(method, payload)
         raise ProtocolError(f"unknown key-value method {method!r:.70}")
 
     # -- leader lookup ------------------------------------------------------------------
@@ -127,6 +135,39 @@ class KVService:
             out.append([NOT_FOUND, None] if v is None else [OK, v])
         return P.pack([P.REPLY_RESULTS, out])
 
+    async def _member(self, method: str, payload: memoryview) -> bytes:
+        """Add (learner, then voter) or remove one node; on the leader only (thesis §4.3)."""
+        adding = method == P.MEMBER_ADD
+        node_id, addr = P.decode_member(payload, with_addr=adding)
+        if addr is not None:
+            try:
+                parse_addr(addr)
+            except Unreachable as exc:
+                raise BadCommand(str(exc)) from None
+        try:
+            async with asyncio.timeout(self.admin_timeout):
+                membership = self.raft.metrics().borrow().membership
+                if adding:
+                    if node_id not in membership.voter_ids():
+                        logger.info("adding node %d at %s: learner first", node_id, addr)
+                        await self.raft.add_learner(node_id, BasicNode(addr), blocking=True)
+                        logger.info("node %d caught up; making it a voter", node_id)
+                        await self.raft.change_membership(ChangeMembers.AddVoterIds([node_id]), retain=False)
+                elif node_id in membership.voter_ids():
+                    logger.info("removing voter %d", node_id)
+                    await self.raft.change_membership(ChangeMembers.RemoveVoters([node_id]), retain=False)
+                elif node_id in membership.learner_ids():
+                    logger.info("removing learner %d", node_id)
+                    await self.raft.change_membership(ChangeMembers.RemoveNodes([node_id]), retain=False)
+        except ForwardToLeader as err:
+            return self._redirect(err)
+        except TimeoutError:
+            raise TimeoutError(f"membership change not done within {self.admin_timeout}s") from None
+        m = self.raft.metrics().borrow().membership
+        summary = {"members": sorted(m.voter_ids()), "learners": sorted(m.learner_ids()),
+                   "nodes": [[i, n.addr] for i, n in sorted(m.nodes.items())]}
+        return P.pack([P.REPLY_RESULTS, [[OK, summary]]])
+
     def status(self) -> dict[str, Any]:
         """This node's view: role, term, leader, log progress, members, key count."""
         m = self.raft.metrics().borrow()
@@ -147,6 +188,9 @@ class KVService:
             "sessions": len(self.sm.sessions),
             "bad_commands": self.sm.bad_commands,
             "running": m.running_state is None,
+            # On the leader: [[node_id, matched index or None], ...] (§5.3 matchIndex); else None.
+            "replication": None if m.replication is None else [
+                [i, None if lid is None else lid.index] for i, lid in sorted(m.replication.items())],
         }
 
 
