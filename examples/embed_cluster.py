@@ -4,7 +4,7 @@ import contextlib
 import tempfile
 
 import raftx
-from raftx.network.raft_rpc import RaftServer, TcpNetworkFactory
+from raftx.network import RaftServer, TcpNetworkFactory
 from raftx.storage import MemStateMachine, SegmentedLogStore
 
 

@@ -6,6 +6,7 @@ from raftx.metrics import RaftMetrics
 from raftx.raft import Raft
 from raftx.types import (
     BasicNode,
+    ChangeMembers,
     ClientWriteResponse,
     Entry,
     EntryKind,
@@ -22,6 +23,7 @@ from raftx.types import (
 __all__ = [
     "__version__",
     "BasicNode",
+    "ChangeMembers",
     "ClientWriteResponse",
     "Config",
     "Entry",

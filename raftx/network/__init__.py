@@ -28,19 +28,23 @@ from raftx.network.memory import LinkFaults, MemClient, MemRouter, RouterStats
 from raftx.network.protocols import RaftNetwork, RaftNetworkFactory, RPCOption
 from raftx.network.server import PeerInfo, RpcServer, ServerStats
 from raftx.network.window import InflightWindow
+from raftx.network.raft_rpc import MemNetworkFactory, RaftServer, TcpNetworkFactory
 
 __all__ = [
     "Backoff",
     "InflightWindow",
     "LinkFaults",
     "MemClient",
+    "MemNetworkFactory",
     "MemRouter",
     "PeerInfo",
     "RPCOption",
     "RaftNetwork",
     "RaftNetworkFactory",
+    "RaftServer",
     "RouterStats",
     "RpcClient",
     "RpcServer",
     "ServerStats",
+    "TcpNetworkFactory",
 ]
