@@ -288,7 +288,7 @@ class LogIndex:
             return
         if base:
             try:
-                o = array("Q", map(base.__add__, o))
+                o = array("Q", [x + base for x in o])
             except OverflowError:
                 raise LogIndexError(f"offsets shifted by base_offset {base} pass 2**64") from None
         self._check_next(first_index)

@@ -3,14 +3,20 @@
 Formats are in `raftx.storage.segment`. Behaviour (the rules are
 ``correctness-notes §5.7`` R1–R20):
 
-* **Group commit.** `append` writes the whole batch with one ``pwrite`` (entries are
-  readable on return) and hands durability to a flusher that runs ``fdatasync`` in a
-  worker thread, so the event loop keeps serving the network meanwhile. While one
-  fdatasync runs, later appends accumulate and are covered by the next one; callbacks
-  fire in submission order once their bytes are durable (R4).
-* **Ordering (R14).** Writes are serialized; `save_vote`, `save_committed`,
-  `truncate`, `purge` and segment rotation first wait until every earlier append is
-  durable, so no write overtakes another.
+* **Group commit.** `append` writes the whole batch with one ``pwrite`` on the
+  caller's thread (entries are readable on return) and queues the segment for
+  ``fdatasync`` on the store's one long-lived I/O thread (`_IOThread`), so the event
+  loop keeps serving the network meanwhile. The I/O thread takes everything queued
+  so far as one *round*: one fdatasync per segment touched, then one
+  ``loop.call_soon_threadsafe`` that fires, in submission order, the callbacks of
+  every append the round covered (R4). Appends submitted while an fdatasync runs
+  are covered by the next round. ``sync_in_thread=False`` runs the fdatasync on the
+  loop thread instead (lower latency per append, but the loop stalls during it).
+* **Ordering (R14).** The I/O thread also runs the store's other blocking file
+  operations (hard-state saves, truncation, segment creation, purge) strictly in
+  submission order, and makes every append queued before such an operation durable
+  first, so no write overtakes another. While one of those operations is in
+  progress, later appends wait for it (`_exclusive`).
 * **Hard state** (vote, committed, purge point) lives in one small file replaced
   atomically: temp file, fsync, rename, fsync directory (R5, R7) — after a crash it
   holds the old or the new value, never a mix.
@@ -31,15 +37,16 @@ Formats are in `raftx.storage.segment`. Behaviour (the rules are
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import mmap
 import os
+import queue
 import struct
-from array import array
+import threading
+import weakref
 from collections import deque
-from collections.abc import Callable, Sequence
-from itertools import accumulate
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -115,6 +122,123 @@ def _is_torn_tail(buf: Any, end: int, size: int, kind: str | None) -> bool:
     return False
 
 
+class _Job:
+    """A blocking file operation for the I/O thread; its outcome resolves ``future``."""
+
+    __slots__ = ("fn", "args", "loop", "future")
+
+    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]) -> None:
+        self.fn = fn
+        self.args = args
+        self.loop = loop
+        self.future = future
+
+    def run(self, failed: BaseException | None) -> None:
+        """Run (unless an earlier write failed: R10) and post the outcome to the loop."""
+        result: Any = None
+        error: BaseException | None = None
+        if failed is not None:
+            error = StorageError(f"an earlier write of the log failed: {failed!r}")
+            error.__cause__ = failed
+        else:
+            try:
+                result = self.fn(*self.args)
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
+                error = exc
+        _post(self.loop, _resolve, self.future, result, error)
+
+
+def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def _post(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:
+    """``loop.call_soon_threadsafe`` that tolerates a loop closed meanwhile."""
+    try:
+        loop.call_soon_threadsafe(fn, *args)
+    except RuntimeError:  # the loop is closed: nobody is left to tell
+        logger.debug("event loop closed; dropping an I/O completion")
+
+
+class _IOThread:
+    """The store's one I/O thread: fdatasync rounds (group commit) and blocking jobs.
+
+    Queue items, processed strictly in order (R14): ``(seq, fd, loop)`` = "the
+    append numbered ``seq`` wrote to ``fd``", a `_Job`, or ``None`` (stop). Each
+    *round* takes everything queued so far; the fds of consecutive appends are
+    fdatasynced once each, then ``store._synced(seq, error)`` is posted to the
+    loop once. Before a job runs, every append queued before it is made durable.
+    After a failure (R10) nothing runs any more: later rounds report the first
+    error, later jobs fail with `StorageError`. The thread holds only a weak
+    reference to the store and stops when the store is closed or collected.
+    """
+
+    def __init__(self, store: SegmentedLogStore, io: FileIO, name: str) -> None:
+        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.put = self.queue.put
+        self.thread = threading.Thread(
+            target=_io_main, args=(self.queue, io, weakref.ref(store)), name=name, daemon=True
+        )
+        self.thread.start()
+        weakref.finalize(store, self.queue.put, None)
+
+    def stop(self) -> None:
+        """Let the thread finish what is queued, then exit."""
+        self.queue.put(None)
+
+
+def _io_main(q: queue.SimpleQueue[Any], io: FileIO, store_ref: weakref.ref[SegmentedLogStore]) -> None:
+    failed: BaseException | None = None
+    get, get_nowait, empty = q.get, q.get_nowait, q.empty
+    while True:
+        items = [get()]
+        while not empty():
+            items.append(get_nowait())
+        fds: list[int] = []
+        seq = 0
+        loop: asyncio.AbstractEventLoop | None = None
+        stop = False
+        for item in items:
+            if type(item) is tuple:
+                seq, fd, loop = item
+                if fd not in fds:
+                    fds.append(fd)
+            elif item is None:
+                stop = True
+            else:
+                if fds:  # R14: the appends queued before this job are durable first
+                    failed = _sync_round(io, fds, seq, loop, store_ref, failed)
+                    fds = []
+                item.run(failed)
+        if fds:
+            failed = _sync_round(io, fds, seq, loop, store_ref, failed)
+        items = fds = item = loop = None  # type: ignore[assignment]  # hold nothing while idle
+        if stop:
+            return
+
+
+def _sync_round(
+    io: FileIO, fds: list[int], seq: int, loop: Any, store_ref: weakref.ref[SegmentedLogStore], failed: BaseException | None
+) -> BaseException | None:
+    """fdatasync ``fds`` (never again after a failure, R10) and report up to ``seq``."""
+    err = failed
+    if err is None:
+        try:
+            for fd in fds:
+                io.fdatasync(fd)
+        except BaseException as exc:  # noqa: BLE001 - OSError (R10) or a simulated crash
+            err = exc
+    store = store_ref()
+    if store is not None:
+        _post(loop, store._synced, seq, err)
+    return err
+
+
 class SegmentedLogStore(LogStoreBase):
     """A durable `RaftLogStorage` over a directory of segment files (see module doc).
 
@@ -122,9 +246,9 @@ class SegmentedLogStore(LogStoreBase):
     ``node_id`` are written into every header and checked on open (R3).
     ``fsync=False`` skips fdatasync (benchmarks only; logged as a warning, R20).
     ``io`` replaces the file-system calls (a `raftx.storage.FaultInjector` in tests).
-    ``sync_in_thread`` (default) runs fdatasync in a worker thread so the event loop
-    keeps serving the network during it; False runs it on the loop thread (lower
-    latency per append, see benchmarks/bench_storage.py, but the loop stalls).
+    ``sync_in_thread`` (default) runs fdatasync on the store's I/O thread so the
+    event loop keeps serving the network during it; False runs it on the loop thread
+    (lower latency per append, see benchmarks/bench_storage.py, but the loop stalls).
     """
 
     def __init__(
@@ -157,14 +281,12 @@ class SegmentedLogStore(LogStoreBase):
         self._next_seq = 1
         self._chain_crc = 0  # prev_checksum for the next segment when none is open
         self._lock = asyncio.Lock()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="raftx-log-sync")
+        self._busy = 0  # coroutines holding or waiting for _lock (see _exclusive)
+        self._iot: _IOThread | None = None
         # group commit state
         self._written = 0  # sequence number of the last append written
-        self._durable = 0  # ... of the last append known durable
-        self._pending: deque[tuple[int, IOCallback | None]] = deque()
-        self._dirty: set[_Segment] = set()
-        self._flusher: asyncio.Task[None] | None = None
-        self._drained: asyncio.Event | None = None
+        self._pending: deque[tuple[int, IOCallback | None]] = deque()  # not yet durable
+        self._drain_waiters: list[asyncio.Future[None]] = []
 
     @classmethod
     async def open(cls, directory: str | os.PathLike[str], **options: Any) -> SegmentedLogStore:
@@ -177,18 +299,35 @@ class SegmentedLogStore(LogStoreBase):
         store = cls(directory, **options)
         if not store.fsync:
             logger.warning("SegmentedLogStore(%s) opened with fsync=False: NOT DURABLE (benchmarks only, R20)", directory)
+        store._iot = _IOThread(store, store._io, f"raftx-log-io:{store.directory.name}")
         try:
             await store._run(store._recover)
         except BaseException:
             store._close_files()
-            store._executor.shutdown(wait=False)
+            store._iot.stop()
             raise
         return store
 
     # -- helpers -------------------------------------------------------------------------
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        """Run a blocking file operation on the I/O thread, after everything queued (R14)."""
+        assert self._iot is not None, "use `await SegmentedLogStore.open(...)`"
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[T] = loop.create_future()
+        self._iot.put(_Job(fn, args, loop, fut))
+        return await fut
+
+    @contextlib.asynccontextmanager
+    async def _exclusive(self) -> AsyncIterator[None]:
+        """Hold the store's lock; `append` takes its lock-free fast path only while
+        nobody holds or waits for it, so submission order is kept (R14)."""
+        self._busy += 1
+        try:
+            async with self._lock:
+                yield
+        finally:
+            self._busy -= 1
 
     def _seg_path(self, seq: int, first_index: int) -> Path:
         return self.directory / segment_name(seq, first_index)
@@ -344,111 +483,128 @@ class SegmentedLogStore(LogStoreBase):
 
     # -- group commit ------------------------------------------------------------------------
 
-    def _kick(self) -> None:
-        if self._flusher is None and self._pending:
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_loop())
-
-    async def _flush_loop(self) -> None:
-        try:
-            while self._pending and self._failed is None:
-                target = self._written
-                dirty = list(self._dirty)
-                self._dirty.clear()
-                if self.fsync and dirty:
-                    try:
-                        if self.sync_in_thread:
-                            await self._run(self._sync_fds, [s.fd for s in dirty])
-                        else:
-                            self._sync_fds([s.fd for s in dirty])
-                    except BaseException as exc:
-                        # A StorageError (R10), or a SimulatedCrash / cancellation that tests
-                        # see through the callback: either way none of these became durable.
-                        err = self._guard(exc, "fdatasync of the log failed")
-                        while self._pending:
-                            fire(self._pending.popleft()[1], err)
-                        return
-                self._durable = target
-                while self._pending and self._pending[0][0] <= target:
-                    fire(self._pending.popleft()[1], None)
-        finally:
-            self._flusher = None
-            if self._drained is not None:
-                self._drained.set()
-                self._drained = None
-
-    def _sync_fds(self, fds: list[int]) -> None:
-        for fd in fds:
-            self._io.fdatasync(fd)
+    def _synced(self, seq: int, error: BaseException | None) -> None:
+        """On the loop thread, once per I/O round: appends ``<= seq`` are durable (R4),
+        or ``error`` failed the store (R10) and every pending callback gets it."""
+        pending = self._pending
+        if error is not None:
+            err = self._guard(error, "fdatasync of the log failed")
+            while pending:
+                fire(pending.popleft()[1], err)
+        else:
+            while pending and pending[0][0] <= seq:
+                fire(pending.popleft()[1], None)
+        if not pending and self._drain_waiters:
+            waiters, self._drain_waiters = self._drain_waiters, []
+            for w in waiters:
+                if not w.done():
+                    w.set_result(None)
 
     async def _drain(self) -> None:
         """Wait until every append written so far is durable (or the store failed)."""
-        while self._flusher is not None:
-            if self._drained is None:
-                self._drained = asyncio.Event()
-            await self._drained.wait()
+        while self._pending:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._drain_waiters.append(fut)
+            await fut
         self._check()
 
     # -- writes ---------------------------------------------------------------------------------
 
     async def append(self, entries: Sequence[Entry] | EncodedBatch, callback: IOCallback | None = None) -> None:
-        async with self._lock:
-            try:
-                batch = self._prepare_append(entries)
-            except BaseException as exc:
-                fire(callback, exc)
-                raise
-            if not batch:
-                self._written += 1
-                self._pending.append((self._written, callback))
-                self._kick()
+        batch = None
+        if not self._busy:  # the fast path: no lock, no await
+            batch = self._prepare(entries, callback)
+            seg = self._tail_for(batch)
+            if seg is not None or not batch:
+                self._write(seg, batch, callback)
                 return
+            # a new segment is needed; the lock is free (nobody was busy, nothing awaited since)
+        async with self._exclusive():  # after any save, truncate, purge or rotation under way (R14)
+            if batch is None:
+                batch = self._prepare(entries, callback)
+            seg = self._tail_for(batch)
+            if seg is None and batch:
+                seg = await self._make_room(batch, callback)
+            self._write(seg, batch, callback)
+
+    def _prepare(self, entries: Sequence[Entry] | EncodedBatch, callback: IOCallback | None) -> EncodedBatch:
+        try:
+            return self._prepare_append(entries)
+        except BaseException as exc:
+            fire(callback, exc)
+            raise
+
+    def _tail_for(self, batch: EncodedBatch) -> _Segment | None:
+        """The tail segment if a non-empty ``batch`` goes there as it is, else None."""
+        if not self._segments:
+            return None
+        seg = self._segments[-1]
+        if seg.count:
+            return seg if seg.size + len(batch.data) <= self.segment_bytes else None
+        return seg if seg.first_index == batch.first_index else None
+
+    async def _make_room(self, batch: EncodedBatch, callback: IOCallback | None) -> _Segment:
+        """Under the lock: start the segment ``batch`` goes to, on the I/O thread (R7)."""
+        try:
+            seg = self._segments[-1] if self._segments else None
+            if seg is not None and not seg.count:  # an empty tail segment made for another index
+                await self._run(self._truncate_sync, seg.first_index)
+            return await self._run(self._create_segment, batch.first_index)
+        except BaseException as exc:
+            err = self._write_failed(exc, callback)
+            if err is exc:
+                raise
+            raise err from exc
+
+    def _write_failed(self, exc: BaseException, callback: IOCallback | None) -> BaseException:
+        """Fail the store for ``exc`` (R10) and tell ``callback``; returns what to raise."""
+        err = self._guard(exc, "append failed")
+        if isinstance(err, StorageError):
+            fire(callback, err)
+        return err
+
+    def _write(self, seg: _Segment | None, batch: EncodedBatch, callback: IOCallback | None) -> None:
+        """Write ``batch`` at the end of ``seg`` and queue its durability (group commit).
+
+        The bytes are in the file (readable) on return; ``callback`` fires once they
+        and everything submitted before them are durable (R4), in submission order.
+        """
+        pending = self._pending
+        if seg is None:  # an empty batch: durable once everything before it is
+            if pending:
+                pending.append((self._written, callback))
+            else:
+                fire(callback, None)
+            return
+        data = batch.data
+        base = seg.size
+        try:
+            self._io.pwrite(seg.fd, data, base)
+        except BaseException as exc:
+            err = self._write_failed(exc, callback)
+            if err is exc:
+                raise
+            raise err from exc
+        seg.size = base + len(data)
+        seg.count += len(batch)
+        seg.last_crc = _U32.unpack_from(data, batch.offsets[-1] + 4)[0]
+        self._index.extend(batch.first_index, batch.terms, seg.seq, batch.offsets, batch.lengths, base_offset=base)
+        self._last = batch.last_log_id
+        self._written = seq = self._written + 1
+        pending.append((seq, callback))
+        if self.fsync and self.sync_in_thread:
+            self._iot.put((seq, seg.fd, asyncio.get_running_loop()))  # type: ignore[union-attr]
+            return
+        if self.fsync:  # inline: fdatasync on the loop thread, which stalls meanwhile
             try:
-                seg = self._segments[-1] if self._segments else None
-                data = batch.data
-                if seg is not None and not seg.count and seg.first_index != batch.first_index:
-                    await self._drain()  # an empty tail segment made for another index
-                    await self._run(self._truncate_sync, seg.first_index)
-                    seg = self._segments[-1] if self._segments else None
-                if seg is None or (seg.count and seg.size + len(data) > self.segment_bytes):
-                    await self._drain()
-                    seg = await self._run(self._create_segment, batch.first_index)
-                base = seg.size
-                self._io.pwrite(seg.fd, data, base)
+                self._io.fdatasync(seg.fd)
             except BaseException as exc:
-                err = self._guard(exc, "append failed")
-                if isinstance(err, StorageError):
-                    fire(callback, err)
+                err = self._guard(exc, "fdatasync of the log failed")
+                self._synced(seq, err)
                 if err is exc:
                     raise
                 raise err from exc
-            seg.size = base + len(data)
-            seg.count += len(batch)
-            seg.last_crc = _U32.unpack_from(data, batch.offsets[-1] + 4)[0]
-            # absolute offsets of the records in the file (C-level loop; see report on LogIndex)
-            offsets = array("Q", accumulate(batch.lengths, initial=base))
-            offsets.pop()
-            self._index.extend(batch.first_index, batch.terms, seg.seq, offsets, batch.lengths)
-            self._last = batch.last_log_id
-            self._written += 1
-            self._pending.append((self._written, callback))
-            self._dirty.add(seg)
-            if self.fsync and (self.sync_in_thread or self._flusher is not None):
-                self._kick()
-                return
-            if self.fsync:  # inline mode, nothing in flight: fdatasync here, no extra task
-                try:
-                    self._sync_fds([s.fd for s in self._dirty])
-                except BaseException as exc:
-                    err = self._guard(exc, "fdatasync of the log failed")
-                    while self._pending:
-                        fire(self._pending.popleft()[1], err)
-                    if err is exc:
-                        raise
-                    raise err from exc
-                self._dirty.clear()
-            self._durable = self._written
-            while self._pending:
-                fire(self._pending.popleft()[1], None)
+        self._synced(seq, None)
 
     def _create_segment(self, first_index: int) -> _Segment:
         """Create the next segment: temp file, header, fsync, rename, fsync dir (R7)."""
@@ -505,32 +661,29 @@ class SegmentedLogStore(LogStoreBase):
             io.fsync_dir(str(self.directory))
 
     async def save_vote(self, vote: Vote) -> None:
-        async with self._lock:
+        async with self._exclusive():
             self._check()
-            await self._drain()  # R14: earlier appends first
-            await self._write_hard(vote=vote)
+            await self._write_hard(vote=vote)  # after the earlier appends are durable (R14)
 
     async def read_vote(self) -> Vote | None:
         self._check()
         return self._hard.vote
 
     async def save_committed(self, committed: LogId | None) -> None:
-        async with self._lock:
+        async with self._exclusive():
             self._check()
-            await self._drain()  # R6: never durable ahead of the entries
-            await self._write_hard(committed=committed)
+            await self._write_hard(committed=committed)  # never durable ahead of the entries (R6, R14)
 
     async def read_committed(self) -> LogId | None:
         self._check()
         return self._hard.committed
 
     async def truncate(self, since: int) -> None:
-        async with self._lock:
+        async with self._exclusive():
             self._check()
             since = max(since, self._first_index())
             if self._last is None or since > self._last.index:
                 return
-            await self._drain()
             try:
                 await self._run(self._truncate_sync, since)
             except BaseException as exc:
@@ -571,10 +724,9 @@ class SegmentedLogStore(LogStoreBase):
             seg.last_crc = SegmentHeader.decode(io.pread(seg.fd, HEADER_SIZE, 0), str(seg.path)).prev_checksum
 
     async def purge(self, log_id: LogId) -> None:
-        async with self._lock:
+        async with self._exclusive():
             if not self._check_purge(log_id):
                 return
-            await self._drain()
             await self._write_hard(purged=log_id)  # durable before any file goes (R12)
             try:
                 await self._run(self._delete_purged_segments, log_id.index)
@@ -590,7 +742,7 @@ class SegmentedLogStore(LogStoreBase):
         """Make pending appends durable, close the files. Idempotent."""
         if self._closed:
             return
-        async with self._lock:
+        async with self._exclusive():
             if self._failed is None:
                 try:
                     await self._drain()
@@ -598,7 +750,8 @@ class SegmentedLogStore(LogStoreBase):
                     pass
             self._closed = True
             self._close_files()
-            self._executor.shutdown(wait=False)
+            if self._iot is not None:
+                self._iot.stop()
 
     # -- reads ---------------------------------------------------------------------------------
 
