@@ -200,7 +200,7 @@ def _membership_view(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The leader's membership if it answered, else the first node's that did."""
     ok = [r for r in rows if r["ok"]]
     lead = [r for r in ok if r.get("state") == "Leader"]
-    return (lead or ok or [None])[0]
+    return (lead or ok)[0] if ok else None
 
 
 def _print_membership(view: dict[str, Any], out: TextIO) -> None:

@@ -22,12 +22,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import shutil
 import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -35,7 +37,7 @@ from raftx.errors import RaftError, Timeout
 from raftx.kv.client import KVClient
 from raftx.launcher import LocalCluster
 
-__all__ = ["main", "run_demo"]
+__all__ = ["main", "run_demo", "sigterm_as_interrupt"]
 
 logger = logging.getLogger(__name__)
 
@@ -177,8 +179,19 @@ async def _caught_up(cluster: LocalCluster, node: int, leader: int) -> dict[str,
             await asyncio.sleep(0.1)
 
 
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within the block SIGTERM raises `KeyboardInterrupt`, so it cleans up like Ctrl-C
+    (``finally`` blocks kill child processes and remove temp dirs)."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,9 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--writes must be >= 1")
     logging.basicConfig(stream=sys.stderr, level=logging.CRITICAL)  # the nodes' restarts make expected noise
     base = Path(tempfile.mkdtemp(prefix="raftx-demo-"))
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # SIGTERM cleans up like Ctrl-C
     try:
-        ok = asyncio.run(run_demo(sys.stdout, base, args.writes))
+        with sigterm_as_interrupt():
+            ok = asyncio.run(run_demo(sys.stdout, base, args.writes))
     except KeyboardInterrupt:
         sys.stdout.write("\ninterrupted: nodes killed, cleaning up\n")
         return 130
@@ -201,7 +214,6 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(f"demo failed: {type(exc).__name__}: {exc}\n")
         return 1
     finally:
-        signal.signal(signal.SIGTERM, previous)
         if args.keep:
             sys.stdout.write(f"data kept in {base}\n")
         else:

@@ -148,7 +148,7 @@ class KVService:
             async with asyncio.timeout(self.admin_timeout):
                 membership = self.raft.metrics().borrow().membership
                 if adding:
-                    if node_id not in membership.voter_ids():
+                    if node_id not in membership.voter_ids() and addr is not None:
                         logger.info("adding node %d at %s: learner first", node_id, addr)
                         await self.raft.add_learner(node_id, BasicNode(addr), blocking=True)
                         logger.info("node %d caught up; making it a voter", node_id)

@@ -1,0 +1,126 @@
+"""One benchmark node process: ``python -m raftx.bench.node ...`` (started by `raftx.bench.runs`).
+
+Two kinds, both publishing CPU time and log fsync counts (`raftx.bench.procstats`):
+
+* ``kv --stats FILE -- <raftx.kv.server arguments>``: a key-value node exactly as
+  ``raftx serve`` runs it (the load comes from a `KVClient` in another process);
+* ``inproc --index I --addrs A1,A2,.. ...``: a raftx node (segmented log, fsync on
+  unless ``--no-fsync``, `KVStateMachine`, `KVNodeServer`); node 1 initializes the
+  cluster; whichever node becomes leader drives the load itself with
+  ``Raft.client_write`` (PySyncObj's benchmark style), one level per ``--inflight``
+  value, and writes the results to ``--result``; the others serve until killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from raftx.bench.procstats import StatsWriter, count_log_fsyncs
+
+__all__ = ["main"]
+
+CLUSTER = "raftx-bench"
+
+
+def write_json(path: str | os.PathLike[str], doc: Any) -> None:
+    """Write ``doc`` to ``path`` atomically (readers never see half a file)."""
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(json.dumps(doc))
+    os.replace(tmp, path)
+
+
+async def _inproc(args: argparse.Namespace) -> int:
+    from raftx import BasicNode, Config, ServerState
+    from raftx.bench.load import measured_level
+    from raftx.kv import KVNodeServer, KVStateMachine
+    from raftx.kv.commands import encode_put
+    from raftx.network.raft_rpc import TcpNetworkFactory, parse_addr
+    from raftx.raft import Raft
+    from raftx.storage import SegmentedLogStore
+
+    addrs = dict(enumerate(args.addrs.split(","), start=1))
+    me = args.index
+    data = Path(args.data_dir)
+    value = b"v" * args.value_bytes
+    store = await SegmentedLogStore.open(data / "log", fsync=not args.no_fsync, cluster_name=CLUSTER, node_id=me)
+    sm = KVStateMachine(data / "snap", fsync=not args.no_fsync)
+    raft = await Raft.new(me, Config(cluster_name=CLUSTER, election_timeout_min=300, election_timeout_max=600),
+                          TcpNetworkFactory(), store, sm)
+    host, port = parse_addr(addrs[me])
+    server = KVNodeServer(raft, sm, host, port)
+    await server.start()
+    try:
+        if me == 1:
+            await raft.initialize({i: BasicNode(a) for i, a in addrs.items()})
+        m = await raft.wait(30).metrics(lambda m: m.current_leader is not None, "a leader")
+        if m.current_leader != me:
+            await asyncio.sleep(args.linger)
+            return 0
+        await raft.wait(30).state(ServerState.LEADER, "leader")
+
+        async def write(key: int) -> None:
+            await raft.client_write(encode_put(b"k%d" % key, value))
+
+        stats = {f"node{i}": Path(args.stats_dir) / f"stats-node{i}.json" for i in addrs}
+        out: dict[str, Any] = {"leader": me, "levels": []}
+        write_json(args.progress, {"phase": "warm-up"})
+        await measured_level(write, 100, 1.0, 2000, stats)
+        for k, inflight in enumerate(args.inflight):
+            write_json(args.progress, {"phase": f"in-flight {inflight} ({k + 1}/{len(args.inflight)})"})
+            out["levels"].append(await measured_level(write, inflight, args.duration, args.max_writes, stats))
+        write_json(args.result, out)
+        await asyncio.sleep(args.linger)
+        return 0
+    finally:
+        await server.close()
+        await raft.shutdown()
+        await store.close()
+
+
+def _run(coro: Any) -> int:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return int(uvloop.run(coro))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m raftx.bench.node", description=__doc__.split("\n\n")[0])
+    ap.add_argument("kind", choices=("kv", "inproc"))
+    ap.add_argument("--stats", required=True, help="stats file of this process")
+    ap.add_argument("--index", type=int)
+    ap.add_argument("--addrs")
+    ap.add_argument("--data-dir")
+    ap.add_argument("--stats-dir")
+    ap.add_argument("--result")
+    ap.add_argument("--progress")
+    ap.add_argument("--inflight", type=int, nargs="+", default=[1])
+    ap.add_argument("--duration", type=float, default=3.0)
+    ap.add_argument("--max-writes", type=int, default=1_000_000)
+    ap.add_argument("--value-bytes", type=int, default=100)
+    ap.add_argument("--no-fsync", action="store_true")
+    ap.add_argument("--linger", type=float, default=60.0)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    own, rest = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    args = ap.parse_args(own)
+    count_log_fsyncs()
+    writer = StatsWriter(args.stats).start()
+    try:
+        if args.kind == "kv":
+            from raftx.kv import server
+
+            return server.main(rest)
+        return _run(_inproc(args))
+    finally:
+        writer.stop()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,117 @@
+"""The raftx runs of the cluster benchmark: node processes on 127.0.0.1, one load level
+per in-flight value, each level measured with `raftx.bench.load.measured_level`.
+
+* `run_in_process`: the load is generated inside the leader process with
+  ``Raft.client_write`` (`raftx.bench.node` ``inproc``), PySyncObj's benchmark style;
+* `run_kvclient`: the nodes are ``raftx serve`` key-value nodes (`raftx.launcher.LocalCluster`),
+  the load comes from this process through `raftx.kv.KVClient` (concurrent ``put``
+  calls; the client batches them).
+
+Every phase is bounded in time and every node process is killed on the way out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from raftx.bench.load import drive, measured_level
+from raftx.errors import RaftError, Timeout
+from raftx.launcher import LocalCluster, ManagedProcess, free_ports
+
+__all__ = ["child_env", "run_in_process", "run_kvclient", "wait_for_result"]
+
+CLUSTER = "raftx-bench"
+
+Progress = Callable[[str], None]
+
+
+def child_env() -> dict[str, str]:
+    """This environment, with raftx importable in children also when run from a checkout."""
+    root = str(Path(__file__).resolve().parents[2])
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
+
+
+def wait_for_result(result: Path, progress_file: Path, budget: float, procs: Sequence[ManagedProcess],
+                    progress: Progress, label: str) -> dict[str, Any]:
+    """Wait (at most ``budget`` s) for the leader's ``result`` file, reporting the phases it
+    writes to ``progress_file``; `RaftError` with the logs if every process exited."""
+    deadline = time.monotonic() + budget
+    shown = None
+    while not result.exists():
+        try:
+            phase = json.loads(progress_file.read_text()).get("phase")
+        except (OSError, ValueError):
+            phase = None
+        if phase is not None and phase != shown:
+            progress(f"{label}: {phase}")
+            shown = phase
+        if not any(p.alive for p in procs):
+            raise RaftError(f"{label}: every process exited before the result:\n"
+                            + "\n".join(f"--- {p.name}\n{p.log_tail(1500)}" for p in procs))
+        if time.monotonic() > deadline:
+            raise Timeout(f"{label}: no result within {budget:.0f}s")
+        time.sleep(0.05)  # watching other processes: there is nothing in this one to wait on
+    return json.loads(result.read_text())  # type: ignore[no-any-return]
+
+
+def run_in_process(base: Path, *, nodes: int, inflight: list[int], duration: float, max_writes: int,
+                   value_bytes: int, fsync: bool, progress: Progress) -> dict[str, Any]:
+    """Node processes with the load inside the leader (``client_write``); the leader's results."""
+    base.mkdir(parents=True, exist_ok=True)
+    addrs = ",".join(f"127.0.0.1:{p}" for p in free_ports(nodes))
+    result, progress_file = base / "result.json", base / "progress.json"
+    budget = 60.0 + len(inflight) * (duration + 65.0)
+    env = child_env()
+    procs = []
+    for i in range(1, nodes + 1):
+        argv = [sys.executable, "-m", "raftx.bench.node", "inproc", "--stats", str(base / f"stats-node{i}.json"),
+                "--index", str(i), "--addrs", addrs, "--data-dir", str(base / f"node{i}"),
+                "--stats-dir", str(base), "--result", str(result), "--progress", str(progress_file),
+                "--duration", str(duration), "--max-writes", str(max_writes), "--value-bytes", str(value_bytes),
+                "--linger", str(budget), "--inflight", *map(str, inflight)]
+        if not fsync:
+            argv.append("--no-fsync")
+        procs.append(ManagedProcess(argv, log_path=base / f"node{i}.log", env=env, name=f"raftx-inproc-{i}"))
+    try:
+        for p in procs:
+            p.start()
+        return wait_for_result(result, progress_file, budget, procs, progress, "raftx in-process")
+    finally:
+        for p in procs:
+            p.kill()
+
+
+async def run_kvclient(base: Path, *, nodes: int, inflight: list[int], duration: float, max_writes: int,
+                       value_bytes: int, fsync: bool, progress: Progress) -> dict[str, Any]:
+    """``raftx serve`` node processes, the load from this process through `KVClient`."""
+    base.mkdir(parents=True, exist_ok=True)
+    cluster = LocalCluster(nodes, base_dir=base, cluster_name=CLUSTER, env=child_env(),
+                           node_args=["--log-level", "WARNING", *([] if fsync else ["--no-fsync"])])
+    stats = {f"node{i}": base / f"stats-node{i}.json" for i in cluster.nodes}
+    for i, p in cluster.nodes.items():  # the same node, with CPU / fsync accounting around it
+        assert p.argv[1:3] == ["-m", "raftx.kv.server"], p.argv
+        p.argv[1:3] = ["-m", "raftx.bench.node", "kv", "--stats", str(stats[f"node{i}"]), "--"]
+    value = b"v" * value_bytes
+    try:
+        progress("raftx KVClient: starting the nodes")
+        async with cluster, cluster.client(timeout=30.0, max_batch=4096, max_in_flight=4) as kv:
+            await cluster.wait_for_leader(30.0)
+
+            async def write(key: int) -> None:
+                await kv.put(b"k%d" % key, value)
+
+            progress("raftx KVClient: warm-up")
+            await drive(write, 100, 1.0, 2000)
+            levels = []
+            for k, n in enumerate(inflight):
+                progress(f"raftx KVClient: in-flight {n} ({k + 1}/{len(inflight)})")
+                levels.append(await measured_level(write, n, duration, max_writes, stats, client_name="client"))
+            return {"levels": levels}
+    finally:
+        cluster.cleanup()
