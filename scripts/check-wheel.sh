@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build a raftx wheel into wheels/, install it into a fresh virtualenv, and check
-# that it reports the compiled implementation and passes the _core tests.
+# that it reports the compiled implementation and passes the core, engine, storage
+# and kv tests against the installed package (not the source tree).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf wheels && mkdir -p wheels
@@ -11,8 +12,14 @@ fi
 venv=$(mktemp -d /tmp/raftx-wheel.XXXXXX)
 trap 'rm -rf "$venv"' EXIT
 python3 -m venv "$venv"
-"$venv/bin/pip" install -q wheels/raftx-*.whl pytest pytest-asyncio pytest-timeout hypothesis
-# Run from a directory without the source tree so the installed wheel is what loads.
-cp -r tests "$venv/tests"
-(cd "$venv" && "$venv/bin/python" -c 'import raftx, raftx._core as c; assert c.IMPLEMENTATION == "c", c.IMPLEMENTATION; print("wheel OK:", raftx.__version__, c.IMPLEMENTATION, raftx.__file__)' \
-  && "$venv/bin/python" -m pytest -q -p no:cacheprovider tests/core -x)
+"$venv/bin/pip" install -q "$(ls wheels/raftx-*.whl)[test]"
+# Run from a directory without the source tree so the installed wheel is what loads
+# (pyproject.toml only for its pytest settings).
+cp -r tests pyproject.toml "$venv/"
+cd "$venv"
+"$venv/bin/python" -c 'import raftx, raftx._core as c; assert c.IMPLEMENTATION == "c", c.IMPLEMENTATION; print("wheel OK:", raftx.__version__, c.IMPLEMENTATION, raftx.__file__)'
+case "$("$venv/bin/python" -c 'import raftx; print(raftx.__file__)')" in
+  "$venv"/lib/*) ;;
+  *) echo "check-wheel: raftx was not imported from the installed wheel" >&2; exit 1 ;;
+esac
+"$venv/bin/python" -m pytest -q -x tests/core tests/engine tests/storage tests/kv
