@@ -127,7 +127,8 @@ class _Op:
 class KVClient:
     """A client of the key-value service (see the module docstring).
 
-    ``cluster_name`` must match the nodes' ``Config.cluster_name``; ``ssl`` is a
+    ``cluster_name`` must match the nodes' ``Config.cluster_name`` (``"raftx"`` is
+    what ``raftx serve`` uses by default; an embedded node uses its `Config`'s); ``ssl`` is a
     client `ssl.SSLContext` when the nodes use TLS. ``timeout``: seconds an
     operation may take in total, retries included; ``attempt_timeout``: one
     request. ``linearizable``: the default for `get`.
@@ -137,7 +138,7 @@ class KVClient:
         self,
         addrs: Iterable[str] | Mapping[int, str],
         *,
-        cluster_name: str = "foo",
+        cluster_name: str = "raftx",
         timeout: float = 10.0,
         attempt_timeout: float = 3.0,
         linearizable: bool = True,
