@@ -3,8 +3,10 @@
 One task owns every call into the `raftx.storage.RaftStateMachine` (the protocol
 says it is called from one task at a time), in the order the core handed them:
 
-* ``apply``: read the committed range from the log store (once the storage worker
-  has written it), call `RaftStateMachine.apply` once for the whole range —
+* ``apply``: take the committed range from the node's `raftx.runtime.log_cache.LogCache`
+  (the batches as the leader encoded or the follower received them: DESIGN §2
+  rule 3), or else read it from the log store (once the storage worker has
+  written it), call `RaftStateMachine.apply` once for the whole range —
   consecutive queued ranges are merged into one call — resolve the client
   responders with a `raftx.types.ClientWriteResponse` carrying the state
   machine's output (responses resolve after apply), then report
@@ -28,6 +30,7 @@ from typing import Any, Awaitable, Callable
 from raftx.engine.commands import Apply
 from raftx.engine.events import Applied, Event, SnapshotBuilt
 from raftx.errors import StorageError
+from raftx.runtime.log_cache import LogCache
 from raftx.runtime.storage_worker import StorageWorker
 from raftx.runtime.tasks import close_quietly, finish_task
 from raftx.storage.protocols import RaftLogStorage, RaftStateMachine
@@ -59,6 +62,8 @@ class ApplyWorker:
         post: Callable[[Event], None],
         on_fatal: Callable[[BaseException, str], None],
         on_applied: Callable[[LogId], None],
+        cache: LogCache | None = None,
+        writes_waiting: set[Any] | None = None,
     ) -> None:
         self.sm = sm
         self.log_store = log_store
@@ -70,10 +75,18 @@ class ApplyWorker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._reader: Any = None
+        self._cache = cache
+        #: The core's unresolved client write futures: `resolve` discards from it.
+        self._writes_waiting: set[Any] = set() if writes_waiting is None else writes_waiting
         self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         self.task = asyncio.get_running_loop().create_task(self._run(), name="raftx-apply")
+
+    def resolve(self, responder: Any, value: Any) -> None:
+        """`resolve` a responder and forget it as a pending client write."""
+        self._writes_waiting.discard(responder)
+        resolve(responder, value)
 
     # -- feeding ---------------------------------------------------------------------
 
@@ -149,10 +162,12 @@ class ApplyWorker:
             last = nxt.last
             written_io = max(written_io, io)
             responders.extend(nxt.responders)
-        await self.storage.wait_written(written_io)
-        if self._reader is None:
-            self._reader = await self.log_store.get_log_reader()
-        entries = await self._reader.try_get_log_entries(first, last.index + 1)
+        entries = None if self._cache is None else self._cache.get_entries(first, last.index + 1)
+        if entries is None or entries[-1].log_id != last:
+            await self.storage.wait_written(written_io)
+            if self._reader is None:
+                self._reader = await self.log_store.get_log_reader()
+            entries = await self._reader.try_get_log_entries(first, last.index + 1)
         if len(entries) != last.index + 1 - first or entries[-1].log_id != last:
             raise StorageError(
                 f"committed entries {first}..{last} are not all in the log "
@@ -161,10 +176,13 @@ class ApplyWorker:
         outputs = await self.sm.apply(entries)
         if len(outputs) != len(entries):
             raise StorageError(f"state machine returned {len(outputs)} responses for {len(entries)} entries")
+        discard = self._writes_waiting.discard
         for index, responder in responders:
             p = index - first
             e = entries[p]
-            resolve(responder, ClientWriteResponse(e.log_id, outputs[p], e.get_membership()))
+            discard(responder)
+            if not responder.done():
+                responder.set_result(ClientWriteResponse(e.log_id, outputs[p], e.get_membership()))
         self._on_applied(last)
         self._post(Applied(last))
 

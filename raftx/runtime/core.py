@@ -41,15 +41,18 @@ from raftx.engine import Engine, RestoredState
 from raftx.engine import commands as cmd
 from raftx.engine import events as ev
 from raftx.errors import Fatal
+from raftx.messages import PayloadBatch
 from raftx.metrics import RaftDataMetrics, RaftMetrics, RaftServerMetrics
-from raftx.runtime.apply_worker import ApplyWorker, resolve
+from raftx.runtime.apply_worker import ApplyWorker
 from raftx.runtime.entries import encode_for_store
+from raftx.runtime.log_cache import LogCache
 from raftx.runtime.replication import PeerClients, Replicator, send_transfer_leader, send_vote
 from raftx.runtime.state import RaftState
 from raftx.runtime.storage_worker import StorageWorker
 from raftx.runtime.tasks import close_quietly
 from raftx.runtime.watch import WatchSender
 from raftx.storage.helper import get_initial_state
+from raftx.storage.batch import EncodedBatch
 from raftx.storage.protocols import RaftLogStorage, RaftStateMachine
 from raftx.types import BasicNode, ServerState, StoredMembership
 
@@ -101,13 +104,20 @@ class RaftCore:
         self._pending: list[Any] = []
         self._received: dict[Any, Any] = {}
         self._waiting: set[asyncio.Future[Any]] = set()
+        #: Client write futures not yet resolved. Unlike `_waiting` (a done callback per
+        #: future), every path that resolves one discards it (`ApplyWorker.resolve`):
+        #: a done callback per write would cost a second loop callback per write.
+        self._writes_waiting: set[asyncio.Future[Any]] = set()
+        #: The latest appended batches as encoded once (DESIGN §2 rule 3), for the
+        #: replicators and the apply worker.
+        self.log_cache = LogCache()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.replicators: dict[int, Replicator] = {}
         self.clients = PeerClients(self)
         self.storage = StorageWorker(log_store, self.post, self._on_fatal,
                                      commit_save_interval=max(0.5, 10 * hb / 1000.0))
         self.apply_worker = ApplyWorker(sm, log_store, self.storage, self.post, self._on_fatal,
-                                        self._on_applied)
+                                        self._on_applied, self.log_cache, self._writes_waiting)
         self._tick_handle: asyncio.TimerHandle | None = None
         self._tick_at = float("inf")
         self._task: asyncio.Task[None] | None = None
@@ -119,8 +129,8 @@ class RaftCore:
         self.server_tx: WatchSender[RaftServerMetrics] = WatchSender(self._server_metrics())
         self._handlers: dict[type, Callable[[Any], None]] = {
             cmd.SaveVote: lambda c: self._store("vote", c.io_id, c.vote),
-            cmd.AppendToLog: lambda c: self._store("append", c.io_id, encode_for_store(c.entries)),
-            cmd.TruncateLog: lambda c: self._store("truncate", c.io_id, c.after),
+            cmd.AppendToLog: self._append,
+            cmd.TruncateLog: self._truncate,
             cmd.PurgeLog: lambda c: self._store("purge", c.io_id, c.upto),
             cmd.InstallSnapshot: self._install_snapshot,
             cmd.SaveCommitted: lambda c: self.storage.save_committed(c.committed),
@@ -130,7 +140,7 @@ class RaftCore:
             cmd.SendTransferLeader: lambda c: self._track(send_transfer_leader(self, c)),
             cmd.Apply: lambda c: self.apply_worker.apply(c, self.dispatched_io),
             cmd.BuildSnapshot: lambda c: self.apply_worker.build_snapshot(),
-            cmd.Respond: lambda c: self._resolve(c.responder, c.value),
+            cmd.Respond: lambda c: self.apply_worker.resolve(c.responder, c.value),
         }
 
     # -- construction ------------------------------------------------------------------
@@ -196,9 +206,13 @@ class RaftCore:
 
     def submit_write(self, payload: bytes | None) -> asyncio.Future[Any]:
         """Queue one client write; the future resolves after it is applied (§5.3)."""
-        fut = self.new_future()
+        if self.stopped is not None or self._stop_task is not None:
+            self.check_running()
+        fut = self._loop.create_future()
+        self._writes_waiting.add(fut)
         self._writes.append((payload, fut))
-        self._wake.set()
+        if not self._wake.is_set():
+            self._wake.set()
         return fut
 
     async def request(self, make: Callable[[asyncio.Future[Any]], Any]) -> Any:
@@ -279,6 +293,7 @@ class RaftCore:
         while writes and len(payloads) < cap:
             p, fut = writes.popleft()
             if fut.done():
+                self._writes_waiting.discard(fut)
                 continue  # the caller gave up before the write was proposed
             payloads.append(p)
             responders.append(fut)
@@ -319,6 +334,20 @@ class RaftCore:
             for c in ready:
                 handlers[type(c)](c)
 
+    def _append(self, c: cmd.AppendToLog) -> None:
+        """Encode the batch once; cache it for replication and apply; store it."""
+        entries = c.entries
+        batch = encode_for_store(entries)
+        if isinstance(batch, EncodedBatch):
+            self.log_cache.append(batch, entries.payloads if isinstance(entries, PayloadBatch) else None)
+        elif batch:
+            self.log_cache.truncate_after(batch[0].log_id.index - 1)  # not cached: keep the mirror exact
+        self._store("append", c.io_id, batch)
+
+    def _truncate(self, c: cmd.TruncateLog) -> None:
+        self.log_cache.truncate_after(-1 if c.after is None else c.after.index)
+        self._store("truncate", c.io_id, c.after)
+
     def _store(self, kind: str, io_id: int, arg: Any) -> None:
         self.dispatched_io = io_id
         self.storage.submit(kind, io_id, arg)
@@ -327,6 +356,7 @@ class RaftCore:
         data = self._received.pop((c.meta.snapshot_id, c.meta.last_log_id), None)
         if data is None:  # pragma: no cover - the engine installs only what it was given
             raise AssertionError(f"install of a snapshot that was not received: {c.meta}")
+        self.log_cache.clear()
         done = self.apply_worker.install(c.meta, data, c.io_id - 1)
         self._store("install", c.io_id, done)
 
@@ -335,9 +365,6 @@ class RaftCore:
         received, self._received = self._received, {}
         for data in received.values():
             close_quietly(data)
-
-    def _resolve(self, responder: Any, value: Any) -> None:
-        resolve(responder, value)
 
     def _replicator(self, target: int) -> Replicator:
         r = self.replicators.get(target)
@@ -471,6 +498,10 @@ class RaftCore:
             if not fut.done():
                 fut.set_exception(reason)
         self._waiting.clear()
+        for fut in list(self._writes_waiting):
+            if not fut.done():
+                fut.set_exception(reason)
+        self._writes_waiting.clear()
         while self._writes:
             _, fut = self._writes.popleft()
             if not fut.done():

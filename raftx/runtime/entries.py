@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from array import array
+from itertools import accumulate
 from typing import Any, Sequence
 
 from raftx import _core
@@ -17,7 +19,7 @@ from raftx.messages import EntryList, LogEntries, PayloadBatch
 from raftx.storage.batch import EncodedBatch
 from raftx.types import Entry, EntryKind, LogId, Membership
 
-__all__ = ["BatchEntries", "as_engine_entries", "encode_for_store"]
+__all__ = ["BatchEntries", "as_engine_entries", "encode_for_store", "encode_payloads"]
 
 _KIND_OFFSET = 24  # byte offset of the kind field in a record header (see `_core.codec`)
 
@@ -90,21 +92,39 @@ def as_engine_entries(entries: Any) -> Any:
     return entries
 
 
+def encode_payloads(batch: PayloadBatch) -> EncodedBatch:
+    """Encode a leader's `PayloadBatch` once (DESIGN §2 rule 3), without re-scanning it.
+
+    The record layout is fixed (`_core.codec`: a header then the payload), so the
+    offsets and lengths follow from the payload sizes; `encode_entries` has checked
+    every field.
+    """
+    term, first = batch.term, batch.first_index
+    normal, blank, member = EntryKind.NORMAL, EntryKind.BLANK, EntryKind.MEMBERSHIP
+    records = []
+    for p, x in enumerate(batch.payloads):
+        if type(x) is bytes:
+            records.append((term, first + p, normal, x))
+        elif x is None:
+            records.append((term, first + p, blank, b""))
+        elif isinstance(x, Membership):
+            records.append((term, first + p, member, x.to_bytes()))
+        else:
+            records.append((term, first + p, normal, bytes(x)))
+    data = _core.codec.encode_entries(records)
+    header = _core.codec.RECORD_HEADER_SIZE
+    lengths = array("I", [header + len(r[3]) for r in records])
+    offsets = array("Q", accumulate(lengths, initial=0))
+    offsets.pop()
+    return EncodedBatch(data, first, array("Q", [term]) * len(records), offsets, lengths)
+
+
 def encode_for_store(entries: LogEntries) -> EncodedBatch | Sequence[Entry]:
     """What to pass to `raftx.storage.RaftLogStorage.append` for an `AppendToLog`."""
     if isinstance(entries, BatchEntries):
         return entries.batch
     if isinstance(entries, PayloadBatch):
-        term, first = entries.term, entries.first_index
-        records = []
-        for p, x in enumerate(entries.payloads):
-            if x is None:
-                records.append((term, first + p, EntryKind.BLANK, b""))
-            elif isinstance(x, Membership):
-                records.append((term, first + p, EntryKind.MEMBERSHIP, x.to_bytes()))
-            else:
-                records.append((term, first + p, EntryKind.NORMAL, x))
-        return EncodedBatch.from_bytes(_core.codec.encode_entries(records), first)
+        return encode_payloads(entries)
     if isinstance(entries, EntryList):
         return list(entries.entries)
     raise TypeError(f"cannot store entries of type {type(entries).__name__}")

@@ -4,10 +4,14 @@ The engine decides *what* to send (`Replicate` names an index range, within its
 bounded in-flight window, §5.3); this module moves the bytes:
 
 * `Replicator` (one task per follower/learner): takes the target's `Replicate`
-  commands in order, waits until the storage worker has written the range, reads
-  it from the log store as encoded bytes (`RaftLogReader.try_get_log_bytes`: the
-  very bytes of the log, DESIGN §2 rule 3) and sends the AppendEntries without
-  waiting for the previous answer (pipelining over the target's one connection).
+  commands in order and sends each AppendEntries without waiting for the previous
+  answer (pipelining over the target's one connection). The entries are the
+  batch the leader encoded once (DESIGN §2 rule 3), from the core's
+  `raftx.runtime.log_cache.LogCache`: then the request leaves at once, in the core's
+  turn, without waiting for the local write (the leader counts itself toward commit
+  only once its own write is durable, §5.4.2). A range the cache no longer holds
+  (a lagging follower) is read from the log store as encoded bytes
+  (`RaftLogReader.try_get_log_bytes`) once the storage worker has written it.
   Answers come back to the engine as `AppendResponded` / `ReplicationFailed`.
   After `raftx.errors.Unreachable` the sender backs off (delays from
   `RaftNetwork.backoff`): entries and snapshots fail fast until the delay passed,
@@ -115,9 +119,25 @@ class Replicator:
         self.task = self._loop.create_task(self._run(), name=f"raftx-replicate-{target}")
 
     def push(self, cmd: Replicate | SendSnapshot, written_io: int) -> None:
-        """Queue ``cmd``; its entries are readable once storage io ``written_io`` is written."""
+        """Send or queue ``cmd``; its entries are readable once storage io ``written_io``
+        is written (cached entries and heartbeats leave at once, in order)."""
+        if not self._queue and type(cmd) is Replicate and not self._retry_at:
+            req = self._build_now(cmd)
+            if req is not None:
+                self._spawn(self._send_append(cmd, req))
+                return
         self._queue.append((cmd, written_io))
         self._wake.set()
+
+    def _build_now(self, cmd: Replicate) -> AppendEntriesRequest | None:
+        """The AppendEntries for ``cmd`` without I/O: a heartbeat or cached entries."""
+        entries: Any = ()
+        if cmd.last_index >= cmd.first_index:
+            batch = self.core.log_cache.get_batch(cmd.first_index, cmd.last_index + 1)
+            if batch is None:
+                return None
+            entries = BatchEntries(batch)
+        return AppendEntriesRequest(cmd.vote, cmd.prev_log_id, entries, cmd.leader_commit)
 
     async def _run(self) -> None:
         core = self.core
@@ -150,6 +170,9 @@ class Replicator:
 
     async def _build(self, cmd: Replicate, written_io: int) -> AppendEntriesRequest | None:
         """The AppendEntries for ``cmd``; None if the entries are no longer in the log."""
+        req = self._build_now(cmd)
+        if req is not None:
+            return req
         entries: Any = ()
         n = len(cmd)
         if n:

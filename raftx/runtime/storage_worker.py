@@ -8,8 +8,15 @@ back to the engine as `raftx.engine.IOFlushed`:
 * ``append``: `RaftLogStorage.append` with a callback; the entries are *written*
   (readable, so replication may send them) when the call returns and *durable*
   when the callback fires (group commit: one write and one fsync per batch);
-* ``vote`` / ``truncate`` / ``purge``: durable when the call returns (§5.2 Figure 2
+* ``vote`` / ``truncate``: durable when the call returns (§5.2 Figure 2
   "updated on stable storage before responding to RPCs");
+* ``purge``: deferred and coalesced (the latest purge point wins), carried out at
+  most once per ``commit_save_interval`` when the queue is idle, and always before
+  the next vote / truncate / install / close. A purge is only compaction (§7): the
+  entries it drops are covered by a durable snapshot, and keeping them a little
+  longer is always safe, while each purge is a durable hard-state write (two
+  fsyncs and a rename) that every later append would wait behind. Its io id is
+  reported flushed as soon as every earlier io is durable;
 * ``install``: waits for the state-machine worker to install the snapshot (§7)
   so the log writes after it (the purge) stay ordered behind it.
 
@@ -17,7 +24,8 @@ back to the engine as `raftx.engine.IOFlushed`:
 (replication, apply) wait for it with `wait_written` before reading entries the
 engine just appended. The committed log id is saved lazily (coalesced, at most
 once per ``commit_save_interval`` seconds, and at `close`): it only speeds up
-recovery (R6) and must not cost an fsync per batch.
+recovery (R6) and must not cost an fsync per batch. Durability is reported in io-id
+order: ``IOFlushed(n)`` means every io ``<= n`` is durable.
 
 Any exception from the store is fatal to the node (DESIGN §2 rule 7): the worker
 stops and calls ``on_fatal``; an fsync is never retried.
@@ -65,6 +73,14 @@ class StorageWorker:
         self._commit_saved: LogId | None = None
         self._commit_saved_at = float("-inf")
         self._commit_timer: asyncio.TimerHandle | None = None
+        #: The latest deferred purge point, and when a purge last ran (loop time).
+        self._purge_pending: LogId | None = None
+        self._purge_done_at = float("-inf")
+        self._purge_timer: asyncio.TimerHandle | None = None
+        #: Every io <= this is durable (as reported to the engine).
+        self.durable_io = -1
+        #: io ids of deferred purges, reported once every earlier io is durable.
+        self._free: deque[int] = deque()
         self.task: asyncio.Task[None] | None = None
 
     # -- feeding ---------------------------------------------------------------------
@@ -89,6 +105,54 @@ class StorageWorker:
         self._commit_timer = None
         self._wake.set()
 
+    def _purge_due(self) -> None:
+        self._purge_timer = None
+        self._wake.set()
+
+    def _defer_purge(self, io_id: int, upto: LogId) -> None:
+        """Take purge io ``io_id`` off the write path (see the module docstring)."""
+        if self._purge_pending is None or upto.index > self._purge_pending.index:
+            self._purge_pending = upto
+        self._set_written(io_id)
+        self._free.append(io_id)
+        self._durable(self.durable_io)
+        if self._purge_timer is None:
+            loop = asyncio.get_running_loop()
+            delay = max(0.0, self._purge_done_at + self._commit_interval - loop.time())
+            self._purge_timer = loop.call_later(delay, self._purge_due)
+
+    def _durable(self, io_id: int) -> None:
+        """Every io ``<= io_id`` is durable: report it (and deferred purges after it)."""
+        n = self.durable_io
+        if io_id > n:
+            n = io_id
+        free = self._free
+        while free and free[0] <= n + 1:
+            f = free.popleft()
+            if f > n:
+                n = f
+        if n > self.durable_io:
+            self.durable_io = n
+            self._post(IOFlushed(n))
+
+    async def _run_purge(self) -> bool:
+        """Carry out the deferred purge now; False if it failed (the node stops)."""
+        upto, self._purge_pending = self._purge_pending, None
+        if self._purge_timer is not None:
+            self._purge_timer.cancel()
+            self._purge_timer = None
+        if upto is None:
+            return True
+        try:
+            await self.store.purge(upto)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - every storage failure is fatal
+            self._fail(exc, f"storage purge up to {upto} failed")
+            return False
+        self._purge_done_at = asyncio.get_running_loop().time()
+        return True
+
     async def wait_written(self, io_id: int) -> None:
         """Return once storage command ``io_id`` (and every earlier one) was submitted."""
         if self.written_io >= io_id:
@@ -107,8 +171,12 @@ class StorageWorker:
         queue = self._queue
         while True:
             if not queue:
-                if self._commit_pending is not None and self._commit_timer is None:
+                if self._commit_pending is not None and (self._commit_timer is None or self._stopping):
                     if not await self._save_committed():
+                        return
+                    continue
+                if self._purge_pending is not None and (self._purge_timer is None or self._stopping):
+                    if not await self._run_purge():
                         return
                     continue
                 if self._stopping:
@@ -117,6 +185,11 @@ class StorageWorker:
                 await self._wake.wait()
                 continue
             kind, io_id, arg = queue.popleft()
+            if kind == "purge":
+                self._defer_purge(io_id, arg)
+                continue
+            if kind != "append" and self._purge_pending is not None and not await self._run_purge():
+                return  # a deferred purge goes before any other write (R14 order)
             try:
                 await self._do(kind, io_id, arg)
             except asyncio.CancelledError:
@@ -135,21 +208,19 @@ class StorageWorker:
             await store.save_vote(arg)
         elif kind == "truncate":
             await store.truncate_after(arg)
-        elif kind == "purge":
-            await store.purge(arg)
         elif kind == "install":
             await arg  # the state-machine worker's install (a future)
         else:  # pragma: no cover - the core only submits the kinds above
             raise AssertionError(f"unknown storage command {kind!r}")
         self._set_written(io_id)
-        self._post(IOFlushed(io_id))
+        self._durable(io_id)
 
     def _append_callback(self, io_id: int) -> Callable[[BaseException | None], None]:
         def done(error: BaseException | None) -> None:
             if error is not None:
                 self._fail(error, f"log append (io {io_id}) failed to become durable")
             elif not self._failed:
-                self._post(IOFlushed(io_id))
+                self._durable(io_id)
 
         return done
 
@@ -188,11 +259,12 @@ class StorageWorker:
     # -- stopping --------------------------------------------------------------------
 
     async def close(self, timeout: float) -> None:
-        """Finish the queued writes (and the pending committed id), then stop."""
+        """Finish the queued writes (and the pending committed id and purge), then stop."""
         self._stopping = True
-        if self._commit_timer is not None:
-            self._commit_timer.cancel()
-            self._commit_timer = None
+        for timer in (self._commit_timer, self._purge_timer):
+            if timer is not None:
+                timer.cancel()
+        self._commit_timer = self._purge_timer = None
         self._wake.set()
         await finish_task(self.task, timeout, "storage worker")
         for _, fut in self._written_waiters:
@@ -204,9 +276,10 @@ class StorageWorker:
         """Stop at once (after a fatal error)."""
         self._stopping = True
         self._failed = True
-        if self._commit_timer is not None:
-            self._commit_timer.cancel()
-            self._commit_timer = None
+        for timer in (self._commit_timer, self._purge_timer):
+            if timer is not None:
+                timer.cancel()
+        self._commit_timer = self._purge_timer = None
         if self.task is not None and not self.task.done() and self.task is not asyncio.current_task():
             self.task.cancel()
         for _, fut in self._written_waiters:
