@@ -24,16 +24,12 @@ chunks so the state never has to fit in one buffer)::
 from __future__ import annotations
 
 import asyncio
-import io
 import itertools
 import logging
 import os
-import tempfile
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, BinaryIO
-
-import msgpack
 
 from raftx.errors import BadCommand, StorageCorrupted, StorageError
 from raftx.kv.commands import (
@@ -41,7 +37,20 @@ from raftx.kv.commands import (
 )
 from raftx.kv.sessions import DEFAULT_MAX_RESPONSES, DEFAULT_MAX_SESSIONS, SessionTable
 from raftx.storage.protocols import RaftSnapshotBuilder, RaftStateMachine
-from raftx.storage.snapshot import CHUNK_SIZE, FileSnapshotStore, MemSnapshotStore, StoredSnapshot
+from raftx.storage.snapshot import (
+    CHUNK_SIZE,
+    FileSnapshotStore,
+    MemSnapshotStore,
+    current_snapshot,
+    log_id_from_list,
+    log_id_to_list,
+    open_snapshot,
+    pack_chunks,
+    receive_file,
+    snapshot_id,
+    unpack_items,
+    write_snapshot,
+)
 from raftx.types import Entry, LogId, Membership, Snapshot, SnapshotMeta, StoredMembership
 
 __all__ = ["KVStateMachine", "FORMAT_VERSION"]
@@ -52,14 +61,6 @@ FORMAT_VERSION = 1
 
 _OK = KVResponse(OK, None)
 _NOT_FOUND = KVResponse(NOT_FOUND, None)
-
-
-def _lid(v: LogId | None) -> list[int] | None:
-    return None if v is None else [v.leader_id, v.index]
-
-
-def _unlid(v: Any) -> LogId | None:
-    return None if v is None else LogId(int(v[0]), int(v[1]))
 
 
 class _Builder(RaftSnapshotBuilder):
@@ -232,7 +233,7 @@ class KVStateMachine(RaftStateMachine):
 
     async def begin_receiving_snapshot(self) -> BinaryIO:
         """A spooled temp file (in ``directory`` when set) to stream a snapshot into."""
-        return tempfile.SpooledTemporaryFile(max_size=CHUNK_SIZE * 8, dir=self._directory)  # type: ignore[return-value]
+        return receive_file(self._directory)
 
     async def install_snapshot(self, meta: SnapshotMeta, snapshot: BinaryIO) -> None:
         """Validate and store the snapshot durably, then replace the whole state (§7).
@@ -244,7 +245,7 @@ class KVStateMachine(RaftStateMachine):
             snapshot.seek(0)
             new_state = self._read(meta, snapshot)  # fully validated before anything is stored
             snapshot.seek(0)
-            _write(self._snapshots, meta, iter(lambda: snapshot.read(CHUNK_SIZE), b""))
+            write_snapshot(self._snapshots, meta, iter(lambda: snapshot.read(CHUNK_SIZE), b""))
             return new_state
 
         self._state = await asyncio.to_thread(install)
@@ -252,40 +253,29 @@ class KVStateMachine(RaftStateMachine):
                     meta.snapshot_id, meta.last_log_id, len(self._state.data))
 
     async def get_current_snapshot(self) -> Snapshot | None:
-        store = self._snapshots
-        if isinstance(store, FileSnapshotStore):
-            stored = await asyncio.to_thread(store.latest)
-            return None if stored is None else Snapshot(stored.meta, stored.open())
-        if store.current is None:
-            return None
-        meta, blob = store.current
-        return Snapshot(meta, io.BytesIO(blob))
+        return await current_snapshot(self._snapshots)
 
     # -- snapshot data ----------------------------------------------------------------
 
     async def _build_snapshot(self) -> Snapshot:
         st = self._state
         la = st.last_applied
-        meta = SnapshotMeta(la, st.membership, f"{la.leader_id if la else 0}-{la.index if la else -1}-{next(self._ids)}")
+        meta = SnapshotMeta(la, st.membership, snapshot_id(la, next(self._ids)))
         # Capture the state now (values are immutable bytes, so shallow copies are a
         # consistent image); encode and write it off the event loop.
         data = dict(st.data)
         sessions = st.sessions.dump()
-        header = [FORMAT_VERSION, _lid(la), _lid(st.membership.log_id), st.membership.membership.to_bytes(),
-                  len(data), len(sessions)]
-
-        stored = await asyncio.to_thread(_write, self._snapshots, meta, _chunks(header, data, sessions))
+        header = [FORMAT_VERSION, log_id_to_list(la), log_id_to_list(st.membership.log_id),
+                  st.membership.membership.to_bytes(), len(data), len(sessions)]
+        chunks = pack_chunks(header, itertools.chain(data.items(), sessions))
+        stored = await asyncio.to_thread(write_snapshot, self._snapshots, meta, chunks)
         logger.info("built snapshot %s (%d keys, %d sessions)", meta.snapshot_id, len(data), len(sessions))
-        if isinstance(stored, StoredSnapshot):
-            return Snapshot(meta, stored.open())
-        return Snapshot(meta, io.BytesIO(stored[1]))
+        return open_snapshot(stored)
 
     def _read(self, meta: SnapshotMeta, f: BinaryIO) -> _State:
         """A new state from snapshot bytes (`StorageCorrupted` if malformed)."""
         st = _State(*self._max)
-        unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, use_list=True,
-                                    max_buffer_size=CHUNK_SIZE * 64)
-        items = _items(unpacker, f)
+        items = unpack_items(f)
         try:
             version, applied, mem_id, mem, n_keys, n_sessions = next(items)
             if version != FORMAT_VERSION:
@@ -300,8 +290,8 @@ class KVStateMachine(RaftStateMachine):
                 st.sessions.load_item(next(items))
             if next(items, None) is not None:
                 raise ValueError("trailing data after the last session")
-            st.membership = StoredMembership(_unlid(mem_id), Membership.from_bytes(mem))
-            st.last_applied = _unlid(applied)
+            st.membership = StoredMembership(log_id_from_list(mem_id), Membership.from_bytes(mem))
+            st.last_applied = log_id_from_list(applied)
         except StorageError:
             raise
         except Exception as exc:  # StopIteration, ValueError, TypeError, msgpack, ProtocolError
@@ -312,41 +302,3 @@ class KVStateMachine(RaftStateMachine):
             raise StorageCorrupted("snapshot data and meta disagree on the membership")
         return st
 
-
-def _write(
-    store: FileSnapshotStore | MemSnapshotStore, meta: SnapshotMeta, chunks: Iterable[bytes]
-) -> StoredSnapshot | tuple[SnapshotMeta, bytes]:
-    """Stream ``chunks`` into a new snapshot of ``store`` and commit it (durable, R13)."""
-    writer = store.begin(meta)
-    try:
-        for chunk in chunks:
-            writer.write(chunk)
-    except BaseException:
-        writer.abort()
-        raise
-    return writer.commit()
-
-
-def _chunks(header: list[Any], data: dict[bytes, bytes], sessions: list[Any]) -> Iterator[bytes]:
-    """The snapshot data, in chunks of about `CHUNK_SIZE` bytes."""
-    pack = msgpack.Packer(use_bin_type=True).pack
-    buf = [pack(header)]
-    size = len(buf[0])
-    for item in itertools.chain(data.items(), sessions):
-        b = pack(item)
-        buf.append(b)
-        size += len(b)
-        if size >= CHUNK_SIZE:
-            yield b"".join(buf)
-            buf, size = [], 0
-    if buf:
-        yield b"".join(buf)
-
-
-def _items(unpacker: msgpack.Unpacker, f: BinaryIO) -> Iterator[Any]:
-    while True:
-        yield from unpacker
-        chunk = f.read(CHUNK_SIZE)
-        if not chunk:
-            return
-        unpacker.feed(chunk)

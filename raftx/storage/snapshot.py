@@ -22,12 +22,15 @@ memory works. The checksum is zlib's CRC-32 so that it runs at C speed whichever
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import os
 import struct
+import tempfile
 import uuid
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -35,7 +38,7 @@ from typing import Any, BinaryIO
 import msgpack
 
 from raftx.errors import StorageCorrupted, StorageError
-from raftx.types import LogId, Membership, SnapshotMeta, StoredMembership
+from raftx.types import LogId, Membership, Snapshot, SnapshotMeta, StoredMembership
 
 __all__ = [
     "CHUNK_SIZE",
@@ -43,10 +46,17 @@ __all__ = [
     "MemSnapshotStore",
     "SnapshotWriter",
     "StoredSnapshot",
+    "current_snapshot",
     "decode_meta",
     "encode_meta",
     "log_id_from_list",
     "log_id_to_list",
+    "open_snapshot",
+    "pack_chunks",
+    "receive_file",
+    "snapshot_id",
+    "unpack_items",
+    "write_snapshot",
 ]
 
 logger = logging.getLogger(__name__)
@@ -353,3 +363,88 @@ class MemSnapshotStore:
 
     def begin(self, meta: SnapshotMeta) -> _MemWriter:
         return _MemWriter(self, meta)
+
+
+# -- helpers shared by the state machines (`MemStateMachine`, `KVStateMachine`) ----------
+
+#: What `SnapshotStore.begin(...).commit()` returns: a file, or (meta, bytes) in memory.
+Committed = StoredSnapshot | tuple[SnapshotMeta, bytes]
+
+
+def snapshot_id(last_applied: LogId | None, seq: int) -> str:
+    """``<term>-<index>-<seq>``: a snapshot id unique within one state machine's life."""
+    if last_applied is None:
+        return f"0--1-{seq}"
+    return f"{last_applied.leader_id}-{last_applied.index}-{seq}"
+
+
+def write_snapshot(store: FileSnapshotStore | MemSnapshotStore, meta: SnapshotMeta,
+                   chunks: Iterable[bytes]) -> Committed:
+    """Stream ``chunks`` into a new snapshot of ``store`` and commit it (durable, R13).
+
+    Blocking (file I/O): run it in a worker thread. On any error the partial
+    snapshot is discarded and the error propagates.
+    """
+    writer = store.begin(meta)
+    try:
+        for chunk in chunks:
+            writer.write(chunk)
+    except BaseException:
+        writer.abort()
+        raise
+    return writer.commit()
+
+
+def open_snapshot(committed: Committed) -> Snapshot:
+    """A `Snapshot` (meta and a reader of the data) of a committed snapshot."""
+    if isinstance(committed, StoredSnapshot):
+        return Snapshot(committed.meta, committed.open())
+    meta, data = committed
+    return Snapshot(meta, io.BytesIO(data))
+
+
+async def current_snapshot(store: FileSnapshotStore | MemSnapshotStore) -> Snapshot | None:
+    """The newest snapshot of ``store`` (verified once, off the event loop), or None."""
+    committed: Committed | None
+    if isinstance(store, FileSnapshotStore):
+        committed = await asyncio.to_thread(store.latest)
+    else:
+        committed = store.current
+    return None if committed is None else open_snapshot(committed)
+
+
+def receive_file(directory: str | os.PathLike[str] | None) -> BinaryIO:
+    """A spooled temp file (on disk in ``directory`` once large) to stream a snapshot into."""
+    d = None if directory is None else os.fspath(directory)
+    return tempfile.SpooledTemporaryFile(max_size=CHUNK_SIZE * 8, dir=d)  # type: ignore[return-value]
+
+
+def pack_chunks(header: Any, items: Iterable[Any]) -> Iterator[bytes]:
+    """``header`` then every item as msgpack, joined into chunks of about `CHUNK_SIZE`."""
+    pack = msgpack.Packer(use_bin_type=True).pack
+    buf = [pack(header)]
+    size = len(buf[0])
+    for item in items:
+        b = pack(item)
+        buf.append(b)
+        size += len(b)
+        if size >= CHUNK_SIZE:
+            yield b"".join(buf)
+            buf, size = [], 0
+    if buf:
+        yield b"".join(buf)
+
+
+def unpack_items(f: BinaryIO) -> Iterator[Any]:
+    """The msgpack objects of a stream written by `pack_chunks`, read in chunks.
+
+    Malformed bytes raise msgpack's exceptions (or ValueError) from ``next``; the
+    caller turns them into `StorageCorrupted`.
+    """
+    unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=CHUNK_SIZE * 64)
+    while True:
+        yield from unpacker
+        chunk = f.read(CHUNK_SIZE)
+        if not chunk:
+            return
+        unpacker.feed(chunk)

@@ -12,11 +12,9 @@ membership_bytes, count]`` followed by ``count`` items ``[index, payload]``.
 from __future__ import annotations
 
 import asyncio
-import io
 import itertools
 import logging
 import os
-import tempfile
 from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO
 
@@ -28,9 +26,15 @@ from raftx.storage.snapshot import (
     CHUNK_SIZE,
     FileSnapshotStore,
     MemSnapshotStore,
-    StoredSnapshot,
+    current_snapshot,
     log_id_from_list,
     log_id_to_list,
+    open_snapshot,
+    pack_chunks,
+    receive_file,
+    snapshot_id,
+    unpack_items,
+    write_snapshot,
 )
 from raftx.types import Entry, EntryKind, LogId, Membership, Snapshot, SnapshotMeta, StoredMembership
 
@@ -101,8 +105,7 @@ class MemStateMachine(RaftStateMachine):
 
     async def begin_receiving_snapshot(self) -> BinaryIO:
         """A spooled temp file (in ``snapshot_dir`` when set) to stream a snapshot into."""
-        d = None if self._snapshot_dir is None else os.fspath(self._snapshot_dir)
-        return tempfile.SpooledTemporaryFile(max_size=CHUNK_SIZE * 8, dir=d)  # type: ignore[return-value]
+        return receive_file(self._snapshot_dir)
 
     async def install_snapshot(self, meta: SnapshotMeta, snapshot: BinaryIO) -> None:
         """Store the snapshot durably (chunked copy, checksummed), then load it (§7)."""
@@ -111,14 +114,7 @@ class MemStateMachine(RaftStateMachine):
             snapshot.seek(0)
             self._load(meta, snapshot)  # validate and load first: a malformed one changes nothing
             snapshot.seek(0)
-            writer = self._snapshots.begin(meta)
-            try:
-                for chunk in iter(lambda: snapshot.read(CHUNK_SIZE), b""):
-                    writer.write(chunk)
-            except BaseException:
-                writer.abort()
-                raise
-            writer.commit()
+            write_snapshot(self._snapshots, meta, iter(lambda: snapshot.read(CHUNK_SIZE), b""))
 
         saved = (self.last_applied, self.last_membership, self.data)
         try:
@@ -128,57 +124,24 @@ class MemStateMachine(RaftStateMachine):
             raise
 
     async def get_current_snapshot(self) -> Snapshot | None:
-        store = self._snapshots
-        if isinstance(store, FileSnapshotStore):
-            stored = await asyncio.to_thread(store.latest)
-            return None if stored is None else Snapshot(stored.meta, stored.open())
-        if store.current is None:
-            return None
-        meta, data = store.current
-        return Snapshot(meta, io.BytesIO(data))
+        return await current_snapshot(self._snapshots)
 
     # -- snapshot data ----------------------------------------------------------------
 
     def _chunks(self) -> Iterator[bytes]:
-        packer = msgpack.Packer(use_bin_type=True)
         m = self.last_membership
-        buf = [packer.pack([log_id_to_list(self.last_applied), log_id_to_list(m.log_id), m.membership.to_bytes(), len(self.data)])]
-        size = len(buf[0])
-        for index, payload in sorted(self.data.items()):
-            b = packer.pack([index, payload])
-            buf.append(b)
-            size += len(b)
-            if size >= CHUNK_SIZE:
-                yield b"".join(buf)
-                buf, size = [], 0
-        if buf:
-            yield b"".join(buf)
+        header = [log_id_to_list(self.last_applied), log_id_to_list(m.log_id), m.membership.to_bytes(), len(self.data)]
+        return pack_chunks(header, sorted(self.data.items()))
 
     async def _build_snapshot(self) -> Snapshot:
         la = self.last_applied
-        sid = f"{la.leader_id if la else 0}-{la.index if la else -1}-{next(self._ids)}"
-        meta = SnapshotMeta(la, self.last_membership, sid)
+        meta = SnapshotMeta(la, self.last_membership, snapshot_id(la, next(self._ids)))
         chunks = list(self._chunks())  # capture the state now; write it off the event loop
-
-        def write() -> StoredSnapshot | tuple[SnapshotMeta, bytes]:
-            writer = self._snapshots.begin(meta)
-            try:
-                for c in chunks:
-                    writer.write(c)
-            except BaseException:
-                writer.abort()
-                raise
-            return writer.commit()
-
-        stored = await asyncio.to_thread(write)
-        if isinstance(stored, StoredSnapshot):
-            return Snapshot(meta, stored.open())
-        return Snapshot(meta, io.BytesIO(stored[1]))
+        return open_snapshot(await asyncio.to_thread(write_snapshot, self._snapshots, meta, chunks))
 
     def _load(self, meta: SnapshotMeta, f: BinaryIO) -> None:
         """Replace the state with snapshot bytes from ``f`` (StorageCorrupted if malformed)."""
-        unpacker = msgpack.Unpacker(raw=False, strict_map_key=False, max_buffer_size=CHUNK_SIZE * 64)
-        items = self._items(unpacker, f)
+        items = unpack_items(f)
         try:
             applied, mem_id, mem, count = next(items)
             data: dict[int, bytes] = {}
@@ -196,13 +159,3 @@ class MemStateMachine(RaftStateMachine):
         if last_applied != meta.last_log_id:
             raise StorageCorrupted(f"snapshot data covers {last_applied}, meta says {meta.last_log_id}")
         self.last_applied, self.last_membership, self.data = last_applied, membership, data
-
-    @staticmethod
-    def _items(unpacker: msgpack.Unpacker, f: BinaryIO) -> Iterator[Any]:
-        while True:
-            for obj in unpacker:
-                yield obj
-            chunk = f.read(CHUNK_SIZE)
-            if not chunk:
-                return
-            unpacker.feed(chunk)
