@@ -30,13 +30,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
 from raftx.errors import RaftError, Timeout
 
-__all__ = ["LocalCluster", "ManagedProcess", "free_ports", "wait_for_file"]
+__all__ = ["LocalCluster", "ManagedProcess", "child_env", "free_ports", "wait_for_file"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,16 @@ def free_ports(n: int, host: str = "127.0.0.1") -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``env`` (default: this process's environment) with raftx importable in a child
+    also when it runs from a checkout without installing (its root goes first on
+    ``PYTHONPATH``)."""
+    out = dict(os.environ if env is None else env)
+    root = str(Path(__file__).resolve().parent.parent)
+    out["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [out.get("PYTHONPATH")])])
+    return out
 
 
 class ManagedProcess:
@@ -160,16 +170,20 @@ class ManagedProcess:
             self._log = None
 
 
-def wait_for_file(path: str | os.PathLike[str], timeout: float, processes: Sequence[ManagedProcess] = ()) -> Path:
+def wait_for_file(path: str | os.PathLike[str], timeout: float, processes: Sequence[ManagedProcess] = (),
+                  on_poll: Callable[[], None] | None = None) -> Path:
     """Wait until ``path`` exists (written atomically by a child); `Timeout` otherwise.
 
     Fails early with `RaftError` if every one of ``processes`` has exited. Polls
-    every 50 ms: this is for harnesses watching other processes, not for tests'
-    synchronisation inside one process.
+    every 50 ms, calling ``on_poll`` (e.g. to report a child's progress) each time:
+    this is for harnesses watching other processes, not for tests' synchronisation
+    inside one process.
     """
     p = Path(path)
     deadline = time.monotonic() + timeout
     while not p.exists():
+        if on_poll is not None:
+            on_poll()
         if processes and not any(proc.alive for proc in processes):
             raise RaftError(f"all processes exited before {p} appeared:\n"
                             + "\n".join(f"--- {x.name}\n{x.log_tail(1500)}" for x in processes))
@@ -199,9 +213,7 @@ class LocalCluster:
         self.cluster_name = cluster_name
         ports = free_ports(n)
         self.addrs: dict[int, str] = {i + 1: f"127.0.0.1:{ports[i]}" for i in range(n)}
-        child_env = dict(os.environ if env is None else env)
-        root = str(Path(__file__).resolve().parent.parent)  # run from a checkout without installing
-        child_env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [child_env.get("PYTHONPATH")])])
+        env = child_env(env)
         self.nodes: dict[int, ManagedProcess] = {}
         for i, addr in self.addrs.items():
             argv = [python, "-m", "raftx.kv.server", "--id", str(i), "--listen", addr,
@@ -209,7 +221,7 @@ class LocalCluster:
                     *[f"--peer={j}={a}" for j, a in self.addrs.items() if j != i], *node_args]
             if i == 1:
                 argv.append("--init")
-            self.nodes[i] = ManagedProcess(argv, log_path=self.base_dir / f"node{i}.log", env=child_env,
+            self.nodes[i] = ManagedProcess(argv, log_path=self.base_dir / f"node{i}.log", env=env,
                                            name=f"raftx-node{i}")
 
     def client(self, **kwargs: Any) -> Any:

@@ -156,8 +156,8 @@ def worker(args: argparse.Namespace) -> int:
 def run(base: Path, *, nodes: int, inflight: list[int], duration: float, max_writes: int, value_bytes: int,
         journal: bool = False, progress: Any = lambda text: None) -> dict[str, Any]:
     """Start ``nodes`` PySyncObj processes, collect the leader's results, stop everything."""
-    from raftx.bench.runs import child_env, wait_for_result
-    from raftx.launcher import ManagedProcess, free_ports
+    from raftx.bench.runs import wait_for_result
+    from raftx.launcher import ManagedProcess, child_env, free_ports
 
     lib = require_pysyncobj()
     base.mkdir(parents=True, exist_ok=True)

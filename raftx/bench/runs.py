@@ -13,37 +13,30 @@ Every phase is bounded in time and every node process is killed on the way out.
 from __future__ import annotations
 
 import json
-import os
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from raftx.bench.load import drive, measured_level
 from raftx.errors import RaftError, Timeout
-from raftx.launcher import LocalCluster, ManagedProcess, free_ports
+from raftx.launcher import LocalCluster, ManagedProcess, child_env, free_ports, wait_for_file
 
-__all__ = ["child_env", "run_in_process", "run_kvclient", "wait_for_result"]
+__all__ = ["run_in_process", "run_kvclient", "wait_for_result"]
 
 CLUSTER = "raftx-bench"
 
 Progress = Callable[[str], None]
 
 
-def child_env() -> dict[str, str]:
-    """This environment, with raftx importable in children also when run from a checkout."""
-    root = str(Path(__file__).resolve().parents[2])
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])))
-
-
 def wait_for_result(result: Path, progress_file: Path, budget: float, procs: Sequence[ManagedProcess],
                     progress: Progress, label: str) -> dict[str, Any]:
     """Wait (at most ``budget`` s) for the leader's ``result`` file, reporting the phases it
     writes to ``progress_file``; `RaftError` with the logs if every process exited."""
-    deadline = time.monotonic() + budget
     shown = None
-    while not result.exists():
+
+    def report_phase() -> None:
+        nonlocal shown
         try:
             phase = json.loads(progress_file.read_text()).get("phase")
         except (OSError, ValueError):
@@ -51,12 +44,13 @@ def wait_for_result(result: Path, progress_file: Path, budget: float, procs: Seq
         if phase is not None and phase != shown:
             progress(f"{label}: {phase}")
             shown = phase
-        if not any(p.alive for p in procs):
-            raise RaftError(f"{label}: every process exited before the result:\n"
-                            + "\n".join(f"--- {p.name}\n{p.log_tail(1500)}" for p in procs))
-        if time.monotonic() > deadline:
-            raise Timeout(f"{label}: no result within {budget:.0f}s")
-        time.sleep(0.05)  # watching other processes: there is nothing in this one to wait on
+
+    try:
+        wait_for_file(result, budget, procs, on_poll=report_phase)
+    except Timeout:
+        raise Timeout(f"{label}: no result within {budget:.0f}s") from None
+    except RaftError as exc:
+        raise RaftError(f"{label}: {exc}") from exc
     return json.loads(result.read_text())  # type: ignore[no-any-return]
 
 
@@ -91,7 +85,7 @@ async def run_kvclient(base: Path, *, nodes: int, inflight: list[int], duration:
                        value_bytes: int, fsync: bool, progress: Progress) -> dict[str, Any]:
     """``raftx serve`` node processes, the load from this process through `KVClient`."""
     base.mkdir(parents=True, exist_ok=True)
-    cluster = LocalCluster(nodes, base_dir=base, cluster_name=CLUSTER, env=child_env(),
+    cluster = LocalCluster(nodes, base_dir=base, cluster_name=CLUSTER,
                            node_args=["--log-level", "WARNING", *([] if fsync else ["--no-fsync"])])
     stats = {f"node{i}": base / f"stats-node{i}.json" for i in cluster.nodes}
     for i, p in cluster.nodes.items():  # the same node, with CPU / fsync accounting around it
