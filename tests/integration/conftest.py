@@ -1,28 +1,20 @@
-"""Integration tests reuse the runtime test kit (`raftkit`) and the transport tests' PKI."""
+"""Integration tests reuse the runtime test kit (`tests.runtime.raftkit`) and the
+transport tests' throwaway PKI (`tests.network.pkikit`)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
+import pytest
 
-_TESTS = Path(__file__).resolve().parent.parent
-for sub in ("runtime", "network"):
-    if str(_TESTS / sub) not in sys.path:
-        sys.path.insert(0, str(_TESTS / sub))
-
-_spec = importlib.util.spec_from_file_location("raftx_network_test_conftest", _TESTS / "network" / "conftest.py")
-assert _spec is not None and _spec.loader is not None
-_network_conftest = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = _network_conftest
-_spec.loader.exec_module(_network_conftest)
-
-#: A throwaway CA with server and client certificates (see tests/network/conftest.py).
-pki = _network_conftest.pki
+from tests.network.pkikit import Pki, make_pki
+from tests.runtime.raftkit import loop_factories
 
 
-def pytest_asyncio_loop_factories(config: object, item: object) -> dict[str, object] | None:
+@pytest.fixture(scope="session")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    """A CA, a server and a client certificate from it, and a client certificate from another CA."""
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+def pytest_asyncio_loop_factories(config: pytest.Config, item: pytest.Item) -> dict[str, object] | None:
     """The TCP cluster tests run on the stdlib loop and, when installed, on uvloop."""
-    from raftkit import loop_factories
-
     return loop_factories(item, ("test_tcp_cluster.py",))

@@ -10,11 +10,11 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from raftkit import WAIT, Cluster
 
 from raftx import ServerState
 from raftx.errors import ForwardToLeader, RemoteError
 from raftx.network import RpcClient
+from tests.runtime.raftkit import WAIT, Cluster
 
 pytestmark = pytest.mark.timeout(90)
 

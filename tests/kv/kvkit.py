@@ -6,7 +6,6 @@ Each node is a `raftx.Raft` with a `KVStateMachine`, served by a `KVNodeServer`
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from raftx import Config
@@ -16,6 +15,7 @@ from raftx.network.raft_rpc import TcpNetworkFactory
 from raftx.raft import Raft
 from raftx.storage import MemLogStore
 from raftx.types import BasicNode, ServerState
+from tests.runtime.raftkit import agreed_leader
 
 WAIT = 20.0
 CLUSTER = "kv-test"
@@ -69,15 +69,4 @@ class KVCluster:
 
     async def leader(self) -> int:
         """The id of the leader all running nodes agree on (bounded wait)."""
-        async with asyncio.timeout(WAIT):
-            while True:
-                rxs = [r.metrics() for r in self.rafts.values()]
-                seen = {rx.borrow().current_leader for rx in rxs}
-                if len(seen) == 1 and None not in seen:
-                    (leader,) = seen
-                    if leader in self.rafts and self.rafts[leader].metrics().borrow().state is ServerState.LEADER:
-                        return leader  # type: ignore[no-any-return]
-                waits = [asyncio.ensure_future(rx.changed()) for rx in rxs]
-                _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                for w in pending:
-                    w.cancel()
+        return await agreed_leader(self.rafts, WAIT)

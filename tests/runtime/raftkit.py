@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl as _ssl
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -120,20 +121,7 @@ class Cluster:
     async def leader(self, among: list[int] | None = None, timeout: float = WAIT) -> Raft:
         """The node every live node in ``among`` agrees is leader (waits on metrics changes)."""
         ids = among if among is not None else list(self.nodes)
-        rxs = [self.nodes[i].metrics() for i in ids]
-        async with asyncio.timeout(timeout):
-            while True:
-                ms = [rx.borrow_and_update() for rx in rxs]
-                for i, m in zip(ids, ms):
-                    if m.state == ServerState.LEADER and all(x.current_leader == i for x in ms):
-                        return self.nodes[i]
-                waits = [asyncio.ensure_future(rx.changed()) for rx in rxs]
-                try:
-                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    for w in waits:
-                        w.cancel()
-                    await asyncio.gather(*waits, return_exceptions=True)
+        return self.nodes[await agreed_leader({i: self.nodes[i] for i in ids}, timeout)]
 
     async def close(self) -> None:
         for i in list(self.nodes):
@@ -141,10 +129,31 @@ class Cluster:
         await self.router.close()
 
 
-def loop_factories(item: Any, files: tuple[str, ...]) -> dict[str, Any]:
-    """For ``pytest_asyncio_loop_factories``: run the tests in ``files`` on the stdlib loop
-    and, when installed, on uvloop (the loop is the application's choice)."""
+async def agreed_leader(nodes: Mapping[int, Raft], timeout: float = WAIT) -> int:
+    """The id of the node that leads and that every one of ``nodes`` names as leader
+    (waits on metrics changes; `TimeoutError` after ``timeout`` seconds)."""
+    ids = list(nodes)
+    rxs = [nodes[i].metrics() for i in ids]
+    async with asyncio.timeout(timeout):
+        while True:
+            ms = [rx.borrow_and_update() for rx in rxs]
+            for i, m in zip(ids, ms):
+                if m.state == ServerState.LEADER and all(x.current_leader == i for x in ms):
+                    return i
+            waits = [asyncio.ensure_future(rx.changed()) for rx in rxs]
+            try:
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for w in waits:
+                    w.cancel()
+                await asyncio.gather(*waits, return_exceptions=True)
+
+
+def loop_factories(item: Any, files: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """For ``pytest_asyncio_loop_factories``: run the tests in ``files`` (None: every test
+    that sees the hook) on the stdlib loop and, when installed, on uvloop (the loop is
+    the application's choice)."""
     factories: dict[str, Any] = {"asyncio": asyncio.new_event_loop}
-    if uvloop is not None and item.path.name in files:
+    if uvloop is not None and (files is None or item.path.name in files):
         factories["uvloop"] = uvloop.new_event_loop
     return factories
