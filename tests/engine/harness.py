@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import random
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from raftx.config import Config
@@ -32,8 +32,6 @@ from raftx.messages import (
     EntryList,
     PayloadBatch,
     SnapshotResponse,
-    TransferLeaderRequest,
-    VoteRequest,
     VoteResponse,
 )
 from raftx.types import ClientWriteResponse, Entry, LogId, Membership, ServerState, SnapshotMeta, StoredMembership, Vote
@@ -557,6 +555,27 @@ def booted_cluster(n: int = 3, **config: Any) -> Cluster:
     return restored_cluster({i: [0] for i in range(1, n + 1)}, {i: Vote(0) for i in range(1, n + 1)}, **config)
 
 
+def running_cluster(**config: Any) -> Cluster:
+    """Voters 1, 2, 3 initialized from node 1 and run 40 ms: node 1 leads.
+    ``config`` overrides `make_config`."""
+    c = Cluster(config=make_config(**config))
+    c.initialize(1)
+    c.run_for(40)
+    assert c.leader() == 1
+    return c
+
+
 def campaign(cluster: Cluster, node_id: int, pre_vote: bool = False) -> None:
     """Force an election timeout on ``node_id`` (its vote requests are queued, not delivered)."""
     cluster[node_id].handle(ev.TriggerElect(pre_vote))
+
+
+def elect_without_appends(cluster: Cluster, node_id: int, max_rounds: int = 20) -> None:
+    """`campaign` on ``node_id`` and deliver everything but AppendEntries requests
+    (dropped) until nothing is queued: ``node_id`` wins without replicating."""
+    campaign(cluster, node_id)
+    for _ in range(max_rounds):
+        cluster.drop(lambda m: m.kind == "append_req")
+        if not cluster.queue:
+            break
+        cluster.deliver()

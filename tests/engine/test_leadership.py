@@ -8,19 +8,11 @@ from raftx.engine import events as ev
 from raftx.messages import VoteRequest
 from raftx.types import ServerState, Vote
 
-from tests.engine.harness import Cluster, make_config, make_engine, of_type
-
-
-def running(**config) -> Cluster:
-    c = Cluster(config=make_config(**config))
-    c.initialize(1)
-    c.run_for(40)
-    assert c.leader() == 1
-    return c
+from tests.engine.harness import make_engine, of_type, running_cluster
 
 
 def test_transfer_leader_to_an_up_to_date_voter() -> None:
-    c = running(enable_leader_lease=True)
+    c = running_cluster(enable_leader_lease=True)
     c.write(1, b"a")
     c.stabilize()
     c[1].handle(ev.TriggerTransferLeader(3))
@@ -35,14 +27,14 @@ def test_transfer_leader_to_an_up_to_date_voter() -> None:
 
 
 def test_transfer_to_a_learner_or_self_is_ignored() -> None:
-    c = running()
+    c = running_cluster()
     assert c[1].handle(ev.TriggerTransferLeader(1)) == []
     assert c[1].handle(ev.TriggerTransferLeader(9)) == []
     assert c.leader() == 1
 
 
 def test_pre_vote_keeps_a_partitioned_node_from_raising_terms() -> None:
-    c = running(enable_pre_vote=True)
+    c = running_cluster(enable_pre_vote=True)
     term = c[1].engine.vote.term
     c.isolate(3)
     c.run_for(1000)
@@ -53,7 +45,7 @@ def test_pre_vote_keeps_a_partitioned_node_from_raising_terms() -> None:
 
 
 def test_without_pre_vote_a_partitioned_node_raises_its_term() -> None:
-    c = running(enable_pre_vote=False)
+    c = running_cluster(enable_pre_vote=False)
     term = c[1].engine.vote.term
     c.isolate(3)
     c.run_for(1000)
@@ -93,7 +85,7 @@ def test_runtime_toggles_stop_elections_and_heartbeats() -> None:
 
 
 def test_trigger_elect_and_heartbeat() -> None:
-    c = running(enable_leader_lease=False)  # with the lease, 1's followers would refuse 2
+    c = running_cluster(enable_leader_lease=False)  # with the lease, 1's followers would refuse 2
     c[1].handle(ev.SetRuntimeConfig(heartbeat=False))
     c.tick(c.config.heartbeat_interval * 3)
     assert not c.queue

@@ -13,11 +13,11 @@ import pytest
 
 from raftx.engine import commands as cmd
 from raftx.engine import events as ev
-from raftx.engine import Engine, RestoredState
+from raftx.engine import Engine
 from raftx.messages import AppendEntriesRequest, AppendEntriesResponse, EntryList, VoteRequest, VoteResponse
-from raftx.types import Entry, LogId, Membership, ServerState, StoredMembership, Vote
+from raftx.types import Entry, LogId, ServerState, Vote
 
-from tests.engine.harness import Cluster, Reply, elect, flush, make_engine, of_type, make_config
+from tests.engine.harness import Cluster, elect, flush, make_engine, of_type
 
 
 def entries(*ids: tuple[int, int]) -> EntryList:

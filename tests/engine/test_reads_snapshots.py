@@ -9,22 +9,14 @@ from raftx.errors import ForwardToLeader, QuorumNotEnough
 from raftx.messages import AppendEntriesResponse
 from raftx.types import LogId, SnapshotMeta, StoredMembership, Vote
 
-from tests.engine.harness import Cluster, elect, flush, make_config, make_engine, of_type
-
-
-def running(**config) -> Cluster:
-    c = Cluster(config=make_config(**config))
-    c.initialize(1)
-    c.run_for(40)
-    assert c.leader() == 1
-    return c
+from tests.engine.harness import elect, flush, make_engine, of_type, running_cluster
 
 
 # -- reads ------------------------------------------------------------------------------------
 
 
 def test_read_log_id_waits_for_one_quorum_round() -> None:
-    c = running()
+    c = running_cluster()
     c.write(1, b"a")
     c.stabilize()
     r = c.call(1, lambda r: ev.GetReadLogId(r))
@@ -51,13 +43,13 @@ def test_read_log_id_covers_the_leaders_blank_entry() -> None:
 
 
 def test_read_on_follower_forwards() -> None:
-    c = running()
+    c = running_cluster()
     r = c.call(2, lambda r: ev.GetReadLogId(r))
     assert isinstance(r.value, ForwardToLeader) and r.value.leader_id == 1
 
 
 def test_read_on_partitioned_leader_fails_with_quorum_not_enough() -> None:
-    c = running()
+    c = running_cluster()
     c.isolate(1)
     r = c.call(1, lambda r: ev.GetReadLogId(r))
     c.tick(c.config.election_timeout_max, nodes=[1])
@@ -78,7 +70,7 @@ def test_answers_before_the_read_do_not_confirm_it() -> None:
 
 
 def test_leader_lease_refuses_writes_without_quorum() -> None:
-    c = running(enable_leader_lease=True)
+    c = running_cluster(enable_leader_lease=True)
     c.isolate(1)
     c.tick(c.config.election_timeout_max, nodes=[1])
     [w] = c.write(1, b"x")
@@ -89,7 +81,7 @@ def test_leader_lease_refuses_writes_without_quorum() -> None:
 
 
 def test_snapshot_policy_builds_and_purges() -> None:
-    c = running(snapshot_policy=SnapshotPolicy.LogsSinceLast(5), max_in_snapshot_log_to_keep=2)
+    c = running_cluster(snapshot_policy=SnapshotPolicy.LogsSinceLast(5), max_in_snapshot_log_to_keep=2)
     for k in range(6):
         c.write(1, b"%d" % k)
     c.run_for(40)
@@ -101,7 +93,7 @@ def test_snapshot_policy_builds_and_purges() -> None:
 
 
 def test_lagging_follower_catches_up_by_snapshot() -> None:
-    c = running(snapshot_policy=SnapshotPolicy.LogsSinceLast(5), max_in_snapshot_log_to_keep=0, enable_pre_vote=True)
+    c = running_cluster(snapshot_policy=SnapshotPolicy.LogsSinceLast(5), max_in_snapshot_log_to_keep=0, enable_pre_vote=True)
     c.isolate(3)
     for k in range(12):
         c.write(1, b"v%d" % k)
@@ -136,7 +128,7 @@ def test_snapshot_install_truncates_conflicting_uncommitted_entries() -> None:
 
 
 def test_trigger_purge_never_passes_the_snapshot() -> None:
-    c = running(snapshot_policy=SnapshotPolicy.Never())
+    c = running_cluster(snapshot_policy=SnapshotPolicy.Never())
     for k in range(5):
         c.write(1, b"%d" % k)
     c.run_for(40)

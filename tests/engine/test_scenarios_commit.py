@@ -9,15 +9,17 @@ CheckQuorum.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from raftx.messages import AppendEntriesRequest
 from raftx.types import LogId, ServerState, Vote
 
-from tests.engine.harness import Cluster, Msg, booted_cluster, campaign, restored_cluster
+from tests.engine.harness import Cluster, Msg, booted_cluster, campaign, elect_without_appends, restored_cluster
 
 
-def _appends_from(src: int, dst: int | None = None) -> "callable[[Msg], bool]":  # type: ignore[valid-type]
+def _appends_from(src: int, dst: int | None = None) -> Callable[[Msg], bool]:
     return lambda m: m.kind == "append_req" and m.src == src and (dst is None or m.dst == dst)
 
 
@@ -167,12 +169,7 @@ def test_s14_no_commit_without_a_current_term_entry() -> None:
     entry" is openraft's blank entry, appended at election.
     """
     cl = _s14_setup()
-    campaign(cl, 2)
-    for _ in range(20):
-        cl.drop(lambda m: m.kind == "append_req")
-        if not cl.queue:
-            break
-        cl.deliver()
+    elect_without_appends(cl, 2)
     assert cl[2].state is ServerState.LEADER and cl[2].engine.vote.term == 2
     assert cl[2].log_ids()[-1] == LogId(2, 4)
     assert _committed_index(cl, 2) == 1

@@ -14,7 +14,7 @@ from raftx.engine import events as ev
 from raftx.errors import ForwardToLeader, QuorumNotEnough, RaftError
 from raftx.types import LogId, ServerState
 
-from tests.engine.harness import Cluster, Reply, booted_cluster, campaign
+from tests.engine.harness import Cluster, Reply, booted_cluster, campaign, elect_without_appends
 
 
 def read(cl: Cluster, node_id: int) -> Reply:
@@ -50,12 +50,7 @@ def test_s27_new_leader_read_waits_for_its_own_term_entry() -> None:
     cl[1].handle(ev.TriggerHeartbeat())
     cl.stabilize()
     assert cl[2].engine.committed == LogId(1, 3)
-    campaign(cl, 2)
-    for _ in range(20):
-        cl.drop(lambda m: m.kind == "append_req")
-        if not cl.queue:
-            break
-        cl.deliver()
+    elect_without_appends(cl, 2)
     assert cl[2].state is ServerState.LEADER and cl[2].engine.vote.term == 2
     committed_at_read = cl[2].engine.committed
     reply = read(cl, 2)
