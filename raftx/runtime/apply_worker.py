@@ -40,6 +40,10 @@ __all__ = ["ApplyWorker"]
 
 logger = logging.getLogger(__name__)
 
+#: At most this many entries per `RaftStateMachine.apply` call; longer committed
+#: ranges are applied in chunks, the event loop turning between them.
+APPLY_CHUNK = 1024
+
 
 def resolve(responder: Any, value: Any) -> None:
     """Resolve an API/RPC responder (a future) with a value or an exception instance."""
@@ -157,34 +161,53 @@ class ApplyWorker:
         responders = list(cmd.responders)
         queue = self._queue
         # Merge the consecutive apply commands queued behind this one: one apply call.
-        while queue and queue[0][0] == "apply" and queue[0][1][0].first_index == last.index + 1:
+        while (queue and queue[0][0] == "apply" and queue[0][1][0].first_index == last.index + 1
+               and last.index + 1 - first < APPLY_CHUNK):
             nxt, io = queue.popleft()[1]
             last = nxt.last
             written_io = max(written_io, io)
             responders.extend(nxt.responders)
-        entries = None if self._cache is None else self._cache.get_entries(first, last.index + 1)
-        if entries is None or entries[-1].log_id != last:
+        # A long range goes in chunks with a turn of the loop between them, so that a
+        # node catching up keeps answering AppendEntries and heartbeats meanwhile.
+        r = 0
+        pos = first
+        while pos <= last.index:
+            stop = min(last.index + 1, pos + APPLY_CHUNK)
+            entries = await self._entries(pos, stop, written_io, last if stop > last.index else None)
+            outputs = await self.sm.apply(entries)
+            if len(outputs) != len(entries):
+                raise StorageError(f"state machine returned {len(outputs)} responses for {len(entries)} entries")
+            discard = self._writes_waiting.discard
+            while r < len(responders) and responders[r][0] < stop:
+                index, responder = responders[r]
+                r += 1
+                p = index - pos
+                e = entries[p]
+                discard(responder)
+                if not responder.done():
+                    responder.set_result(ClientWriteResponse(e.log_id, outputs[p], e.get_membership()))
+            done = entries[-1].log_id
+            self._on_applied(done)
+            self._post(Applied(done))
+            pos = stop
+            if pos <= last.index:
+                await asyncio.sleep(0)
+
+    async def _entries(self, start: int, stop: int, written_io: int, last: LogId | None) -> list[Any]:
+        """Committed entries ``[start, stop)`` from the cache or the store; ``last`` (if
+        given) must be the id of the last one."""
+        entries = None if self._cache is None else self._cache.get_entries(start, stop)
+        if entries is None or (last is not None and entries[-1].log_id != last):
             await self.storage.wait_written(written_io)
             if self._reader is None:
                 self._reader = await self.log_store.get_log_reader()
-            entries = await self._reader.try_get_log_entries(first, last.index + 1)
-        if len(entries) != last.index + 1 - first or entries[-1].log_id != last:
+            entries = await self._reader.try_get_log_entries(start, stop)
+        if len(entries) != stop - start or (last is not None and entries[-1].log_id != last):
             raise StorageError(
-                f"committed entries {first}..{last} are not all in the log "
+                f"committed entries {start}..{stop - 1} (last {last}) are not all in the log "
                 f"(read {len(entries)}{'' if not entries else f', last {entries[-1].log_id}'})"
             )
-        outputs = await self.sm.apply(entries)
-        if len(outputs) != len(entries):
-            raise StorageError(f"state machine returned {len(outputs)} responses for {len(entries)} entries")
-        discard = self._writes_waiting.discard
-        for index, responder in responders:
-            p = index - first
-            e = entries[p]
-            discard(responder)
-            if not responder.done():
-                responder.set_result(ClientWriteResponse(e.log_id, outputs[p], e.get_membership()))
-        self._on_applied(last)
-        self._post(Applied(last))
+        return entries  # type: ignore[no-any-return]
 
     async def _build(self) -> None:
         builder = await self.sm.get_snapshot_builder()

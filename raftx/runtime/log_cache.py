@@ -20,10 +20,21 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Sequence
 
+from raftx import _core
 from raftx.storage.batch import EncodedBatch
-from raftx.types import Entry, LogId
+from raftx.types import Entry, EntryKind, LogId
 
 __all__ = ["LogCache"]
+
+
+_NORMAL = int(EntryKind.NORMAL)
+
+
+def _decode(batch: EncodedBatch) -> list[Entry]:
+    """``batch`` as `Entry` objects (normal entries built directly, the rest by
+    `Entry.from_record`); the records were CRC-checked when received and again here."""
+    recs = _core.codec.decode_entries(batch.data, batch.first_index)
+    return [Entry(LogId(t, i), p) if k == _NORMAL else Entry.from_record(t, i, k, p) for t, i, k, p in recs]
 
 
 class _Chunk:
@@ -144,11 +155,10 @@ class LogCache:
         for ch in found:
             lo, hi = max(start, ch.first), min(stop, ch.last + 1)
             if ch.payloads is None:
-                out.extend(ch.batch.slice(lo, hi).entries() if (lo, hi) != (ch.first, ch.last + 1)
-                           else ch.batch.entries())
+                out.extend(_decode(ch.batch if (lo, hi) == (ch.first, ch.last + 1) else ch.batch.slice(lo, hi)))
                 continue
             terms = ch.batch.terms
             base = ch.first
-            payloads = ch.payloads
-            out.extend([Entry(LogId(terms[i - base], i), payloads[i - base]) for i in range(lo, hi)])
+            ids = map(LogId, terms[lo - base : hi - base], range(lo, hi))
+            out.extend(map(Entry, ids, ch.payloads[lo - base : hi - base]))
         return out

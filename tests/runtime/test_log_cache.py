@@ -50,6 +50,7 @@ def test_ranges_within_and_across_batches() -> None:
         assert list(got.terms) == [e.log_id.leader_id for e in entries[lo:hi]]
         assert cache.get_entries(lo, hi) == entries[lo:hi]
     assert cache.get_batch(0, 9) is None and cache.get_entries(8, 9) is None and cache.get_batch(3, 3) is None
+    assert {type(e.payload) for e in cache.get_entries(0, 8) or ()} == {bytes}
 
 
 def test_truncate_then_append_mirrors_the_log() -> None:
