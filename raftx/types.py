@@ -108,10 +108,11 @@ class Membership:
 
     def to_bytes(self) -> bytes:
         """The payload of a MEMBERSHIP entry (msgpack)."""
-        return msgpack.packb(
+        data: bytes = msgpack.packb(
             [[sorted(c) for c in self.configs], [[i, n.addr] for i, n in sorted(self.nodes.items())]],
             use_bin_type=True,
         )
+        return data
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Membership:
@@ -320,9 +321,9 @@ class ChangeMembers:
             for i in self.ids:
                 nodes.pop(i, None)
         elif kind == "ReplaceAllNodes":
-            kept = voters - self.ids
-            if kept:
-                raise ChangeMembershipError(f"voters {sorted(kept)} would lose their node entry")
+            orphaned = voters - self.ids
+            if orphaned:
+                raise ChangeMembershipError(f"voters {sorted(orphaned)} would lose their node entry")
             nodes = dict(self.nodes)
         for v in sorted(voters):
             if v not in nodes:

@@ -43,7 +43,7 @@ def require_pysyncobj() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        import pysyncobj  # type: ignore[import-untyped]  # noqa: F401
+        import pysyncobj  # noqa: F401
 
         return version("pysyncobj")
     except (ImportError, PackageNotFoundError):
@@ -64,7 +64,7 @@ def _make_node(self_addr: str, partners: list[str], journal: str | None) -> Any:
             self._data: dict[int, bytes] = {}
             self._applied = 0
 
-        @replicated  # type: ignore[misc]
+        @replicated  # type: ignore[untyped-decorator]
         def put(self, key: int, value: bytes) -> int:
             self._data[key] = value
             self._applied += 1

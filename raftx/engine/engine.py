@@ -103,8 +103,9 @@ class Engine:
         mem = list(r.memberships)
         if r.snapshot is not None and r.snapshot.last_membership.log_id is not None:
             snap_sm = r.snapshot.last_membership
-            if not mem or (mem[0].log_id is not None and mem[0].log_id.index < snap_sm.log_id.index):
-                mem = [snap_sm, *[m for m in mem if m.log_id is not None and m.log_id.index > snap_sm.log_id.index]]
+            snap_index = r.snapshot.last_membership.log_id.index
+            if not mem or (mem[0].log_id is not None and mem[0].log_id.index < snap_index):
+                mem = [snap_sm, *[m for m in mem if m.log_id is not None and m.log_id.index > snap_index]]
         self.membership = MembershipState(mem, -1 if r.committed is None else r.committed.index)
         self.io = IOProgress(self.vote, self.log.last_log_id)
         #: install io id -> snapshot last log id (applied once that io is durable).

@@ -69,7 +69,9 @@ def change_membership(eng: Engine, changes: ChangeMembers, retain: bool, respond
         return
     if target.configs[0] == current.configs[0]:
         if dict(target.nodes) == dict(current.nodes):
-            eng.respond(responder, ClientWriteResponse(ms.effective.log_id, None, current))  # nothing to do
+            log_id = ms.effective.log_id
+            assert log_id is not None  # a leader's membership is an entry of its log (thesis §4.1)
+            eng.respond(responder, ClientWriteResponse(log_id, None, current))  # nothing to do
             return
         _append_membership(eng, target, responder)
         return

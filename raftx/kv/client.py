@@ -188,8 +188,8 @@ class KVClient:
 
     async def delete(self, key: str | bytes) -> bool:
         """Remove ``key``; True if it existed."""
-        r = self._check(await self._write(C.DELETE, key, ()))
-        return r[0] == C.OK
+        status: int = self._check(await self._write(C.DELETE, key, ()))[0]
+        return status == C.OK
 
     async def cas(self, key: str | bytes, expected: str | bytes | None, new: str | bytes | None) -> bool:
         """Compare-and-swap: set ``key`` to ``new`` if its value is ``expected``; True if swapped.
@@ -198,8 +198,8 @@ class KVClient:
         """
         exp = None if expected is None else C.to_bytes(expected, "expected", C.MAX_VALUE_BYTES)
         nw = None if new is None else C.to_bytes(new, "new", C.MAX_VALUE_BYTES)
-        r = self._check(await self._write(C.CAS, key, (exp, nw)))
-        return r[0] == C.OK
+        status: int = self._check(await self._write(C.CAS, key, (exp, nw)))[0]
+        return status == C.OK
 
     async def get(self, key: str | bytes, *, linearizable: bool | None = None) -> bytes | None:
         """The value of ``key`` or None. Linearizable unless ``linearizable=False``

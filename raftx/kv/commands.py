@@ -27,6 +27,7 @@ sees bytes, so ``"a"`` and ``b"a"`` name the same key. Malformed arguments raise
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import msgpack
@@ -93,7 +94,7 @@ class Command(NamedTuple):
     args: tuple[Any, ...]
 
 
-_pack = msgpack.Packer(use_bin_type=True).pack
+_pack: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True).pack
 
 
 def to_bytes(value: Any, what: str, limit: int) -> bytes:

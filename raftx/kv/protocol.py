@@ -32,6 +32,7 @@ changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -81,7 +82,7 @@ STATUS_FIELDS = ("id", "state", "term", "leader", "leader_addr", "last_log_index
                  "last_applied", "members", "learners", "nodes", "keys", "sessions", "bad_commands",
                  "running", "replication")
 
-pack = msgpack.Packer(use_bin_type=True).pack
+pack: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True).pack
 
 
 def _unpack(payload: Any, what: str, max_bin: int) -> Any:
@@ -125,7 +126,7 @@ def decode_reply(payload: Any) -> list[Any]:
         raise BadCommand("malformed kv results")
     if obj[0] == REPLY_REDIRECT and len(obj) != 3:
         raise BadCommand("malformed kv redirect")
-    return obj  # type: ignore[no-any-return]
+    return obj
 
 
 def decode_status(payload: Any) -> dict[str, Any]:

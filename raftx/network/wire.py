@@ -31,7 +31,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Union
 
-import msgpack  # type: ignore[import-untyped]
+import msgpack
 
 from raftx import _core
 from raftx.errors import ConfigError, ProtocolError

@@ -29,7 +29,8 @@ class EncodedBatch:
 
     __slots__ = ("data", "first_index", "terms", "offsets", "lengths")
 
-    def __init__(self, data: bytes, first_index: int, terms: array, offsets: array, lengths: array) -> None:
+    def __init__(self, data: bytes, first_index: int, terms: array[int], offsets: array[int],
+                 lengths: array[int]) -> None:
         self.data = data
         self.first_index = first_index
         self.terms = terms

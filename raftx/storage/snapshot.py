@@ -82,10 +82,11 @@ def log_id_from_list(v: Any) -> LogId | None:
 def encode_meta(meta: SnapshotMeta) -> bytes:
     """``meta`` as msgpack (the header of a snapshot file)."""
     m = meta.last_membership
-    return msgpack.packb(
+    data: bytes = msgpack.packb(
         [log_id_to_list(meta.last_log_id), log_id_to_list(m.log_id), m.membership.to_bytes(), meta.snapshot_id],
         use_bin_type=True,
     )
+    return data
 
 
 def decode_meta(data: bytes) -> SnapshotMeta:
@@ -208,7 +209,7 @@ class StoredSnapshot:
             f = open(self.path, "rb")
         except OSError as exc:
             raise StorageError(f"cannot open snapshot {self.path}: {exc}") from exc
-        return io.BufferedReader(_Section(f, self.data_offset, self.data_size), CHUNK_SIZE)  # type: ignore[return-value]
+        return io.BufferedReader(_Section(f, self.data_offset, self.data_size), CHUNK_SIZE)
 
 
 class SnapshotWriter:

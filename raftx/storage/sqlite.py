@@ -45,7 +45,8 @@ def _pack(v: Any) -> bytes:
         v = ["vote", v.term, v.node_id, v.committed]
     elif isinstance(v, LogId):
         v = ["log_id", v.leader_id, v.index]
-    return msgpack.packb(v, use_bin_type=True)
+    data: bytes = msgpack.packb(v, use_bin_type=True)
+    return data
 
 
 def _unpack(b: bytes | None) -> Any:

@@ -87,7 +87,8 @@ def _register_read_only(inp: Any, out: Any) -> bool:
 def _kv_read_only(inp: Any, out: Any) -> bool:
     """A get never changes the value."""
     try:
-        return inp[0] == "get"
+        is_get: bool = inp[0] == "get"
+        return is_get
     except (TypeError, IndexError):
         return False
 
