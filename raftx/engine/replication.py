@@ -15,7 +15,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence, cast
 
 from raftx import _core
 from raftx.engine import reads
@@ -23,7 +23,6 @@ from raftx.engine.commands import Replicate, SendSnapshot, BuildSnapshot
 from raftx.engine.progress import Progress, ProgressState, Send
 from raftx.messages import AppendEntriesResponse, PayloadBatch, SnapshotResponse
 from raftx.errors import ClientWriteError, ForwardToLeader
-from raftx.types import LogId
 
 if TYPE_CHECKING:
     from raftx.engine.engine import Engine
@@ -72,8 +71,8 @@ def client_write(eng: Engine, payloads: Sequence[bytes | None], responders: Sequ
         for r in responders:
             eng.respond(r, err)
         return
-    if kinds == _BYTES:
-        size = sum(map(len, payloads))
+    if kinds == _BYTES:  # every payload is bytes
+        size = sum(map(len, cast("Sequence[bytes]", payloads)))
     else:
         size = sum(len(p) for p in payloads if p is not None)
     leader = eng.leader
