@@ -65,6 +65,12 @@ class BatchEntries:
             b = self.batch
             data = b.data
             found: list[tuple[LogId, Membership]] = []
+            lengths = b.lengths
+            if lengths and lengths.count(lengths[0]) == len(lengths):
+                # equal-sized records (the common case): every kind byte at one stride, C speed
+                if EntryKind.MEMBERSHIP not in data[_KIND_OFFSET :: lengths[0]]:
+                    self._memberships = found
+                    return found
             for p, off in enumerate(b.offsets):
                 if data[off + _KIND_OFFSET] == EntryKind.MEMBERSHIP:
                     rec = _core.codec.decode_entries(data[off : off + b.lengths[p]], b.first_index + p)[0]
