@@ -3,8 +3,13 @@
 from array import array
 from collections.abc import Sequence
 
+from typing_extensions import disjoint_base
+
+__all__ = ["LogIndex", "MAX_INDEX"]
+
 MAX_INDEX: int
 
+@disjoint_base
 class LogIndex:
     def __init__(self) -> None: ...
     @property

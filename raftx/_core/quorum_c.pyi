@@ -2,6 +2,8 @@
 
 from typing import Iterable, Sequence
 
+from typing_extensions import disjoint_base
+
 INDEX_MAX: int
 MATCHED_NONE: int
 VOTE_PENDING: int
@@ -15,12 +17,14 @@ def joint_vote_result(
     n_old: int, granted_old: int, rejected_old: int, n_new: int, granted_new: int, rejected_new: int
 ) -> int: ...
 
+@disjoint_base
 class _Config:
     @property
     def voters(self) -> tuple[int, ...]: ...
     @property
     def voters_new(self) -> tuple[int, ...]: ...
 
+@disjoint_base
 class ProgressTracker(_Config):
     def __init__(self, voters: Iterable[int], voters_new: Iterable[int] = ()) -> None: ...
     @property
@@ -29,6 +33,7 @@ class ProgressTracker(_Config):
     def update(self, node_id: int, matched: int) -> int: ...
     def reset(self, node_id: int, matched: int) -> int: ...
 
+@disjoint_base
 class VoteTracker(_Config):
     def __init__(self, voters: Iterable[int], voters_new: Iterable[int] = ()) -> None: ...
     @property

@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from typing_extensions import disjoint_base
+
 U63_MAX: int
 
 class LeaderId:
@@ -18,6 +20,7 @@ class LeaderId:
     def __gt__(self, other: LeaderId, /) -> bool: ...
     def __ge__(self, other: LeaderId, /) -> bool: ...
 
+@disjoint_base
 class Vote:
     @property
     def term(self) -> int: ...
@@ -38,6 +41,7 @@ class Vote:
     def __gt__(self, other: Vote, /) -> bool: ...
     def __ge__(self, other: Vote, /) -> bool: ...
 
+@disjoint_base
 class LogId:
     @property
     def leader_id(self) -> int: ...
