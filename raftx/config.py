@@ -17,13 +17,16 @@ class SnapshotPolicy:
 
     @classmethod
     def LogsSinceLast(cls, n: int) -> SnapshotPolicy:  # noqa: N802  (openraft's name)
+        """Build a snapshot once ``n`` entries were applied since the last one."""
         return cls(n)
 
     @classmethod
     def Never(cls) -> SnapshotPolicy:  # noqa: N802
+        """Never build a snapshot on its own (``raft.trigger().snapshot()`` still does)."""
         return cls(0)
 
     def is_never(self) -> bool:
+        """Whether this policy never builds a snapshot."""
         return self.logs_since_last == 0
 
 

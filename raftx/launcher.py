@@ -89,14 +89,17 @@ class ManagedProcess:
 
     @property
     def pid(self) -> int | None:
+        """The OS process id of the last start (None before `start`)."""
         return None if self.popen is None else self.popen.pid
 
     @property
     def alive(self) -> bool:
+        """Whether the process was started and has not exited."""
         return self.popen is not None and self.popen.poll() is None
 
     @property
     def returncode(self) -> int | None:
+        """The exit code (negative: killed by that signal); None while running or never started."""
         return None if self.popen is None else self.popen.poll()
 
     def start(self) -> None:

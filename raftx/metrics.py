@@ -66,14 +66,17 @@ class RaftMetrics:
 
     @property
     def voter_ids(self) -> set[int]:
+        """The voters of the effective membership."""
         return self.membership_config.membership.voter_ids()
 
     @property
     def learner_ids(self) -> set[int]:
+        """The learners of the effective membership."""
         return self.membership_config.membership.learner_ids()
 
     @property
     def is_running(self) -> bool:
+        """Whether the node is running (``running_state`` holds no fatal error)."""
         return self.running_state is None
 
 

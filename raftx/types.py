@@ -91,19 +91,24 @@ class Membership:
         return cls((frozenset(i for i in nodes if i not in set(learners)),), nodes)
 
     def voter_ids(self) -> set[int]:
+        """Every voter, of both halves when joint."""
         return set().union(*self.configs) if self.configs else set()
 
     def learner_ids(self) -> set[int]:
+        """Nodes that are not voters (they replicate the log but never vote, thesis §4.2.1)."""
         voters = self.voter_ids()
         return {n for n in self.nodes if n not in voters}
 
     def is_voter(self, node_id: int) -> bool:
+        """Whether ``node_id`` is a voter of either configuration."""
         return any(node_id in c for c in self.configs)
 
     def is_joint(self) -> bool:
+        """Whether this is a joint configuration C_old,new (thesis §4.3)."""
         return len(self.configs) > 1
 
     def get_node(self, node_id: int) -> BasicNode | None:
+        """The address of ``node_id``, or None if it is not a node."""
         return self.nodes.get(node_id)
 
     def to_bytes(self) -> bytes:
@@ -116,6 +121,7 @@ class Membership:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Membership:
+        """Inverse of `to_bytes`; `raftx.errors.ProtocolError` for malformed bytes."""
         try:
             configs, nodes = msgpack.unpackb(data, raw=False, strict_map_key=False)
             return cls(
@@ -147,6 +153,7 @@ class Entry:
 
     @property
     def kind(self) -> EntryKind:
+        """BLANK, NORMAL or MEMBERSHIP, from the payload."""
         if self.payload is None:
             return EntryKind.BLANK
         if isinstance(self.payload, Membership):
@@ -154,6 +161,7 @@ class Entry:
         return EntryKind.NORMAL
 
     def get_membership(self) -> Membership | None:
+        """The membership a MEMBERSHIP entry carries, else None."""
         return self.payload if isinstance(self.payload, Membership) else None
 
     def to_record(self) -> tuple[int, int, int, bytes]:
@@ -167,6 +175,7 @@ class Entry:
 
     @classmethod
     def from_record(cls, term: int, index: int, kind: int, payload: bytes) -> Entry:
+        """Inverse of `to_record` (a MEMBERSHIP payload is decoded with `Membership.from_bytes`)."""
         if kind == EntryKind.NORMAL:
             return cls(LogId(term, index), bytes(payload))
         if kind == EntryKind.BLANK:
@@ -247,34 +256,42 @@ class ChangeMembers:
 
     @classmethod
     def AddVoterIds(cls, ids: Iterable[int]) -> ChangeMembers:  # noqa: N802  (openraft's names)
+        """Make existing nodes (learners) voters."""
         return cls("AddVoterIds", ids)
 
     @classmethod
     def AddVoters(cls, nodes: Mapping[int, BasicNode]) -> ChangeMembers:  # noqa: N802
+        """Add nodes and make them voters."""
         return cls("AddVoters", nodes.keys(), nodes)
 
     @classmethod
     def RemoveVoters(cls, ids: Iterable[int]) -> ChangeMembers:  # noqa: N802
+        """Stop these voters voting (they stay as learners)."""
         return cls("RemoveVoters", ids)
 
     @classmethod
     def ReplaceAllVoters(cls, ids: Iterable[int]) -> ChangeMembers:  # noqa: N802
+        """The voters become exactly ``ids`` (the others stay as learners)."""
         return cls("ReplaceAllVoters", ids)
 
     @classmethod
     def AddNodes(cls, nodes: Mapping[int, BasicNode]) -> ChangeMembers:  # noqa: N802
+        """Add learners (an existing node keeps its address)."""
         return cls("AddNodes", nodes.keys(), nodes)
 
     @classmethod
     def SetNodes(cls, nodes: Mapping[int, BasicNode]) -> ChangeMembers:  # noqa: N802
+        """Add learners or change the address of existing nodes."""
         return cls("SetNodes", nodes.keys(), nodes)
 
     @classmethod
     def RemoveNodes(cls, ids: Iterable[int]) -> ChangeMembers:  # noqa: N802
+        """Remove learners (refused for a voter: remove it as a voter first)."""
         return cls("RemoveNodes", ids)
 
     @classmethod
     def ReplaceAllNodes(cls, nodes: Mapping[int, BasicNode]) -> ChangeMembers:  # noqa: N802
+        """The nodes become exactly ``nodes`` (refused if a voter would lose its entry)."""
         return cls("ReplaceAllNodes", nodes.keys(), nodes)
 
     @classmethod

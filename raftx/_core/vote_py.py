@@ -135,9 +135,11 @@ class Vote:
 
     @property
     def leader_id(self) -> LeaderId:
+        """The leader this vote is for, ``LeaderId(term, node_id)``."""
         return LeaderId(self.term, self.node_id)
 
     def is_committed(self) -> bool:
+        """Whether a quorum granted this vote (the candidate became leader)."""
         return self.committed
 
     def commit(self) -> Vote:
@@ -205,6 +207,7 @@ class LogId:
 
     @property
     def term(self) -> int:
+        """The term of the entry (an alias of ``leader_id`` in std leader-id mode)."""
         return self.leader_id
 
     def __repr__(self) -> str:

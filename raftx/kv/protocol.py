@@ -94,6 +94,7 @@ def _unpack(payload: Any, what: str, max_bin: int) -> Any:
 
 
 def encode_write(commands: list[bytes]) -> bytes:
+    """The payload of a ``kv.write`` request: a batch of `raftx.kv.commands` bytes."""
     return pack(commands)
 
 
@@ -106,10 +107,12 @@ def decode_write(payload: Any) -> list[bytes]:
 
 
 def encode_read(linearizable: bool, keys: list[bytes]) -> bytes:
+    """The payload of a ``kv.read`` request (``linearizable``: read index first, §8)."""
     return pack([linearizable, keys])
 
 
 def decode_read(payload: Any) -> tuple[bool, list[bytes]]:
+    """``(linearizable, keys)`` of a ``kv.read`` request; `BadCommand` if malformed."""
     obj = _unpack(payload, "kv.read request", MAX_KEY_BYTES)
     if not (isinstance(obj, list) and len(obj) == 2 and isinstance(obj[0], bool) and isinstance(obj[1], list)
             and obj[1] and all(type(k) is bytes for k in obj[1])):
@@ -130,6 +133,7 @@ def decode_reply(payload: Any) -> list[Any]:
 
 
 def decode_status(payload: Any) -> dict[str, Any]:
+    """The status map of a ``kv.status`` response; `BadCommand` if it is not one."""
     obj = _unpack(payload, "kv.status reply", 4096)
     if not isinstance(obj, dict):
         raise BadCommand("malformed kv.status reply")

@@ -37,16 +37,19 @@ def main(argv: list[str] | None = None) -> int:
         nonlocal done
         done += 1
         if not r.ok:
-            print(r.report(), flush=True)
+            sys.stdout.write(r.report() + "\n")
+            sys.stdout.flush()
         if args.progress and done % args.progress == 0:
-            print(f"... {done}/{len(seeds)} seeds, {time.monotonic() - started:.0f}s", flush=True)
+            sys.stdout.write(f"... {done}/{len(seeds)} seeds, {time.monotonic() - started:.0f}s\n")
+            sys.stdout.flush()
 
     try:
         summary = sweep(seeds, args.jobs, opts, on_result)
     except ConfigError as exc:
         p.error(str(exc))
-    print(summary.describe())
-    print(f"wall time {time.monotonic() - started:.1f}s with {args.jobs} job(s), safety phase {opts.safety_ms} ms")
+    sys.stdout.write(summary.describe() + "\n")
+    sys.stdout.write(f"wall time {time.monotonic() - started:.1f}s with {args.jobs} job(s), "
+                     f"safety phase {opts.safety_ms} ms\n")
     return 1 if summary.failures else 0
 
 
