@@ -12,13 +12,23 @@
   build). Target <= 1 s and an index of <= 24 bytes per entry.
 * **read**: a 10,000-entry range as `Entry` objects and as encoded bytes.
 
-Store variants: ``store`` (fdatasync in a worker thread, the default) and
+Store variants: ``store`` (fdatasync on the store's I/O thread, the default) and
 ``store-inline`` (``sync_in_thread=False``: fdatasync on the loop thread). Which
 ``_core`` twin ran is printed (``raftx._core.IMPLEMENTATION``).
+
+The script form alternates blocks raw / store / store-inline so all three see the
+same disk weather (the disk is shared and swings between ~250 and ~9,000 fsync/s),
+and reports, per variant, the ratio to raw of *each alternating pair* of blocks
+(median and quartiles) next to the raw fsync rate of those blocks (the disk state).
+It also measures the software cost per append with ``fdatasync`` replaced by a
+no-op (`NoSyncIO`): what the store adds on top of the disk, without the disk's noise.
+
+    python benchmarks/bench_storage.py --runs 3 --no-open   # appends only, three runs
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import shutil
@@ -34,6 +44,7 @@ import pytest
 
 from raftx import _core
 from raftx.storage import EncodedBatch, SegmentedLogStore
+from raftx.storage.faults import FileIO
 from raftx.types import Entry, LogId
 
 PAYLOAD = b"p" * 100
@@ -104,6 +115,7 @@ KINDS = ["raw", "store", "store-inline"]
 
 
 def _target(kind: str, directory: Path) -> Raw | Store:
+    """The measured thing for ``kind`` (one of `KINDS`), writing under ``directory``."""
     if kind == "raw":
         return Raw(directory)
     return Store(directory / "log", sync_in_thread=(kind == "store"))
@@ -165,7 +177,7 @@ def open_close(directory: Path) -> int:
 
     async def go() -> int:
         s = await SegmentedLogStore.open(directory)
-        n = s.log_index.memory_bytes()
+        n = int(s.log_index.memory_bytes())
         await s.close()
         return n
 
@@ -207,33 +219,84 @@ def _interleaved(size: int, per_block: int, blocks: int, base: Path) -> dict[str
         for _ in range(blocks):
             for k in KINDS:
                 group = next(feeds[k])
-                t = time.perf_counter()
+                t0 = time.perf_counter()
                 targets[k].write_all(group)
-                times[k].append(time.perf_counter() - t)
+                times[k].append(time.perf_counter() - t0)
     finally:
-        for t in targets.values():
-            t.close()
+        for target in targets.values():
+            target.close()
     return times
 
 
-def _report(title: str, times: dict[str, list[float]], items: int, nbytes: int, line: Callable[[str], None]) -> None:
-    raw = statistics.median(times["raw"])
+def _quartiles(xs: list[float]) -> tuple[float, float, float]:
+    q = statistics.quantiles(xs, n=4) if len(xs) > 1 else [xs[0]] * 3
+    return q[0], q[1], q[2]
+
+
+def _report(
+    title: str, times: dict[str, list[float]], items: int, nbytes: int, syncs: int, line: Callable[[str], None]
+) -> None:
+    """Per variant: median rate, and the ratio to raw of each alternating pair of blocks."""
+    raw = times["raw"]
+    lo, mid, hi = _quartiles([syncs / t for t in raw])
     line(f"{title}")
+    line(f"  disk state: raw fsync/s per block median {mid:,.0f} (quartiles {lo:,.0f} .. {hi:,.0f})")
     for k, ts in times.items():
         med = statistics.median(ts)
-        line(f"  {k:<13} {items / med:>12,.0f} entries/s {nbytes / med / 1e6:>8.1f} MB/s   {raw / med:6.1%} of raw")
+        rate = f"  {k:<13} {items / med:>12,.0f} entries/s {nbytes / med / 1e6:>8.1f} MB/s"
+        if k == "raw":
+            line(rate)
+            continue
+        q1, q2, q3 = _quartiles([r / t for r, t in zip(raw, ts)])  # pair i: raw block i vs this block i
+        line(f"{rate}   per-pair ratio to raw: median {q2:6.1%} (quartiles {q1:6.1%} .. {q3:6.1%})")
 
 
-def main() -> int:
+class NoSyncIO(FileIO):
+    """`FileIO` whose fdatasync does nothing: isolates the store's own cost per append."""
+
+    def fdatasync(self, fd: int) -> None:
+        return None
+
+
+def software_cost(size: int, appends: int, base: Path) -> dict[str, float]:
+    """Median microseconds per durable-waited append with a no-op fdatasync, per mode."""
+    got: dict[str, list[float]] = {"store": [], "store-inline": []}
+    for rnd in range(5):
+        for k in got:
+            d = base / f"{k}-{size}-{rnd}"
+            target = Store(d, sync_in_thread=(k == "store"), io=NoSyncIO())
+            group = encoded_batches(0, size, appends)
+            t = time.perf_counter()
+            target.write_all(group)
+            got[k].append((time.perf_counter() - t) / appends * 1e6)
+            target.close()
+            shutil.rmtree(d, ignore_errors=True)
+    return {k: statistics.median(v) for k, v in got.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=1, help="repeat the interleaved append measurements")
+    ap.add_argument("--no-open", action="store_true", help="skip the 1M-entry open and read figures")
+    args = ap.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="raftx-bench-", dir=os.environ.get("RAFTX_BENCH_DIR")))
     out = print
     try:
         out(f"raftx storage benchmark; _core.IMPLEMENTATION = {_core.IMPLEMENTATION}; dir {base}")
         rec = len(encoded_batches(0, 1, 1)[0].data)
-        t = _interleaved(BATCH, 1, 60, base / "batch")
-        _report(f"append batches of {BATCH} x {len(PAYLOAD)} B ({rec} B records), durable each", t, BATCH, BATCH * rec, out)
-        t = _interleaved(1, SINGLES, 100, base / "single")
-        _report(f"single-entry appends, durable each ({SINGLES} per block)", t, SINGLES, SINGLES * rec, out)
+        for run in range(args.runs):
+            out(f"-- run {run + 1} of {args.runs}")
+            t = _interleaved(BATCH, 1, 60, base / f"batch{run}")
+            _report(f"append batches of {BATCH} x {len(PAYLOAD)} B ({rec} B records), durable each",
+                    t, BATCH, BATCH * rec, 1, out)
+            t = _interleaved(1, SINGLES, 100, base / f"single{run}")
+            _report(f"single-entry appends, durable each ({SINGLES} per block)", t, SINGLES, SINGLES * rec, SINGLES, out)
+        for size, n in ((1, 5000), (BATCH, 300)):
+            cost = software_cost(size, n, base / "nosync")
+            out(f"software cost per append of {size} entries, fdatasync a no-op (median of 5): "
+                + ", ".join(f"{k} {v:.1f} us" for k, v in cost.items()))
+        if args.no_open:
+            return 0
         build_log(base / "million", OPEN_N)
         times = []
         for _ in range(3):

@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import threading
 from collections.abc import Iterator
 
 __all__ = ["FaultInjector", "FileIO", "SimulatedCrash"]
@@ -42,7 +43,13 @@ class FileIO:
 
     def pwrite(self, fd: int, data: bytes | memoryview, offset: int) -> None:
         """Write all of ``data`` at ``offset`` (looping over short writes)."""
-        view = memoryview(data)
+        n = os.pwrite(fd, data, offset)
+        if n == len(data):
+            return
+        if n <= 0:
+            raise OSError(errno.EIO, "pwrite wrote nothing")
+        view = memoryview(data)[n:]
+        offset += n
         while view:
             n = os.pwrite(fd, view, offset)
             if n <= 0:
@@ -91,7 +98,8 @@ class FaultInjector(FileIO):
 
     Mutating operations (open-for-write, pwrite, fsync, fdatasync, ftruncate,
     rename, unlink, fsync_dir) are numbered from 0 in ``ops``; ``trace`` records
-    ``(number, name, detail)`` for each.
+    ``(number, name, detail)`` for each. Safe to use from the store's I/O thread and
+    the event loop thread at once (the numbering is done under a lock).
     """
 
     MUTATING = ("open", "pwrite", "fsync", "fdatasync", "ftruncate", "rename", "unlink", "fsync_dir")
@@ -104,6 +112,7 @@ class FaultInjector(FileIO):
         self._tear: int | None = None
         self._fail: dict[str, int] = {}
         self._fds: set[int] = set()
+        self._gate_lock = threading.Lock()
 
     # -- arming ----------------------------------------------------------------------
 
@@ -145,6 +154,10 @@ class FaultInjector(FileIO):
     # -- the gate ----------------------------------------------------------------------
 
     def _gate(self, name: str, detail: str = "") -> None:
+        with self._gate_lock:
+            self._gate_locked(name, detail)
+
+    def _gate_locked(self, name: str, detail: str) -> None:
         if self.dead:
             raise SimulatedCrash(f"process is dead ({name} {detail})")
         n = self.ops
