@@ -207,7 +207,7 @@ class ApplyWorker:
                 f"committed entries {start}..{stop - 1} (last {last}) are not all in the log "
                 f"(read {len(entries)}{'' if not entries else f', last {entries[-1].log_id}'})"
             )
-        return entries  # type: ignore[no-any-return]
+        return entries
 
     async def _build(self) -> None:
         builder = await self.sm.get_snapshot_builder()
