@@ -331,6 +331,7 @@ class SegmentedLogStore(LogStoreBase):
     ``sync_in_thread`` (default) runs fdatasync on the store's I/O thread so the
     event loop keeps serving the network during it; False runs it on the loop thread
     (lower latency per append, see benchmarks/bench_storage.py, but the loop stalls).
+    A store belongs to the event loop that opened it (its I/O thread reports there).
     """
 
     def __init__(
