@@ -37,7 +37,7 @@ def write_json(path: str | os.PathLike[str], doc: Any) -> None:
 
 
 async def _inproc(args: argparse.Namespace) -> int:
-    from raftx import BasicNode, Config, ServerState
+    from raftx import BasicNode, Config, ServerState, SnapshotPolicy
     from raftx.bench.load import measured_level
     from raftx.kv import KVNodeServer, KVStateMachine
     from raftx.kv.commands import encode_put
@@ -51,8 +51,10 @@ async def _inproc(args: argparse.Namespace) -> int:
     value = b"v" * args.value_bytes
     store = await SegmentedLogStore.open(data / "log", fsync=not args.no_fsync, cluster_name=CLUSTER, node_id=me)
     sm = KVStateMachine(data / "snap", fsync=not args.no_fsync)
-    raft = await Raft.new(me, Config(cluster_name=CLUSTER, election_timeout_min=300, election_timeout_max=600),
-                          TcpNetworkFactory(), store, sm)
+    # The same timing and snapshot policy as `raftx serve`'s defaults.
+    config = Config(cluster_name=CLUSTER, election_timeout_min=300, election_timeout_max=600,
+                    snapshot_policy=SnapshotPolicy(100_000))
+    raft = await Raft.new(me, config, TcpNetworkFactory(), store, sm)
     host, port = parse_addr(addrs[me])
     server = KVNodeServer(raft, sm, host, port)
     await server.start()
