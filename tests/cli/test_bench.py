@@ -74,3 +74,11 @@ def test_vs_pysyncobj_without_it_says_how_to_install(tmp_path: Path) -> None:
 def test_bad_arguments_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", *argv]) == 2
     assert "usage: raftx bench" in capsys.readouterr().err
+
+
+def test_cpu_us_per_write_sums_the_nodes_not_the_client() -> None:
+    from raftx.bench.stats import cpu_us_per_write
+
+    level = {"writes_per_s": 50_000.0, "cpu_percent": {"node1": 80.0, "node2": 30.0, "node3": 30.0, "client": 20.0}}
+    assert cpu_us_per_write(level) == pytest.approx(1.4 / 50_000 * 1e6)
+    assert cpu_us_per_write({"writes_per_s": 0.0, "cpu_percent": {"node1": 5.0}}) is None
