@@ -269,6 +269,7 @@ cdef class LogIndex:
         empty = " (the log index is empty)" if last < first else ""
         return IndexError(f"log index {_as_int(i)} is outside [{first}, {last}]{empty}")
 
+    @cython.always_allow_keywords(False)  # METH_O: bench_logindex term_at/locate
     def term_at(self, i):
         cdef int overflow = 0
         cdef long long j = PyLong_AsLongLongAndOverflow(i, &overflow)
@@ -276,6 +277,7 @@ cdef class LogIndex:
             raise self._out_of_range(i)
         return <object>PyList_GET_ITEM(self.term_objs, _runs_find(&self.terms, j))
 
+    @cython.always_allow_keywords(False)  # METH_O: bench_logindex term_at/locate
     def locate(self, i):
         cdef int overflow = 0
         cdef long long j = PyLong_AsLongLongAndOverflow(i, &overflow)
