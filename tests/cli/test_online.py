@@ -51,8 +51,21 @@ def _json(capsys: pytest.CaptureFixture[str], argv: list[str], code: int = 0) ->
     return json.loads(capsys.readouterr().out)  # type: ignore[no-any-return]
 
 
+async def _converged(cluster: LocalCluster, timeout: float) -> None:
+    """Wait (bounded) until every node knows the leader and the 3-voter membership."""
+    async with asyncio.timeout(timeout):
+        while True:
+            st = await cluster.statuses()
+            if len(st) == len(cluster.nodes) and all(
+                s.get("leader") is not None and s.get("members") == [1, 2, 3] for s in st.values()
+            ):
+                return
+            await asyncio.sleep(0.05)  # polling a separate process's state; no event to wait on
+
+
 def test_status_with_plain_addresses(cluster: LocalCluster, capsys: pytest.CaptureFixture[str]) -> None:
     leader = asyncio.run(cluster.wait_for_leader(WAIT))
+    asyncio.run(_converged(cluster, WAIT))  # followers learn the membership by replication
     addrs = list(cluster.addrs.values())
     doc = _json(capsys, ["status", *addrs, "--cluster-name", CLUSTER, "--json"])
     rows = doc["nodes"]
