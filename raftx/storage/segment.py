@@ -139,7 +139,7 @@ class HardState:
 
     def encode(self) -> bytes:
         v = self.vote
-        body = msgpack.packb(
+        body: bytes = msgpack.packb(
             {
                 "cluster": self.cluster_name,
                 "node": self.node_id,
