@@ -5,7 +5,8 @@ Formats are in `raftx.storage.segment`. Behaviour (the rules are
 
 * **Group commit.** `append` writes the whole batch with one ``pwrite`` on the
   caller's thread (entries are readable on return) and queues the segment for
-  ``fdatasync`` on the store's one long-lived I/O thread (`_IOThread`), so the event
+  ``fdatasync`` on the store's one long-lived I/O thread
+  (`raftx.storage.io_thread.IOThread`), so the event
   loop keeps serving the network meanwhile. The I/O thread takes everything queued
   so far as one *round*: one fdatasync per segment touched, then one
   ``loop.call_soon_threadsafe`` that fires, in submission order, the callbacks of
@@ -42,8 +43,6 @@ import logging
 import mmap
 import os
 import struct
-import threading
-import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -54,6 +53,7 @@ from raftx.errors import StorageCorrupted, StorageError
 from raftx.storage.base import LogStoreBase, fire
 from raftx.storage.batch import EncodedBatch
 from raftx.storage.faults import FileIO
+from raftx.storage.io_thread import IOThread
 from raftx.storage.protocols import IOCallback
 from raftx.storage.segment import (
     HARDSTATE_NAME,
@@ -121,206 +121,6 @@ def _is_torn_tail(buf: Any, end: int, size: int, kind: str | None) -> bool:
     return False
 
 
-class _Doorbell:
-    """A wake-up signal between two threads: an eventfd on Linux, else a pipe.
-
-    A blocking doorbell is waited on by the I/O thread (the GIL is released while
-    it sleeps); a non-blocking one is watched by the event loop (``add_reader``).
-    Measured cheaper than `queue.SimpleQueue` + ``loop.call_soon_threadsafe``
-    (benchmarks/bench_storage.py, software cost per append).
-    """
-
-    __slots__ = ("rfd", "wfd", "_eventfd")
-
-    def __init__(self, blocking: bool) -> None:
-        self._eventfd = hasattr(os, "eventfd")
-        if self._eventfd:
-            self.rfd = self.wfd = os.eventfd(0, os.EFD_CLOEXEC | (0 if blocking else os.EFD_NONBLOCK))
-        else:  # pragma: no cover - non-Linux
-            self.rfd, self.wfd = os.pipe()
-            os.set_blocking(self.rfd, blocking)
-            os.set_blocking(self.wfd, False)
-
-    def ring(self) -> None:
-        try:
-            if self._eventfd:
-                os.eventfd_write(self.wfd, 1)
-            else:  # pragma: no cover - non-Linux
-                os.write(self.wfd, b"\0")
-        except BlockingIOError:  # pragma: no cover - a full pipe: the reader wakes anyway
-            pass
-
-    def wait(self) -> None:
-        """Block until rung (blocking doorbell), or clear it (non-blocking one)."""
-        try:
-            if self._eventfd:
-                os.eventfd_read(self.rfd)
-            else:  # pragma: no cover - non-Linux
-                os.read(self.rfd, 4096)
-        except BlockingIOError:
-            pass
-
-    def close(self) -> None:
-        os.close(self.rfd)
-        if self.wfd != self.rfd:  # pragma: no cover - non-Linux
-            os.close(self.wfd)
-
-
-class _Job:
-    """A blocking file operation for the I/O thread; its outcome resolves ``future``."""
-
-    __slots__ = ("fn", "args", "future")
-
-    def __init__(self, fn: Callable[..., Any], args: tuple[Any, ...], future: asyncio.Future[Any]) -> None:
-        self.fn = fn
-        self.args = args
-        self.future = future
-
-    def run(self, iot: _IOThread, failed: BaseException | None) -> None:
-        """Run (unless an earlier write failed: R10) and post the outcome to the loop."""
-        result: Any = None
-        error: BaseException | None = None
-        if failed is not None:
-            error = StorageError(f"an earlier write of the log failed: {failed!r}")
-            error.__cause__ = failed
-        else:
-            try:
-                result = self.fn(*self.args)
-            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting coroutine
-                error = exc
-        iot.post(_resolve, self.future, result, error)
-
-
-def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.cancelled():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
-
-
-def _run_posted(back: _Doorbell, done: deque[tuple[Callable[..., None], tuple[Any, ...]]]) -> None:
-    """On the loop thread, when the I/O thread rang: run what it posted, in order."""
-    back.wait()
-    while done:
-        fn, args = done.popleft()
-        try:
-            fn(*args)
-        except Exception:  # pragma: no cover - _synced and _resolve do not raise
-            logger.exception("I/O completion %r failed", fn)
-
-
-class _IOThread:
-    """The store's one I/O thread: fdatasync rounds (group commit) and blocking jobs.
-
-    Items, processed strictly in order (R14): ``(seq, fd)`` = "the append numbered
-    ``seq`` wrote to ``fd``", a `_Job`, or ``None`` (stop). Each *round* takes
-    everything queued so far; the fds of consecutive appends are fdatasynced once
-    each, then ``store._synced(seq, error)`` is posted to the loop once. Before a
-    job runs, every append queued before it is made durable. After a failure (R10)
-    nothing runs any more: later rounds report the first error, later jobs fail
-    with `StorageError`. The thread holds only a weak reference to the store; it
-    stops on `stop` (close) or when the store is collected, and closes its
-    doorbells itself on the way out (so no fd is closed while it may still use it).
-    """
-
-    def __init__(self, store: SegmentedLogStore, io: FileIO, loop: asyncio.AbstractEventLoop, name: str) -> None:
-        self.loop = loop
-        self.items: deque[Any] = deque()
-        self.done: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
-        self.bell = _Doorbell(blocking=True)  # loop -> I/O thread
-        self.back = _Doorbell(blocking=False)  # I/O thread -> loop
-        self._stop_lock = threading.Lock()
-        self._stopping = False
-        loop.add_reader(self.back.rfd, _run_posted, self.back, self.done)
-        self.thread = threading.Thread(target=_io_main, args=(self, io, weakref.ref(store)), name=name, daemon=True)
-        self.thread.start()
-        weakref.finalize(store, _abandoned, self)
-
-    def put(self, item: Any) -> None:
-        """Queue ``item`` (loop thread)."""
-        self.items.append(item)
-        self.bell.ring()
-
-    def post(self, fn: Callable[..., None], *args: Any) -> None:
-        """Have the loop thread call ``fn(*args)`` (I/O thread)."""
-        self.done.append((fn, args))
-        self.back.ring()
-
-    def stop(self) -> None:
-        """On the loop thread (or once the loop is closed): finish what is queued, exit."""
-        with self._stop_lock:
-            if self._stopping:
-                return
-            self._stopping = True
-            self.loop.remove_reader(self.back.rfd)
-            self.items.append(None)
-            self.bell.ring()
-
-    def _exit(self) -> None:
-        with self._stop_lock:
-            self.bell.close()
-            self.back.close()
-
-
-def _abandoned(iot: _IOThread) -> None:
-    """The store was collected without `close`: stop its thread from the loop thread."""
-    try:
-        iot.loop.call_soon_threadsafe(iot.stop)
-    except RuntimeError:  # the loop is closed (its selector too): stop from here
-        iot.stop()
-
-
-def _io_main(iot: _IOThread, io: FileIO, store_ref: weakref.ref[SegmentedLogStore]) -> None:
-    failed: BaseException | None = None
-    items, wait = iot.items, iot.bell.wait
-    while True:
-        while not items:
-            wait()
-        fds: list[int] = []
-        seq = 0
-        stop = False
-        while items:
-            item = items.popleft()
-            if type(item) is tuple:
-                seq, fd = item
-                if fd not in fds:
-                    fds.append(fd)
-            elif item is None:
-                stop = True
-                break
-            else:
-                if fds:  # R14: the appends queued before this job are durable first
-                    failed = _sync_round(iot, io, fds, seq, store_ref, failed)
-                    fds = []
-                item.run(iot, failed)
-        if fds:
-            failed = _sync_round(iot, io, fds, seq, store_ref, failed)
-        item = fds = None  # type: ignore[assignment]  # hold nothing while idle
-        if stop:
-            iot._exit()
-            return
-
-
-def _sync_round(
-    iot: _IOThread, io: FileIO, fds: list[int], seq: int, store_ref: weakref.ref[SegmentedLogStore],
-    failed: BaseException | None,
-) -> BaseException | None:
-    """fdatasync ``fds`` (never again after a failure, R10) and report up to ``seq``."""
-    err = failed
-    if err is None:
-        try:
-            for fd in fds:
-                io.fdatasync(fd)
-        except BaseException as exc:  # noqa: BLE001 - OSError (R10) or a simulated crash
-            err = exc
-    store = store_ref()
-    if store is not None:
-        iot.post(store._synced, seq, err)
-    return err
-
-
 class SegmentedLogStore(LogStoreBase):
     """A durable `RaftLogStorage` over a directory of segment files (see module doc).
 
@@ -365,7 +165,7 @@ class SegmentedLogStore(LogStoreBase):
         self._chain_crc = 0  # prev_checksum for the next segment when none is open
         self._lock = asyncio.Lock()
         self._busy = 0  # coroutines holding or waiting for _lock (see _exclusive)
-        self._iot: _IOThread | None = None
+        self._iot: IOThread | None = None
         # group commit state
         self._written = 0  # sequence number of the last append written
         self._pending: deque[tuple[int, IOCallback | None]] = deque()  # not yet durable
@@ -382,7 +182,7 @@ class SegmentedLogStore(LogStoreBase):
         store = cls(directory, **options)
         if not store.fsync:
             logger.warning("SegmentedLogStore(%s) opened with fsync=False: NOT DURABLE (benchmarks only, R20)", directory)
-        store._iot = _IOThread(store, store._io, asyncio.get_running_loop(), f"raftx-log-io:{store.directory.name}")
+        store._iot = IOThread(store, store._io, asyncio.get_running_loop(), f"raftx-log-io:{store.directory.name}")
         try:
             await store._run(store._recover)
         except BaseException:
@@ -396,9 +196,7 @@ class SegmentedLogStore(LogStoreBase):
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking file operation on the I/O thread, after everything queued (R14)."""
         assert self._iot is not None, "use `await SegmentedLogStore.open(...)`"
-        fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._iot.put(_Job(fn, args, fut))
-        return await fut
+        return await self._iot.run(fn, *args)
 
     @contextlib.asynccontextmanager
     async def _exclusive(self) -> AsyncIterator[None]:
@@ -684,7 +482,7 @@ class SegmentedLogStore(LogStoreBase):
         self._written = seq = self._written + 1
         pending.append((seq, callback))
         if self.fsync and self.sync_in_thread:
-            self._iot.put((seq, seg.fd))  # type: ignore[union-attr]
+            self._iot.sync(seq, seg.fd)  # type: ignore[union-attr]
             return
         if self.fsync:  # inline: fdatasync on the loop thread, which stalls meanwhile
             try:
