@@ -92,9 +92,11 @@ class EntryList:
         return f"EntryList({list(self.entries)!r})"
 
     def log_id_at(self, pos: int) -> LogId:
+        """The log id of the entry at position ``pos``."""
         return self.entries[pos].log_id
 
     def term_runs(self) -> list[tuple[int, int]]:
+        """``(first_index, term)`` for each run of equal terms, in log order."""
         runs: list[tuple[int, int]] = []
         last_term = -1
         for e in self.entries:
@@ -104,9 +106,11 @@ class EntryList:
         return runs
 
     def memberships(self) -> list[tuple[LogId, Membership]]:
+        """The membership entries, in log order (thesis §4.3)."""
         return [(e.log_id, e.payload) for e in self.entries if isinstance(e.payload, Membership)]
 
     def sliced(self, start: int) -> EntryList:
+        """The same list without its first ``start`` entries."""
         return EntryList(self.entries[start:])
 
 
@@ -140,14 +144,17 @@ class PayloadBatch:
         return f"PayloadBatch(term={self.term}, first_index={self.first_index}, n={len(self.payloads)})"
 
     def log_id_at(self, pos: int) -> LogId:
+        """``LogId(term, first_index + pos)`` (IndexError outside the batch)."""
         if not 0 <= pos < len(self.payloads):
             raise IndexError(pos)
         return LogId(self.term, self.first_index + pos)
 
     def term_runs(self) -> list[tuple[int, int]]:
+        """One run (the batch has one term), none when empty."""
         return [(self.first_index, self.term)] if self.payloads else []
 
     def memberships(self) -> list[tuple[LogId, Membership]]:
+        """The membership entries, in log order (thesis §4.3)."""
         if Membership not in set(map(type, self.payloads)):  # the common case, at C speed
             return []
         return [
@@ -157,6 +164,7 @@ class PayloadBatch:
         ]
 
     def sliced(self, start: int) -> PayloadBatch:
+        """The same batch without its first ``start`` entries."""
         return PayloadBatch(self.term, self.first_index + start, self.payloads[start:])
 
     def entries(self) -> list[Entry]:

@@ -256,14 +256,17 @@ class RpcRaftNetwork:
         self._backoff = backoff or Backoff()
 
     async def append_entries(self, rpc: AppendEntriesRequest, option: RPCOption | None = None) -> AppendEntriesResponse:
+        """Send one AppendEntries RPC (§5.3) and return the target's response."""
         raw = await self.caller.call("append", encode_request("append", rpc), _ttl(option))
         return _decode_append_response(raw)
 
     async def vote(self, rpc: VoteRequest, option: RPCOption | None = None) -> VoteResponse:
+        """Send one RequestVote RPC (§5.2; a pre-vote when ``rpc`` says so) and return the response."""
         raw = await self.caller.call("vote", encode_request("vote", rpc), _ttl(option))
         return _decode_vote_response(raw)
 
     async def transfer_leader(self, req: TransferLeaderRequest, option: RPCOption | None = None) -> None:
+        """Ask the target to take over leadership (thesis §3.10)."""
         await self.caller.call("transfer", encode_request("transfer", req), _ttl(option))
 
     async def install_snapshot(self, rpc: InstallSnapshotRequest, option: RPCOption | None = None) -> SnapshotResponse:
@@ -298,6 +301,7 @@ class RpcRaftNetwork:
         return iter(Backoff(b.initial, b.maximum, factor=b.factor, jitter=b.jitter))
 
     async def close(self) -> None:
+        """Close the underlying caller, if it can be closed."""
         close = getattr(self.caller, "close", None)
         if close is not None:
             await close()
@@ -354,6 +358,7 @@ class TcpNetworkFactory:
         self.chunk_size = min(config.snapshot_max_chunk_size, config.max_frame_bytes // 2)
 
     async def new_client(self, target: int, node: BasicNode) -> RpcRaftNetwork:
+        """A client for ``target`` at ``node.addr`` (`Unreachable` if not bound to a node)."""
         if self.node_id is None or self.cluster_name is None:
             raise Unreachable("TcpNetworkFactory is not bound to a node (pass node_id and cluster_name)")
         host, port = parse_addr(node.addr)
@@ -374,11 +379,13 @@ class MemNetworkFactory:
         self.chunk_size = 1 << 20
 
     def bind_local(self, node_id: int, config: Config) -> None:
+        """Called by `raftx.Raft.new`: fill in this node's id and the snapshot chunk size."""
         if self.node_id is None:
             self.node_id = node_id
         self.chunk_size = config.snapshot_max_chunk_size
 
     async def new_client(self, target: int, node: BasicNode) -> RpcRaftNetwork:
+        """A client for ``target`` through the router (`Unreachable` if not bound to a node)."""
         if self.node_id is None:
             raise Unreachable("MemNetworkFactory is not bound to a node")
         return RpcRaftNetwork(self.router.client(self.node_id, target), self.chunk_size)
@@ -441,6 +448,7 @@ class RaftServer:
 
     @property
     def port(self) -> int:
+        """The bound port (the real one when started with ``port=0``)."""
         return self.rpc.port
 
     @property
@@ -453,6 +461,7 @@ class RaftServer:
         await self.rpc.start()
 
     async def close(self) -> None:
+        """Stop listening, drop every connection, cancel running handlers. Idempotent."""
         await self.rpc.close()
 
     async def __aenter__(self) -> RaftServer:

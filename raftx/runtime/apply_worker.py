@@ -85,6 +85,7 @@ class ApplyWorker:
         self.task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
+        """Start the state-machine task (on the running loop)."""
         self.task = asyncio.get_running_loop().create_task(self._run(), name="raftx-apply")
 
     def resolve(self, responder: Any, value: Any) -> None:
@@ -100,6 +101,7 @@ class ApplyWorker:
         self._wake.set()
 
     def build_snapshot(self) -> None:
+        """Queue building a snapshot of the state machine after the applies queued so far (§7)."""
         self._queue.append(("build", None))
         self._wake.set()
 
@@ -240,6 +242,7 @@ class ApplyWorker:
         self._drop_queue()
 
     def abort(self) -> None:
+        """Stop at once (fatal path): cancel the task and drop every queued item."""
         self._stopping = True
         if self.task is not None and not self.task.done() and self.task is not asyncio.current_task():
             self.task.cancel()

@@ -182,6 +182,7 @@ class RaftCore:
     # -- feeding the core ----------------------------------------------------------------
 
     def now_ms(self) -> int:
+        """The loop clock in whole milliseconds (the ticks the engine is given)."""
         return int(self._loop.time() * 1000)
 
     def post(self, event: Any) -> None:

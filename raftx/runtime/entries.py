@@ -40,12 +40,14 @@ class BatchEntries:
         return f"BatchEntries({self.batch!r})"
 
     def log_id_at(self, pos: int) -> LogId:
+        """The log id of the entry at position ``pos`` (IndexError outside the batch)."""
         b = self.batch
         if not 0 <= pos < len(b.terms):
             raise IndexError(pos)
         return LogId(b.terms[pos], b.first_index + pos)
 
     def term_runs(self) -> list[tuple[int, int]]:
+        """``(first_index, term)`` for each run of equal terms, in log order."""
         terms = self.batch.terms
         if not terms:
             return []
@@ -61,6 +63,7 @@ class BatchEntries:
         return runs
 
     def memberships(self) -> list[tuple[LogId, Membership]]:
+        """The membership entries of the batch, in log order (thesis §4.3); computed once."""
         if self._memberships is None:
             b = self.batch
             data = b.data
@@ -80,10 +83,12 @@ class BatchEntries:
         return self._memberships
 
     def sliced(self, start: int) -> BatchEntries:
+        """The same batch without its first ``start`` entries."""
         b = self.batch
         return BatchEntries(b.slice(b.first_index + start, b.last_index + 1))
 
     def entries(self) -> list[Entry]:
+        """The batch decoded as `Entry` objects."""
         return self.batch.entries()
 
 

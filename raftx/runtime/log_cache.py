@@ -112,6 +112,7 @@ class LogCache:
             self._bytes += len(cut.data)
 
     def clear(self) -> None:
+        """Drop every cached batch."""
         self._chunks.clear()
         self._bytes = 0
 

@@ -55,6 +55,7 @@ class PeerClients:
         self._creating: dict[int, asyncio.Future[RaftNetwork]] = {}
 
     async def get(self, target: int) -> RaftNetwork:
+        """The client of ``target``, made on first use or when its node changed (concurrent callers share one)."""
         node = self._core.node_of(target)
         have = self._clients.get(target)
         if have is not None and have[0] == node:
@@ -86,6 +87,7 @@ class PeerClients:
         return None if have is None else have[1]
 
     async def close(self) -> None:
+        """Close every client made so far."""
         clients, self._clients = self._clients, {}
         for _, client in clients.values():
             await _close_client(client)
@@ -250,6 +252,7 @@ class Replicator:
         task.add_done_callback(self._tasks.discard)
 
     async def close(self) -> None:
+        """Cancel this peer's replication task and the tasks it spawned; wait for them to end."""
         tasks = [self.task, *self._tasks]
         for t in tasks:
             t.cancel()

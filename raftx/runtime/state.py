@@ -31,6 +31,7 @@ class RaftState:
 
     @property
     def id(self) -> int:
+        """This node's id."""
         return self._eng.id
 
     @property
@@ -40,6 +41,7 @@ class RaftState:
 
     @property
     def current_term(self) -> int:
+        """currentTerm (§5.1): the term of the current vote."""
         return self._eng.vote.term
 
     @property
@@ -49,30 +51,37 @@ class RaftState:
 
     @property
     def last_applied(self) -> LogId | None:
+        """lastApplied (§5.3): the last log id applied to the state machine."""
         return self._eng.applied
 
     @property
     def last_log_id(self) -> LogId | None:
+        """The last log id in the log (openraft's ``last_log_id``), None for an empty log."""
         return self._eng.log.last_log_id
 
     @property
     def last_purged_log_id(self) -> LogId | None:
+        """The last log id purged from the log (covered by a snapshot, §7), None if none."""
         return self._eng.log.purged
 
     @property
     def snapshot_meta(self) -> SnapshotMeta | None:
+        """The metadata of the current snapshot, None if none."""
         return self._eng.snapshot
 
     @property
     def server_state(self) -> ServerState:
+        """The node's role (§5.1): leader, candidate, follower, learner or shutdown."""
         return self._eng.server_state
 
     @property
     def current_leader(self) -> int | None:
+        """The node id of the known leader of the current term, None if unknown."""
         return self._eng.current_leader
 
     @property
     def is_leader(self) -> bool:
+        """True while this node is the leader (§5.2)."""
         return self._eng.leader is not None
 
     @property
@@ -82,10 +91,12 @@ class RaftState:
 
     @property
     def effective_membership(self) -> StoredMembership:
+        """The last membership in the log with its log id (effective once appended, thesis §4.1)."""
         return self._eng.membership.effective
 
     @property
     def committed_membership(self) -> StoredMembership:
+        """The last committed membership with its log id (thesis §4.1)."""
         return self._eng.membership.committed
 
     @property

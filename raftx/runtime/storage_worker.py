@@ -86,6 +86,7 @@ class StorageWorker:
     # -- feeding ---------------------------------------------------------------------
 
     def start(self) -> None:
+        """Start the storage task (on the running loop)."""
         self.task = asyncio.get_running_loop().create_task(self._run(), name="raftx-storage")
 
     def submit(self, kind: str, io_id: int, arg: Any) -> None:
@@ -163,6 +164,7 @@ class StorageWorker:
 
     @property
     def idle(self) -> bool:
+        """True when no storage command is queued."""
         return not self._queue
 
     # -- the worker ------------------------------------------------------------------

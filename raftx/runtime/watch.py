@@ -33,10 +33,12 @@ class WatchSender(Generic[T]):
 
     @property
     def value(self) -> T:
+        """The last value sent."""
         return self._value
 
     @property
     def closed(self) -> bool:
+        """True once `close` was called (no more values)."""
         return self._closed
 
     def send(self, value: T) -> None:
@@ -116,6 +118,7 @@ class WatchReceiver(Generic[T]):
         self._seen = sender._version
 
     def clone(self) -> WatchReceiver[T]:
+        """A new receiver on the same sender that has seen what this one has."""
         rx = WatchReceiver(self._sender)
         rx._seen = self._seen
         return rx

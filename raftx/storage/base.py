@@ -37,12 +37,15 @@ class LogReader(RaftLogReader):
         self._store = store
 
     async def try_get_log_entries(self, start: int, stop: int) -> list[Entry]:
+        """The store's entries ``start <= index < stop``."""
         return await self._store.try_get_log_entries(start, stop)
 
     async def try_get_log_bytes(self, start: int, stop: int) -> EncodedBatch:
+        """The store's records ``start <= index < stop``, encoded."""
         return await self._store.try_get_log_bytes(start, stop)
 
     async def read_vote(self) -> Vote | None:
+        """The store's last saved vote, or None."""
         return await self._store.read_vote()
 
 
@@ -126,17 +129,21 @@ class LogStoreBase(RaftLogStorage):
     # -- reads -----------------------------------------------------------------------
 
     async def get_log_state(self) -> LogState:
+        """The purge point and the last log id (the purge point when the log is empty)."""
         self._check()
         return LogState(self._purged, self._last if self._last is not None else self._purged)
 
     async def get_log_reader(self) -> RaftLogReader:
+        """A `LogReader` over this store's live state."""
         self._check()
         return LogReader(self)
 
     async def try_get_log_entries(self, start: int, stop: int) -> list[Entry]:
+        """Entries ``start <= index < stop`` (clamped to what is stored), decoded."""
         return (await self.try_get_log_bytes(start, stop)).entries()
 
     async def try_get_log_bytes(self, start: int, stop: int) -> EncodedBatch:
+        """Records ``start <= index < stop`` (clamped to what is stored), CRC-checked (R9)."""
         lo, hi = self._clamp(start, stop)
         if hi <= lo:
             return EncodedBatch.concat([])

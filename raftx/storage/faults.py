@@ -36,9 +36,11 @@ class FileIO:
     """Direct file-system calls (``os``); whole-buffer writes."""
 
     def open(self, path: str, flags: int, mode: int = 0o644) -> int:
+        """``os.open``; returns the fd."""
         return os.open(path, flags, mode)
 
     def close(self, fd: int) -> None:
+        """``os.close``."""
         os.close(fd)
 
     def pwrite(self, fd: int, data: bytes | memoryview, offset: int) -> None:
@@ -70,18 +72,23 @@ class FileIO:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def fdatasync(self, fd: int) -> None:
+        """``os.fdatasync``: the file's data is durable on return."""
         os.fdatasync(fd)
 
     def fsync(self, fd: int) -> None:
+        """``os.fsync``: the file's data and metadata are durable on return."""
         os.fsync(fd)
 
     def ftruncate(self, fd: int, size: int) -> None:
+        """``os.ftruncate`` to ``size`` bytes (not durable until synced)."""
         os.ftruncate(fd, size)
 
     def rename(self, src: str, dst: str) -> None:
+        """Atomically replace ``dst`` with ``src`` (``os.replace``; durable after `fsync_dir`)."""
         os.replace(src, dst)
 
     def unlink(self, path: str) -> None:
+        """``os.unlink`` (durable after `fsync_dir`)."""
         os.unlink(path)
 
     def fsync_dir(self, path: str) -> None:
@@ -175,6 +182,7 @@ class FaultInjector(FileIO):
     # -- FileIO ----------------------------------------------------------------------
 
     def open(self, path: str, flags: int, mode: int = 0o644) -> int:
+        """Open; numbered (and may crash or fail) when it may create or write the file."""
         if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
             self._gate("open", path)
         elif self.dead:
@@ -184,11 +192,13 @@ class FaultInjector(FileIO):
         return fd
 
     def close(self, fd: int) -> None:
+        """Close ``fd`` if this injector opened it and has not closed it yet (not numbered)."""
         if fd in self._fds:
             self._fds.discard(fd)
             super().close(fd)
 
     def pwrite(self, fd: int, data: bytes | memoryview, offset: int) -> None:
+        """A mutating pwrite: numbered; an armed tear writes only a prefix, then crashes."""
         self._gate("pwrite", f"{len(data)}@{offset}")
         if self._tear is not None:
             k, self._tear = self._tear, None
@@ -198,31 +208,38 @@ class FaultInjector(FileIO):
         super().pwrite(fd, data, offset)
 
     def pread(self, fd: int, size: int, offset: int) -> bytes:
+        """Read (not numbered); `SimulatedCrash` once dead."""
         if self.dead:
             raise SimulatedCrash("process is dead (pread)")
         return super().pread(fd, size, offset)
 
     def fdatasync(self, fd: int) -> None:
+        """A mutating `FileIO.fdatasync`: numbered; crashes or fails if so armed."""
         self._gate("fdatasync")
         super().fdatasync(fd)
 
     def fsync(self, fd: int) -> None:
+        """A mutating `FileIO.fsync`: numbered; crashes or fails if so armed."""
         self._gate("fsync")
         super().fsync(fd)
 
     def ftruncate(self, fd: int, size: int) -> None:
+        """A mutating `FileIO.ftruncate`: numbered; crashes or fails if so armed."""
         self._gate("ftruncate", str(size))
         super().ftruncate(fd, size)
 
     def rename(self, src: str, dst: str) -> None:
+        """A mutating `FileIO.rename`: numbered; crashes or fails if so armed."""
         self._gate("rename", f"{src} -> {dst}")
         super().rename(src, dst)
 
     def unlink(self, path: str) -> None:
+        """A mutating `FileIO.unlink`: numbered; crashes or fails if so armed."""
         self._gate("unlink", path)
         super().unlink(path)
 
     def fsync_dir(self, path: str) -> None:
+        """A mutating `FileIO.fsync_dir`: numbered; crashes or fails if so armed."""
         self._gate("fsync_dir", path)
         super().fsync_dir(path)
 

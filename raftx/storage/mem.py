@@ -35,22 +35,27 @@ class MemLogStore(LogStoreBase):
         return self._first
 
     async def save_vote(self, vote: Vote) -> None:
+        """Keep ``vote`` (in memory: not durable)."""
         self._check()
         self._vote = vote
 
     async def read_vote(self) -> Vote | None:
+        """The last saved vote, or None."""
         self._check()
         return self._vote
 
     async def save_committed(self, committed: LogId | None) -> None:
+        """Keep the committed log id (in memory: not durable)."""
         self._check()
         self._committed = committed
 
     async def read_committed(self) -> LogId | None:
+        """The last saved committed log id, or None."""
         self._check()
         return self._committed
 
     async def append(self, entries: Sequence[Entry] | EncodedBatch, callback: IOCallback | None = None) -> None:
+        """Append ``entries`` (§5.3: no hole, terms never decrease); ``callback`` fires before return."""
         try:
             batch = self._prepare_append(entries)
         except BaseException as exc:
@@ -69,6 +74,7 @@ class MemLogStore(LogStoreBase):
         fire(callback, None)
 
     async def truncate(self, since: int) -> None:
+        """Delete every entry ``>= since`` (§5.3)."""
         self._check()
         if since > self._last_index() or self._last is None:
             return
@@ -78,6 +84,7 @@ class MemLogStore(LogStoreBase):
         self._after_truncate(since, self._terms[-1] if self._terms else None)
 
     async def purge(self, log_id: LogId) -> None:
+        """Delete every entry ``<= log_id.index`` and record the purge point (§7)."""
         if not self._check_purge(log_id):
             return
         drop = min(len(self._records), max(0, log_id.index + 1 - self._first))
@@ -87,6 +94,7 @@ class MemLogStore(LogStoreBase):
         self._after_purge(log_id)
 
     async def close(self) -> None:
+        """Mark the store closed; later calls raise `StorageError`."""
         self._closed = True
 
     async def _read_batch(self, lo: int, hi: int) -> EncodedBatch:

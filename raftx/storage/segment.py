@@ -96,6 +96,7 @@ class SegmentHeader:
     prev_checksum: int
 
     def encode(self) -> bytes:
+        """The 128-byte header, CRC included (``ValueError`` for a too-long cluster name)."""
         name = cluster_bytes(self.cluster_name)
         head = _HEADER.pack(
             SEGMENT_MAGIC, SEGMENT_VERSION, _core.codec.FORMAT_VERSION, 0, self.node_id, self.sequence,
@@ -138,6 +139,7 @@ class HardState:
     purged: LogId | None = None
 
     def encode(self) -> bytes:
+        """The hard-state file's bytes: magic, body length, CRC32C, msgpack body."""
         v = self.vote
         body: bytes = msgpack.packb(
             {

@@ -391,6 +391,10 @@ class SegmentedLogStore(LogStoreBase):
     # -- writes ---------------------------------------------------------------------------------
 
     async def append(self, entries: Sequence[Entry] | EncodedBatch, callback: IOCallback | None = None) -> None:
+        """Append ``entries`` (§5.3: no hole, terms never decrease).
+
+        Readable on return; ``callback`` fires once they are durable (group commit, R4).
+        """
         batch = None
         if not self._busy:  # the fast path: no lock, no await
             batch = self._prepare(entries, callback)
@@ -550,24 +554,29 @@ class SegmentedLogStore(LogStoreBase):
             io.fsync_dir(str(self.directory))
 
     async def save_vote(self, vote: Vote) -> None:
+        """Persist ``vote``; durable on return, after every earlier append (R5, R14)."""
         async with self._exclusive():
             self._check()
             await self._write_hard(vote=vote)  # after the earlier appends are durable (R14)
 
     async def read_vote(self) -> Vote | None:
+        """The last saved vote, or None."""
         self._check()
         return self._hard.vote
 
     async def save_committed(self, committed: LogId | None) -> None:
+        """Persist the committed log id; durable on return, never ahead of the entries (R6, R14)."""
         async with self._exclusive():
             self._check()
             await self._write_hard(committed=committed)  # never durable ahead of the entries (R6, R14)
 
     async def read_committed(self) -> LogId | None:
+        """The last saved committed log id, or None."""
         self._check()
         return self._hard.committed
 
     async def truncate(self, since: int) -> None:
+        """Delete every entry ``>= since`` (§5.3); durable on return, always a prefix of the log (R11)."""
         async with self._exclusive():
             self._check()
             since = max(since, self._first_index())
@@ -613,6 +622,7 @@ class SegmentedLogStore(LogStoreBase):
             seg.last_crc = SegmentHeader.decode(io.pread(seg.fd, HEADER_SIZE, 0), str(seg.path)).prev_checksum
 
     async def purge(self, log_id: LogId) -> None:
+        """Delete every entry ``<= log_id.index`` (§7); the purge point is durable first (R12)."""
         async with self._exclusive():
             if not self._check_purge(log_id):
                 return

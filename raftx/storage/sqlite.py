@@ -132,26 +132,34 @@ class SqliteLogStore(LogStoreBase):
         self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, _pack(value)))
 
     async def save_vote(self, vote: Vote) -> None:
+        """Persist ``vote``; durable on return (``synchronous=FULL``, R5)."""
         async with self._lock:
             await self._write("saving the vote failed", self._put_meta, "vote", vote)
             self._vote = vote
 
     async def read_vote(self) -> Vote | None:
+        """The last saved vote, or None."""
         self._check()
         return self._vote
 
     async def save_committed(self, committed: LogId | None) -> None:
+        """Persist the committed log id; durable on return (R6)."""
         async with self._lock:
             await self._write("saving committed failed", self._put_meta, "committed", committed)
             self._committed = committed
 
     async def read_committed(self) -> LogId | None:
+        """The last saved committed log id, or None."""
         self._check()
         return self._committed
 
     # -- log -----------------------------------------------------------------------
 
     async def append(self, entries: Sequence[Entry] | EncodedBatch, callback: IOCallback | None = None) -> None:
+        """Append ``entries`` (§5.3: no hole, terms never decrease) in one transaction.
+
+        Durable when ``callback`` fires, which it does before returning.
+        """
         async with self._lock:
             try:
                 batch = self._prepare_append(entries)
@@ -177,6 +185,7 @@ class SqliteLogStore(LogStoreBase):
             self._db.executemany("INSERT INTO log (idx, term, record) VALUES (?, ?, ?)", rows)
 
     async def truncate(self, since: int) -> None:
+        """Delete every entry ``>= since`` (§5.3) in one transaction; durable on return."""
         async with self._lock:
             self._check()
             since = max(since, self._first_index())
@@ -194,6 +203,7 @@ class SqliteLogStore(LogStoreBase):
         return None if row is None else int(row[0])
 
     async def purge(self, log_id: LogId) -> None:
+        """Delete every entry ``<= log_id.index`` and record the purge point in one transaction (§7, R12)."""
         async with self._lock:
             if not self._check_purge(log_id):
                 return
@@ -224,6 +234,7 @@ class SqliteLogStore(LogStoreBase):
         return self._db.execute("SELECT record FROM log WHERE idx >= ? AND idx < ? ORDER BY idx", (lo, hi)).fetchall()
 
     async def close(self) -> None:
+        """Close the database; later calls raise `StorageError`. Idempotent."""
         if self._closed:
             return
         async with self._lock:
