@@ -167,6 +167,15 @@ class LogStoreBase(RaftLogStorage):
         if self._last is not None and self._last.index <= log_id.index:
             self._last = None
 
+    def _truncation_point(self, since: int) -> int | None:
+        """Check the store; ``since`` raised to the first readable index, or None when no
+        entry is at or after it (the truncate is a no-op, §5.3)."""
+        self._check()
+        since = max(since, self._first_index())
+        if self._last is None or since > self._last.index:
+            return None
+        return since
+
     def _check_purge(self, log_id: LogId) -> bool:
         """True if the purge changes anything (purging never goes backwards)."""
         self._check()

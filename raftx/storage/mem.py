@@ -75,9 +75,10 @@ class MemLogStore(LogStoreBase):
 
     async def truncate(self, since: int) -> None:
         """Delete every entry ``>= since`` (§5.3)."""
-        self._check()
-        if since > self._last_index() or self._last is None:
+        point = self._truncation_point(since)
+        if point is None:
             return
+        since = point
         keep = max(0, since - self._first)
         del self._records[keep:]
         del self._terms[keep:]

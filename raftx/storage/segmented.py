@@ -46,7 +46,7 @@ import struct
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from raftx import _core
 from raftx.errors import StorageCorrupted, StorageError
@@ -93,6 +93,14 @@ class _Segment:
     @property
     def last_index(self) -> int:
         return self.first_index + self.count - 1
+
+
+def _reraise(err: BaseException, exc: BaseException) -> NoReturn:
+    """Raise what a write path's error handling chose (`SegmentedLogStore._guard`):
+    ``exc`` itself, or ``err`` chained to it."""
+    if err is exc:
+        raise exc
+    raise err from exc
 
 
 def _is_torn_tail(buf: Any, end: int, size: int, kind: str | None) -> bool:
@@ -442,10 +450,7 @@ class SegmentedLogStore(LogStoreBase):
                 await self._run(self._truncate_sync, seg.first_index)
             return await self._run(self._create_segment, batch.first_index)
         except BaseException as exc:
-            err = self._write_failed(exc, callback)
-            if err is exc:
-                raise
-            raise err from exc
+            _reraise(self._write_failed(exc, callback), exc)
 
     def _write_failed(self, exc: BaseException, callback: IOCallback | None) -> BaseException:
         """Fail the store for ``exc`` (R10) and tell ``callback``; returns what to raise."""
@@ -472,10 +477,7 @@ class SegmentedLogStore(LogStoreBase):
         try:
             self._io.pwrite(seg.fd, data, base)
         except BaseException as exc:
-            err = self._write_failed(exc, callback)
-            if err is exc:
-                raise
-            raise err from exc
+            _reraise(self._write_failed(exc, callback), exc)
         terms = batch.terms
         n = len(terms)
         seg.size = base + len(data)
@@ -494,9 +496,7 @@ class SegmentedLogStore(LogStoreBase):
             except BaseException as exc:
                 err = self._guard(exc, "fdatasync of the log failed")
                 self._synced(seq, err)
-                if err is exc:
-                    raise
-                raise err from exc
+                _reraise(err, exc)
         self._synced(seq, None)
 
     def _create_segment(self, first_index: int) -> _Segment:
@@ -532,10 +532,7 @@ class SegmentedLogStore(LogStoreBase):
         try:
             await self._run(self._write_hard_sync, new.encode())
         except BaseException as exc:
-            err = self._guard(exc, "saving the hard state failed")
-            if err is exc:
-                raise
-            raise err from exc
+            _reraise(self._guard(exc, "saving the hard state failed"), exc)
         self._hard = new
 
     def _write_hard_sync(self, data: bytes) -> None:
@@ -578,17 +575,14 @@ class SegmentedLogStore(LogStoreBase):
     async def truncate(self, since: int) -> None:
         """Delete every entry ``>= since`` (§5.3); durable on return, always a prefix of the log (R11)."""
         async with self._exclusive():
-            self._check()
-            since = max(since, self._first_index())
-            if self._last is None or since > self._last.index:
+            point = self._truncation_point(since)
+            if point is None:
                 return
+            since = point
             try:
                 await self._run(self._truncate_sync, since)
             except BaseException as exc:
-                err = self._guard(exc, "truncate failed")
-                if err is exc:
-                    raise
-                raise err from exc
+                _reraise(self._guard(exc, "truncate failed"), exc)
             term = self._index.term_at(since - 1) if since - 1 >= self._index.first_index else None
             self._index.truncate_after(since - 1)
             self._after_truncate(since, term)
@@ -630,10 +624,7 @@ class SegmentedLogStore(LogStoreBase):
             try:
                 await self._run(self._delete_purged_segments, log_id.index)
             except BaseException as exc:
-                err = self._guard(exc, "purge failed")
-                if err is exc:
-                    raise
-                raise err from exc
+                _reraise(self._guard(exc, "purge failed"), exc)
             self._index.purge_upto(log_id.index)
             self._after_purge(log_id)
 

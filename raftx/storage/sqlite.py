@@ -187,10 +187,10 @@ class SqliteLogStore(LogStoreBase):
     async def truncate(self, since: int) -> None:
         """Delete every entry ``>= since`` (§5.3) in one transaction; durable on return."""
         async with self._lock:
-            self._check()
-            since = max(since, self._first_index())
-            if self._last is None or since > self._last.index:
+            point = self._truncation_point(since)
+            if point is None:
                 return
+            since = point
             term = await self._write("truncate failed", self._truncate_sync, since)
             self._after_truncate(since, term)
 
