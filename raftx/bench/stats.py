@@ -42,8 +42,8 @@ def cpu_us_per_write(level: dict[str, Any]) -> float | None:
     cpu = level.get("cpu_percent")
     if not cpu or not level.get("writes_per_s"):
         return None
-    nodes = sum(v for n, v in cpu.items() if n != "client")
-    return nodes / 100 / level["writes_per_s"] * 1e6
+    nodes = sum(float(v) for n, v in cpu.items() if n != "client")
+    return nodes / 100 / float(level["writes_per_s"]) * 1e6
 
 
 def print_table(title: str, levels: Sequence[dict[str, Any]], out: TextIO | None = None) -> None:
