@@ -232,7 +232,7 @@ class Raft:
 
     @property
     def config(self) -> Config:
-        """The node's `Config` (treat as read-only)."""
+        """The node's `Config` (treat as read-only): ``raft.config.heartbeat_interval``."""
         return self._core.config
 
     def runtime_config(self) -> RuntimeConfigHandle:
@@ -411,7 +411,8 @@ class Raft:
         return await self._core.request(lambda fut: ev.VoteRequested(rpc, fut))  # type: ignore[no-any-return]
 
     async def handle_transfer_leader(self, req: Any) -> None:
-        """Handle a leadership transfer notice from the leader (thesis §3.10)."""
+        """Handle a leadership transfer notice from the leader (thesis §3.10); called by a
+        transport's server side: ``await raft.handle_transfer_leader(req)``."""
         self._core.check_running()
         self._core.post(ev.TransferLeaderRequested(req))
 
@@ -451,7 +452,8 @@ class Raft:
 
     async def receive_snapshot_chunk(self, req: InstallSnapshotRequest, checksum: int | None = None) -> SnapshotResponse:
         """Take one chunk of a streamed snapshot (§7); installs on the last one after
-        verifying ``checksum`` (CRC-32 of the whole snapshot) when given."""
+        verifying ``checksum`` (CRC-32 of the whole snapshot) when given. Called by a
+        transport's server side: ``resp = await raft.receive_snapshot_chunk(req, crc)``."""
         if not isinstance(req, InstallSnapshotRequest):
             raise ProtocolError(f"expected an InstallSnapshotRequest, not {type(req).__name__}")
         self._core.check_running()
@@ -497,11 +499,13 @@ class Raft:
         return self._core.metrics_tx.subscribe()
 
     def data_metrics(self) -> WatchReceiver[RaftDataMetrics]:
-        """A watch receiver of the log / apply progress subset of the metrics."""
+        """A watch receiver of the log / apply progress subset of the metrics; changes
+        only when those do. Example: ``async for m in raft.data_metrics(): print(m.last_applied)``"""
         return self._core.data_tx.subscribe()
 
     def server_metrics(self) -> WatchReceiver[RaftServerMetrics]:
-        """A watch receiver of the role / membership subset of the metrics."""
+        """A watch receiver of the role / membership subset of the metrics; changes only
+        when those do. Example: ``await raft.server_metrics().changed()``"""
         return self._core.server_tx.subscribe()
 
     def wait(self, timeout: float | None = None) -> Wait:
