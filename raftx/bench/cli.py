@@ -9,6 +9,17 @@ from this process, or with ``--in-process-client`` from inside the leader with
 ``--vs pysyncobj`` runs the same workload on PySyncObj (in-process style, its
 defaults: in-memory log, no fsync) in the same invocation and prints the ratios.
 
+``--batch N ...`` (in-process client only) adds, for every N > 1, a run where each
+in-flight slot submits ``Raft.client_write_many`` of N values (openraft's batch API;
+openraft's own benchmark reports its best figure that way): ``--inflight`` still
+counts writes (``inflight // N`` calls outstanding, at least one), every value counts
+as one write, and each write's latency is that of its call. These runs are labelled
+"client_write_many batches of N" in the tables and stored under
+``raftx_in_process_batchN`` in the JSON. KVClient already coalesces concurrent puts
+into one request (up to 4096 per request), so ``--batch`` does not apply to it:
+``--client kv`` with a batch > 1 is a usage error, ``--client both`` runs KVClient
+unbatched. The report ends with each run's best level against PySyncObj's best.
+
 Printed per level: writes/s, p50 / p99 / p99.9 latency, failed writes, fsyncs per
 second (all nodes' log fsyncs) and CPU per process (% of one core). Also measured in
 the same run: the raw fdatasync rate of a small append in the data directory's file
@@ -44,6 +55,25 @@ MODES = {"kv": ("raftx_kvclient",), "in-process": ("raftx_in_process",),
          "both": ("raftx_in_process", "raftx_kvclient")}
 TITLES = {"raftx_in_process": "raftx, load inside the leader (client_write)",
           "raftx_kvclient": "raftx, load through KVClient from another process"}
+BATCH_PREFIX = "raftx_in_process_batch"
+
+
+def batch_key(batch: int) -> str:
+    """The JSON key of the in-process run with ``client_write_many`` batches of ``batch``."""
+    return "raftx_in_process" if batch == 1 else f"{BATCH_PREFIX}{batch}"
+
+
+def run_title(key: str) -> str:
+    """The table title of the run stored under ``key``."""
+    if key.startswith(BATCH_PREFIX):
+        return f"raftx, load inside the leader, client_write_many batches of {key.removeprefix(BATCH_PREFIX)}"
+    return TITLES[key]
+
+
+def run_keys(out: dict[str, Any]) -> list[str]:
+    """The raftx runs present in ``out``, in report order (unbatched, batches by size, KVClient)."""
+    batched = sorted((k for k in out if k.startswith(BATCH_PREFIX)), key=lambda k: int(k.removeprefix(BATCH_PREFIX)))
+    return [k for k in ("raftx_in_process", *batched, "raftx_kvclient") if k in out]
 
 
 def _positive_int(text: str) -> int:
@@ -82,6 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="kv: KVClient over TCP (default); in-process: client_write inside the leader; both")
     ap.add_argument("--in-process-client", dest="client", action="store_const", const="in-process",
                     help="same as --client in-process")
+    ap.add_argument("--batch", type=_positive_int, nargs="+", default=[1], metavar="N",
+                    help="in-process client only: also run with client_write_many of N values per call "
+                         "(one run per value; --inflight counts writes; default 1 = client_write)")
+    ap.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto",
+                    help="event loop of the raftx node processes (default: uvloop when installed)")
     ap.add_argument("--vs", choices=["pysyncobj"], help="also run the workload on PySyncObj and print ratios")
     ap.add_argument("--pysyncobj-journal", action="store_true", help="PySyncObj with its mmap file journal")
     ap.add_argument("--json", metavar="FILE", help="write every figure as JSON to FILE ('-': stdout)")
@@ -95,21 +130,46 @@ def _ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
     return a["writes_per_s"] / b["writes_per_s"]  # type: ignore[no-any-return]
 
 
+def _level_at(levels: list[dict[str, Any]], inflight: int) -> dict[str, Any] | None:
+    """The level with ``inflight`` writes outstanding, if any (batched runs may have none)."""
+    return next((lv for lv in levels if lv["inflight"] == inflight), None)
+
+
+def _best_level(levels: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return max(levels, key=lambda lv: lv["writes_per_s"], default=None)
+
+
+def _best(out: dict[str, Any]) -> dict[str, Any]:
+    """Each run's best level (highest writes/s) against PySyncObj's best in the same run."""
+    ps = _best_level(out["pysyncobj"]["levels"])
+    best: dict[str, Any] = {"pysyncobj": None if ps is None else
+                            {"inflight": ps["inflight"], "writes_per_s": ps["writes_per_s"]}}
+    for key in run_keys(out):
+        lv = _best_level(out[key]["levels"])
+        best[key] = None if lv is None else {"inflight": lv["inflight"], "batch": out[key]["batch"],
+                                             "writes_per_s": lv["writes_per_s"],
+                                             "ratio_to_pysyncobj_best": _ratio(lv, ps)}
+    return best
+
+
 def run_benchmark(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
     """Run every phase ``args`` asks for; all figures as one JSON-able dict."""
     from raftx import _core
 
     duration = args.duration if args.duration is not None else (300.0 if args.writes else 3.0)
     max_writes = args.writes or 1_000_000_000
-    try:
-        import uvloop  # noqa: F401
-        loop = "uvloop"
-    except ImportError:
-        loop = "asyncio"
+    loop = args.loop
+    if loop == "auto":
+        try:
+            import uvloop  # noqa: F401
+            loop = "uvloop"
+        except ImportError:
+            loop = "asyncio"
+    batches = list(dict.fromkeys(args.batch))
     out: dict[str, Any] = {"format": 1, "python": platform.python_version(), "implementation": _core.IMPLEMENTATION,
                            "loop": loop, "fsync": not args.no_fsync, "value_bytes": args.value_bytes,
-                           "nodes": args.nodes, "inflight": args.inflight, "duration_s": duration,
-                           "writes_per_level": args.writes}
+                           "nodes": args.nodes, "inflight": args.inflight, "batch": batches,
+                           "duration_s": duration, "writes_per_level": args.writes}
     common = dict(nodes=args.nodes, inflight=args.inflight, duration=duration, max_writes=max_writes,
                   value_bytes=args.value_bytes, progress=progress)
     base = Path(tempfile.mkdtemp(prefix="raftx-bench-"))
@@ -119,13 +179,21 @@ def run_benchmark(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
         out["loopback_rtt_us"] = asyncio.run(probes.loopback_rtt(size=args.value_bytes)) * 1e6
         for key in MODES[args.client]:
             if key == "raftx_in_process":
-                out[key] = runs.run_in_process(base / "inproc", fsync=not args.no_fsync, **common)
+                run = runs.run_in_process(base / "inproc", fsync=not args.no_fsync, batch=batches, loop=loop,
+                                          **common)
+                for batch in batches:
+                    out[batch_key(batch)] = {"leader": run["leader"], "batch": batch,
+                                             "title": run_title(batch_key(batch)),
+                                             "levels": [lv for lv in run["levels"] if lv["batch"] == batch]}
             else:
-                out[key] = asyncio.run(runs.run_kvclient(base / "kvclient", fsync=not args.no_fsync, **common))
+                out[key] = asyncio.run(runs.run_kvclient(base / "kvclient", fsync=not args.no_fsync, loop=loop,
+                                                         **common))
+                out[key].update(batch=1, title=run_title(key))
         if args.vs == "pysyncobj":
             out["pysyncobj"] = run_pysyncobj(base / "pysyncobj", journal=args.pysyncobj_journal, **common)
-            out["ratios"] = {key: [_ratio(a, b) for a, b in zip(out[key]["levels"], out["pysyncobj"]["levels"])]
-                             for key in MODES[args.client]}
+            out["ratios"] = {key: [_ratio(_level_at(out[key]["levels"], b["inflight"]), b)
+                                   for b in out["pysyncobj"]["levels"]] for key in run_keys(out)}
+            out["best"] = _best(out)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return out
@@ -137,24 +205,39 @@ def print_report(out: dict[str, Any], stream: TextIO) -> None:
                  f"loopback RTT {out['loopback_rtt_us']:.0f} us; python {out['python']}, "
                  f"_core={out['implementation']}, loop={out['loop']}, {out['nodes']} nodes\n")
     durable = "fsync on" if out["fsync"] else "NO fsync"
-    keys = [k for k in ("raftx_in_process", "raftx_kvclient") if k in out]
+    keys = run_keys(out)
     for key in keys:
-        print_table(f"{TITLES[key]}, {durable}", out[key]["levels"], stream)
+        print_table(f"{run_title(key)}, {durable}", out[key]["levels"], stream)
     if "pysyncobj" in out:
         ps = out["pysyncobj"]
         print_table(f"{ps['library']}, load inside the leader, no fsync"
                     + (" (mmap journal)" if ps["journal"] else " (in-memory log)"), ps["levels"], stream)
         stream.write("\nratio of writes/s, raftx / PySyncObj (same in-flight level)\n")
-        stream.write(f"{'in-flight':>10}" + "".join(f" {k.removeprefix('raftx_'):>12}" for k in keys) + "\n")
+        names = [k.removeprefix("raftx_").replace("in_process_batch", "batch") for k in keys]
+        stream.write(f"{'in-flight':>10}" + "".join(f" {n:>12}" for n in names) + "\n")
         for i, lvl in enumerate(ps["levels"]):
             cells = [out["ratios"][k][i] for k in keys]
             stream.write(f"{lvl['inflight']:>10}"
                          + "".join(f" {'-' if c is None else f'{c:.2f}x':>12}" for c in cells) + "\n")
+        best = out["best"]
+        if best["pysyncobj"] is not None:
+            stream.write(f"\nbest level of each run vs PySyncObj's best ({best['pysyncobj']['writes_per_s']:,.0f} "
+                         f"writes/s at in-flight {best['pysyncobj']['inflight']})\n")
+            for key in keys:
+                b = best[key]
+                if b is not None:
+                    ratio = b["ratio_to_pysyncobj_best"]
+                    stream.write(f"  {run_title(key)}: {b['writes_per_s']:,.0f} writes/s at in-flight "
+                                 f"{b['inflight']}: {'-' if ratio is None else f'{ratio:.2f}x'}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``raftx bench``; returns the exit code."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.client == "kv" and any(b > 1 for b in args.batch):
+        parser.error("--batch > 1 applies to the in-process client only (--client in-process or both); "
+                     "KVClient already coalesces concurrent puts into batched requests")
     if args.vs == "pysyncobj":
         try:
             require_pysyncobj()

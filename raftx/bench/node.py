@@ -8,7 +8,11 @@ Two kinds, both publishing CPU time and log fsync counts (`raftx.bench.procstats
   unless ``--no-fsync``, `KVStateMachine`, `KVNodeServer`); node 1 initializes the
   cluster; whichever node becomes leader drives the load itself with
   ``Raft.client_write`` (PySyncObj's benchmark style), one level per ``--inflight``
-  value, and writes the results to ``--result``; the others serve until killed.
+  value and ``--batch`` size (batch > 1: ``Raft.client_write_many`` of that many
+  values per call, ``inflight // batch`` calls outstanding), and writes the results
+  to ``--result``; the others serve until killed.
+
+``--loop asyncio|uvloop`` picks the event loop (default: uvloop when installed).
 """
 
 from __future__ import annotations
@@ -70,13 +74,20 @@ async def _inproc(args: argparse.Namespace) -> int:
         async def write(key: int) -> None:
             await raft.client_write(encode_put(b"k%d" % key, value))
 
+        async def write_many(keys: list[int]) -> int:
+            results = await raft.client_write_many([encode_put(b"k%d" % k, value) for k in keys])
+            return sum(1 for r in results if isinstance(r, BaseException))
+
         stats = {f"node{i}": Path(args.stats_dir) / f"stats-node{i}.json" for i in addrs}
         out: dict[str, Any] = {"leader": me, "levels": []}
         write_json(args.progress, {"phase": "warm-up"})
         await measured_level(write, 100, 1.0, 2000, stats)
-        for k, inflight in enumerate(args.inflight):
-            write_json(args.progress, {"phase": f"in-flight {inflight} ({k + 1}/{len(args.inflight)})"})
-            out["levels"].append(await measured_level(write, inflight, args.duration, args.max_writes, stats))
+        plan = [(batch, inflight) for batch in args.batch for inflight in args.inflight]
+        for k, (batch, inflight) in enumerate(plan):
+            what = f"in-flight {inflight}" + (f", client_write_many batches of {batch}" if batch > 1 else "")
+            write_json(args.progress, {"phase": f"{what} ({k + 1}/{len(plan)})"})
+            out["levels"].append(await measured_level(write, inflight, args.duration, args.max_writes, stats,
+                                                      batch=batch, write_many=write_many))
         write_json(args.result, out)
         await asyncio.sleep(args.linger)
         return 0
@@ -86,10 +97,15 @@ async def _inproc(args: argparse.Namespace) -> int:
         await store.close()
 
 
-def _run(coro: Coroutine[Any, Any, int]) -> int:
+def _run(coro: Coroutine[Any, Any, int], loop: str = "auto") -> int:
+    """Run ``coro`` on uvloop (``auto``: when installed) or on asyncio's own loop."""
+    if loop == "asyncio":
+        return asyncio.run(coro)
     try:
         import uvloop
     except ImportError:
+        if loop == "uvloop":
+            raise
         return asyncio.run(coro)
     return int(uvloop.run(coro))
 
@@ -105,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--result")
     ap.add_argument("--progress")
     ap.add_argument("--inflight", type=int, nargs="+", default=[1])
+    ap.add_argument("--batch", type=int, nargs="+", default=[1])
+    ap.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
     ap.add_argument("--duration", type=float, default=3.0)
     ap.add_argument("--max-writes", type=int, default=1_000_000)
     ap.add_argument("--value-bytes", type=int, default=100)
@@ -120,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             from raftx.kv import server
 
             return server.main(rest)
-        return _run(_inproc(args))
+        return _run(_inproc(args), args.loop)
     finally:
         writer.stop()
 

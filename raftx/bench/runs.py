@@ -2,7 +2,9 @@
 per in-flight value, each level measured with `raftx.bench.load.measured_level`.
 
 * `run_in_process`: the load is generated inside the leader process with
-  ``Raft.client_write`` (`raftx.bench.node` ``inproc``), PySyncObj's benchmark style;
+  ``Raft.client_write`` (`raftx.bench.node` ``inproc``), PySyncObj's benchmark style,
+  or in batches with ``Raft.client_write_many`` (one level per in-flight value and
+  batch size, all in one cluster);
 * `run_kvclient`: the nodes are ``raftx serve`` key-value nodes (`raftx.launcher.LocalCluster`),
   the load comes from this process through `raftx.kv.KVClient` (concurrent ``put``
   calls; the client batches them).
@@ -55,12 +57,15 @@ def wait_for_result(result: Path, progress_file: Path, budget: float, procs: Seq
 
 
 def run_in_process(base: Path, *, nodes: int, inflight: list[int], duration: float, max_writes: int,
-                   value_bytes: int, fsync: bool, progress: Progress) -> dict[str, Any]:
-    """Node processes with the load inside the leader (``client_write``); the leader's results."""
+                   value_bytes: int, fsync: bool, progress: Progress, batch: Sequence[int] = (1,),
+                   loop: str = "auto") -> dict[str, Any]:
+    """Node processes with the load inside the leader (``client_write``, or
+    ``client_write_many`` for each ``batch`` size > 1); the leader's results, one level
+    per (batch, in-flight) pair, batch-major, each level carrying its ``batch``."""
     base.mkdir(parents=True, exist_ok=True)
     addrs = ",".join(f"127.0.0.1:{p}" for p in free_ports(nodes))
     result, progress_file = base / "result.json", base / "progress.json"
-    budget = 60.0 + len(inflight) * (duration + 65.0)
+    budget = 60.0 + len(inflight) * len(batch) * (duration + 65.0)
     env = child_env()
     procs = []
     for i in range(1, nodes + 1):
@@ -68,7 +73,8 @@ def run_in_process(base: Path, *, nodes: int, inflight: list[int], duration: flo
                 "--index", str(i), "--addrs", addrs, "--data-dir", str(base / f"node{i}"),
                 "--stats-dir", str(base), "--result", str(result), "--progress", str(progress_file),
                 "--duration", str(duration), "--max-writes", str(max_writes), "--value-bytes", str(value_bytes),
-                "--linger", str(budget), "--inflight", *map(str, inflight)]
+                "--linger", str(budget), "--loop", loop, "--inflight", *map(str, inflight),
+                "--batch", *map(str, batch)]
         if not fsync:
             argv.append("--no-fsync")
         procs.append(ManagedProcess(argv, log_path=base / f"node{i}.log", env=env, name=f"raftx-inproc-{i}"))
@@ -82,11 +88,12 @@ def run_in_process(base: Path, *, nodes: int, inflight: list[int], duration: flo
 
 
 async def run_kvclient(base: Path, *, nodes: int, inflight: list[int], duration: float, max_writes: int,
-                       value_bytes: int, fsync: bool, progress: Progress) -> dict[str, Any]:
-    """``raftx serve`` node processes, the load from this process through `KVClient`."""
+                       value_bytes: int, fsync: bool, progress: Progress, loop: str = "auto") -> dict[str, Any]:
+    """``raftx serve`` node processes (event loop ``loop``), the load from this process
+    through `KVClient` (which coalesces concurrent puts into batches itself)."""
     base.mkdir(parents=True, exist_ok=True)
     cluster = LocalCluster(nodes, base_dir=base, cluster_name=CLUSTER,
-                           node_args=["--log-level", "WARNING", *([] if fsync else ["--no-fsync"])])
+                           node_args=["--log-level", "WARNING", "--loop", loop, *([] if fsync else ["--no-fsync"])])
     stats = {f"node{i}": base / f"stats-node{i}.json" for i in cluster.nodes}
     for i, p in cluster.nodes.items():  # the same node, with CPU / fsync accounting around it
         assert p.argv[1:3] == ["-m", "raftx.kv.server"], p.argv

@@ -82,3 +82,68 @@ def test_cpu_us_per_write_sums_the_nodes_not_the_client() -> None:
     level = {"writes_per_s": 50_000.0, "cpu_percent": {"node1": 80.0, "node2": 30.0, "node3": 30.0, "client": 20.0}}
     assert cpu_us_per_write(level) == pytest.approx(1.4 / 50_000 * 1e6)
     assert cpu_us_per_write({"writes_per_s": 0.0, "cpu_percent": {"node1": 5.0}}) is None
+
+
+def test_in_process_batches_count_every_write(capsys: pytest.CaptureFixture[str]) -> None:
+    out = _bench(capsys, "--in-process-client", "--no-fsync", "--loop", "asyncio", "--inflight", "20",
+                 "--batch", "1", "10", "--writes", "55")
+    assert out["batch"] == [1, 10] and out["loop"] == "asyncio"
+    (single,) = out["raftx_in_process"]["levels"]
+    assert single["batch"] == 1 and single["inflight"] == 20 and single["writes"] == 55
+    run = out["raftx_in_process_batch10"]
+    assert run["batch"] == 10 and "client_write_many batches of 10" in run["title"]
+    (lv,) = run["levels"]
+    # 55 writes in calls of 10: two calls outstanding, the last call carries the 5 left over.
+    assert lv["batch"] == 10 and lv["inflight"] == 20 and lv["calls_in_flight"] == 2
+    assert lv["writes"] == 55 and lv["failed"] == 0
+    assert 0 < lv["p50_ms"] <= lv["p99_ms"] <= lv["max_ms"]
+
+
+def test_batch_with_kvclient_only_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--client", "kv", "--batch", "10"]) == 2
+    assert "in-process client only" in capsys.readouterr().err
+
+
+def test_batched_run_is_compared_with_pysyncobjs_best(capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("pysyncobj")
+    out = _bench(capsys, "--client", "in-process", "--no-fsync", "--inflight", "2", "10", "--batch", "5",
+                 "--writes", "20", "--vs", "pysyncobj")
+    assert "raftx_in_process" not in out  # only the batched run was asked for
+    levels = out["raftx_in_process_batch5"]["levels"]
+    assert [lv["inflight"] for lv in levels] == [5, 10]  # in-flight 2 < one batch: one call of 5
+    ps = out["pysyncobj"]["levels"]
+    ps_best = max(ps, key=lambda lv: lv["writes_per_s"])
+    rx_best = max(levels, key=lambda lv: lv["writes_per_s"])
+    best = out["best"]
+    assert best["pysyncobj"]["writes_per_s"] == ps_best["writes_per_s"]
+    assert best["raftx_in_process_batch5"]["ratio_to_pysyncobj_best"] == pytest.approx(
+        rx_best["writes_per_s"] / ps_best["writes_per_s"])
+    # Same in-flight level only: PySyncObj's level 2 has no batched counterpart.
+    assert out["ratios"]["raftx_in_process_batch5"] == [
+        None, pytest.approx(levels[1]["writes_per_s"] / ps[1]["writes_per_s"])]
+
+
+def test_drive_counts_each_write_of_a_call_and_its_failures() -> None:
+    import asyncio
+
+    from raftx.bench.load import drive
+
+    calls: list[list[int]] = []
+
+    async def write_many(keys: list[int]) -> int:
+        calls.append(keys)
+        await asyncio.sleep(0)
+        if len(calls) == 2:
+            raise OSError("the whole call failed")
+        return sum(1 for k in keys if k % 4 == 0)  # these writes of the call failed
+
+    async def single(key: int) -> None:
+        raise AssertionError("batch > 1 must not write one at a time")
+
+    level = asyncio.run(asyncio.wait_for(
+        drive(single, 8, 30.0, 23, keys=1000, batch=4, write_many=write_many), 30))
+    assert sorted(len(c) for c in calls) == [3, 4, 4, 4, 4, 4]  # 23 writes, the last call short
+    assert sorted(k for c in calls for k in c) == list(range(23))
+    failed_in_calls = sum(1 for i, c in enumerate(calls) if i != 1 for k in c if k % 4 == 0)
+    assert level["failed"] == len(calls[1]) + failed_in_calls
+    assert level["writes"] == 23 - level["failed"] and level["calls_in_flight"] == 2
