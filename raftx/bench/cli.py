@@ -20,6 +20,11 @@ into one request (up to 4096 per request), so ``--batch`` does not apply to it:
 ``--client kv`` with a batch > 1 is a usage error, ``--client both`` runs KVClient
 unbatched. The report ends with each run's best level against PySyncObj's best.
 
+Where one write's latency goes (``--inflight 1``): compare ``--nodes 1`` (no
+replication) with ``--nodes 3``, each with and without ``--no-fsync``, and
+``--loop asyncio`` with the default uvloop; the difference of two runs is the cost
+of what one leaves out (replication round trip, the durable append, the loop).
+
 Printed per level: writes/s, p50 / p99 / p99.9 latency, failed writes, fsyncs per
 second (all nodes' log fsyncs) and CPU per process (% of one core). Also measured in
 the same run: the raw fdatasync rate of a small append in the data directory's file
