@@ -12,6 +12,7 @@ import asyncio
 import os
 import itertools
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -19,19 +20,24 @@ from typing import Any
 from raftx.bench.procstats import read_stats, usage
 from raftx.bench.stats import latency_summary
 
-__all__ = ["Write", "WriteMany", "drive", "measured_level"]
+__all__ = ["Write", "WriteMany", "drive", "fresh_stats", "measured_level"]
+
+RAMP = 1000
+"""Workers started per loop turn at the beginning of a level."""
 
 Write = Callable[[int], Awaitable[Any]]
 """One write of ``key``; raises if the write failed."""
-WriteMany = Callable[[list[int]], Awaitable[int]]
-"""One call writing every key of the list; returns how many of them failed (raises: all failed)."""
+WriteMany = Callable[[list[int]], Awaitable[list[BaseException]]]
+"""One call writing every key of the list; returns the errors of the writes that failed
+(raises: every write of the call failed with that error)."""
 
 
 async def drive(write: Write, inflight: int, duration: float, max_writes: int, keys: int = 1000, *,
                 batch: int = 1, write_many: WriteMany | None = None) -> dict[str, Any]:
     """Keep ``inflight`` writes outstanding until ``duration`` seconds passed or
     ``max_writes`` were issued. Returns writes, failed, writes/s (completed writes over
-    the time to the last completion) and latency percentiles.
+    the time to the last completion), latency percentiles and ``errors``: how many
+    writes failed with each exception type (e.g. ``{"ForwardToLeader": 12}``).
 
     With ``batch`` > 1 the writes go through ``write_many`` in calls of ``batch`` keys
     (the last call of a ``max_writes`` run may be shorter), ``max(1, inflight // batch)``
@@ -43,6 +49,7 @@ async def drive(write: Write, inflight: int, duration: float, max_writes: int, k
         raise ValueError("batch > 1 needs write_many")
     latencies: list[float] = []
     failed = 0
+    errors: Counter[str] = Counter()
     issued = 0
     start = time.perf_counter()
     deadline = start + duration
@@ -56,8 +63,9 @@ async def drive(write: Write, inflight: int, duration: float, max_writes: int, k
             t0 = time.perf_counter()
             try:
                 await write(i % keys)
-            except Exception:  # counted, not fatal: the figure says how many failed
+            except Exception as exc:  # counted, not fatal: the figure says how many failed
                 failed += 1
+                errors[type(exc).__name__] += 1
                 continue
             last = time.perf_counter()
             latencies.append(last - t0)
@@ -72,24 +80,49 @@ async def drive(write: Write, inflight: int, duration: float, max_writes: int, k
             t0 = time.perf_counter()
             try:
                 bad = await write_many(batch_keys)
-            except Exception:  # the whole call failed: every write in it did
+            except Exception as exc:  # the whole call failed: every write in it did
                 failed += n
+                errors[type(exc).__name__] += n
                 continue
-            failed += bad
-            if bad < n:
+            failed += len(bad)
+            errors.update(type(e).__name__ for e in bad)
+            if len(bad) < n:
                 last = time.perf_counter()
-                latencies.extend(itertools.repeat(last - t0, n - bad))
+                latencies.extend(itertools.repeat(last - t0, n - len(bad)))
 
     calls = max(1, inflight // batch) if batch > 1 else inflight
     calls = min(calls, -(-max_writes // batch))
     run = batch_worker if batch > 1 else worker
-    await asyncio.wait_for(asyncio.gather(*(run() for _ in range(calls))), duration + 60)
+    async def ramp() -> None:
+        # Start the workers RAMP at a time with a loop turn between, so that submitting
+        # a large level's first wave does not hold the loop (and the node's heartbeats)
+        # for longer than a leader lease.
+        tasks = []
+        for k in range(0, calls, RAMP):
+            tasks += [asyncio.ensure_future(run()) for _ in range(min(RAMP, calls - k))]
+            await asyncio.sleep(0)
+        await asyncio.gather(*tasks)
+
+    await asyncio.wait_for(ramp(), duration + 60)
     elapsed = max(last - start, 1e-9)
     level: dict[str, Any] = {"inflight": inflight if batch == 1 else max(1, inflight // batch) * batch,
                              "batch": batch, "calls_in_flight": calls, "writes": len(latencies),
-                             "failed": failed, "seconds": elapsed, "writes_per_s": len(latencies) / elapsed}
+                             "failed": failed, "errors": dict(errors), "seconds": elapsed, "writes_per_s": len(latencies) / elapsed}
     level.update(latency_summary(latencies))
     return level
+
+
+async def fresh_stats(stats: dict[str, Path], since: float, timeout: float = 1.0) -> dict[str, dict[str, Any]]:
+    """The processes' stats samples taken at ``since`` (a `time.time`) or later: waits (at
+    most ``timeout`` s, then takes what is there) for every writer's next sample, so a
+    level shorter than the sampling interval still sees its own fsyncs and CPU time."""
+    deadline = time.monotonic() + timeout
+    while True:
+        samples = read_stats(stats)
+        fresh = len(samples) == len(stats) and all(s.get("t", 0.0) >= since for s in samples.values())
+        if fresh or time.monotonic() >= deadline:
+            return samples
+        await asyncio.sleep(0.01)  # the writers sample every 50 ms (procstats.StatsWriter)
 
 
 async def measured_level(write: Write, inflight: int, duration: float, max_writes: int,
@@ -101,7 +134,7 @@ async def measured_level(write: Write, inflight: int, duration: float, max_write
     c0, t0 = os.times(), time.perf_counter()
     level = await drive(write, inflight, duration, max_writes, keys, batch=batch, write_many=write_many)
     c1, wall = os.times(), time.perf_counter() - t0
-    after = read_stats(stats)
+    after = await fresh_stats(stats, time.time())
     extra = [(client_name, (c1.user + c1.system) - (c0.user + c0.system))] if client_name else []
     level.update(usage(before, after, wall, extra))
     return level

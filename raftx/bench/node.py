@@ -74,9 +74,9 @@ async def _inproc(args: argparse.Namespace) -> int:
         async def write(key: int) -> None:
             await raft.client_write(encode_put(b"k%d" % key, value))
 
-        async def write_many(keys: list[int]) -> int:
+        async def write_many(keys: list[int]) -> list[BaseException]:
             results = await raft.client_write_many([encode_put(b"k%d" % k, value) for k in keys])
-            return sum(1 for r in results if isinstance(r, BaseException))
+            return [r for r in results if isinstance(r, BaseException)]
 
         stats = {f"node{i}": Path(args.stats_dir) / f"stats-node{i}.json" for i in addrs}
         out: dict[str, Any] = {"leader": me, "levels": []}

@@ -48,7 +48,8 @@ def cpu_us_per_write(level: dict[str, Any]) -> float | None:
 
 def print_table(title: str, levels: Sequence[dict[str, Any]], out: TextIO | None = None) -> None:
     """One row per in-flight level: writes/s, p50 / p99 / p99.9 latency, failed writes,
-    fsyncs per second, CPU µs per write (all nodes) and CPU per process (% of one core)."""
+    fsyncs per second, CPU µs per write (all nodes) and CPU per process (% of one core);
+    then, for levels with failed writes, the exception types they failed with."""
     out = out if out is not None else sys.stdout
     out.write(f"\n{title}\n")
     out.write(f"{'in-flight':>10} {'writes':>9} {'writes/s':>11} {'p50 ms':>9} {'p99 ms':>9} {'p99.9 ms':>9} "
@@ -60,3 +61,7 @@ def print_table(title: str, levels: Sequence[dict[str, Any]], out: TextIO | None
                   f"{r['p99_ms']:>9.2f} {r.get('p999_ms', float('nan')):>9.2f} {r['failed']:>7} "
                   f"{'-' if fsyncs is None else f'{fsyncs:,.0f}':>9} {'-' if us is None else f'{us:,.1f}':>9}"
                   f"  {_cpu_text(r)}\n")
+    for r in levels:
+        if r.get("errors"):
+            kinds = ", ".join(f"{name} x{n}" for name, n in sorted(r["errors"].items()))
+            out.write(f"{'':>10} in-flight {r['inflight']}: writes failed with {kinds}\n")

@@ -130,12 +130,12 @@ def test_drive_counts_each_write_of_a_call_and_its_failures() -> None:
 
     calls: list[list[int]] = []
 
-    async def write_many(keys: list[int]) -> int:
+    async def write_many(keys: list[int]) -> list[BaseException]:
         calls.append(keys)
         await asyncio.sleep(0)
         if len(calls) == 2:
             raise OSError("the whole call failed")
-        return sum(1 for k in keys if k % 4 == 0)  # these writes of the call failed
+        return [TimeoutError(k) for k in keys if k % 4 == 0]  # these writes of the call failed
 
     async def single(key: int) -> None:
         raise AssertionError("batch > 1 must not write one at a time")
@@ -146,4 +146,5 @@ def test_drive_counts_each_write_of_a_call_and_its_failures() -> None:
     assert sorted(k for c in calls for k in c) == list(range(23))
     failed_in_calls = sum(1 for i, c in enumerate(calls) if i != 1 for k in c if k % 4 == 0)
     assert level["failed"] == len(calls[1]) + failed_in_calls
+    assert level["errors"] == {"OSError": len(calls[1]), "TimeoutError": failed_in_calls}
     assert level["writes"] == 23 - level["failed"] and level["calls_in_flight"] == 2
