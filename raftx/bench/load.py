@@ -23,7 +23,7 @@ from raftx.bench.stats import latency_summary
 __all__ = ["Write", "WriteMany", "drive", "fresh_stats", "measured_level"]
 
 RAMP = 1000
-"""Workers started per loop turn at the beginning of a level."""
+"""Writes started per loop turn at the beginning of a level (``RAMP // batch`` calls, at least one)."""
 
 Write = Callable[[int], Awaitable[Any]]
 """One write of ``key``; raises if the write failed."""
@@ -94,12 +94,13 @@ async def drive(write: Write, inflight: int, duration: float, max_writes: int, k
     calls = min(calls, -(-max_writes // batch))
     run = batch_worker if batch > 1 else worker
     async def ramp() -> None:
-        # Start the workers RAMP at a time with a loop turn between, so that submitting
-        # a large level's first wave does not hold the loop (and the node's heartbeats)
-        # for longer than a leader lease.
+        # Start the workers RAMP writes at a time with a loop turn between, so that
+        # submitting a large level's first wave does not hold the loop (and the node's
+        # heartbeats) for longer than a leader lease.
+        step = max(1, RAMP // batch)
         tasks = []
-        for k in range(0, calls, RAMP):
-            tasks += [asyncio.ensure_future(run()) for _ in range(min(RAMP, calls - k))]
+        for k in range(0, calls, step):
+            tasks += [asyncio.ensure_future(run()) for _ in range(min(step, calls - k))]
             await asyncio.sleep(0)
         await asyncio.gather(*tasks)
 
