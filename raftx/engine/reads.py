@@ -81,7 +81,13 @@ def lease_valid(eng: Engine) -> bool:
         return False
     if not eng.config.enable_leader_lease:
         return True
-    return eng.now < leader.last_quorum_acked + eng.config.election_timeout_max
+    lease = eng.config.election_timeout_max
+    if eng.now < leader.last_quorum_acked + lease:
+        return True
+    # A leader that is a quorum by itself (a single voter) has no acks to wait for:
+    # recompute with its own "ack" at now before refusing.
+    on_quorum_ack(eng)
+    return eng.now < leader.last_quorum_acked + lease
 
 
 def fail_pending_reads(eng: Engine, error: Exception) -> None:

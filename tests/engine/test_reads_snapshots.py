@@ -9,7 +9,7 @@ from raftx.errors import ForwardToLeader, QuorumNotEnough
 from raftx.messages import AppendEntriesResponse
 from raftx.types import LogId, SnapshotMeta, StoredMembership, Vote
 
-from tests.engine.harness import elect, flush, make_engine, of_type, running_cluster
+from tests.engine.harness import Cluster, elect, flush, make_config, make_engine, of_type, running_cluster
 
 
 # -- reads ------------------------------------------------------------------------------------
@@ -75,6 +75,18 @@ def test_leader_lease_refuses_writes_without_quorum() -> None:
     c.tick(c.config.election_timeout_max, nodes=[1])
     [w] = c.write(1, b"x")
     assert isinstance(w.value, ForwardToLeader) and w.value.leader_id is None
+
+
+def test_single_voter_leader_keeps_its_lease_without_followers() -> None:
+    """A one-voter cluster is its own quorum: its lease never lapses (no follower acks)."""
+    c = Cluster(ids=[1], config=make_config(enable_leader_lease=True))
+    c.initialize(1)
+    c.run_for(c.config.election_timeout_max * 2)
+    assert c.leader() == 1
+    c.run_for(c.config.election_timeout_max * 3)  # well past one lease period
+    [w] = c.write(1, b"x")
+    c.run_for(20)
+    assert w.ok, w
 
 
 # -- snapshots and purge --------------------------------------------------------------------------
