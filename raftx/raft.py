@@ -297,9 +297,9 @@ class Raft:
 
         Example: ``results = await raft.client_write_many([b"a", b"b"])``
         """
-        payloads = [_as_payload(d) for d in datas]
-        futs = [self._core.submit_write(p) for p in payloads]
-        return list(await asyncio.gather(*futs, return_exceptions=True))
+        payloads: list[bytes | None] = [_as_payload(d) for d in datas]
+        # One queue item and one future for the whole batch (not one per value).
+        return await self._core.submit_write_many(payloads)
 
     # -- reads -----------------------------------------------------------------------
 

@@ -51,6 +51,7 @@ from raftx.runtime.state import RaftState
 from raftx.runtime.storage_worker import StorageWorker
 from raftx.runtime.tasks import close_quietly
 from raftx.runtime.watch import WatchSender
+from raftx.runtime.write_batch import WriteBatch
 from raftx.storage.helper import get_initial_state
 from raftx.storage.batch import EncodedBatch
 from raftx.storage.protocols import RaftLogStorage, RaftStateMachine
@@ -95,7 +96,9 @@ class RaftCore:
         self.vote_timeout = config.election_timeout_min / 1000.0
         self.snapshot_timeout = max(config.install_snapshot_timeout, config.election_timeout_max) / 1000.0
         self._inbox: deque[Any] = deque()
-        self._writes: deque[tuple[bytes | None, asyncio.Future[Any]]] = deque()
+        #: Queued client writes: ``(payload, future)`` per `submit_write`, one
+        #: `WriteBatch` per `submit_write_many`.
+        self._writes: deque[Any] = deque()
         self._wake = asyncio.Event()
         self.flushed_io = -1
         self.applied_index = -1 if restored.applied is None else restored.applied.index
@@ -108,6 +111,8 @@ class RaftCore:
         #: future), every path that resolves one discards it (`ApplyWorker.resolve`):
         #: a done callback per write would cost a second loop callback per write.
         self._writes_waiting: set[asyncio.Future[Any]] = set()
+        #: Queued or proposed `WriteBatch` objects whose future is not resolved yet (failed by `_stop`).
+        self._batches_waiting: set[WriteBatch] = set()
         #: The latest appended batches as encoded once (DESIGN §2 rule 3), for the
         #: replicators and the apply worker.
         self.log_cache = LogCache()
@@ -216,6 +221,25 @@ class RaftCore:
             self._wake.set()
         return fut
 
+    def submit_write_many(self, payloads: list[bytes | None]) -> asyncio.Future[list[Any]]:
+        """Queue a batch of client writes as one item; the future resolves, once every
+        write has an outcome, with the list of outcomes in order (a response after the
+        write is applied, §5.3, or the exception it failed with)."""
+        if self.stopped is not None or self._stop_task is not None:
+            self.check_running()
+        fut: asyncio.Future[list[Any]] = self._loop.create_future()
+        if not payloads:
+            fut.set_result([])
+            return fut
+        batch = WriteBatch(payloads, fut)
+        waiting = self._batches_waiting
+        waiting.add(batch)
+        fut.add_done_callback(lambda _: waiting.discard(batch))
+        self._writes.append(batch)
+        if not self._wake.is_set():
+            self._wake.set()
+        return fut
+
     async def request(self, make: Callable[[asyncio.Future[Any]], Any]) -> Any:
         """Post ``make(responder)`` and wait for the engine's answer (exceptions raised)."""
         fut = self.new_future()
@@ -290,9 +314,19 @@ class RaftCore:
         writes = self._writes
         cap = self.config.api_batch_capacity
         payloads: list[bytes | None] = []
-        responders: list[asyncio.Future[Any]] = []
+        responders: list[Any] = []
         while writes and len(payloads) < cap:
-            p, fut = writes.popleft()
+            item = writes.popleft()
+            if type(item) is WriteBatch:
+                if item.future.done():
+                    continue  # the caller gave up before the writes were proposed
+                more, slots = item.take(cap - len(payloads))
+                payloads.extend(more)
+                responders.extend(slots)
+                if item.taken < len(item.payloads):
+                    writes.appendleft(item)  # the rest goes in the next engine step
+                continue
+            p, fut = item
             if fut.done():
                 self._writes_waiting.discard(fut)
                 continue  # the caller gave up before the write was proposed
@@ -503,10 +537,15 @@ class RaftCore:
             if not fut.done():
                 fut.set_exception(reason)
         self._writes_waiting.clear()
+        for batch in list(self._batches_waiting):
+            batch.fail_rest(reason)
+        self._batches_waiting.clear()
         while self._writes:
-            _, fut = self._writes.popleft()
-            if not fut.done():
-                fut.set_exception(reason)
+            item = self._writes.popleft()
+            if type(item) is WriteBatch:
+                item.fail_rest(reason)
+            elif not item[1].done():
+                item[1].set_exception(reason)
         for item in self._inbox:
             if type(item) is tuple and item[1] is not None and not item[1].done():
                 item[1].set_exception(reason)
