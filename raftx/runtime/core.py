@@ -132,6 +132,7 @@ class RaftCore:
         self.metrics_tx: WatchSender[RaftMetrics] = WatchSender(self._metrics(None))
         self.data_tx: WatchSender[RaftDataMetrics] = WatchSender(self._data_metrics())
         self.server_tx: WatchSender[RaftServerMetrics] = WatchSender(self._server_metrics())
+        self._running_metrics: Callable[[], RaftMetrics] = lambda: self._metrics(None)
         self._handlers: dict[type, Callable[[Any], None]] = {
             cmd.SaveVote: lambda c: self._store("vote", c.io_id, c.vote),
             cmd.AppendToLog: self._append,
@@ -430,9 +431,10 @@ class RaftCore:
                 self._tick_handle.cancel()
             self._tick_at = due
             self._tick_handle = self._loop.call_at(due / 1000.0, self._on_tick)
-        self.metrics_tx.send_if_changed(self._metrics(None))
-        self.data_tx.send_if_changed(self._data_metrics())
-        self.server_tx.send_if_changed(self._server_metrics())
+        # Built when a receiver waits or reads, not on every turn (watch.send_lazy).
+        self.metrics_tx.send_lazy(self._running_metrics)
+        self.data_tx.send_lazy(self._data_metrics)
+        self.server_tx.send_lazy(self._server_metrics)
 
     def _on_tick(self) -> None:
         self._tick_handle = None
