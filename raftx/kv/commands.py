@@ -49,6 +49,7 @@ __all__ = [
     "Command",
     "KVResponse",
     "decode",
+    "decode_fields",
     "encode_cas",
     "encode_delete",
     "encode_get",
@@ -145,13 +146,34 @@ def encode_get(key: Any, client_id: int = 0, serial: int = 0, acked: int = 0) ->
     return _pack([GET, client_id, serial, acked, to_bytes(key, "key", MAX_KEY_BYTES)])
 
 
-def decode(payload: bytes | bytearray | memoryview) -> Command:
-    """Parse and validate command bytes; `BadCommand` for anything malformed."""
+def _unpack(payload: bytes | bytearray | memoryview) -> Any:
     try:
-        obj = msgpack.unpackb(payload, raw=False, use_list=True, max_array_len=16, max_map_len=0,
-                              max_ext_len=0, max_str_len=0, max_bin_len=MAX_VALUE_BYTES)
+        return msgpack.unpackb(payload, raw=False, use_list=True, max_array_len=16, max_map_len=0,
+                               max_ext_len=0, max_str_len=0, max_bin_len=MAX_VALUE_BYTES)
     except Exception as exc:  # msgpack raises several unrelated types on bad input
         raise BadCommand(f"undecodable command: {exc!r:.200}") from None
+
+
+def decode_fields(payload: bytes | bytearray | memoryview) -> tuple[int, int, int, int, bytes, tuple[Any, ...]]:
+    """`decode` for the state machine's apply loop: the same fields and the same
+    `BadCommand` checks, as a plain tuple; a well-formed PUT (the common command) is
+    checked inline without building a `Command`."""
+    obj = _unpack(payload)
+    if type(obj) is list and len(obj) == 6:
+        op, client_id, serial, acked, key, value = obj
+        if (op == PUT and type(op) is int and type(key) is bytes and type(value) is bytes
+                and len(key) <= MAX_KEY_BYTES and type(client_id) is int and type(serial) is int
+                and type(acked) is int and 0 <= client_id < _U64 and 0 <= serial < _U64 and 0 <= acked < _U64):
+            return PUT, client_id, serial, acked, key, (value,)
+    return _validate(obj)
+
+
+def decode(payload: bytes | bytearray | memoryview) -> Command:
+    """Parse and validate command bytes; `BadCommand` for anything malformed."""
+    return _validate(_unpack(payload))
+
+
+def _validate(obj: Any) -> Command:
     if not isinstance(obj, list) or len(obj) < 5:
         raise BadCommand(f"a command is an array [op, client_id, serial, acked, key, ...], got {obj!r:.100}")
     op, client_id, serial, acked, key = obj[:5]

@@ -33,7 +33,7 @@ from typing import Any, BinaryIO
 
 from raftx.errors import BadCommand, StorageCorrupted, StorageError
 from raftx.kv.commands import (
-    BAD_COMMAND, CAS, CAS_MISMATCH, DELETE, GET, NOT_FOUND, OK, PUT, KVResponse, decode,
+    BAD_COMMAND, CAS, CAS_MISMATCH, DELETE, GET, NOT_FOUND, OK, PUT, KVResponse, decode_fields,
 )
 from raftx.kv.sessions import DEFAULT_MAX_RESPONSES, DEFAULT_MAX_SESSIONS, SessionTable
 from raftx.storage.protocols import RaftSnapshotBuilder, RaftStateMachine
@@ -192,7 +192,7 @@ class KVStateMachine(RaftStateMachine):
 
     def _apply_command(self, payload: bytes, data: dict[bytes, bytes], sessions: SessionTable) -> KVResponse:
         try:
-            op, client_id, serial, acked, key, args = decode(payload)
+            op, client_id, serial, acked, key, args = decode_fields(payload)
         except BadCommand as exc:
             self.bad_commands += 1
             logger.warning("bad key-value command (%d bytes): %s", len(payload), exc)
