@@ -30,11 +30,12 @@ from typing import Any, Awaitable, Callable
 from raftx.engine.commands import Apply
 from raftx.engine.events import Applied, Event, SnapshotBuilt
 from raftx.errors import StorageError
+from raftx.runtime.fast_new import new_response
 from raftx.runtime.log_cache import LogCache
 from raftx.runtime.storage_worker import StorageWorker
 from raftx.runtime.tasks import close_quietly, finish_task
 from raftx.storage.protocols import RaftLogStorage, RaftStateMachine
-from raftx.types import ClientWriteResponse, LogId, SnapshotMeta
+from raftx.types import LogId, SnapshotMeta
 
 __all__ = ["ApplyWorker"]
 
@@ -187,7 +188,9 @@ class ApplyWorker:
                 e = entries[p]
                 discard(responder)
                 if not responder.done():
-                    responder.set_result(ClientWriteResponse(e.log_id, outputs[p], e.get_membership()))
+                    pl = e.payload
+                    responder.set_result(new_response(e.log_id, outputs[p],
+                                                      None if type(pl) is bytes else e.get_membership()))
             done = entries[-1].log_id
             self._on_applied(done)
             self._post(Applied(done))
