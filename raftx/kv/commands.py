@@ -96,6 +96,7 @@ class Command(NamedTuple):
 
 
 _pack: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True).pack
+_unpackb: Callable[[Any], Any] = msgpack.unpackb
 
 
 def to_bytes(value: Any, what: str, limit: int) -> bytes:
@@ -157,15 +158,24 @@ def _unpack(payload: bytes | bytearray | memoryview) -> Any:
 def decode_fields(payload: bytes | bytearray | memoryview) -> tuple[int, int, int, int, bytes, tuple[Any, ...]]:
     """`decode` for the state machine's apply loop: the same fields and the same
     `BadCommand` checks, as a plain tuple; a well-formed PUT (the common command) is
-    checked inline without building a `Command`."""
-    obj = _unpack(payload)
+    checked inline without building a `Command`.
+
+    The fast path unpacks with msgpack's default limits (bounded by the payload's
+    length; about half the cost of passing `decode`'s limits) and accepts only a PUT
+    that `decode` accepts too; anything else is decoded again by `decode`.
+    """
+    try:
+        obj = _unpackb(payload)
+    except Exception:  # msgpack raises several unrelated types on bad input
+        obj = None
     if type(obj) is list and len(obj) == 6:
         op, client_id, serial, acked, key, value = obj
         if (op == PUT and type(op) is int and type(key) is bytes and type(value) is bytes
-                and len(key) <= MAX_KEY_BYTES and type(client_id) is int and type(serial) is int
-                and type(acked) is int and 0 <= client_id < _U64 and 0 <= serial < _U64 and 0 <= acked < _U64):
+                and len(key) <= MAX_KEY_BYTES and len(value) <= MAX_VALUE_BYTES
+                and type(client_id) is int and type(serial) is int and type(acked) is int
+                and 0 <= client_id < _U64 and 0 <= serial < _U64 and 0 <= acked < _U64):
             return PUT, client_id, serial, acked, key, (value,)
-    return _validate(obj)
+    return decode(payload)
 
 
 def decode(payload: bytes | bytearray | memoryview) -> Command:

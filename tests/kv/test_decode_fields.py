@@ -42,3 +42,11 @@ def test_bad_commands_are_refused_by_both(payload: bytes) -> None:
         c.decode(payload)
     with pytest.raises(BadCommand):
         c.decode_fields(payload)
+
+
+def test_a_put_value_over_the_limit_is_refused_by_both() -> None:
+    payload = msgpack.packb([c.PUT, 0, 0, 0, b"k", b"v" * (c.MAX_VALUE_BYTES + 1)])
+    with pytest.raises(BadCommand):
+        c.decode(payload)
+    with pytest.raises(BadCommand):
+        c.decode_fields(payload)
