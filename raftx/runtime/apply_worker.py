@@ -30,13 +30,12 @@ from typing import Any, Awaitable, Callable
 from raftx.engine.commands import Apply
 from raftx.engine.events import Applied, Event, SnapshotBuilt
 from raftx.errors import StorageError
-from raftx.runtime.fast_new import new_response
 from raftx.runtime.log_cache import LogCache
 from raftx.runtime.storage_worker import StorageWorker
 from raftx.runtime.write_batch import WriteSlot
 from raftx.runtime.tasks import close_quietly, finish_task
 from raftx.storage.protocols import RaftLogStorage, RaftStateMachine
-from raftx.types import LogId, SnapshotMeta
+from raftx.types import ClientWriteResponse, LogId, SnapshotMeta
 
 __all__ = ["ApplyWorker"]
 
@@ -189,11 +188,11 @@ class ApplyWorker:
                 e = entries[p]
                 membership = None if type(e.payload) is bytes else e.get_membership()
                 if type(responder) is WriteSlot:  # a client_write_many write: settle it in its batch
-                    responder.batch.settle(responder.i, new_response(e.log_id, outputs[p], membership))
+                    responder.batch.settle(responder.i, ClientWriteResponse(e.log_id, outputs[p], membership))
                     continue
                 discard(responder)
                 if not responder.done():
-                    responder.set_result(new_response(e.log_id, outputs[p], membership))
+                    responder.set_result(ClientWriteResponse(e.log_id, outputs[p], membership))
             done = entries[-1].log_id
             self._on_applied(done)
             self._post(Applied(done))

@@ -21,7 +21,6 @@ from collections import deque
 from typing import Any, Sequence
 
 from raftx import _core
-from raftx.runtime.fast_new import new_entry
 from raftx.storage.batch import EncodedBatch
 from raftx.types import Entry, EntryKind, LogId
 
@@ -35,7 +34,7 @@ def _decode(batch: EncodedBatch) -> list[Entry]:
     """``batch`` as `Entry` objects (normal entries built directly, the rest by
     `Entry.from_record`); the records were CRC-checked when received and again here."""
     recs = _core.codec.decode_entries(batch.data, batch.first_index)
-    return [new_entry(LogId(t, i), p) if k == _NORMAL else Entry.from_record(t, i, k, p) for t, i, k, p in recs]
+    return [Entry(LogId(t, i), p) if k == _NORMAL else Entry.from_record(t, i, k, p) for t, i, k, p in recs]
 
 
 class _Chunk:
@@ -162,5 +161,5 @@ class LogCache:
             terms = ch.batch.terms
             base = ch.first
             ids = map(LogId, terms[lo - base : hi - base], range(lo, hi))
-            out.extend(map(new_entry, ids, ch.payloads[lo - base : hi - base]))
+            out.extend(map(Entry, ids, ch.payloads[lo - base : hi - base]))
         return out
