@@ -14,6 +14,7 @@ injector only decides where the machine stops.
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
 import threading
@@ -22,6 +23,19 @@ from collections.abc import Iterator
 __all__ = ["FaultInjector", "FileIO", "SimulatedCrash"]
 
 logger = logging.getLogger(__name__)
+
+
+def _full_sync(fd: int) -> None:
+    """fsync that reaches the storage device: on macOS plain fsync only reaches the
+    drive's cache, so use ``F_FULLFSYNC`` there."""
+    if hasattr(fcntl, "F_FULLFSYNC"):
+        fcntl.fcntl(fd, fcntl.F_FULLFSYNC)
+    else:
+        os.fsync(fd)
+
+
+# fdatasync where the OS has it (Linux); elsewhere the full sync above.
+_data_sync = os.fdatasync if hasattr(os, "fdatasync") and not hasattr(fcntl, "F_FULLFSYNC") else _full_sync
 
 
 class SimulatedCrash(BaseException):
@@ -72,12 +86,12 @@ class FileIO:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def fdatasync(self, fd: int) -> None:
-        """``os.fdatasync``: the file's data is durable on return."""
-        os.fdatasync(fd)
+        """``os.fdatasync`` (``F_FULLFSYNC`` on macOS): the file's data is durable on return."""
+        _data_sync(fd)
 
     def fsync(self, fd: int) -> None:
-        """``os.fsync``: the file's data and metadata are durable on return."""
-        os.fsync(fd)
+        """``os.fsync`` (``F_FULLFSYNC`` on macOS): data and metadata are durable on return."""
+        _full_sync(fd)
 
     def ftruncate(self, fd: int, size: int) -> None:
         """``os.ftruncate`` to ``size`` bytes (not durable until synced)."""
@@ -95,7 +109,7 @@ class FileIO:
         """fsync a directory so created / renamed / deleted entries are durable (R7)."""
         fd = os.open(path, os.O_RDONLY)
         try:
-            os.fsync(fd)
+            _full_sync(fd)
         finally:
             os.close(fd)
 

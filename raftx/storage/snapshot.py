@@ -38,6 +38,7 @@ from typing import Any, BinaryIO
 import msgpack
 
 from raftx.errors import StorageCorrupted, StorageError
+from raftx.storage.faults import FileIO
 from raftx.types import LogId, Membership, Snapshot, SnapshotMeta, StoredMembership
 
 __all__ = [
@@ -99,12 +100,7 @@ def decode_meta(data: bytes) -> SnapshotMeta:
         raise StorageCorrupted(f"malformed snapshot meta: {exc}") from exc
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+_SYNC = FileIO()  # the durable stores' fsync calls (F_FULLFSYNC on macOS)
 
 
 class _Section(io.RawIOBase):
@@ -263,12 +259,12 @@ class SnapshotWriter:
             f.write(_TRAILER.pack(self._size, self._crc, 0, END_MAGIC))
             f.flush()
             if self._store.fsync:
-                os.fsync(f.fileno())
+                _SYNC.fsync(f.fileno())
             f.close()
             self._f = None
             os.replace(self.tmp_path, self.final_path)
             if self._store.fsync:
-                _fsync_dir(self._store.directory)
+                _SYNC.fsync_dir(str(self._store.directory))
         except OSError as exc:
             self.abort()
             raise StorageError(f"cannot commit snapshot {self.final_path}: {exc}") from exc
