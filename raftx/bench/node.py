@@ -13,6 +13,8 @@ Two kinds, both publishing CPU time and log fsync counts (`raftx.bench.procstats
   to ``--result``; the others serve until killed.
 
 ``--loop asyncio|uvloop`` picks the event loop (default: uvloop when installed).
+``--gc-gen0 N`` sets the process's generation-0 GC threshold (default: the same
+`raftx.kv.server.GC_GEN0_THRESHOLD` as ``raftx serve``; 0 keeps Python's).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from raftx.bench.procstats import StatsWriter, count_log_fsyncs
+from raftx.kv.server import GC_GEN0_THRESHOLD, set_gc_threshold
 
 __all__ = ["main"]
 
@@ -128,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--value-bytes", type=int, default=100)
     ap.add_argument("--no-fsync", action="store_true")
     ap.add_argument("--linger", type=float, default=60.0)
+    ap.add_argument("--gc-gen0", type=int, default=GC_GEN0_THRESHOLD, metavar="N",
+                    help="process setting: generation-0 GC threshold (0: Python's default)")
     argv = sys.argv[1:] if argv is None else list(argv)
     own, rest = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     args = ap.parse_args(own)
@@ -138,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             from raftx.kv import server
 
             return server.main(rest)
+        set_gc_threshold(args.gc_gen0)
         return _run(_inproc(args), args.loop)
     finally:
         writer.stop()
