@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Iterable, Mapping
+from collections.abc import Iterator, Sequence
+from typing import Any, BinaryIO, Iterable, Mapping, overload
 
 import msgpack
 
@@ -25,6 +26,7 @@ __all__ = [
     "ClientWriteResponse",
     "Entry",
     "EntryKind",
+    "EntryRange",
     "LeaderId",
     "LogId",
     "Membership",
@@ -183,6 +185,71 @@ class Entry:
         if kind == EntryKind.MEMBERSHIP:
             return cls(LogId(term, index), Membership.from_bytes(payload))
         raise ProtocolError(f"unknown entry kind {kind} at index {index}")
+
+
+class EntryRange(Sequence[Entry]):
+    """Consecutive log entries held as their terms and payloads, `Entry` objects built on access.
+
+    The node passes committed entries to `raftx.storage.RaftStateMachine.apply` as
+    an ``EntryRange``: a read-only ``Sequence[Entry]``. A state machine that applies
+    many small entries can skip building an `Entry` per entry by reading the fields:
+    entry ``first_index + i`` has term ``terms[i]`` and payload ``payloads[i]``
+    (``None``, ``bytes`` or a `Membership`, as `Entry.payload`).
+    """
+
+    __slots__ = ("first_index", "terms", "payloads")
+
+    def __init__(self, first_index: int, terms: Sequence[int],
+                 payloads: Sequence[bytes | Membership | None]) -> None:
+        if len(terms) != len(payloads):
+            raise ValueError(f"{len(terms)} terms for {len(payloads)} payloads")
+        self.first_index = first_index
+        self.terms = terms
+        self.payloads = payloads
+
+    @classmethod
+    def of(cls, entries: Sequence[Entry]) -> EntryRange:
+        """The range of a list of consecutive entries (ValueError if they are not)."""
+        if isinstance(entries, EntryRange):
+            return entries
+        first = entries[0].log_id.index if entries else 0
+        if any(e.log_id.index != first + i for i, e in enumerate(entries)):
+            raise ValueError("entries are not consecutive")
+        return cls(first, [e.log_id.leader_id for e in entries], [e.payload for e in entries])
+
+    def __len__(self) -> int:
+        return len(self.payloads)
+
+    @overload
+    def __getitem__(self, i: int) -> Entry: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> EntryRange: ...
+
+    def __getitem__(self, i: int | slice) -> Entry | EntryRange:
+        if isinstance(i, slice):
+            lo, hi, step = i.indices(len(self.payloads))
+            if step != 1:
+                raise ValueError("an EntryRange slice takes no step")
+            hi = max(lo, hi)
+            return EntryRange(self.first_index + lo, self.terms[lo:hi], self.payloads[lo:hi])
+        if i < 0:
+            i += len(self.payloads)
+        if not 0 <= i < len(self.payloads):
+            raise IndexError("EntryRange index out of range")
+        return Entry(LogId(self.terms[i], self.first_index + i), self.payloads[i])
+
+    def __iter__(self) -> Iterator[Entry]:
+        first = self.first_index
+        ids = map(LogId, self.terms, range(first, first + len(self.payloads)))
+        return map(Entry, ids, self.payloads)
+
+    def log_id(self, i: int) -> LogId:
+        """The id of the entry at position ``i`` (0-based, as ``self[i].log_id``)."""
+        return LogId(self.terms[i], self.first_index + i)
+
+    def __repr__(self) -> str:
+        return f"EntryRange(first_index={self.first_index}, {len(self.payloads)} entries)"
 
 
 @dataclass(frozen=True, slots=True)

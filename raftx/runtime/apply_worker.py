@@ -35,7 +35,7 @@ from raftx.runtime.storage_worker import StorageWorker
 from raftx.runtime.write_batch import WriteSlot
 from raftx.runtime.tasks import close_quietly, finish_task
 from raftx.storage.protocols import RaftLogStorage, RaftStateMachine
-from raftx.types import ClientWriteResponse, LogId, SnapshotMeta
+from raftx.types import ClientWriteResponse, EntryRange, LogId, Membership, SnapshotMeta
 
 __all__ = ["ApplyWorker"]
 
@@ -181,39 +181,46 @@ class ApplyWorker:
             if len(outputs) != len(entries):
                 raise StorageError(f"state machine returned {len(outputs)} responses for {len(entries)} entries")
             discard = self._writes_waiting.discard
+            terms, payloads = entries.terms, entries.payloads
             while r < len(responders) and responders[r][0] < stop:
                 index, responder = responders[r]
                 r += 1
                 p = index - pos
-                e = entries[p]
-                membership = None if type(e.payload) is bytes else e.get_membership()
+                payload = payloads[p]
+                membership = payload if isinstance(payload, Membership) else None
+                response = ClientWriteResponse(LogId(terms[p], index), outputs[p], membership)
                 if type(responder) is WriteSlot:  # a client_write_many write: settle it in its batch
-                    responder.batch.settle(responder.i, ClientWriteResponse(e.log_id, outputs[p], membership))
+                    responder.batch.settle(responder.i, response)
                     continue
                 discard(responder)
                 if not responder.done():
-                    responder.set_result(ClientWriteResponse(e.log_id, outputs[p], membership))
-            done = entries[-1].log_id
+                    responder.set_result(response)
+            done = entries.log_id(len(entries) - 1)
             self._on_applied(done)
             self._post(Applied(done))
             pos = stop
             if pos <= last.index:
                 await asyncio.sleep(0)
 
-    async def _entries(self, start: int, stop: int, written_io: int, last: LogId | None) -> list[Any]:
+    async def _entries(self, start: int, stop: int, written_io: int, last: LogId | None) -> EntryRange:
         """Committed entries ``[start, stop)`` from the cache or the store; ``last`` (if
         given) must be the id of the last one."""
         entries = None if self._cache is None else self._cache.get_entries(start, stop)
-        if entries is None or (last is not None and entries[-1].log_id != last):
+        if entries is None or (last is not None and entries.log_id(len(entries) - 1) != last):
             await self.storage.wait_written(written_io)
             if self._reader is None:
                 self._reader = await self.log_store.get_log_reader()
-            entries = await self._reader.try_get_log_entries(start, stop)
-        if len(entries) != stop - start or (last is not None and entries[-1].log_id != last):
-            raise StorageError(
-                f"committed entries {start}..{stop - 1} (last {last}) are not all in the log "
-                f"(read {len(entries)}{'' if not entries else f', last {entries[-1].log_id}'})"
-            )
+            read = await self._reader.try_get_log_entries(start, stop)
+            if len(read) != stop - start or (read and read[0].log_id.index != start):
+                raise StorageError(f"committed entries {start}..{stop - 1} are not all in the log "
+                                   f"(read {len(read)}{'' if not read else f' from {read[0].log_id}'})")
+            try:
+                entries = EntryRange.of(read)
+            except ValueError:
+                raise StorageError(f"the log store returned entries {start}..{stop - 1} out of order") from None
+        if last is not None and entries.log_id(len(entries) - 1) != last:
+            raise StorageError(f"committed entry {last} is not in the log "
+                               f"(found {entries.log_id(len(entries) - 1)} at its index)")
         return entries
 
     async def _build(self) -> None:

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 from raftx import _core
 from raftx.storage.batch import EncodedBatch
-from raftx.types import Entry, EntryKind, LogId
+from raftx.types import Entry, EntryKind, EntryRange
 
 __all__ = ["LogCache"]
 
@@ -30,11 +30,11 @@ __all__ = ["LogCache"]
 _NORMAL = int(EntryKind.NORMAL)
 
 
-def _decode(batch: EncodedBatch) -> list[Entry]:
-    """``batch`` as `Entry` objects (normal entries built directly, the rest by
-    `Entry.from_record`); the records were CRC-checked when received and again here."""
+def _payloads(batch: EncodedBatch) -> list[Any]:
+    """The payloads of ``batch`` (`Entry.payload` of each record); the records were
+    CRC-checked when received and are again here."""
     recs = _core.codec.decode_entries(batch.data, batch.first_index)
-    return [Entry(LogId(t, i), p) if k == _NORMAL else Entry.from_record(t, i, k, p) for t, i, k, p in recs]
+    return [p if k == _NORMAL else Entry.from_record(t, i, k, p).payload for t, i, k, p in recs]
 
 
 class _Chunk:
@@ -147,19 +147,20 @@ class LogCache:
             parts.append(b if ch.first >= start and ch.last < stop else b.slice(start, stop))
         return parts[0] if len(parts) == 1 else EncodedBatch.concat(parts)
 
-    def get_entries(self, start: int, stop: int) -> list[Entry] | None:
-        """The entries ``start <= index < stop`` as `Entry` objects, or None."""
+    def get_entries(self, start: int, stop: int) -> EntryRange | None:
+        """The entries ``start <= index < stop`` as an `EntryRange`, or None."""
         found = self._covering(start, stop)
         if found is None:
             return None
-        out: list[Entry] = []
+        terms: Any = None
+        payloads: list[Any] = []
         for ch in found:
-            lo, hi = max(start, ch.first), min(stop, ch.last + 1)
-            if ch.payloads is None:
-                out.extend(_decode(ch.batch if (lo, hi) == (ch.first, ch.last + 1) else ch.batch.slice(lo, hi)))
-                continue
-            terms = ch.batch.terms
-            base = ch.first
-            ids = map(LogId, terms[lo - base : hi - base], range(lo, hi))
-            out.extend(map(Entry, ids, ch.payloads[lo - base : hi - base]))
-        return out
+            lo, hi = max(start, ch.first) - ch.first, min(stop, ch.last + 1) - ch.first
+            part = ch.batch.terms[lo:hi]
+            terms = part if terms is None else terms + part
+            if ch.payloads is not None:
+                payloads += ch.payloads[lo:hi]
+            else:
+                whole = _payloads(ch.batch)
+                payloads += whole if (lo, hi) == (0, len(whole)) else whole[lo:hi]
+        return EntryRange(start, terms, payloads)

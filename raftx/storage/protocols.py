@@ -214,7 +214,12 @@ class RaftStateMachine(Protocol):
         ...
 
     async def apply(self, entries: Sequence[Entry]) -> list[Any]:
-        """Apply committed entries in order; one response per entry."""
+        """Apply committed entries in order; one response per entry.
+
+        The node passes a `raftx.types.EntryRange` (a ``Sequence[Entry]``); reading
+        its ``first_index``, ``terms`` and ``payloads`` skips building an `Entry`
+        per entry (`raftx.kv.KVStateMachine` does).
+        """
         ...
 
     async def get_snapshot_builder(self) -> RaftSnapshotBuilder:

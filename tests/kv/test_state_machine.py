@@ -13,11 +13,14 @@ from raftx.kv import KVStateMachine
 from raftx.kv import commands as c
 from raftx.storage import MemLogStore
 from raftx.testing.log_suite import log_store_suite_cases, run_log_store_case
-from raftx.types import Entry, LogId, Membership, SnapshotMeta, StoredMembership
+from raftx.types import Entry, EntryRange, LogId, Membership, SnapshotMeta, StoredMembership
 
 
 class Log:
-    """Feeds commands to a state machine as consecutive entries of term 1."""
+    """Feeds commands to a state machine as consecutive entries of term 1, as a list
+    of `Entry` or (``as_range``) as the `EntryRange` the node passes."""
+
+    as_range = False
 
     def __init__(self, sm: KVStateMachine, start: int = 1) -> None:
         self.sm = sm
@@ -28,11 +31,17 @@ class Log:
         for p in payloads:
             entries.append(Entry(LogId(1, self.index), p))
             self.index += 1
-        return await self.sm.apply(entries)
+        return await self.sm.apply(EntryRange.of(entries) if self.as_range else entries)
 
     async def one(self, payload: bytes) -> c.KVResponse:
         (r,) = await self.apply(payload)
         return r
+
+
+@pytest.fixture(autouse=True, params=["entry-list", "entry-range"])
+def _apply_form(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test here runs against both `KVStateMachine.apply` paths."""
+    monkeypatch.setattr(Log, "as_range", request.param == "entry-range")
 
 
 # -- the public conformance suite ------------------------------------------------------
@@ -137,7 +146,9 @@ async def test_out_of_order_entry_is_refused() -> None:
     await log.apply(c.encode_put("a", b"1"), c.encode_put("a", b"2"))
     with pytest.raises(StorageError):
         await log.sm.apply([Entry(LogId(1, 2), c.encode_put("a", b"3"))])
-    assert log.sm.get(b"a") == b"2"
+    with pytest.raises(StorageError):  # the node's form: nothing of the range is applied
+        await log.sm.apply(EntryRange(2, [1, 1], [c.encode_put("a", b"3"), c.encode_put("b", b"3")]))
+    assert log.sm.get(b"a") == b"2" and log.sm.get(b"b") is None
 
 
 # -- sessions: a retried write is applied once (§8) ---------------------------------------
