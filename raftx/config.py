@@ -42,6 +42,9 @@ class Config:
     election_timeout_max: int = 300
     heartbeat_interval: int = 50
     install_snapshot_timeout: int = 200
+    #: Entries per AppendEntries (openraft's default), fewer when the average payload
+    #: would fill over half of ``max_frame_bytes``; a throughput-bound service should
+    #: raise it to ``api_batch_capacity`` (``raftx serve`` does: fewer, larger frames).
     max_payload_entries: int = 300
     max_append_entries: int = 4096
     replication_lag_threshold: int = 5000

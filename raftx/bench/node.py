@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from raftx.bench.procstats import StatsWriter, count_log_fsyncs
-from raftx.kv.server import GC_GEN0_THRESHOLD, set_gc_threshold
+from raftx.kv.server import GC_GEN0_THRESHOLD, MAX_PAYLOAD_ENTRIES, set_gc_threshold
 
 __all__ = ["main"]
 
@@ -58,9 +58,9 @@ async def _inproc(args: argparse.Namespace) -> int:
     value = b"v" * args.value_bytes
     store = await SegmentedLogStore.open(data / "log", fsync=not args.no_fsync, cluster_name=CLUSTER, node_id=me)
     sm = KVStateMachine(data / "snap", fsync=not args.no_fsync)
-    # The same timing and snapshot policy as `raftx serve`'s defaults.
+    # The same timing, frame size and snapshot policy as `raftx serve`'s defaults.
     config = Config(cluster_name=CLUSTER, election_timeout_min=300, election_timeout_max=600,
-                    snapshot_policy=SnapshotPolicy(100_000))
+                    max_payload_entries=MAX_PAYLOAD_ENTRIES, snapshot_policy=SnapshotPolicy(100_000))
     raft = await Raft.new(me, config, TcpNetworkFactory(), store, sm)
     host, port = parse_addr(addrs[me])
     server = KVNodeServer(raft, sm, host, port)

@@ -130,6 +130,9 @@ def send_to(eng: Engine, target: int, p: Progress) -> bool:
     if p.state is ProgressState.PROBE and p.replicating():
         return False
     c = eng.config
+    # Entries per request: max_payload_entries, fewer when the average payload size
+    # says they would fill more than half a frame (a frame over max_frame_bytes is refused).
+    per_request = max(1, min(c.max_payload_entries, int(c.max_frame_bytes / 2 / max(leader.entry_bytes, 1.0))))
     sent = False
     while p.next_index <= log.last_index:
         if p.replicating() >= (1 if p.state is ProgressState.PROBE else c.max_inflight_appends):
@@ -139,7 +142,7 @@ def send_to(eng: Engine, target: int, p: Progress) -> bool:
         prev = log.log_id_at(p.next_index - 1)
         if prev is None and p.next_index - 1 >= 0:
             return _send_snapshot(eng, target, p)
-        last = min(log.last_index, p.next_index + c.max_payload_entries - 1)
+        last = min(log.last_index, p.next_index + per_request - 1)
         send_id = _new_send_id(eng)
         p.add(Send(send_id, eng.now, prev, last, last - p.next_index + 1))
         eng.emit(Replicate(target, send_id, leader.vote, prev, p.next_index, last, eng.committed))

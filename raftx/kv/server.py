@@ -41,7 +41,7 @@ from raftx.network.raft_rpc import TcpNetworkFactory, parse_addr
 from raftx.storage import SegmentedLogStore
 from raftx.types import BasicNode
 
-__all__ = ["GC_GEN0_THRESHOLD", "build_parser", "main", "serve", "set_gc_threshold"]
+__all__ = ["GC_GEN0_THRESHOLD", "MAX_PAYLOAD_ENTRIES", "build_parser", "main", "serve", "set_gc_threshold"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,12 @@ logger = logging.getLogger(__name__)
 #: thousands of times a second for nothing; a larger gen-0 budget collects them
 #: far less often. A *process* setting made by `main`, never by the library.
 GC_GEN0_THRESHOLD = 50_000
+
+#: Entries per AppendEntries for a served node (`Config.max_payload_entries`):
+#: one full leader batch (`Config.api_batch_capacity`) per frame. openraft's default
+#: of 300 cuts a busy leader's batch into many frames, and in Python each frame costs
+#: the leader and every follower a fixed overhead (and the follower an fsync).
+MAX_PAYLOAD_ENTRIES = 4096
 
 
 def set_gc_threshold(gen0: int) -> None:
@@ -95,7 +101,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         raise RaftError(f"--peer lists this node's own id {args.id}")
     lo, hi = args.election_timeout_ms
     config = Config(cluster_name=args.cluster_name, heartbeat_interval=args.heartbeat_ms,
-                    election_timeout_min=lo, election_timeout_max=hi,
+                    election_timeout_min=lo, election_timeout_max=hi, max_payload_entries=MAX_PAYLOAD_ENTRIES,
                     snapshot_policy=SnapshotPolicy(args.snapshot_every)).validate()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()

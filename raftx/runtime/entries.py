@@ -11,8 +11,9 @@
 from __future__ import annotations
 
 from array import array
-from itertools import accumulate
-from typing import Any, Sequence
+from itertools import accumulate, repeat
+from operator import itemgetter
+from typing import Any, Sequence, cast
 
 from raftx import _core
 from raftx.messages import EntryList, LogEntries, PayloadBatch
@@ -21,6 +22,8 @@ from raftx.types import Entry, EntryKind, LogId, Membership
 
 __all__ = ["BatchEntries", "as_engine_entries", "encode_for_store", "encode_payloads"]
 
+_NORMAL = int(EntryKind.NORMAL)
+_BYTES = {bytes}
 _KIND_OFFSET = 24  # byte offset of the kind field in a record header (see `_core.codec`)
 
 
@@ -103,6 +106,17 @@ def as_engine_entries(entries: Any) -> Any:
     return entries
 
 
+def _kind_and_bytes(x: Any) -> tuple[int, bytes]:
+    """The record kind and bytes of one `PayloadBatch` payload."""
+    if type(x) is bytes:
+        return _NORMAL, x
+    if x is None:
+        return EntryKind.BLANK, b""
+    if isinstance(x, Membership):
+        return EntryKind.MEMBERSHIP, x.to_bytes()
+    return _NORMAL, bytes(x)
+
+
 def encode_payloads(batch: PayloadBatch) -> EncodedBatch:
     """Encode a leader's `PayloadBatch` once (DESIGN §2 rule 3), without re-scanning it.
 
@@ -111,23 +125,19 @@ def encode_payloads(batch: PayloadBatch) -> EncodedBatch:
     every field.
     """
     term, first = batch.term, batch.first_index
-    normal, blank, member = EntryKind.NORMAL, EntryKind.BLANK, EntryKind.MEMBERSHIP
-    records = []
-    for p, x in enumerate(batch.payloads):
-        if type(x) is bytes:
-            records.append((term, first + p, normal, x))
-        elif x is None:
-            records.append((term, first + p, blank, b""))
-        elif isinstance(x, Membership):
-            records.append((term, first + p, member, x.to_bytes()))
-        else:
-            records.append((term, first + p, normal, bytes(x)))
+    payloads = batch.payloads
+    n = len(payloads)
+    if set(map(type, payloads)) == _BYTES:  # client writes only: built at C speed
+        records: list[tuple[int, int, int, bytes]] = list(
+            zip(repeat(term, n), range(first, first + n), repeat(_NORMAL, n), cast("Sequence[bytes]", payloads)))
+    else:
+        records = [(term, first + p, *_kind_and_bytes(x)) for p, x in enumerate(payloads)]
     data = _core.codec.encode_entries(records)
     header = _core.codec.RECORD_HEADER_SIZE
-    lengths = array("I", [header + len(r[3]) for r in records])
+    lengths = array("I", map(header.__add__, map(len, map(itemgetter(3), records))))
     offsets = array("Q", accumulate(lengths, initial=0))
     offsets.pop()
-    return EncodedBatch(data, first, array("Q", [term]) * len(records), offsets, lengths)
+    return EncodedBatch(data, first, array("Q", [term]) * n, offsets, lengths)
 
 
 def encode_for_store(entries: LogEntries) -> EncodedBatch | Sequence[Entry]:

@@ -120,7 +120,9 @@ class EncodedBatch:
             return EncodedBatch(b"", max(start, self.first_index), array("Q"), array("Q"), array("I"))
         base = self.offsets[lo]
         end = self.offsets[hi - 1] + self.lengths[hi - 1]
-        offsets = array("Q", (o - base for o in self.offsets[lo:hi]))
+        offsets = self.offsets[lo:hi]
+        if base:
+            offsets = array("Q", map(base.__rsub__, offsets))
         return EncodedBatch(self.data[base:end], self.first_index + lo, self.terms[lo:hi], offsets, self.lengths[lo:hi])
 
     @classmethod

@@ -115,6 +115,23 @@ def test_s35_byte_budget_caps_the_window_for_large_entries() -> None:
     assert len(refill) == 1 and p.replicating() == 2
 
 
+def test_large_payloads_get_fewer_entries_per_request() -> None:
+    """Entries per AppendEntries are capped so that, at the leader's average payload
+    size, a request fills at most half of ``max_frame_bytes`` (raftx's own rule: a
+    larger frame would be refused by the transport)."""
+    eng, p = _replicating_leader(max_inflight_appends=1, max_payload_entries=300, max_frame_bytes=100_000)
+    pending: list[cmd.Replicate] = []
+    for _ in range(40):  # one request in flight: the rest waits while the leader learns the size
+        pending += write(eng, 1, size=10_000)
+    sizes = []
+    while pending:
+        c = pending.pop(0)
+        sizes.append(len(c))
+        pending += [r for r in of_type(ack(eng, c), cmd.Replicate) if r.target == 2]
+    assert sum(sizes) == 40 and max(sizes) == 100_000 // 2 // 10_000
+    assert p.matching == eng.log.last_log_id
+
+
 # -- S36 -----------------------------------------------------------------------------------------
 
 
