@@ -89,6 +89,7 @@ from raftx.engine.events import (
     VoteResponded,
 )
 from raftx.engine.progress import Progress, ProgressState
+from raftx.engine.state import each_responder
 
 __all__ = [
     "AddLearner", "Apply", "AppendRequested", "AppendResponded", "AppendToLog", "Applied",
@@ -99,4 +100,5 @@ __all__ = [
     "SendVote", "SetRuntimeConfig", "SnapshotBuilt", "SnapshotReceived", "SnapshotResponded",
     "Tick", "TransferLeaderRequested", "TriggerElect", "TriggerHeartbeat", "TriggerPurgeLog",
     "TriggerSnapshot", "TriggerTransferLeader", "TruncateLog", "VoteRequested", "VoteResponded",
+    "each_responder",
 ]

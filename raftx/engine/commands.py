@@ -194,14 +194,16 @@ class SendTransferLeader(Command):
 class Apply(Command):
     """Apply the committed entries ``first_index .. last.index`` in order (§5.3).
 
-    ``responders`` lists ``(index, responder)`` for client writes in the range: the
-    runtime resolves each with a `raftx.types.ClientWriteResponse` carrying the state
-    machine's output. Report progress with `raftx.engine.events.Applied`.
+    ``responders`` lists the client writes' responders in the range as runs
+    ``(first, rs)``: ``rs[k]`` (None: no one waits) answers entry ``first + k``
+    (`raftx.engine.state.each_responder` flattens them). The runtime resolves each
+    with a `raftx.types.ClientWriteResponse` carrying the state machine's output.
+    Report progress with `raftx.engine.events.Applied`.
     """
 
     first_index: int
     last: LogId
-    responders: Sequence[tuple[int, Any]] = ()
+    responders: Sequence[tuple[int, Sequence[Any]]] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ from raftx.engine.commands import (
 )
 from raftx.engine.log_view import LogView
 from raftx.engine.membership_state import MembershipState
-from raftx.engine.state import CandidateState, IOProgress, LeaderState, ResponderQueue
+from raftx.engine.state import CandidateState, IOProgress, LeaderState, ResponderQueue, each_responder
 from raftx.errors import ForwardToLeader
 from raftx.messages import LogEntries
 from raftx.types import LogId, ServerState, SnapshotMeta, StoredMembership, Vote
@@ -242,7 +242,7 @@ class Engine:
         after = self.log.log_id_at(index)
         self.log.truncate_after(index)
         self.emit(TruncateLog(self.io.submit(self.vote, after), after))
-        for _, responder in self.responders.take_from(index + 1):
+        for _, responder in each_responder(self.responders.take_from(index + 1)):
             self.respond(responder, self.forward_to_leader())
         if self.membership.truncate(index + 1):
             self.on_membership_changed()

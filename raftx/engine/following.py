@@ -22,6 +22,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from raftx.engine.commands import InstallSnapshot
+from raftx.engine.state import each_responder
 from raftx.errors import ProtocolError
 from raftx.messages import AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse
 from raftx.types import LogId, SnapshotMeta, Vote
@@ -143,7 +144,7 @@ def handle_snapshot(eng: Engine, vote: Vote, meta: SnapshotMeta, responder: Any)
     eng.membership.update_committed(last.index)
     if eng.apply_submitted is None or eng.apply_submitted < last:
         eng.apply_submitted = last
-    for _, r in eng.responders.take_upto(last.index):
+    for _, r in each_responder(eng.responders.take_upto(last.index)):
         eng.respond(r, eng.forward_to_leader())
     eng.on_membership_changed()
     eng.respond(responder, SnapshotResponse(eng.vote), eng.flushed_condition())

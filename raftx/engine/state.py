@@ -13,13 +13,14 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from raftx import _core
 from raftx.engine.progress import Progress
 from raftx.types import LogId, Membership, Vote
 
-__all__ = ["CandidateState", "IOProgress", "LeaderState", "PendingChange", "PendingRead", "ResponderQueue"]
+__all__ = ["CandidateState", "IOProgress", "LeaderState", "PendingChange", "PendingRead", "ResponderQueue",
+           "each_responder"]
 
 
 class IOProgress:
@@ -75,30 +76,40 @@ class ResponderQueue:
         if responders:
             self._batches.append((first_index, responders))
 
-    def take_upto(self, index: int) -> list[tuple[int, Any]]:
-        """Remove and return ``(index, responder)`` for every entry ``<= index``."""
-        out: list[tuple[int, Any]] = []
+    def take_upto(self, index: int) -> list[tuple[int, Sequence[Any]]]:
+        """Remove and return the responder runs of every entry ``<= index``: ``(first,
+        responders)``, ``responders[k]`` answering entry ``first + k`` (None: no one)."""
+        out: list[tuple[int, Sequence[Any]]] = []
         batches = self._batches
         while batches and batches[0][0] <= index:
             first, rs = batches.popleft()
-            n = min(len(rs), index - first + 1)
-            out.extend((first + p, rs[p]) for p in range(n) if rs[p] is not None)
+            n = index - first + 1
             if n < len(rs):
                 batches.appendleft((first + n, rs[n:]))
+                rs = rs[:n]
+            out.append((first, rs))
         return out
 
-    def take_from(self, index: int) -> list[tuple[int, Any]]:
-        """Remove and return the responders of entries ``>= index`` (they were truncated)."""
-        out: list[tuple[int, Any]] = []
+    def take_from(self, index: int) -> list[tuple[int, Sequence[Any]]]:
+        """Remove and return the responder runs of entries ``>= index`` (they were truncated)."""
+        out: list[tuple[int, Sequence[Any]]] = []
         batches = self._batches
         while batches and batches[-1][0] + len(batches[-1][1]) - 1 >= index:
             first, rs = batches.pop()
             keep = max(0, index - first)
-            out[:0] = [(first + p, rs[p]) for p in range(keep, len(rs)) if rs[p] is not None]
+            out.insert(0, (first + keep, rs[keep:]))
             if keep:
                 batches.append((first, rs[:keep]))
                 break
         return out
+
+
+def each_responder(runs: Iterable[tuple[int, Sequence[Any]]]) -> Iterator[tuple[int, Any]]:
+    """``(index, responder)`` for every responder of ``runs`` (`ResponderQueue.take_upto`)."""
+    for first, rs in runs:
+        for p, r in enumerate(rs):
+            if r is not None:
+                yield first + p, r
 
 
 @dataclass(slots=True)

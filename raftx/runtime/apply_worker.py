@@ -25,14 +25,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Any, Awaitable, Callable
+from typing import Any, Awaitable, Callable, Sequence, cast
 
 from raftx.engine.commands import Apply
 from raftx.engine.events import Applied, Event, SnapshotBuilt
 from raftx.errors import StorageError
 from raftx.runtime.log_cache import LogCache
 from raftx.runtime.storage_worker import StorageWorker
-from raftx.runtime.write_batch import WriteSlot
+from raftx.runtime.write_batch import ResponderChain, SlotRun, WriteSlot
 from raftx.runtime.tasks import close_quietly, finish_task
 from raftx.storage.protocols import RaftLogStorage, RaftStateMachine
 from raftx.types import ClientWriteResponse, EntryRange, LogId, Membership, SnapshotMeta
@@ -161,7 +161,7 @@ class ApplyWorker:
     async def _apply(self, first_arg: tuple[Apply, int]) -> None:
         cmd, written_io = first_arg
         first, last = cmd.first_index, cmd.last
-        responders = list(cmd.responders)
+        runs = deque(cmd.responders)
         queue = self._queue
         # Merge the consecutive apply commands queued behind this one: one apply call.
         while (queue and queue[0][0] == "apply" and queue[0][1][0].first_index == last.index + 1
@@ -169,10 +169,9 @@ class ApplyWorker:
             nxt, io = queue.popleft()[1]
             last = nxt.last
             written_io = max(written_io, io)
-            responders.extend(nxt.responders)
+            runs.extend(nxt.responders)
         # A long range goes in chunks with a turn of the loop between them, so that a
         # node catching up keeps answering AppendEntries and heartbeats meanwhile.
-        r = 0
         pos = first
         while pos <= last.index:
             stop = min(last.index + 1, pos + APPLY_CHUNK)
@@ -180,27 +179,48 @@ class ApplyWorker:
             outputs = await self.sm.apply(entries)
             if len(outputs) != len(entries):
                 raise StorageError(f"state machine returned {len(outputs)} responses for {len(entries)} entries")
-            discard = self._writes_waiting.discard
-            terms, payloads = entries.terms, entries.payloads
-            while r < len(responders) and responders[r][0] < stop:
-                index, responder = responders[r]
-                r += 1
-                p = index - pos
-                payload = payloads[p]
-                membership = payload if isinstance(payload, Membership) else None
-                response = ClientWriteResponse(LogId(terms[p], index), outputs[p], membership)
-                if type(responder) is WriteSlot:  # a client_write_many write: settle it in its batch
-                    responder.batch.settle(responder.i, response)
-                    continue
-                discard(responder)
-                if not responder.done():
-                    responder.set_result(response)
+            while runs and runs[0][0] < stop:
+                index, rs = runs.popleft()
+                if index + len(rs) > stop:  # the rest answers entries of the next chunk
+                    runs.appendleft((stop, rs[stop - index:]))
+                    rs = rs[:stop - index]
+                self._respond(index, rs, entries, outputs)
             done = entries.log_id(len(entries) - 1)
             self._on_applied(done)
             self._post(Applied(done))
             pos = stop
             if pos <= last.index:
                 await asyncio.sleep(0)
+
+    def _respond(self, index: int, rs: Sequence[Any], entries: EntryRange, outputs: list[Any]) -> None:
+        """Resolve the responders ``rs`` of entries ``index, index + 1, ...`` of ``entries``."""
+        kind = type(rs)
+        if kind is ResponderChain:
+            for part in cast(ResponderChain, rs).parts:
+                self._respond(index, part, entries, outputs)
+                index += len(part)
+            return
+        lo = index - entries.first_index
+        terms = entries.terms
+        if kind is SlotRun:  # writes of one client_write_many call: bytes payloads, no membership
+            run = cast(SlotRun, rs)
+            hi = lo + len(run)
+            ids = map(LogId, terms[lo:hi], range(index, index + len(run)))
+            run.batch.settle_run(run.start, list(map(ClientWriteResponse, ids, outputs[lo:hi])))
+            return
+        discard, payloads = self._writes_waiting.discard, entries.payloads
+        for p, responder in enumerate(rs, lo):
+            if responder is None:
+                continue
+            payload = payloads[p]
+            membership = payload if isinstance(payload, Membership) else None
+            response = ClientWriteResponse(LogId(terms[p], entries.first_index + p), outputs[p], membership)
+            if type(responder) is WriteSlot:
+                responder.batch.settle(responder.i, response)
+                continue
+            discard(responder)
+            if not responder.done():
+                responder.set_result(response)
 
     async def _entries(self, start: int, stop: int, written_io: int, last: LogId | None) -> EntryRange:
         """Committed entries ``[start, stop)`` from the cache or the store; ``last`` (if

@@ -34,7 +34,7 @@ import asyncio
 import logging
 import random
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from raftx.config import Config
 from raftx.engine import Engine, RestoredState
@@ -51,7 +51,7 @@ from raftx.runtime.state import RaftState
 from raftx.runtime.storage_worker import StorageWorker
 from raftx.runtime.tasks import close_quietly
 from raftx.runtime.watch import WatchSender
-from raftx.runtime.write_batch import WriteBatch
+from raftx.runtime.write_batch import ResponderChain, WriteBatch
 from raftx.storage.helper import get_initial_state
 from raftx.storage.batch import EncodedBatch
 from raftx.storage.protocols import RaftLogStorage, RaftStateMachine
@@ -315,7 +315,8 @@ class RaftCore:
         writes = self._writes
         cap = self.config.api_batch_capacity
         payloads: list[bytes | None] = []
-        responders: list[Any] = []
+        parts: list[Sequence[Any]] = []  # runs of batch slots and lists of single-write futures
+        singles: list[Any] = []
         while writes and len(payloads) < cap:
             item = writes.popleft()
             if type(item) is WriteBatch:
@@ -323,7 +324,10 @@ class RaftCore:
                     continue  # the caller gave up before the writes were proposed
                 more, slots = item.take(cap - len(payloads))
                 payloads.extend(more)
-                responders.extend(slots)
+                if singles:
+                    parts.append(singles)
+                    singles = []
+                parts.append(slots)
                 if item.taken < len(item.payloads):
                     writes.appendleft(item)  # the rest goes in the next engine step
                 continue
@@ -332,8 +336,11 @@ class RaftCore:
                 self._writes_waiting.discard(fut)
                 continue  # the caller gave up before the write was proposed
             payloads.append(p)
-            responders.append(fut)
+            singles.append(fut)
+        if singles:
+            parts.append(singles)
         if payloads:
+            responders = parts[0] if len(parts) == 1 else ResponderChain(parts)
             self._run_commands(self.engine.step(ev.ClientWrite(payloads, responders)))
 
     def _call_fn(self, fn: Callable[[RaftState], Any], fut: asyncio.Future[Any] | None) -> None:

@@ -7,14 +7,21 @@ sees one responder per payload (`raftx.engine.ClientWrite`): each is a `WriteSlo
 a small future-like object that records its outcome in the batch. No per-value
 future, done callback or coroutine is created, so resolving a batch costs one
 loop callback instead of one per value.
+
+The slots of a batch go to the engine as a `SlotRun` (a sequence that builds a
+`WriteSlot` only when one is read), and the state-machine worker settles a whole
+run at once (`WriteBatch.settle_run`); one engine write step may mix runs and
+single-write futures in a `ResponderChain`.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Sequence
+from collections.abc import Iterator, Sequence
+from itertools import chain
+from typing import Any, overload
 
-__all__ = ["WriteBatch", "WriteSlot"]
+__all__ = ["ResponderChain", "SlotRun", "WriteBatch", "WriteSlot"]
 
 #: Marks an outcome not known yet.
 _UNSET: Any = object()
@@ -35,13 +42,13 @@ class WriteBatch:
         #: ``api_batch_capacity`` is proposed in several engine steps).
         self.taken = 0
 
-    def take(self, limit: int) -> tuple[Sequence[bytes | None], list[WriteSlot]]:
-        """The next at most ``limit`` payloads, and a responder slot for each."""
+    def take(self, limit: int) -> tuple[Sequence[bytes | None], SlotRun]:
+        """The next at most ``limit`` payloads, and their responder slots."""
         start = self.taken
         stop = min(len(self.payloads), start + limit)
         self.taken = stop
         payloads = self.payloads if start == 0 and stop == len(self.payloads) else self.payloads[start:stop]
-        return payloads, [WriteSlot(self, i) for i in range(start, stop)]
+        return payloads, SlotRun(self, start, stop)
 
     def settle(self, i: int, outcome: Any) -> None:
         """Record write ``i``'s outcome; resolve the future when it was the last one."""
@@ -50,6 +57,19 @@ class WriteBatch:
             return
         results[i] = outcome
         self.remaining -= 1
+        if self.remaining == 0 and not self.future.done():
+            self.future.set_result(results)
+
+    def settle_run(self, start: int, outcomes: list[Any]) -> None:
+        """`settle` writes ``start, start + 1, ...`` with ``outcomes``, in one step."""
+        results = self.results
+        stop = start + len(outcomes)
+        if results[start:stop].count(_UNSET) != len(outcomes):  # some already settled: one by one
+            for i, outcome in enumerate(outcomes, start):
+                self.settle(i, outcome)
+            return
+        results[start:stop] = outcomes
+        self.remaining -= len(outcomes)
         if self.remaining == 0 and not self.future.done():
             self.future.set_result(results)
 
@@ -82,3 +102,82 @@ class WriteSlot:
     def set_exception(self, exc: BaseException) -> None:
         """This write failed with ``exc``."""
         self.batch.settle(self.i, exc)
+
+
+class SlotRun(Sequence[WriteSlot]):
+    """The responders of writes ``start .. stop - 1`` of ``batch``, built on access."""
+
+    __slots__ = ("batch", "start", "stop")
+
+    def __init__(self, batch: WriteBatch, start: int, stop: int) -> None:
+        self.batch = batch
+        self.start = start
+        self.stop = stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    @overload
+    def __getitem__(self, i: int) -> WriteSlot: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> SlotRun: ...
+
+    def __getitem__(self, i: int | slice) -> WriteSlot | SlotRun:
+        if isinstance(i, slice):
+            lo, hi, step = i.indices(len(self))
+            if step != 1:
+                raise ValueError("a SlotRun slice takes no step")
+            return SlotRun(self.batch, self.start + lo, self.start + max(lo, hi))
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError("SlotRun index out of range")
+        return WriteSlot(self.batch, self.start + i)
+
+    def __iter__(self) -> Iterator[WriteSlot]:
+        batch = self.batch
+        return (WriteSlot(batch, i) for i in range(self.start, self.stop))
+
+
+class ResponderChain(Sequence[Any]):
+    """Consecutive responder sequences (`SlotRun` and lists of futures) as one sequence."""
+
+    __slots__ = ("parts", "_len")
+
+    def __init__(self, parts: list[Sequence[Any]]) -> None:
+        self.parts = [p for p in parts if len(p)]
+        self._len = sum(map(len, self.parts))
+
+    def __len__(self) -> int:
+        return self._len
+
+    @overload
+    def __getitem__(self, i: int) -> Any: ...
+
+    @overload
+    def __getitem__(self, i: slice) -> ResponderChain: ...
+
+    def __getitem__(self, i: int | slice) -> Any:
+        if isinstance(i, slice):
+            lo, hi, step = i.indices(self._len)
+            if step != 1:
+                raise ValueError("a ResponderChain slice takes no step")
+            parts, base = [], 0
+            for p in self.parts:
+                a, b = max(lo - base, 0), min(hi - base, len(p))
+                if a < b:
+                    parts.append(p[a:b])
+                base += len(p)
+            return ResponderChain(parts)
+        if i < 0:
+            i += self._len
+        if 0 <= i < self._len:
+            for p in self.parts:
+                if i < len(p):
+                    return p[i]
+                i -= len(p)
+        raise IndexError("ResponderChain index out of range")
+
+    def __iter__(self) -> Iterator[Any]:
+        return chain.from_iterable(self.parts)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from raftx.config import Config
-from raftx.engine import Engine, RestoredState
+from raftx.engine import Engine, RestoredState, each_responder
 from raftx.engine import commands as cmd
 from raftx.engine import events as ev
 from raftx.messages import (
@@ -240,7 +240,7 @@ class MemNode:
 
     def _apply(self, c: cmd.Apply) -> None:
         assert c.first_index == self.applied_index + 1, (c, self.applied_index)
-        responders = dict(c.responders)
+        responders = dict(each_responder(c.responders))
         for i in range(c.first_index, c.last.index + 1):
             e = self.entries[i]
             if e.kind.name == "NORMAL":

@@ -127,7 +127,7 @@ def test_leader_counts_own_entries_only_when_flushed() -> None:
     assert flush(eng) == [cmd.SaveCommitted(LogId(1, 0)), cmd.Apply(0, LogId(1, 0), [])]
     eng.step(ev.ClientWrite([b"a"], ["r"]))
     assert eng.committed == LogId(1, 0)
-    assert flush(eng) == [cmd.SaveCommitted(LogId(1, 1)), cmd.Apply(1, LogId(1, 1), [(1, "r")])]
+    assert flush(eng) == [cmd.SaveCommitted(LogId(1, 1)), cmd.Apply(1, LogId(1, 1), [(1, ["r"])])]
 
 
 def test_leader_ack_commits_only_current_term_entries() -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from raftx.engine import commands as cmd
 from raftx.engine import events as ev
-from raftx.engine import Engine
+from raftx.engine import Engine, each_responder
 from raftx.messages import AppendEntriesRequest, AppendEntriesResponse, EntryList, VoteRequest, VoteResponse
 from raftx.types import Entry, LogId, ServerState, Vote
 
@@ -338,7 +338,7 @@ def test_leader_commit_entry() -> None:
     out = eng.step(ev.AppendResponded(rep.target, rep.send_id, AppendEntriesResponse(eng.vote, True)))
     assert eng.committed == new
     [apply] = of_type(out, cmd.Apply)
-    assert apply.last == new and apply.responders == [(new.index, "client")]
+    assert apply.last == new and list(each_responder(apply.responders)) == [(new.index, "client")]
     later = of_type(eng.step(ev.ClientWrite([b"y"], ["c2"])), cmd.Replicate)
     assert {r.leader_commit for r in later} == {new}
 

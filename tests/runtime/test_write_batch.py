@@ -75,3 +75,55 @@ async def test_a_cancelled_batch_leaves_the_node_writing(cluster: Cluster) -> No
         await batch
     resp = await leader.client_write(b"after")
     assert resp.data == b"after"
+
+
+# -- the pieces: slot runs, chains, the engine's responder queue -----------------------------
+
+
+async def test_slot_runs_and_chains_read_and_slice_like_lists() -> None:
+    from raftx.runtime.write_batch import ResponderChain, SlotRun, WriteBatch
+
+    batch = WriteBatch([b"a", b"b", b"c", b"d"], asyncio.get_running_loop().create_future())
+    run = SlotRun(batch, 1, 4)
+    assert len(run) == 3 and [s.i for s in run] == [1, 2, 3] and run[-1].i == 3
+    assert (run[1:].start, run[1:].stop, len(run[2:1])) == (2, 4, 0)
+    futs = ["f1", "f2"]
+    chain = ResponderChain([futs, run, []])
+    flat = ["f1", "f2", 1, 2, 3]
+
+    def view(seq):
+        return [x if isinstance(x, str) else x.i for x in seq]
+
+    assert len(chain) == 5 and view(chain) == flat and [view([chain[i]]) for i in range(5)] == [[x] for x in flat]
+    for lo in range(6):
+        for hi in range(6):
+            assert view(chain[lo:hi]) == flat[lo:hi]
+    for bad in (5, -6):
+        with pytest.raises(IndexError):
+            chain[bad]
+
+
+async def test_settle_run_resolves_once_and_respects_earlier_outcomes() -> None:
+    from raftx.runtime.write_batch import WriteBatch
+
+    fut = asyncio.get_running_loop().create_future()
+    batch = WriteBatch([b"a", b"b", b"c", b"d"], fut)
+    batch.settle_run(0, ["r0", "r1"])
+    assert not fut.done() and batch.remaining == 2
+    batch.settle(3, "early")
+    batch.settle_run(2, ["r2", "late"])  # write 3 already has its outcome: kept
+    assert fut.done() and fut.result() == ["r0", "r1", "r2", "early"]
+
+
+def test_responder_queue_hands_out_runs_split_at_the_index() -> None:
+    from raftx.engine.state import ResponderQueue, each_responder
+
+    q = ResponderQueue()
+    q.push(5, ["a", None, "c"])
+    q.push(8, ("d", "e"))
+    assert q.take_upto(6) == [(5, ["a", None])]
+    assert list(each_responder(q.take_upto(8))) == [(7, "c"), (8, "d")]
+    q.push(10, ["f", "g", "h"])
+    assert q.take_from(11) == [(11, ["g", "h"])]
+    assert list(each_responder(q.take_from(0))) == [(9, "e"), (10, "f")]
+    assert len(q) == 0 and q.take_upto(100) == []

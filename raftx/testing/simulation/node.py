@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
 from raftx.config import Config
-from raftx.engine import Engine, RestoredState
+from raftx.engine import Engine, RestoredState, each_responder
 from raftx.engine import commands as cmd
 from raftx.engine import events as ev
 from raftx.errors import StorageError
@@ -299,7 +299,7 @@ class SimNode:
         if entries is None:
             raise InvariantViolation("state machine safety",
                                      f"node {self.id} applies {c.first_index}..{c.last} not in its log")
-        responders = dict(c.responders)
+        responders = dict(each_responder(c.responders))
         for e in entries:
             self.sim.invariants.on_apply(self.id, eng, e)
             out = self.sm.apply(e)
