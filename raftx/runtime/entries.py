@@ -77,11 +77,14 @@ class BatchEntries:
                 if EntryKind.MEMBERSHIP not in data[_KIND_OFFSET :: lengths[0]]:
                     self._memberships = found
                     return found
-            for p, off in enumerate(b.offsets):
-                if data[off + _KIND_OFFSET] == EntryKind.MEMBERSHIP:
-                    rec = _core.codec.decode_entries(data[off : off + b.lengths[p]], b.first_index + p)[0]
-                    entry = Entry.from_record(*rec)
-                    found.append((entry.log_id, entry.payload))  # type: ignore[arg-type]
+            kinds = bytes(map(data.__getitem__, map(_KIND_OFFSET.__add__, b.offsets)))  # C speed
+            p = kinds.find(EntryKind.MEMBERSHIP)
+            while p >= 0:
+                off = b.offsets[p]
+                rec = _core.codec.decode_entries(data[off : off + b.lengths[p]], b.first_index + p)[0]
+                entry = Entry.from_record(*rec)
+                found.append((entry.log_id, entry.payload))  # type: ignore[arg-type]
+                p = kinds.find(EntryKind.MEMBERSHIP, p + 1)
             self._memberships = found
         return self._memberships
 
