@@ -65,6 +65,9 @@ def _deprecated(old: str, new: str) -> None:
     warnings.warn(f"Raft.{old} is deprecated; use Raft.{new}", DeprecationWarning, stacklevel=3)
 
 
+_BYTES = {bytes}
+
+
 def _as_payload(data: Any) -> bytes:
     if isinstance(data, bytes):
         return data
@@ -297,7 +300,9 @@ class Raft:
 
         Example: ``results = await raft.client_write_many([b"a", b"b"])``
         """
-        payloads: list[bytes | None] = [_as_payload(d) for d in datas]
+        payloads: list[bytes | None] = list(datas)
+        if set(map(type, payloads)) - _BYTES:  # not all bytes (the common case, checked at C speed)
+            payloads = [_as_payload(d) for d in payloads]
         # One queue item and one future for the whole batch (not one per value).
         return await self._core.submit_write_many(payloads)
 

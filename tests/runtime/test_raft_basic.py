@@ -198,6 +198,8 @@ async def test_bad_arguments_get_typed_errors() -> None:
         with pytest.raises(TypeError):
             await raft.client_write("not bytes")  # type: ignore[arg-type]
         with pytest.raises(TypeError):
+            await raft.client_write_many([b"ok", "not bytes"])  # type: ignore[list-item]
+        with pytest.raises(TypeError):
             raft.runtime_config().elect("yes")  # type: ignore[arg-type]
         with pytest.raises(ValueError):
             raft.wait(-1)
