@@ -1,7 +1,7 @@
 """Type stub of the compiled twin ``codec_c``; the spec and docstrings are in ``codec_py``."""
 
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any, Union
 
 from typing_extensions import disjoint_base
@@ -22,6 +22,7 @@ __all__ = [
     "KIND_MAX",
     "crc32c",
     "encode_entries",
+    "encode_normal",
     "decode_entries",
     "scan_records",
     "ScanResult",
@@ -43,6 +44,7 @@ _CRC32C_IMPL: str
 def crc32c(data: _Buffer, value: int = 0) -> int: ...
 def _crc32c_table(data: _Buffer, value: int = 0) -> int: ...
 def encode_entries(entries: Iterable[tuple[int, int, int, Any]]) -> bytes: ...
+def encode_normal(term: int, first_index: int, payloads: Sequence[bytes]) -> tuple[bytes, array[int], array[int]]: ...
 def decode_entries(buf: _Buffer, expected_first_index: int | None = None) -> list[tuple[int, int, int, bytes]]: ...
 def scan_records(buf: _Buffer, start: int = 0, expected_first_index: int | None = None) -> ScanResult: ...
 def encode_frame(frame_type: int, payload: _Buffer) -> bytes: ...

@@ -44,6 +44,7 @@ __all__ = [
     "KIND_MAX",
     "crc32c",
     "encode_entries",
+    "encode_normal",
     "decode_entries",
     "scan_records",
     "ScanResult",
@@ -484,6 +485,48 @@ def scan_records(buf, start=0, expected_first_index=None):
         return ScanResult(st.count, first, last, st.end, terms, offsets, lengths, error, error_kind)
     finally:
         PyBuffer_Release(&view)
+
+
+def encode_normal(term, first_index, payloads):
+    """NORMAL records of one term from a sequence of ``bytes``, with their offsets and
+    lengths; see ``codec_py``."""
+    cdef list items = list(payloads)
+    cdef Py_ssize_t count = len(items), i, total = 0, n, o = 0
+    cdef uint64_t t = _u64("term", term), first = _u64("first_index", first_index)
+    cdef object payload
+    cdef bytes out
+    cdef unsigned char *w
+    cdef carray offsets, lengths
+    if count and first + <uint64_t>(count - 1) < first:
+        raise CodecError(f"indexes from {first} overflow u64")
+    for i in range(count):
+        payload = items[i]
+        if type(payload) is not bytes:
+            raise TypeError(f"a payload must be bytes, not {type(payload).__name__}")
+        n = len(<bytes>payload)
+        if n > _MAX_PAYLOAD:
+            raise CodecError(f"payload of {n} bytes exceeds MAX_RECORD_PAYLOAD={_MAX_PAYLOAD}")
+        total += _HDR + n
+    offsets = clone(_Q_TEMPLATE, count, False)
+    lengths = clone(_I_TEMPLATE, count, False)
+    out = PyBytes_FromStringAndSize(NULL, total)
+    w = <unsigned char *>PyBytes_AS_STRING(out)
+    for i in range(count):
+        payload = items[i]  # the list is ours: its bytes stay alive and unchanged
+        n = len(<bytes>payload)
+        raftx_store_le32(w, <uint32_t>n)
+        raftx_store_le64(w + 8, t)
+        raftx_store_le64(w + 16, first + <uint64_t>i)
+        w[24] = 1  # KIND_NORMAL
+        memset(w + 25, 0, 7)
+        if n:
+            memcpy(w + _HDR, PyBytes_AS_STRING(payload), <size_t>n)
+        raftx_store_le32(w + 4, _record_crc(w, <size_t>n))
+        offsets.data.as_ulonglongs[i] = <unsigned long long>o
+        lengths.data.as_uints[i] = <unsigned int>(_HDR + n)
+        o += _HDR + n
+        w += _HDR + n
+    return out, offsets, lengths
 
 
 # -- network frames -----------------------------------------------------------------

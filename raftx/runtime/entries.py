@@ -11,8 +11,7 @@
 from __future__ import annotations
 
 from array import array
-from itertools import accumulate, repeat
-from operator import itemgetter
+from itertools import accumulate
 from typing import Any, Sequence, cast
 
 from raftx import _core
@@ -130,14 +129,13 @@ def encode_payloads(batch: PayloadBatch) -> EncodedBatch:
     term, first = batch.term, batch.first_index
     payloads = batch.payloads
     n = len(payloads)
-    if set(map(type, payloads)) == _BYTES:  # client writes only: built at C speed
-        records: list[tuple[int, int, int, bytes]] = list(
-            zip(repeat(term, n), range(first, first + n), repeat(_NORMAL, n), cast("Sequence[bytes]", payloads)))
-    else:
-        records = [(term, first + p, *_kind_and_bytes(x)) for p, x in enumerate(payloads)]
+    if set(map(type, payloads)) == _BYTES:  # client writes only: one C call
+        data, offsets, lengths = _core.codec.encode_normal(term, first, cast("Sequence[bytes]", payloads))
+        return EncodedBatch(data, first, array("Q", [term]) * n, offsets, lengths)
+    records = [(term, first + p, *_kind_and_bytes(x)) for p, x in enumerate(payloads)]
     data = _core.codec.encode_entries(records)
     header = _core.codec.RECORD_HEADER_SIZE
-    lengths = array("I", map(header.__add__, map(len, map(itemgetter(3), records))))
+    lengths = array("I", [header + len(r[3]) for r in records])
     offsets = array("Q", accumulate(lengths, initial=0))
     offsets.pop()
     return EncodedBatch(data, first, array("Q", [term]) * n, offsets, lengths)

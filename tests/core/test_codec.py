@@ -121,6 +121,35 @@ def test_encode_matches_oracle(core: SimpleNamespace, batch: list[tuple[int, int
     assert core.codec.encode_entries(batch) == oracle_encode(batch)
 
 
+@given(term=st.integers(0, 2**64 - 1), first=st.integers(0, 2**64 - 1),
+       payloads=st.lists(st.binary(max_size=300), max_size=40))
+@settings(max_examples=60, deadline=None)
+def test_encode_normal_is_encode_entries_with_offsets(core: SimpleNamespace, term: int, first: int,
+                                                      payloads: list[bytes]) -> None:
+    if payloads and first + len(payloads) - 1 >= 2**64:
+        with pytest.raises(CodecError):
+            core.codec.encode_normal(term, first, payloads)
+        return
+    data, offsets, lengths = core.codec.encode_normal(term, first, payloads)
+    batch = [(term, first + i, 1, p) for i, p in enumerate(payloads)]
+    assert data == oracle_encode(batch)
+    assert list(offsets) == boundaries(batch)[:-1] and list(lengths) == [HDR + len(p) for p in payloads]
+    assert (offsets.typecode, lengths.typecode) == ("Q", "I")
+
+
+def test_encode_normal_rejects_what_it_cannot_encode(core: SimpleNamespace) -> None:
+    for bad in ([b"a", bytearray(b"b")], [None], ["str"]):
+        with pytest.raises(TypeError):
+            core.codec.encode_normal(1, 1, bad)
+    with pytest.raises(CodecError):
+        core.codec.encode_normal(-1, 1, [b"a"])
+    with pytest.raises(CodecError):
+        core.codec.encode_normal(1, 2**64, [])
+    with pytest.raises(CodecError):
+        core.codec.encode_normal(1, 2**64 - 1, [b"a", b"b"])
+    assert core.codec.encode_normal(1, 2**64 - 1, [b"a"])[0] == oracle_encode([(1, 2**64 - 1, 1, b"a")])
+
+
 # -- CRC-32C ------------------------------------------------------------------------------
 
 
