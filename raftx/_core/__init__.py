@@ -22,9 +22,9 @@ import platform
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-__all__ = ["IMPLEMENTATION", "MODULES", "codec", "logindex", "quorum", "vote", "load"]
+__all__ = ["IMPLEMENTATION", "MODULES", "codec", "kvcodec", "logindex", "quorum", "vote", "load"]
 
-MODULES = ("codec", "logindex", "quorum", "vote")
+MODULES = ("codec", "kvcodec", "logindex", "quorum", "vote")
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,7 @@ def _select() -> tuple[str, dict[str, ModuleType]]:
 
 if TYPE_CHECKING:
     from . import codec_py as codec
+    from . import kvcodec_py as kvcodec
     from . import logindex_py as logindex
     from . import quorum_py as quorum
     from . import vote_py as vote
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 else:
     IMPLEMENTATION, _modules = _select()
     codec = _modules["codec"]
+    kvcodec = _modules["kvcodec"]
     logindex = _modules["logindex"]
     quorum = _modules["quorum"]
     vote = _modules["vote"]

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 
 import msgpack
 
+from raftx._core import kvcodec
 from raftx.errors import BadCommand
 
 __all__ = [
@@ -69,10 +70,10 @@ CAS_MISMATCH = 2
 BAD_COMMAND = 3
 STALE = 4
 
-#: Longest key, in bytes.
-MAX_KEY_BYTES = 64 * 1024
-#: Longest value, in bytes (an entry payload is at most 64 MiB; leave room for framing).
-MAX_VALUE_BYTES = 32 * 1024 * 1024
+#: Longest key, in bytes (64 KiB; defined by `raftx._core.kvcodec`, the PUT fast path).
+MAX_KEY_BYTES: int = kvcodec.MAX_KEY_BYTES
+#: Longest value, in bytes (32 MiB: an entry payload is at most 64 MiB; leave room for framing).
+MAX_VALUE_BYTES: int = kvcodec.MAX_VALUE_BYTES
 
 _U64 = 2**64
 
@@ -96,7 +97,9 @@ class Command(NamedTuple):
 
 
 _pack: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True).pack
-_unpackb: Callable[[Any], Any] = msgpack.unpackb
+# the PUT fast paths, bound once (a global lookup per call, not an attribute chain)
+_encode_put = kvcodec.encode_put
+_decode_put = kvcodec.decode_put
 
 
 def to_bytes(value: Any, what: str, limit: int) -> bytes:
@@ -121,12 +124,15 @@ def _session(client_id: int, serial: int, acked: int) -> None:
 
 
 def encode_put(key: Any, value: Any, client_id: int = 0, serial: int = 0, acked: int = 0) -> bytes:
-    """The command bytes of ``put(key, value)``."""
-    if (type(key) is bytes and type(value) is bytes and type(client_id) is int and type(serial) is int
-            and type(acked) is int and len(key) <= MAX_KEY_BYTES and len(value) <= MAX_VALUE_BYTES
-            and 0 <= client_id < _U64 and 0 <= serial < _U64 and 0 <= acked < _U64):
-        # the common call, checked inline: the same checks as below, a third of the cost
-        return _pack([PUT, client_id, serial, acked, key, value])
+    """The command bytes of ``put(key, value)``.
+
+    The common call (bytes key and value, int session fields) is encoded by
+    `raftx._core.kvcodec.encode_put`; anything else (str keys, bad arguments) takes
+    the checked path below, which produces the same bytes or raises `BadCommand`.
+    """
+    b = _encode_put(key, value, client_id, serial, acked)
+    if b is not None:
+        return b
     _session(client_id, serial, acked)
     return _pack([PUT, client_id, serial, acked, to_bytes(key, "key", MAX_KEY_BYTES),
                   to_bytes(value, "value", MAX_VALUE_BYTES)])
@@ -163,25 +169,16 @@ def _unpack(payload: bytes | bytearray | memoryview) -> Any:
 def decode_fields(payload: bytes | bytearray | memoryview) -> tuple[int, int, int, int, bytes, tuple[Any, ...]]:
     """`decode` for the state machine's apply loop: the same fields and the same
     `BadCommand` checks, as a plain tuple; a well-formed PUT (the common command) is
-    checked inline without building a `Command`.
+    parsed without building a `Command`.
 
-    The fast path unpacks with msgpack's default limits (bounded by the payload's
-    length; about half the cost of passing `decode`'s limits) and accepts only a PUT
-    that `decode` accepts too; anything else is decoded again by `decode`.
+    The fast path, `raftx._core.kvcodec.decode_put`, answers only for a `bytes`
+    payload holding a PUT that `decode` accepts too (with the same fields);
+    anything else is decoded by `decode`.
     """
-    try:
-        obj = _unpackb(payload)
-    except Exception:  # msgpack raises several unrelated types on bad input
-        obj = None
-    if type(obj) is list and len(obj) == 6:
-        op, client_id, serial, acked, key, value = obj
-        # msgpack decodes no int above 2**64-1, so "in 0..2**64-1" is "not negative",
-        # and an OR of ints is negative iff one of them is.
-        if (op == PUT and type(op) is int and type(key) is bytes and type(value) is bytes
-                and type(client_id) is int and type(serial) is int and type(acked) is int
-                and client_id | serial | acked >= 0
-                and len(key) <= MAX_KEY_BYTES and len(value) <= MAX_VALUE_BYTES):
-            return PUT, client_id, serial, acked, key, (value,)
+    put = _decode_put(payload)
+    if put is not None:
+        client_id, serial, acked, key, value = put
+        return PUT, client_id, serial, acked, key, (value,)
     return decode(payload)
 
 
