@@ -31,6 +31,7 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, BinaryIO, cast
 
+from raftx import _core
 from raftx.errors import BadCommand, StorageCorrupted, StorageError
 from raftx.kv.commands import (
     BAD_COMMAND, CAS, CAS_MISMATCH, DELETE, GET, NOT_FOUND, OK, PUT, KVResponse, decode_fields,
@@ -62,6 +63,7 @@ FORMAT_VERSION = 1
 _OK = KVResponse(OK, None)
 _NOT_FOUND = KVResponse(NOT_FOUND, None)
 _BYTES = {bytes}
+_decode_put = _core.kvcodec.decode_put
 
 
 class _Builder(RaftSnapshotBuilder):
@@ -220,6 +222,18 @@ class KVStateMachine(RaftStateMachine):
         return out
 
     def _apply_command(self, payload: bytes, data: dict[bytes, bytes], sessions: SessionTable) -> KVResponse:
+        put = _decode_put(payload)  # the common command, decoded and checked in one call
+        if put is not None:
+            client_id, serial, acked, key, value = put
+            if client_id:
+                seen = sessions.check(client_id, serial, acked)
+                if seen is not None:
+                    return seen
+                data[key] = value
+                sessions.record(client_id, serial, acked, _OK)
+            else:
+                data[key] = value
+            return _OK
         try:
             op, client_id, serial, acked, key, args = decode_fields(payload)
         except BadCommand as exc:
