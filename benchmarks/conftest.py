@@ -16,7 +16,7 @@ from raftx import _core
 
 @pytest.fixture(params=["c", "py"], scope="session")
 def core(request: pytest.FixtureRequest) -> SimpleNamespace:
-    """The four hot-path modules of one implementation (``core.impl`` is "c" or "py")."""
+    """Every hot-path module of one implementation (``_core.MODULES``; ``core.impl`` is "c" or "py")."""
     if request.param == "c" and os.environ.get("RAFTX_NO_EXTENSIONS") == "1":
         pytest.skip("RAFTX_NO_EXTENSIONS=1")
     return SimpleNamespace(impl=request.param, **_core.load(request.param))

@@ -15,7 +15,7 @@ COMPILED_EXPECTED = os.environ.get("RAFTX_NO_EXTENSIONS") != "1"
 
 @pytest.fixture(params=["c", "py"], scope="session")
 def core(request: pytest.FixtureRequest) -> SimpleNamespace:
-    """The four hot-path modules of one implementation: ``core.codec``, ``core.quorum``, ...
+    """Every hot-path module of one implementation (``_core.MODULES``): ``core.codec``, ...
 
     ``core.impl`` is ``"c"`` or ``"py"``. The compiled variant is skipped only when
     ``RAFTX_NO_EXTENSIONS=1``; otherwise a missing build *fails* the test.
