@@ -53,7 +53,7 @@ cdef inline Py_ssize_t _uint_size(uint64_t v) noexcept:
         return 2
     if v <= 0xffff:
         return 3
-    if v <= 0xffffffff:
+    if v <= <uint64_t>0xffffffffu:  # a C compare (a bare literal this wide is a Python int)
         return 5
     return 9
 
@@ -78,7 +78,7 @@ cdef inline uchar* _put_uint(uchar* p, uint64_t v) noexcept:
     if v <= 0xffff:
         p[0] = 0xcd
         return _put_be(p + 1, v, 2)
-    if v <= 0xffffffff:
+    if v <= <uint64_t>0xffffffffu:  # a C compare (a bare literal this wide is a Python int)
         p[0] = 0xce
         return _put_be(p + 1, v, 4)
     p[0] = 0xcf
