@@ -173,6 +173,7 @@ class KVClient:
         self._queues: dict[str, list[_Op]] = {"w": [], "r1": [], "r0": []}
         self._slots: asyncio.Semaphore | None = None
         self._flushing = False
+        self._sending = 0  # requests sent and not answered (each holds a slot)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         #: Requests sent and retries made (for tests and benchmarks).
@@ -355,7 +356,12 @@ class KVClient:
                 await self._slots.acquire()
                 for name, q in self._queues.items():
                     if q:
-                        batch, self._queues[name] = q[: self.max_batch], q[self.max_batch:]
+                        # Spread what is queued over the free request slots, so that the
+                        # requests pipeline through the cluster instead of one big batch
+                        # waiting for another.
+                        n = min(self.max_batch, -(-len(q) // (self.max_in_flight - self._sending)))
+                        batch, self._queues[name] = q[:n], q[n:]
+                        self._sending += 1
                         self._spawn(self._send(name, batch))
                         break
                 else:
@@ -401,6 +407,7 @@ class KVClient:
                 ops = retry
                 await asyncio.sleep(min(backoff.next_delay(), max(0.0, deadline - loop.time())))
         finally:
+            self._sending -= 1
             self._slots.release()
 
     async def _attempt_once(self, kind: str, target: int, ops: list[_Op], deadline: float) -> tuple[list[_Op], str]:

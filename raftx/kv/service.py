@@ -30,7 +30,7 @@ from typing import Any
 
 from raftx.errors import BadCommand, Fatal, ForwardToLeader, ProtocolError, QuorumNotEnough, Unreachable
 from raftx.kv import protocol as P
-from raftx.kv.commands import NOT_FOUND, OK, decode
+from raftx.kv.commands import NOT_FOUND, OK, decode_fields
 from raftx.kv.state_machine import KVStateMachine
 from raftx.network.raft_rpc import RaftRpcHandler, RaftServer, parse_addr
 from raftx.types import BasicNode, ChangeMembers, ClientWriteResponse
@@ -95,7 +95,7 @@ class KVService:
     async def _write(self, payload: memoryview) -> bytes:
         cmds = P.decode_write(payload)
         for cmd in cmds:
-            decode(cmd)  # refuse the whole batch (BadCommand) before proposing anything malformed
+            decode_fields(cmd)  # refuse the whole batch (BadCommand) before proposing anything malformed
         try:
             async with asyncio.timeout(self.write_timeout):
                 results = await self.raft.client_write_many(cmds)

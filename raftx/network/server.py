@@ -19,8 +19,11 @@ server allocate more than that; afterwards ``max_frame_bytes`` applies.
 Ordering: by default (``ordered=True``) the requests of one connection are handled
 one at a time, in the order they arrived, and answered in that order. Raft needs
 this for AppendEntries from one leader (§5.3: a follower must see a leader's entries
-in log order). With ``ordered=False`` each request runs in its own task and responses
-go out as they complete (the client matches them by request id either way).
+in log order). Requests for ``client_methods`` are independent of each other and of
+the Raft stream, so an ordered connection still pipelines them: each runs in its own
+task as it comes off the queue, at most ``max_client_requests`` at a time per
+connection. With ``ordered=False`` every request runs in its own task. Responses go
+out as they complete (the client matches them by request id either way).
 """
 
 from __future__ import annotations
@@ -97,6 +100,7 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
         self._queue_waiter: asyncio.Future[None] | None = None
         self._read_paused = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._client_slots = asyncio.Semaphore(server.max_client_requests)
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     # -- asyncio callbacks ------------------------------------------------------------
@@ -263,7 +267,18 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
                 assert self.transport is not None
                 self._read_paused = False
                 self.transport.resume_reading()
+            client_methods = self._server.client_methods
+            if client_methods is not None and client_methods(method):
+                await self._client_slots.acquire()  # bounded: a slot frees as a handler ends
+                self._spawn(self._handle_client(request_id, method, payload))
+            else:
+                await self._handle(request_id, method, payload)
+
+    async def _handle_client(self, request_id: int, method: str, payload: memoryview) -> None:
+        try:
             await self._handle(request_id, method, payload)
+        finally:
+            self._client_slots.release()
 
     async def _handle(self, request_id: int, method: str, payload: memoryview) -> None:
         server = self._server
@@ -332,7 +347,8 @@ class RpcServer:
     the response bytes. ``allowed_senders`` (node ids) and ``validate_peer`` (a callable
     taking a `PeerInfo`, e.g. to bind a TLS certificate to a node id) restrict who may
     connect. ``client_methods`` (a predicate on method names; None: refuse) lets clients
-    connect with the *any target* hello and call those methods only (module docstring).
+    connect with the *any target* hello and call those methods only, and runs up to
+    ``max_client_requests`` of them at once per connection (module docstring).
     Use ``async with RpcServer(...) as server`` or `start` / `close`.
     """
 
@@ -355,6 +371,7 @@ class RpcServer:
         max_queued_requests: int = 1024,
         keepalive: bool = True,
         client_methods: Callable[[str], bool] | None = None,
+        max_client_requests: int = 64,
     ) -> None:
         wire.check_max_frame_bytes(max_frame_bytes)
         wire.check_cluster_name(cluster_name)
@@ -375,6 +392,9 @@ class RpcServer:
         self.max_queued_requests = max(2, max_queued_requests)
         self.keepalive = keepalive
         self.client_methods = client_methods
+        if max_client_requests < 1:
+            raise ValueError(f"max_client_requests must be >= 1, not {max_client_requests}")
+        self.max_client_requests = max_client_requests
         self.stats = ServerStats()
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[_ServerConnection] = set()

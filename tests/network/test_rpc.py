@@ -97,6 +97,42 @@ async def test_unordered_server_runs_requests_concurrently(make_server, make_cli
         assert await asyncio.gather(*calls) == [bytes([i]) for i in range(5)]
 
 
+async def test_ordered_server_pipelines_client_methods_up_to_its_bound(make_server, make_client, spawn) -> None:
+    """On an ordered connection, client-method requests run concurrently (at most
+    ``max_client_requests`` at once) while the other methods keep their order."""
+    release = asyncio.Event()
+    running = peak = 0
+    two_running = asyncio.Event()
+    order: list[int] = []
+
+    async def handler(sender_id: int, method: str, payload: memoryview) -> bytes:
+        nonlocal running, peak
+        if method == "append":
+            order.append(int(bytes(payload)))
+            return b""
+        running += 1
+        peak = max(peak, running)
+        if running == 2:
+            two_running.set()
+        await release.wait()
+        running -= 1
+        return bytes(payload)
+
+    server = await make_server(handler, client_methods=lambda m: m == "kv", max_client_requests=2)
+    client = make_client(server.port)
+    async with asyncio.timeout(10):
+        calls = [spawn(client.call("kv", bytes([i]))) for i in range(5)]
+        await two_running.wait()  # two handlers blocked at once: pipelined, not serialized
+        appends = [spawn(client.call("append", str(i).encode())) for i in range(20)]
+        while server.stats.requests < 25:  # every request has reached the server
+            await asyncio.sleep(0.001)
+        assert (running, peak) == (2, 2)  # the bound holds the rest back
+        release.set()
+        assert await asyncio.gather(*calls) == [bytes([i]) for i in range(5)]
+        await asyncio.gather(*appends)
+    assert peak == 2 and order == list(range(20))
+
+
 @pytest.mark.parametrize("limit", ["count", "bytes"])
 async def test_in_flight_window_is_respected(make_server, make_client, limit: str, spawn) -> None:
     release = asyncio.Event()
