@@ -62,6 +62,24 @@ async def test_concurrent_operations_are_batched() -> None:
         assert values == [bytes([i % 256]) * 100 for i in range(500)]
 
 
+async def test_a_burst_is_spread_over_the_free_request_slots() -> None:
+    """500 puts queued at once with 4 free slots leave as 4 pipelined requests of 125,
+    not one request of 500 that the next ones wait behind."""
+    async with KVCluster() as cl, cl.client(max_in_flight=4) as kv:
+        await kv.put("warm", b"up")
+        sizes: list[int] = []
+        send = kv._send
+
+        async def recording(kind: str, ops: list) -> None:
+            sizes.append(len(ops))
+            await send(kind, ops)
+
+        kv._send = recording  # type: ignore[method-assign]
+        await asyncio.gather(*(kv.put(f"k{i}", b"v") for i in range(500)))
+        assert sizes == [125, 125, 125, 125]
+        assert await kv.get("k499") == b"v"
+
+
 async def test_writes_survive_leader_failover() -> None:
     async with KVCluster() as cl, cl.client(attempt_timeout=1.0) as kv:
         for i in range(20):
