@@ -65,6 +65,12 @@ class Config:
     max_inflight_bytes: int = 64 * 1024 * 1024
     max_frame_bytes: int = 64 * 1024 * 1024
 
+    @property
+    def max_payload_bytes(self) -> int:
+        """The largest client payload one AppendEntries frame can carry (``max_frame_bytes``
+        less room for the headers); `raftx.Raft.client_write` refuses larger ones."""
+        return self.max_frame_bytes - 2048
+
     def validate(self) -> Config:
         """Check every field; return ``self`` so ``Config(...).validate()`` chains."""
         for f in fields(self):
@@ -88,4 +94,6 @@ class Config:
                      "max_inflight_bytes", "max_frame_bytes", "snapshot_max_chunk_size"):
             if getattr(self, name) == 0:
                 raise ConfigError(f"{name} must be > 0")
+        if self.max_frame_bytes < 4096:
+            raise ConfigError(f"max_frame_bytes must be >= 4096, not {self.max_frame_bytes}")
         return self

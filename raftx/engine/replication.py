@@ -75,6 +75,19 @@ def client_write(eng: Engine, payloads: Sequence[bytes | None], responders: Sequ
         size = sum(map(len, cast("Sequence[bytes]", payloads)))
     else:
         size = sum(len(p) for p in payloads if p is not None)
+    limit = eng.config.max_payload_bytes
+    if size > limit:  # a payload no frame can carry would stall replication: refuse it alone
+        fits = [p is None or len(p) <= limit for p in payloads]
+        if not all(fits):
+            for r, p, ok in zip(responders, payloads, fits):
+                if not ok:
+                    eng.respond(r, ClientWriteError(f"payload of {len(p or b'')} bytes exceeds "
+                                                    f"Config.max_payload_bytes ({limit})"))
+            payloads = [p for p, ok in zip(payloads, fits) if ok]
+            responders = [r for r, ok in zip(responders, fits) if ok]
+            if not payloads:
+                return
+            size = sum(len(p) for p in payloads if p is not None)
     leader = eng.leader
     assert leader is not None
     leader.entry_bytes = 0.9 * leader.entry_bytes + 0.1 * (size / len(payloads))

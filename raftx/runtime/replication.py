@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from bisect import bisect_right
 from collections import deque
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -36,14 +37,34 @@ from raftx.network.backoff import Backoff
 from raftx.network.protocols import RaftNetwork, RPCOption
 from raftx.runtime.entries import BatchEntries
 from raftx.runtime.tasks import close_quietly
+from raftx.storage.batch import EncodedBatch
 from raftx.types import BasicNode
 
 if TYPE_CHECKING:
     from raftx.runtime.core import RaftCore
 
-__all__ = ["PeerClients", "Replicator", "send_transfer_leader", "send_vote"]
+__all__ = ["FRAME_SLACK", "PeerClients", "Replicator", "fit_frame", "send_transfer_leader", "send_vote"]
 
 logger = logging.getLogger(__name__)
+
+
+#: Bytes of a frame kept for everything but the entries (message and RPC headers).
+FRAME_SLACK = 1024
+
+
+def fit_frame(batch: EncodedBatch, max_frame_bytes: int) -> EncodedBatch:
+    """``batch``, or its longest prefix (at least one record) whose records fit in one
+    frame with `FRAME_SLACK` to spare. The engine sizes requests by the average entry,
+    so a few large entries can overshoot; the follower then answers for the prefix
+    and the engine resends the rest (a partial success)."""
+    budget = max_frame_bytes - FRAME_SLACK
+    if len(batch.data) <= budget:
+        return batch
+    offsets, lengths = batch.offsets, batch.lengths
+    k = bisect_right(offsets, budget)  # records starting within the budget
+    if k and offsets[k - 1] + lengths[k - 1] > budget:
+        k -= 1  # the last of them ends past it
+    return batch.slice(batch.first_index, batch.first_index + max(1, k))
 
 
 class PeerClients:
@@ -138,7 +159,7 @@ class Replicator:
             batch = self.core.log_cache.get_batch(cmd.first_index, cmd.last_index + 1)
             if batch is None:
                 return None
-            entries = BatchEntries(batch)
+            entries = BatchEntries(fit_frame(batch, self.core.config.max_frame_bytes))
         return AppendEntriesRequest(cmd.vote, cmd.prev_log_id, entries, cmd.leader_commit)
 
     async def _run(self) -> None:
@@ -185,7 +206,7 @@ class Replicator:
             batch = await self._reader.try_get_log_bytes(cmd.first_index, cmd.last_index + 1)
             if len(batch) != n or batch.first_index != cmd.first_index:
                 return None  # purged (a snapshot will be sent) or truncated
-            entries = BatchEntries(batch)
+            entries = BatchEntries(fit_frame(batch, core.config.max_frame_bytes))
         return AppendEntriesRequest(cmd.vote, cmd.prev_log_id, entries, cmd.leader_commit)
 
     async def _send_append(self, cmd: Replicate, req: AppendEntriesRequest) -> None:

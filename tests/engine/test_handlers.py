@@ -6,7 +6,7 @@ from raftx.engine import commands as cmd
 from raftx.engine import events as ev
 from raftx.engine.commands import Condition
 from raftx.engine.progress import ProgressState
-from raftx.errors import ForwardToLeader, NotAllowed, NotInMembers, ProtocolError
+from raftx.errors import ClientWriteError, ForwardToLeader, NotAllowed, NotInMembers, ProtocolError
 from raftx.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,
@@ -118,6 +118,21 @@ def test_client_write_is_one_append_and_one_replicate_per_follower() -> None:
         cmd.Replicate(2, 3, eng.vote, LogId(1, 0), 1, 3, LogId(1, 0)),
         cmd.Replicate(3, 4, eng.vote, LogId(1, 0), 1, 3, LogId(1, 0)),
     ]
+
+
+def test_a_payload_no_frame_can_carry_is_refused_alone() -> None:
+    eng = make_engine(terms=[], voters=[1, 2, 3], max_frame_bytes=8192)
+    elect(eng)
+    flush(eng)
+    for t, p in eng.leader.progress.items():
+        for s in list(p.sends):
+            eng.step(ev.AppendResponded(t, s, AppendEntriesResponse(eng.vote, True)))
+    limit = eng.config.max_payload_bytes
+    cmds = eng.step(ev.ClientWrite([b"a", b"x" * (limit + 1), b"y" * limit], ["r1", "r2", "r3"]))
+    refused = of_type(cmds, cmd.Respond)
+    assert [c.responder for c in refused] == ["r2"] and isinstance(refused[0].value, ClientWriteError)
+    assert of_type(cmds, cmd.AppendToLog)[0].entries == PayloadBatch(1, 1, (b"a", b"y" * limit))
+    assert eng.responders.take_upto(2) == [(1, ["r1", "r3"])]
 
 
 def test_leader_counts_own_entries_only_when_flushed() -> None:
