@@ -8,6 +8,9 @@ entries >= 10x the pure twin and >= 1M entries/s; compiled crc32c >= 1 GB/s. Ite
 per call are recorded in ``extra_info["units"]`` (entries, or bytes for crc32c).
 ``encode_normal`` is the leader's group commit of the same entries (bytes payloads
 only, with their offsets and lengths), the path `raftx.runtime.entries` takes.
+``record_kinds`` / ``record_payloads`` read the same entries back by the offsets and
+lengths ``scan_records`` found, without a second CRC pass: a follower's apply path
+(`raftx.runtime.log_cache`).
 """
 
 from __future__ import annotations
@@ -62,6 +65,22 @@ def test_scan_records(benchmark: Any, core: SimpleNamespace) -> None:
     _units(benchmark, N_ENTRIES)
     scan = benchmark(core.codec.scan_records, buf)
     assert scan.count == N_ENTRIES and scan.error is None
+
+
+def test_record_kinds(benchmark: Any, core: SimpleNamespace) -> None:
+    buf = core.codec.encode_entries(ENTRIES)
+    scan = core.codec.scan_records(buf)
+    _units(benchmark, N_ENTRIES)
+    kinds = benchmark(core.codec.record_kinds, buf, scan.offsets)
+    assert kinds == bytes([1]) * N_ENTRIES
+
+
+def test_record_payloads(benchmark: Any, core: SimpleNamespace) -> None:
+    buf = core.codec.encode_entries(ENTRIES)
+    scan = core.codec.scan_records(buf)
+    _units(benchmark, N_ENTRIES)
+    payloads = benchmark(core.codec.record_payloads, buf, scan.offsets, scan.lengths)
+    assert payloads == PAYLOADS
 
 
 def test_crc32c_1mib(benchmark: Any, core: SimpleNamespace) -> None:

@@ -9,6 +9,7 @@ from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.array cimport array as carray, clone
+cimport cython
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
@@ -48,6 +49,8 @@ __all__ = [
     "decode_entries",
     "scan_records",
     "ScanResult",
+    "record_kinds",
+    "record_payloads",
     "encode_frame",
     "FrameDecoder",
 ]
@@ -56,6 +59,7 @@ logger = logging.getLogger(__name__)
 
 cdef enum:
     _HDR = 32
+    _KIND_AT = 24  # offset of the kind byte in a record header
     _FHDR = 5
     _MAX_PAYLOAD = 64 * 1024 * 1024
     _KIND_MAX = 2
@@ -527,6 +531,100 @@ def encode_normal(term, first_index, payloads):
         o += _HDR + n
         w += _HDR + n
     return out, offsets, lengths
+
+
+# -- fields of validated records -------------------------------------------------------
+
+
+cdef inline bytes _trusted_bytes(object data):
+    """``data`` itself when it is ``bytes``; a copy of any other contiguous buffer (as
+    ``codec_py``), so the records read cannot change underneath."""
+    if type(data) is bytes:
+        return <bytes>data
+    cdef Py_buffer view
+    _get_buffer(data, &view)
+    try:
+        return PyBytes_FromStringAndSize(<const char *>view.buf, view.len)
+    finally:
+        PyBuffer_Release(&view)
+
+
+cdef const unsigned long long[::1] _q_column(object obj, str name):
+    """``obj`` as a view of u64s (``array('Q')``); TypeError for anything else."""
+    if obj is None:
+        raise TypeError(f"{name} must be an array('Q'), not None")
+    try:
+        return obj
+    except ValueError as exc:  # a buffer of another item type
+        raise TypeError(f"{name} must be an array('Q'): {exc}") from None
+
+
+cdef const unsigned int[::1] _i_column(object obj, str name):
+    """``obj`` as a view of u32s (``array('I')``); TypeError for anything else."""
+    if obj is None:
+        raise TypeError(f"{name} must be an array('I'), not None")
+    try:
+        return obj
+    except ValueError as exc:
+        raise TypeError(f"{name} must be an array('I'): {exc}") from None
+
+
+# boundscheck/wraparound off: every loop indexes k in [0, n), n = the views' length.
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def record_kinds(data, offsets):
+    """The kind byte of each record at ``offsets`` (no CRC check); see ``codec_py``.
+
+    ``offsets`` must export an unsigned 64-bit buffer (``array('Q')``, as
+    ``scan_records`` returns; TypeError otherwise); ``data`` is any
+    contiguous bytes-like object (a non-``bytes`` one is copied once).
+    """
+    cdef bytes buf = _trusted_bytes(data)
+    cdef const unsigned long long[::1] ov = _q_column(offsets, "offsets")
+    cdef Py_ssize_t n = ov.shape[0], k
+    cdef unsigned long long size = <unsigned long long>len(buf), o
+    cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(buf)
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, n)
+    cdef unsigned char *w = <unsigned char *>PyBytes_AS_STRING(out)
+    for k in range(n):
+        o = ov[k]
+        if size < _HDR or o > size - _HDR:
+            raise CodecError(f"record header at offset {o} is outside the buffer of {size} bytes")
+        w[k] = p[o + _KIND_AT]
+    return out
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+def record_payloads(data, offsets, lengths):
+    """The payload of each record at ``offsets``/``lengths`` (no CRC check); see ``codec_py``.
+
+    ``offsets`` must export an unsigned 64-bit buffer (``array('Q')``) and ``lengths``
+    an unsigned 32-bit one (``array('I')``), as ``scan_records`` returns
+    (TypeError otherwise); ``data`` is any contiguous bytes-like object
+    (a non-``bytes`` one is copied once).
+    """
+    cdef bytes buf = _trusted_bytes(data)
+    cdef const unsigned long long[::1] ov = _q_column(offsets, "offsets")
+    cdef const unsigned int[::1] lv = _i_column(lengths, "lengths")
+    cdef Py_ssize_t n = ov.shape[0], k
+    cdef unsigned long long size = <unsigned long long>len(buf), o, ln
+    cdef const char *p = PyBytes_AS_STRING(buf)
+    cdef list out
+    if lv.shape[0] != n:
+        raise CodecError(f"{n} offsets but {lv.shape[0]} lengths")
+    # validate every record before allocating anything
+    for k in range(n):
+        o = ov[k]
+        ln = lv[k]
+        if ln < _HDR:
+            raise CodecError(f"record length {ln} is below the header size {_HDR}")
+        if o > size or ln > size - o:
+            raise CodecError(f"record {k} at offset {o} of {ln} bytes is outside the buffer of {size} bytes")
+    out = [None] * n
+    for k in range(n):
+        out[k] = PyBytes_FromStringAndSize(p + ov[k] + _HDR, <Py_ssize_t>(lv[k] - _HDR))
+    return out
 
 
 # -- network frames -----------------------------------------------------------------

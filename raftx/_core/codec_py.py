@@ -41,6 +41,10 @@ byte offset ``o`` (``o`` is what `raftx.errors.CorruptRecord.offset` reports):
    *corrupt*: the log has no holes, §5.3 Log Matching);
 7. terms never decrease within a batch (§5.3; else *corrupt*).
 
+`record_kinds` and `record_payloads` read fields of records that were validated
+earlier (located by `scan_records`' ``offsets`` and ``lengths``) and check no CRC;
+they check only that every record they touch lies inside the buffer.
+
 `encode_entries` enforces the same rules on its input (raising
 `raftx.errors.CodecError`), so whatever it returns decodes.
 
@@ -89,6 +93,8 @@ __all__ = [
     "decode_entries",
     "scan_records",
     "ScanResult",
+    "record_kinds",
+    "record_payloads",
     "encode_frame",
     "FrameDecoder",
 ]
@@ -394,6 +400,74 @@ def scan_records(buf: Buffer, start: int = 0, expected_first_index: int | None =
     if error is not None:
         logger.debug("scan_records stopped at offset %d (%s): %s", end, error_kind, error)
     return ScanResult(len(found), first, last, end, terms, offsets, lengths, error, error_kind)
+
+
+# -- fields of validated records -------------------------------------------------------
+
+_KIND_AT = 24  # byte offset of ``kind`` in the record header
+
+
+def _trusted_bytes(data: Buffer) -> bytes:
+    """``data`` as ``bytes`` (itself when it is one; one copy of any other buffer)."""
+    return data if type(data) is bytes else _as_bytes_view(data).tobytes()
+
+
+def record_kinds(data: Buffer, offsets: Sequence[int]) -> bytes:
+    """The ``kind`` byte of the record at each of ``offsets`` in ``data``, in order
+    (``len(offsets)`` bytes).
+
+    For records already validated, e.g. by `scan_records` (whose ``offsets`` these
+    are): no CRC is checked and the kinds are returned as stored. Raises
+    `raftx.errors.CodecError` if a record header (`RECORD_HEADER_SIZE` bytes from
+    an offset) does not lie inside ``data``. ``data`` is any contiguous bytes-like
+    object; ``offsets`` any sequence of ints.
+    """
+    buf = _trusted_bytes(data)
+    n = len(offsets)
+    if n == 0:
+        return b""
+    limit = len(buf) - RECORD_HEADER_SIZE  # the last offset a whole header fits at
+    first, last = offsets[0], offsets[-1]
+    step = (last - first) // (n - 1) if n > 1 else 1
+    if step > 0 and isinstance(offsets, array) and offsets == array(offsets.typecode, range(first, last + 1, step)):
+        # equally spaced (equal-sized records, the common case): one strided slice
+        if first < 0 or last > limit:
+            raise CodecError(f"record header at offset {first if first < 0 else last} is outside the buffer "
+                             f"of {len(buf)} bytes")
+        return buf[first + _KIND_AT : last + _KIND_AT + 1 : step]
+    at = list(map(_KIND_AT.__add__, offsets))
+    lo, hi = min(at) - _KIND_AT, max(at) - _KIND_AT
+    if lo < 0 or hi > limit:
+        raise CodecError(f"record header at offset {lo if lo < 0 else hi} is outside the buffer of {len(buf)} bytes")
+    return bytes(map(buf.__getitem__, at))
+
+
+def record_payloads(data: Buffer, offsets: Sequence[int], lengths: Sequence[int]) -> list[bytes]:
+    """The payload of each record of ``data``, in order: record ``i`` is
+    ``data[offsets[i] : offsets[i] + lengths[i]]`` (header included in the length),
+    its payload what follows the `RECORD_HEADER_SIZE`-byte header.
+
+    For records already validated, e.g. by `scan_records` (whose ``offsets`` and
+    ``lengths`` these are): no CRC is checked and the header's ``payload_length`` is
+    not read. Raises `raftx.errors.CodecError` if ``len(offsets) != len(lengths)``,
+    a length is below `RECORD_HEADER_SIZE` or a record does not lie inside ``data``.
+    ``data`` is any contiguous bytes-like object; ``offsets`` and ``lengths`` any
+    sequences of ints. The payloads are ``bytes`` copies.
+    """
+    buf = _trusted_bytes(data)
+    if len(offsets) != len(lengths):
+        raise CodecError(f"{len(offsets)} offsets but {len(lengths)} lengths")
+    if len(offsets) == 0:
+        return []
+    if min(lengths) < RECORD_HEADER_SIZE:
+        raise CodecError(f"record length {min(lengths)} is below the header size {RECORD_HEADER_SIZE}")
+    ends = list(map(operator.add, offsets, lengths))
+    if min(offsets) < 0 or max(ends) > len(buf):
+        pos = next(i for i, (o, e) in enumerate(zip(offsets, ends)) if o < 0 or e > len(buf))
+        raise CodecError(
+            f"record {pos} at offset {offsets[pos]} of {lengths[pos]} bytes is outside the buffer of {len(buf)} bytes")
+    starts = map(RECORD_HEADER_SIZE.__add__, offsets)
+    return list(map(buf.__getitem__, map(slice, starts, ends)))
 
 
 # -- network frames -----------------------------------------------------------------

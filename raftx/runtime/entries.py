@@ -23,7 +23,6 @@ __all__ = ["BatchEntries", "as_engine_entries", "encode_for_store", "encode_payl
 
 _NORMAL = int(EntryKind.NORMAL)
 _BYTES = {bytes}
-_KIND_OFFSET = 24  # byte offset of the kind field in a record header (see `_core.codec`)
 
 
 class BatchEntries:
@@ -68,19 +67,12 @@ class BatchEntries:
         """The membership entries of the batch, in log order (thesis §4.3); computed once."""
         if self._memberships is None:
             b = self.batch
-            data = b.data
             found: list[tuple[LogId, Membership]] = []
-            lengths = b.lengths
-            if lengths and lengths.count(lengths[0]) == len(lengths):
-                # equal-sized records (the common case): every kind byte at one stride, C speed
-                if EntryKind.MEMBERSHIP not in data[_KIND_OFFSET :: lengths[0]]:
-                    self._memberships = found
-                    return found
-            kinds = bytes(map(data.__getitem__, map(_KIND_OFFSET.__add__, b.offsets)))  # C speed
+            kinds = _core.codec.record_kinds(b.data, b.offsets)  # no CRC check: validated on receipt
             p = kinds.find(EntryKind.MEMBERSHIP)
             while p >= 0:
                 off = b.offsets[p]
-                rec = _core.codec.decode_entries(data[off : off + b.lengths[p]], b.first_index + p)[0]
+                rec = _core.codec.decode_entries(b.data[off : off + b.lengths[p]], b.first_index + p)[0]
                 entry = Entry.from_record(*rec)
                 found.append((entry.log_id, entry.payload))  # type: ignore[arg-type]
                 p = kinds.find(EntryKind.MEMBERSHIP, p + 1)

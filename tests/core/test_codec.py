@@ -11,6 +11,7 @@ import json
 import os
 import struct
 import tracemalloc
+from array import array
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -465,6 +466,138 @@ def test_scan_start_bounds(core: SimpleNamespace) -> None:
             c.scan_records(buf, start=bad)
     with pytest.raises(TypeError):
         c.scan_records("not bytes")  # type: ignore[arg-type]
+
+
+# -- record_kinds / record_payloads: fields of validated records ---------------------------
+
+
+@given(batch=batches(max_size=12), prefix=st.binary(max_size=40),
+       as_type=st.sampled_from([bytes, bytearray, memoryview]))
+@settings(max_examples=80, deadline=None)
+def test_record_fields_agree_with_decode(core: SimpleNamespace, batch: list[tuple[int, int, int, bytes]],
+                                         prefix: bytes, as_type: Any) -> None:
+    c = core.codec
+    buf = prefix + c.encode_entries(batch)
+    scan = c.scan_records(buf, start=len(prefix))
+    assert scan.error is None
+    decoded = c.decode_entries(buf[len(prefix):])
+    data = as_type(buf)
+    kinds = c.record_kinds(data, scan.offsets)
+    payloads = c.record_payloads(data, scan.offsets, scan.lengths)
+    assert type(kinds) is bytes and kinds == bytes(k for _, _, k, _ in decoded)
+    assert payloads == [p for *_, p in decoded]
+    assert all(type(p) is bytes for p in payloads)
+    # any subset, in any order: each record is read at its own offset
+    order = list(range(scan.count))[::-1]
+    offsets, lengths = array("Q", [scan.offsets[i] for i in order]), array("I", [scan.lengths[i] for i in order])
+    assert c.record_kinds(data, offsets) == bytes(decoded[i][2] for i in order)
+    assert c.record_payloads(data, offsets, lengths) == [decoded[i][3] for i in order]
+
+
+def test_record_fields_of_equal_sized_records(core: SimpleNamespace) -> None:
+    """Equally spaced records (a client batch), from a non-zero offset and alone."""
+    c = core.codec
+    batch = [(1, 5 + i, (0, 1, 2)[i % 3], bytes([i]) * 10) for i in range(9)]
+    buf = b"pre" + c.encode_entries(batch)
+    scan = c.scan_records(buf, start=3)
+    assert len(set(scan.lengths)) == 1
+    assert c.record_kinds(buf, scan.offsets) == bytes(e[2] for e in batch)
+    assert c.record_payloads(buf, scan.offsets, scan.lengths) == [e[3] for e in batch]
+    for i in (0, 4, 8):
+        one_o, one_l = scan.offsets[i : i + 1], scan.lengths[i : i + 1]
+        assert c.record_kinds(buf, one_o) == bytes([batch[i][2]])
+        assert c.record_payloads(buf, one_o, one_l) == [batch[i][3]]
+    assert c.record_kinds(buf, scan.offsets[::2]) == bytes(e[2] for e in batch[::2])
+    assert c.record_kinds(b"", array("Q")) == b"" and c.record_payloads(b"", array("Q"), array("I")) == []
+
+
+def test_record_fields_trust_the_crc(core: SimpleNamespace) -> None:
+    """No CRC check: a byte changed after the scan is returned as it now is."""
+    c = core.codec
+    buf = bytearray(c.encode_entries([(1, 1, 1, b"abc"), (1, 2, 1, b"def")]))
+    scan = c.scan_records(buf)
+    buf[HDR + 3 + HDR] = ord("X")
+    assert c.record_payloads(buf, scan.offsets, scan.lengths) == [b"abc", b"Xef"]
+    buf[24] = 2
+    assert c.record_kinds(buf, scan.offsets) == b"\x02\x01"
+
+
+def _two_records(c: Any) -> tuple[bytes, Any]:
+    buf = c.encode_entries([(1, 1, 1, b"abc"), (1, 2, 0, b"")])
+    return buf, c.scan_records(buf)
+
+
+@pytest.mark.parametrize(
+    ("offsets", "why"),
+    [
+        ([71], "past the end"),
+        ([HDR + 3 + 1], "header runs past the end"),
+        ([0, 2**64 - 1], "huge offset"),
+        ([2**64 - 24], "offset + 24 wraps"),
+    ],
+)
+def test_record_kinds_rejects_records_outside_the_buffer(core: SimpleNamespace, offsets: list[int], why: str) -> None:
+    c = core.codec
+    buf, _ = _two_records(c)
+    assert len(buf) == 2 * HDR + 3
+    with pytest.raises(CodecError):
+        c.record_kinds(buf, array("Q", offsets))
+    with pytest.raises(CodecError):
+        c.record_kinds(buf[:HDR - 1], array("Q", [0]))  # shorter than one header
+
+
+@pytest.mark.parametrize(
+    ("offsets", "lengths", "why"),
+    [
+        ([0], [HDR - 1], "length shorter than the header"),
+        ([0, HDR + 3], [HDR + 3, 0], "zero length"),
+        ([HDR + 3], [HDR + 1], "length runs past the end"),
+        ([0], [2 * HDR + 4], "length runs past the end from 0"),
+        ([2 * HDR + 3], [HDR], "offset at the end"),
+        ([2**64 - 1], [HDR], "offset far past the end"),
+        ([2**64 - HDR], [HDR], "offset + length wraps"),
+        ([0, HDR + 3], [HDR + 3], "fewer lengths than offsets"),
+        ([0], [HDR + 3, HDR], "more lengths than offsets"),
+    ],
+)
+def test_record_payloads_rejects_inconsistent_input(core: SimpleNamespace, offsets: list[int], lengths: list[int],
+                                                    why: str) -> None:
+    c = core.codec
+    buf, scan = _two_records(c)
+    assert c.record_payloads(buf, scan.offsets, scan.lengths) == [b"abc", b""]
+    with pytest.raises(CodecError):
+        c.record_payloads(buf, array("Q", offsets), array("I", lengths))
+
+
+def test_record_fields_argument_types(core: SimpleNamespace) -> None:
+    c = core.codec
+    buf, scan = _two_records(c)
+    for bad in ("text", memoryview(buf + buf)[::2]):
+        with pytest.raises(TypeError):
+            c.record_kinds(bad, scan.offsets)
+        with pytest.raises(TypeError):
+            c.record_payloads(bad, scan.offsets, scan.lengths)
+    with pytest.raises(TypeError):
+        c.record_kinds(buf, None)
+    with pytest.raises(TypeError):
+        c.record_payloads(buf, scan.offsets, None)
+    if core.impl == "c":  # the compiled twin reads the arrays scan_records returns, nothing else
+        for offsets in (list(scan.offsets), array("q", scan.offsets), array("I", scan.offsets)):
+            with pytest.raises(TypeError):
+                c.record_kinds(buf, offsets)
+            with pytest.raises(TypeError):
+                c.record_payloads(buf, offsets, scan.lengths)
+        with pytest.raises(TypeError):
+            c.record_payloads(buf, scan.offsets, array("Q", scan.lengths))
+    else:  # the pure twin takes any int sequences
+        assert c.record_kinds(buf, list(scan.offsets)) == b"\x01\x00"
+        assert c.record_payloads(buf, list(scan.offsets), list(scan.lengths)) == [b"abc", b""]
+        with pytest.raises(CodecError):
+            c.record_kinds(buf, [-1])
+        with pytest.raises(CodecError):
+            c.record_kinds(buf, array("q", [-HDR - 3, 0]))  # equally spaced, starting before the buffer
+        with pytest.raises(CodecError):
+            c.record_payloads(buf, [-1], [HDR])
 
 
 # -- frames -------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import pytest
 
 from raftx.engine.events import IOFlushed
 from raftx.messages import PayloadBatch
-from raftx.runtime.entries import encode_payloads
+from raftx.runtime.entries import BatchEntries, encode_payloads
 from raftx.runtime.log_cache import LogCache
 from raftx.runtime.storage_worker import StorageWorker
 from raftx.storage import MemLogStore
@@ -51,6 +51,39 @@ def test_ranges_within_and_across_batches() -> None:
         assert list(cache.get_entries(lo, hi) or ()) == entries[lo:hi]
     assert cache.get_batch(0, 9) is None and cache.get_entries(8, 9) is None and cache.get_batch(3, 3) is None
     assert {type(e.payload) for e in cache.get_entries(0, 8) or ()} == {bytes}
+
+
+def test_a_received_chunk_with_blank_and_membership_entries() -> None:
+    """A follower's chunk (the received bytes, no payloads) holding a leader's blank
+    entry and membership changes among client entries: each gets its `Entry.payload`."""
+    m1, m2 = Membership.new([1, 2, 3]), Membership.new([1, 2, 3, 4])
+    payloads: list[Any] = [b"a" * 10, None, b"b" * 10, m1, b"", b"c" * 10, m2, None, b"d" * 10]
+    received = EncodedBatch.from_bytes(encode_payloads(PayloadBatch(3, 20, payloads)).data, 20)
+    cache = LogCache()
+    b0, p0 = _batch(2, 10, 10)
+    cache.append(b0, p0)  # the leader's own chunk before it, with payloads
+    cache.append(received)
+    want = [Entry(LogId(2, 10 + i), p) for i, p in enumerate(p0)] + [
+        Entry(LogId(3, 20 + i), p) for i, p in enumerate(payloads)]
+    for lo, hi in [(20, 29), (10, 29), (21, 22), (22, 27), (23, 24), (24, 29), (28, 29), (15, 24)]:
+        got = cache.get_entries(lo, hi)
+        assert got is not None and list(got) == want[lo - 10 : hi - 10], (lo, hi)
+        assert list(got.payloads) == [e.payload for e in want[lo - 10 : hi - 10]], (lo, hi)
+    assert BatchEntries(received).memberships() == [(LogId(3, 23), m1), (LogId(3, 26), m2)]
+    assert BatchEntries(received.slice(24, 29)).memberships() == [(LogId(3, 26), m2)]
+    assert BatchEntries(received.slice(24, 26)).memberships() == []
+
+
+def test_memberships_of_equal_sized_records() -> None:
+    """Every record the size of a membership record: found by kind, not by size."""
+    m = Membership.new([1, 2])
+    size = len(m.to_bytes())
+    payloads: list[Any] = [b"x" * size, m, b"y" * size, m, b"z" * size]
+    batch = EncodedBatch.from_bytes(encode_payloads(PayloadBatch(1, 5, payloads)).data, 5)
+    assert len(set(batch.lengths)) == 1
+    assert BatchEntries(batch).memberships() == [(LogId(1, 6), m), (LogId(1, 8), m)]
+    plain = EncodedBatch.from_bytes(encode_payloads(PayloadBatch(1, 5, [b"x" * size] * 4)).data, 5)
+    assert BatchEntries(plain).memberships() == []
 
 
 def test_truncate_then_append_mirrors_the_log() -> None:
