@@ -71,6 +71,8 @@ __all__ = ["DEFAULT_SEGMENT_BYTES", "SegmentedLogStore"]
 logger = logging.getLogger(__name__)
 
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
+#: Bytes a purged segment is cut by per ``ftruncate`` before it is unlinked.
+DELETE_CHUNK = 4 * 1024 * 1024
 _SECTOR = 512
 _U32 = struct.Struct("<I")
 T = TypeVar("T")
@@ -93,6 +95,12 @@ class _Segment:
     @property
     def last_index(self) -> int:
         return self.first_index + self.count - 1
+
+
+def _retrieve(task: asyncio.Task[None]) -> None:
+    """Mark a background task's outcome seen (a simulated crash ends it; nothing to report)."""
+    if not task.cancelled():
+        task.exception()
 
 
 def _reraise(err: BaseException, exc: BaseException) -> NoReturn:
@@ -174,6 +182,8 @@ class SegmentedLogStore(LogStoreBase):
         self._lock = asyncio.Lock()
         self._busy = 0  # coroutines holding or waiting for _lock (see _exclusive)
         self._iot: IOThread | None = None
+        #: Deleting the files of purged segments, in the background (`purge`).
+        self._deleting: asyncio.Task[None] | None = None
         # group commit state
         self._written = 0  # sequence number of the last append written
         self._pending: deque[tuple[int, IOCallback | None]] = deque()  # not yet durable
@@ -279,7 +289,15 @@ class SegmentedLogStore(LogStoreBase):
                 logger.warning("ignoring unknown file %s in log directory", d / n)
         seg_files.sort()
 
-        for k, (seq, first, path) in enumerate(seg_files):
+        # A segment the next one shows to be wholly at or below the purge point is what an
+        # interrupted purge left (maybe cut short by `_unlink`): delete it, do not read it.
+        gone = 0
+        while (purged is not None and gone + 1 < len(seg_files)
+               and seg_files[gone + 1][1] <= purged.index + 1):
+            gone += 1
+        if gone:
+            self._unlink([str(path) for _, _, path in seg_files[:gone]])
+        for k, (seq, first, path) in enumerate(seg_files[gone:], gone):
             self._recover_segment(seq, first, path, last=(k == len(seg_files) - 1))
 
         # Finish an interrupted purge (R12): drop whole segments at or below the point.
@@ -358,16 +376,37 @@ class SegmentedLogStore(LogStoreBase):
 
     def _delete_purged_segments(self, upto: int) -> None:
         """Unlink, oldest first, every segment whose entries are all ``<= upto``."""
-        removed = False
+        self._unlink(self._detach_purged_segments(upto))
+
+    def _detach_purged_segments(self, upto: int) -> list[str]:
+        """Close and forget, oldest first, every segment whose entries are all ``<= upto``;
+        return their paths."""
+        paths = []
         while self._segments and self._segments[0].last_index <= upto:
             seg = self._segments.pop(0)
             self._io.close(seg.fd)
-            self._io.unlink(str(seg.path))
-            removed = True
+            paths.append(str(seg.path))
             if not self._segments:
                 self._chain_crc = seg.last_crc
-        if removed:
-            self._io.fsync_dir(str(self.directory))
+        return paths
+
+    def _unlink(self, paths: list[str]) -> None:
+        """Delete purged segment files: each cut down `DELETE_CHUNK` bytes at a time
+        first, since freeing a whole segment in one call holds the filesystem journal
+        for tens of milliseconds, stalling every fdatasync on the disk meanwhile."""
+        io = self._io
+        for path in paths:
+            fd = io.open(path, os.O_RDWR)
+            try:
+                size = os.fstat(fd).st_size
+                while size > DELETE_CHUNK:
+                    size -= DELETE_CHUNK
+                    io.ftruncate(fd, size)
+            finally:
+                io.close(fd)
+            io.unlink(path)
+        if paths:
+            io.fsync_dir(str(self.directory))
 
     # -- group commit ------------------------------------------------------------------------
 
@@ -622,16 +661,34 @@ class SegmentedLogStore(LogStoreBase):
                 return
             await self._write_hard(purged=log_id)  # durable before any file goes (R12)
             try:
-                await self._run(self._delete_purged_segments, log_id.index)
+                paths = await self._run(self._detach_purged_segments, log_id.index)
             except BaseException as exc:
                 _reraise(self._guard(exc, "purge failed"), exc)
             self._index.purge_upto(log_id.index)
             self._after_purge(log_id)
+        # Deleting a full segment takes tens of milliseconds: in the background, so that
+        # neither this store's appends nor a caller that awaits purge (the node's storage
+        # worker) wait for it. The purge point is durable already; `open` deletes whatever
+        # a crash leaves behind; `close` waits for it.
+        if paths:
+            task = asyncio.ensure_future(self._delete_files(paths, self._deleting))
+            task.add_done_callback(_retrieve)
+            self._deleting = task
+
+    async def _delete_files(self, paths: list[str], before: asyncio.Task[None] | None) -> None:
+        if before is not None:
+            await asyncio.wait([before])  # one deletion at a time, oldest files first
+        try:
+            await asyncio.to_thread(self._unlink, paths)
+        except OSError as exc:  # only space is lost: the next open deletes them
+            logger.warning("could not delete purged segments %s: %s (retried at the next open)", paths, exc)
 
     async def close(self) -> None:
         """Make pending appends durable, close the files. Idempotent."""
         if self._closed:
             return
+        if self._deleting is not None:
+            await asyncio.wait([self._deleting])
         async with self._exclusive():
             if self._failed is None:
                 try:

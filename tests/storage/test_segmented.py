@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from raftx.errors import StorageCorrupted, StorageError
-from raftx.storage import FaultInjector, SegmentedLogStore
+from raftx.storage import FaultInjector, FileIO, SegmentedLogStore, segmented
+from raftx.storage.faults import SimulatedCrash
 from raftx.storage.segment import HARDSTATE_NAME, HEADER_SIZE
 from raftx.types import Entry, LogId, Vote
 
@@ -51,14 +53,72 @@ async def test_purge_deletes_only_whole_segments_below(tmp_path: Path) -> None:
     info = log.segment_info()
     cut = info[2][1] + 1  # inside the third segment
     await log.purge(LogId(1, cut))
+    assert [e.log_id.index for e in await read_all(log)] == list(range(cut + 1, 60))
+    await log.close()  # waits for the purged files' deletion (done in the background)
     files = sorted(p.name for p in tmp_path.glob("*.seg"))
     assert len(files) == len(info) - 2  # the third segment still holds entries after the cut
-    assert [e.log_id.index for e in await read_all(log)] == list(range(cut + 1, 60))
-    await log.close()
     log = await SegmentedLogStore.open(tmp_path, **OPTS)
     assert [e.log_id.index for e in await read_all(log)] == list(range(cut + 1, 60))
     assert (await log.get_log_state()).last_purged_log_id == LogId(1, cut)
     await log.close()
+
+
+async def test_purged_files_are_deleted_in_the_background(tmp_path: Path) -> None:
+    """Deleting purged files (tens of ms for a full segment) holds up neither `purge`
+    (the node's storage worker awaits it) nor appends; `close` waits for it."""
+    unlinking, release = threading.Event(), threading.Event()
+
+    class SlowUnlink(FileIO):
+        def unlink(self, path: str) -> None:
+            unlinking.set()
+            release.wait(30)
+            super().unlink(path)
+
+    log = await filled(tmp_path, io=SlowUnlink())
+    cut = log.segment_info()[2][2]  # the last entry of the third segment
+    await asyncio.wait_for(log.purge(LogId(1, cut)), 10)  # returns with the deletion still blocked
+    try:
+        assert await asyncio.to_thread(unlinking.wait, 30)
+        durable = asyncio.get_running_loop().create_future()
+        await log.append(entries(60, 65), durable.set_result)
+        assert await asyncio.wait_for(durable, 10) is None
+        assert [e.log_id.index for e in await read_all(log)] == list(range(cut + 1, 65))
+    finally:
+        release.set()
+    await asyncio.wait_for(log.close(), 30)
+    assert min(int(p.name.split("-")[0], 16) for p in tmp_path.glob("*.seg")) == 4  # segments 1-3 gone
+
+
+async def test_a_crash_anywhere_in_a_purge_leaves_a_log_that_opens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Purged files are cut in steps before their unlink (`DELETE_CHUNK`, small here so
+    that every segment is): a crash before any operation of the purge leaves a log
+    that opens with all entries after the purge point, and none at or below it once
+    the purge point was saved."""
+    monkeypatch.setattr(segmented, "DELETE_CHUNK", 100)
+    n = 0
+    while True:
+        d = tmp_path / f"crash{n}"
+        io = FaultInjector()
+        log = await filled(d, io=io)
+        cut = log.segment_info()[2][2]
+        io.crash_after(n)
+        try:
+            await log.purge(LogId(1, cut))
+            await log.close()  # waits for the deletion of the purged files
+        except (SimulatedCrash, StorageError):  # the store reports a crash in its I/O as failed
+            pass
+        crashed = io.dead  # also by a crash in the background deletion
+        io.revive()
+        log = await SegmentedLogStore.open(d, **OPTS, io=io)
+        got = [e.log_id.index for e in await read_all(log)]
+        purged = (await log.get_log_state()).last_purged_log_id
+        assert got == list(range(0 if purged is None else purged.index + 1, 60)), (n, purged)
+        assert purged in (None, LogId(1, cut))
+        await log.close()
+        if not crashed:
+            assert purged == LogId(1, cut) and n > 10  # the sweep reached the end of the purge
+            break
+        n += 1
 
 
 async def test_truncate_across_segments_then_append(tmp_path: Path) -> None:
