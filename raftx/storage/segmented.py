@@ -396,15 +396,18 @@ class SegmentedLogStore(LogStoreBase):
         for tens of milliseconds, stalling every fdatasync on the disk meanwhile."""
         io = self._io
         for path in paths:
-            fd = io.open(path, os.O_RDWR)
-            try:
-                size = os.fstat(fd).st_size
-                while size > DELETE_CHUNK:
-                    size -= DELETE_CHUNK
-                    io.ftruncate(fd, size)
-            finally:
-                io.close(fd)
-            io.unlink(path)
+            try:  # a file already gone is fine: a deletion still running from before got to it
+                fd = io.open(path, os.O_RDWR)
+                try:
+                    size = os.fstat(fd).st_size
+                    while size > DELETE_CHUNK:
+                        size -= DELETE_CHUNK
+                        io.ftruncate(fd, size)
+                finally:
+                    io.close(fd)
+                io.unlink(path)
+            except FileNotFoundError:
+                continue
         if paths:
             io.fsync_dir(str(self.directory))
 

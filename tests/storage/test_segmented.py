@@ -89,6 +89,34 @@ async def test_purged_files_are_deleted_in_the_background(tmp_path: Path) -> Non
     assert min(int(p.name.split("-")[0], 16) for p in tmp_path.glob("*.seg")) == 4  # segments 1-3 gone
 
 
+async def test_open_races_a_deletion_left_running_by_a_crashed_store(tmp_path: Path) -> None:
+    """A store abandoned mid-deletion (a simulated crash: its thread runs on) and the
+    next open both delete the purged files; whichever is first, the other carries on."""
+    unlinking, release, deleted = threading.Event(), threading.Event(), threading.Event()
+
+    class Blocked(FileIO):
+        def unlink(self, path: str) -> None:
+            unlinking.set()
+            release.wait(30)
+            super().unlink(path)
+            deleted.set()
+
+    class Racing(FileIO):
+        def unlink(self, path: str) -> None:
+            release.set()  # let the old deletion remove this file first
+            deleted.wait(30)
+            super().unlink(path)
+
+    old = await filled(tmp_path, io=Blocked())
+    cut = old.segment_info()[2][2]
+    await old.purge(LogId(1, cut))
+    assert await asyncio.to_thread(unlinking.wait, 30)
+    new = await SegmentedLogStore.open(tmp_path, **OPTS, io=Racing())
+    assert [e.log_id.index for e in await read_all(new)] == list(range(cut + 1, 60))
+    await new.close()
+    await old.close()
+
+
 async def test_a_crash_anywhere_in_a_purge_leaves_a_log_that_opens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Purged files are cut in steps before their unlink (`DELETE_CHUNK`, small here so
     that every segment is): a crash before any operation of the purge leaves a log
