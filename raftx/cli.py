@@ -59,8 +59,10 @@ def self_benchmark(impls: list[str]) -> dict[str, dict[str, float]]:
     results: dict[str, dict[str, float]] = {}
     for impl in impls:
         m = _core.load(impl)
-        codec, quorum, logindex = m["codec"], m["quorum"], m["logindex"]
+        codec, quorum, logindex, kvcodec = m["codec"], m["quorum"], m["logindex"], m["kvcodec"]
         buf = codec.encode_entries(entries)
+        payloads = [e[3] for e in entries]
+        puts = [kvcodec.encode_put(b"k%d" % i, bytes(100), 0, 0, 0) for i in range(256)]
         index = logindex.LogIndex()
         n = 100_000
         index.extend(0, [1 + i // 1000 for i in range(n)], 0, [i * 128 for i in range(n)], [128] * n)
@@ -68,6 +70,8 @@ def self_benchmark(impls: list[str]) -> dict[str, dict[str, float]]:
         results[impl] = {
             "encode_entries/s": _rate(lambda: codec.encode_entries(entries), len(entries)),
             "decode_entries/s": _rate(lambda: codec.decode_entries(buf), len(entries)),
+            "encode_normal/s": _rate(lambda: codec.encode_normal(3, 1000, payloads), len(payloads)),
+            "kv_decode_put/s": _rate(lambda: list(map(kvcodec.decode_put, puts)), len(puts)),
             # map() keeps the interpreter's loop overhead out of the per-call figure.
             "committed_index/s": _rate(lambda: list(map(quorum.committed_index, repeat(matched, 1000))), 1000),
             "term_at/s": _rate(lambda: list(map(index.term_at, probes)), len(probes)),
