@@ -168,12 +168,16 @@ class Entry:
 
     def to_record(self) -> tuple[int, int, int, bytes]:
         """``(term, index, kind, payload_bytes)``, the shape `_core.codec` encodes."""
-        p = self.payload
-        if p is None:
-            return (self.log_id.leader_id, self.log_id.index, EntryKind.BLANK, b"")
-        if isinstance(p, Membership):
-            return (self.log_id.leader_id, self.log_id.index, EntryKind.MEMBERSHIP, p.to_bytes())
-        return (self.log_id.leader_id, self.log_id.index, EntryKind.NORMAL, bytes(p))
+        return (self.log_id.leader_id, self.log_id.index, *Entry.payload_record(self.payload))
+
+    @staticmethod
+    def payload_record(payload: bytes | Membership | None) -> tuple[EntryKind, bytes]:
+        """The record ``(kind, payload_bytes)`` of an entry carrying ``payload``."""
+        if payload is None:
+            return EntryKind.BLANK, b""
+        if isinstance(payload, Membership):
+            return EntryKind.MEMBERSHIP, payload.to_bytes()
+        return EntryKind.NORMAL, bytes(payload)
 
     @classmethod
     def from_record(cls, term: int, index: int, kind: int, payload: bytes) -> Entry:

@@ -21,7 +21,6 @@ from raftx.types import Entry, EntryKind, LogId, Membership
 
 __all__ = ["BatchEntries", "as_engine_entries", "encode_for_store", "encode_payloads"]
 
-_NORMAL = int(EntryKind.NORMAL)
 _BYTES = {bytes}
 
 
@@ -100,17 +99,6 @@ def as_engine_entries(entries: Any) -> Any:
     return entries
 
 
-def _kind_and_bytes(x: Any) -> tuple[int, bytes]:
-    """The record kind and bytes of one `PayloadBatch` payload."""
-    if type(x) is bytes:
-        return _NORMAL, x
-    if x is None:
-        return EntryKind.BLANK, b""
-    if isinstance(x, Membership):
-        return EntryKind.MEMBERSHIP, x.to_bytes()
-    return _NORMAL, bytes(x)
-
-
 def encode_payloads(batch: PayloadBatch) -> EncodedBatch:
     """Encode a leader's `PayloadBatch` once (DESIGN §2 rule 3), without re-scanning it.
 
@@ -124,7 +112,7 @@ def encode_payloads(batch: PayloadBatch) -> EncodedBatch:
     if set(map(type, payloads)) == _BYTES:  # client writes only: one C call
         data, offsets, lengths = _core.codec.encode_normal(term, first, cast("Sequence[bytes]", payloads))
         return EncodedBatch(data, first, array("Q", [term]) * n, offsets, lengths)
-    records = [(term, first + p, *_kind_and_bytes(x)) for p, x in enumerate(payloads)]
+    records = [(term, first + p, *Entry.payload_record(x)) for p, x in enumerate(payloads)]
     data = _core.codec.encode_entries(records)
     header = _core.codec.RECORD_HEADER_SIZE
     lengths = array("I", [header + len(r[3]) for r in records])

@@ -100,9 +100,6 @@ class MemStateMachine(RaftStateMachine):
     async def get_snapshot_builder(self) -> RaftSnapshotBuilder:
         return _Builder(self)
 
-    async def try_create_snapshot_builder(self, force: bool) -> RaftSnapshotBuilder | None:
-        return _Builder(self)
-
     async def begin_receiving_snapshot(self) -> BinaryIO:
         """A spooled temp file (in ``snapshot_dir`` when set) to stream a snapshot into."""
         return receive_file(self._snapshot_dir)
