@@ -191,6 +191,21 @@ class Entry:
         raise ProtocolError(f"unknown entry kind {kind} at index {index}")
 
 
+def sequence_position(i: int | slice, n: int, what: str) -> int | tuple[int, int]:
+    """``i`` into a sequence of ``n`` items: a checked index (negative counts from the
+    end; IndexError outside), or ``(lo, hi)`` of a slice (ValueError for a step)."""
+    if isinstance(i, slice):
+        lo, hi, step = i.indices(n)
+        if step != 1:
+            raise ValueError(f"a {what} slice takes no step")
+        return lo, max(lo, hi)
+    if i < 0:
+        i += n
+    if not 0 <= i < n:
+        raise IndexError(f"{what} index out of range")
+    return i
+
+
 class EntryRange(Sequence[Entry]):
     """Consecutive log entries held as their terms and payloads, `Entry` objects built on access.
 
@@ -231,17 +246,11 @@ class EntryRange(Sequence[Entry]):
     def __getitem__(self, i: slice) -> EntryRange: ...
 
     def __getitem__(self, i: int | slice) -> Entry | EntryRange:
-        if isinstance(i, slice):
-            lo, hi, step = i.indices(len(self.payloads))
-            if step != 1:
-                raise ValueError("an EntryRange slice takes no step")
-            hi = max(lo, hi)
+        k = sequence_position(i, len(self.payloads), "EntryRange")
+        if isinstance(k, tuple):
+            lo, hi = k
             return EntryRange(self.first_index + lo, self.terms[lo:hi], self.payloads[lo:hi])
-        if i < 0:
-            i += len(self.payloads)
-        if not 0 <= i < len(self.payloads):
-            raise IndexError("EntryRange index out of range")
-        return Entry(LogId(self.terms[i], self.first_index + i), self.payloads[i])
+        return Entry(LogId(self.terms[k], self.first_index + k), self.payloads[k])
 
     def __iter__(self) -> Iterator[Entry]:
         first = self.first_index

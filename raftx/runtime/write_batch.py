@@ -21,6 +21,8 @@ from collections.abc import Iterator, Sequence
 from itertools import chain
 from typing import Any, overload
 
+from raftx.types import sequence_position
+
 __all__ = ["ResponderChain", "SlotRun", "WriteBatch", "WriteSlot"]
 
 #: Marks an outcome not known yet.
@@ -124,16 +126,10 @@ class SlotRun(Sequence[WriteSlot]):
     def __getitem__(self, i: slice) -> SlotRun: ...
 
     def __getitem__(self, i: int | slice) -> WriteSlot | SlotRun:
-        if isinstance(i, slice):
-            lo, hi, step = i.indices(len(self))
-            if step != 1:
-                raise ValueError("a SlotRun slice takes no step")
-            return SlotRun(self.batch, self.start + lo, self.start + max(lo, hi))
-        if i < 0:
-            i += len(self)
-        if not 0 <= i < len(self):
-            raise IndexError("SlotRun index out of range")
-        return WriteSlot(self.batch, self.start + i)
+        k = sequence_position(i, len(self), "SlotRun")
+        if isinstance(k, tuple):
+            return SlotRun(self.batch, self.start + k[0], self.start + k[1])
+        return WriteSlot(self.batch, self.start + k)
 
     def __iter__(self) -> Iterator[WriteSlot]:
         batch = self.batch
@@ -159,10 +155,9 @@ class ResponderChain(Sequence[Any]):
     def __getitem__(self, i: slice) -> ResponderChain: ...
 
     def __getitem__(self, i: int | slice) -> Any:
-        if isinstance(i, slice):
-            lo, hi, step = i.indices(self._len)
-            if step != 1:
-                raise ValueError("a ResponderChain slice takes no step")
+        k = sequence_position(i, self._len, "ResponderChain")
+        if isinstance(k, tuple):
+            lo, hi = k
             parts, base = [], 0
             for p in self.parts:
                 a, b = max(lo - base, 0), min(hi - base, len(p))
@@ -170,14 +165,11 @@ class ResponderChain(Sequence[Any]):
                     parts.append(p[a:b])
                 base += len(p)
             return ResponderChain(parts)
-        if i < 0:
-            i += self._len
-        if 0 <= i < self._len:
-            for p in self.parts:
-                if i < len(p):
-                    return p[i]
-                i -= len(p)
-        raise IndexError("ResponderChain index out of range")
+        for p in self.parts:
+            if k < len(p):
+                return p[k]
+            k -= len(p)
+        raise AssertionError("unreachable: the position was checked")
 
     def __iter__(self) -> Iterator[Any]:
         return chain.from_iterable(self.parts)
