@@ -44,9 +44,8 @@ import shutil
 import sys
 import tempfile
 import time
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any, TextIO, TypeVar
+from typing import Any, TextIO
 
 from raftx.bench import probes, runs
 from raftx.bench.pysyncobj_run import require_pysyncobj
@@ -54,10 +53,9 @@ from raftx.bench.pysyncobj_run import run as run_pysyncobj
 from raftx.bench.stats import print_table
 from raftx.demo import sigterm_as_interrupt
 from raftx.errors import RaftError
+from raftx.kv.server import run_on_loop
 
 __all__ = ["build_parser", "main", "run_benchmark"]
-
-T = TypeVar("T")
 
 MODES = {"kv": ("raftx_kvclient",), "in-process": ("raftx_in_process",),
          "both": ("raftx_in_process", "raftx_kvclient")}
@@ -161,16 +159,6 @@ def _best(out: dict[str, Any]) -> dict[str, Any]:
     return best
 
 
-def _run_on(loop: str, coro: Coroutine[Any, Any, T]) -> T:
-    """Run ``coro`` on ``loop`` ("uvloop" or "asyncio"), the nodes' loop: a KVClient
-    load generator on the slower asyncio loop would measure the client, not raftx."""
-    if loop == "uvloop":
-        import uvloop
-
-        return uvloop.run(coro)
-    return asyncio.run(coro)
-
-
 def run_benchmark(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
     """Run every phase ``args`` asks for; all figures as one JSON-able dict."""
     from raftx import _core
@@ -205,8 +193,9 @@ def run_benchmark(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
                                              "title": run_title(batch_key(batch)),
                                              "levels": [lv for lv in run["levels"] if lv["batch"] == batch]}
             else:
-                out[key] = _run_on(loop, runs.run_kvclient(base / "kvclient", fsync=not args.no_fsync, loop=loop,
-                                                            **common))
+                # the KVClient load on the nodes' loop: on asyncio's slower loop it would measure the client
+                out[key] = run_on_loop(runs.run_kvclient(base / "kvclient", fsync=not args.no_fsync, loop=loop,
+                                                         **common), loop)
                 out[key].update(batch=1, title=run_title(key))
         if args.vs == "pysyncobj":
             out["pysyncobj"] = run_pysyncobj(base / "pysyncobj", journal=args.pysyncobj_journal, **common)

@@ -24,12 +24,11 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
 from raftx.bench.procstats import StatsWriter, count_log_fsyncs
-from raftx.kv.server import GC_GEN0_THRESHOLD, MAX_PAYLOAD_ENTRIES, set_gc_threshold
+from raftx.kv.server import GC_GEN0_THRESHOLD, MAX_PAYLOAD_ENTRIES, run_on_loop, set_gc_threshold
 
 __all__ = ["main"]
 
@@ -100,19 +99,6 @@ async def _inproc(args: argparse.Namespace) -> int:
         await store.close()
 
 
-def _run(coro: Coroutine[Any, Any, int], loop: str = "auto") -> int:
-    """Run ``coro`` on uvloop (``auto``: when installed) or on asyncio's own loop."""
-    if loop == "asyncio":
-        return asyncio.run(coro)
-    try:
-        import uvloop
-    except ImportError:
-        if loop == "uvloop":
-            raise
-        return asyncio.run(coro)
-    return int(uvloop.run(coro))
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m raftx.bench.node", description=__doc__.split("\n\n")[0])
     ap.add_argument("kind", choices=("kv", "inproc"))
@@ -144,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return server.main(rest)
         set_gc_threshold(args.gc_gen0)
-        return _run(_inproc(args), args.loop)
+        return run_on_loop(_inproc(args), args.loop)
     finally:
         writer.stop()
 

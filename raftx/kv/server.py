@@ -30,7 +30,9 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 from raftx.config import Config, SnapshotPolicy
 from raftx.errors import NotAllowed, RaftError
@@ -41,7 +43,10 @@ from raftx.network.raft_rpc import TcpNetworkFactory, parse_addr
 from raftx.storage import SegmentedLogStore
 from raftx.types import BasicNode
 
-__all__ = ["GC_GEN0_THRESHOLD", "MAX_PAYLOAD_ENTRIES", "build_parser", "main", "serve", "set_gc_threshold"]
+__all__ = ["GC_GEN0_THRESHOLD", "MAX_PAYLOAD_ENTRIES", "build_parser", "main", "run_on_loop", "serve",
+           "set_gc_threshold"]
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +151,13 @@ def _runner(choice: str) -> asyncio.Runner:
         else:
             return asyncio.Runner(loop_factory=uvloop.new_event_loop)
     return asyncio.Runner()
+
+
+def run_on_loop(coro: Coroutine[Any, Any, T], choice: str = "auto") -> T:
+    """Run ``coro`` to completion on uvloop (``auto``: when installed) or on asyncio's
+    own loop (``asyncio``); the process-level choice of ``--loop`` options."""
+    with _runner(choice) as runner:
+        return runner.run(coro)
 
 
 def main(argv: list[str] | None = None) -> int:
