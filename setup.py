@@ -2,7 +2,8 @@
 
 Environment:
   RAFTX_NO_EXTENSIONS=1  build nothing; the pure-Python twins are used at import.
-  RAFTX_DEBUG=1          annotate HTML, line tracing, -O0 -g.
+  RAFTX_DEBUG=1          annotate HTML, line tracing, -O0 -g (a debug build).
+  Release builds (the default) compile with -O3 -g0: no debug info in the wheel.
   RAFTX_ONLY=a,b         compile only these modules (e.g. ``codec``), for quick iteration.
 """
 
@@ -21,7 +22,7 @@ if os.environ.get("RAFTX_NO_EXTENSIONS") != "1" and platform.python_implementati
     debug = os.environ.get("RAFTX_DEBUG") == "1"
     only = {s for s in os.environ.get("RAFTX_ONLY", "").split(",") if s}
     macros = [("RAFTX_DEBUG", "1"), ("CYTHON_TRACE_NOGIL", "1")] if debug else []
-    cflags = ["-O0", "-g"] if debug else ["-O3"]
+    cflags = ["-O0", "-g"] if debug else ["-O3", "-g0"]
     if sys.platform == "win32":
         cflags = []
     extensions = []

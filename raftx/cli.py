@@ -85,6 +85,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     info: dict[str, Any] = {
         "version": raftx.__version__,
         "implementation": _core.IMPLEMENTATION,
+        "fallback_reason": _core.FALLBACK_REASON,
         "python": platform.python_version(),
         "platform": platform.platform(),
     }
@@ -98,7 +99,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     out.write(f"raftx {info['version']}  implementation={info['implementation']}  "
               f"python={info['python']}  {info['platform']}\n")
     if _core.IMPLEMENTATION != "c":
-        out.write("compiled hot paths not in use (RAFTX_NO_EXTENSIONS=1 or not built)\n")
+        out.write(f"compiled hot paths not in use: {_core.FALLBACK_REASON}\n")
     bench = info.get("benchmark")
     if bench:
         out.write(f"\n{'hot path':<20}" + "".join(f"{impl:>16}" for impl in impls)

@@ -5,9 +5,14 @@ and ``<name>_py`` (pure Python, the readable spec that carries the docstrings).
 This module picks one implementation for *all* of them at once, so a process never
 mixes a compiled module with a pure one:
 
-* ``RAFTX_NO_EXTENSIONS=1`` in the environment, a non-CPython interpreter, or any
-  compiled module failing to import selects the pure twins;
-* otherwise the compiled twins are used.
+* ``RAFTX_NO_EXTENSIONS=1`` in the environment or a non-CPython interpreter selects
+  the pure twins, on purpose and quietly;
+* otherwise the compiled twins are used. If one of them fails to import (a build for
+  another Python, a broken install), the pure twins are used and one WARNING names
+  the module and its ImportError: they are ~100-500x slower, which a user must not
+  discover from a profile. ``FALLBACK_REASON`` keeps that message (``raftx info``
+  prints it). ``RAFTX_REQUIRE_EXTENSIONS=1`` turns the fallback into an ImportError
+  (CI's compiled run sets it).
 
 ``IMPLEMENTATION`` is ``"c"`` or ``"py"``. Nothing else in raftx imports a ``_c`` or
 ``_py`` module directly; use ``raftx._core.codec`` etc.
@@ -22,7 +27,7 @@ import platform
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-__all__ = ["IMPLEMENTATION", "MODULES", "codec", "kvcodec", "logindex", "quorum", "vote", "load"]
+__all__ = ["FALLBACK_REASON", "IMPLEMENTATION", "MODULES", "codec", "kvcodec", "logindex", "quorum", "vote", "load"]
 
 MODULES = ("codec", "kvcodec", "logindex", "quorum", "vote")
 
@@ -36,14 +41,25 @@ def load(implementation: str) -> dict[str, ModuleType]:
     return {name: importlib.import_module(f"{__name__}.{name}_{implementation}") for name in MODULES}
 
 
-def _select() -> tuple[str, dict[str, ModuleType]]:
-    if os.environ.get("RAFTX_NO_EXTENSIONS") == "1" or platform.python_implementation() != "CPython":
-        return "py", load("py")
-    try:
-        return "c", load("c")
-    except ImportError as exc:
-        logger.debug("raftx compiled modules unavailable (%s); using the pure-Python twins", exc)
-        return "py", load("py")
+def _select() -> tuple[str, dict[str, ModuleType], str | None]:
+    """(implementation, modules, why the compiled twins are not in use or None)."""
+    if os.environ.get("RAFTX_NO_EXTENSIONS") == "1":
+        return "py", load("py"), "RAFTX_NO_EXTENSIONS=1 is set"
+    if platform.python_implementation() != "CPython":
+        return "py", load("py"), f"{platform.python_implementation()} runs the pure-Python twins"
+    for name in MODULES:  # one at a time, to name the one that fails
+        module = f"{__name__}.{name}_c"
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            reason = f"compiled module {module} failed to import: {exc}"
+            break
+    else:
+        return "c", load("c"), None
+    if os.environ.get("RAFTX_REQUIRE_EXTENSIONS") == "1":
+        raise ImportError(f"raftx: {reason} (RAFTX_REQUIRE_EXTENSIONS=1 forbids the pure-Python fallback)")
+    logger.warning("raftx: %s; using the pure-Python twins (much slower)", reason)
+    return "py", load("py"), reason
 
 
 if TYPE_CHECKING:
@@ -54,8 +70,9 @@ if TYPE_CHECKING:
     from . import vote_py as vote
 
     IMPLEMENTATION: str
+    FALLBACK_REASON: str | None
 else:
-    IMPLEMENTATION, _modules = _select()
+    IMPLEMENTATION, _modules, FALLBACK_REASON = _select()
     codec = _modules["codec"]
     kvcodec = _modules["kvcodec"]
     logindex = _modules["logindex"]
