@@ -11,7 +11,8 @@ from raftx.storage import MemStateMachine, SegmentedLogStore
 async def main() -> list[bytes]:
     async with contextlib.AsyncExitStack() as stack:  # unwinds: nodes stop, then servers, logs, files
         d = stack.enter_context(tempfile.TemporaryDirectory())
-        nodes, rafts = {}, []
+        nodes: dict[int, tuple[raftx.Raft, raftx.BasicNode]] = {}
+        rafts: list[raftx.Raft] = []
         for i in (1, 2, 3):
             store = await SegmentedLogStore.open(f"{d}/node{i}", node_id=i)
             stack.push_async_callback(store.close)
@@ -21,8 +22,8 @@ async def main() -> list[bytes]:
         for raft in rafts:
             stack.push_async_callback(raft.shutdown)
         await rafts[0].initialize({i: node for i, (_, node) in nodes.items()})
-        m = await rafts[0].wait(10).metrics(lambda m: m.current_leader is not None, "a leader")
-        return [(await nodes[m.current_leader][0].client_write(b"hello %d" % k)).data for k in range(3)]
+        leader = nodes[await rafts[0].wait(10).leader()][0]
+        return [(await leader.client_write(b"hello %d" % k)).data for k in range(3)]
 
 
 if __name__ == "__main__":

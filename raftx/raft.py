@@ -53,6 +53,7 @@ from raftx.runtime.snapshot_recv import SnapshotReceiver
 from raftx.runtime.state import RaftState
 from raftx.runtime.wait import Wait
 from raftx.runtime.watch import WatchReceiver
+from raftx.network.protocols import RaftNetworkFactory
 from raftx.storage.protocols import RaftLogStorage, RaftStateMachine
 from raftx.types import BasicNode, ChangeMembers, ClientWriteResponse, LogId, Membership, Snapshot, Vote
 
@@ -84,7 +85,12 @@ def _as_membership(members: Any) -> Membership:
         for k, v in members.items():
             if not isinstance(k, int) or isinstance(k, bool) or k < 0:
                 raise TypeError(f"node ids must be ints >= 0, not {k!r}")
-            nodes[k] = v if isinstance(v, BasicNode) else BasicNode(str(v))
+            if isinstance(v, BasicNode):
+                nodes[k] = v
+            elif isinstance(v, str):
+                nodes[k] = BasicNode(v)
+            else:  # e.g. {1: 1}: an id where an address belongs
+                raise TypeError(f"the address of node {k} must be a BasicNode or 'host:port', not {v!r}")
         return Membership.new(nodes)
     try:
         ids = list(members)
@@ -192,7 +198,7 @@ class Raft:
         cls,
         node_id: int,
         config: Config,
-        network: Any,
+        network: RaftNetworkFactory,
         log_store: RaftLogStorage,
         state_machine: RaftStateMachine,
         *,

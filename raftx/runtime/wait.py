@@ -99,6 +99,15 @@ class Wait:
         """
         return await self.metrics(lambda m: m.current_leader == leader_id, f"{msg} .current_leader == {leader_id}")
 
+    async def leader(self, msg: str = "a leader") -> int:
+        """Wait until the node knows a leader; return its id (narrowed to ``int``).
+
+        Example: ``leader_id = await raft.wait(10).leader()``
+        """
+        m = await self.metrics(lambda m: m.current_leader is not None, msg)
+        assert m.current_leader is not None  # the predicate above
+        return m.current_leader
+
     async def state(self, want: ServerState, msg: str = "") -> RaftMetrics:
         """Wait until the node's role is ``want`` (e.g. `ServerState.LEADER`)."""
         if not isinstance(want, ServerState):

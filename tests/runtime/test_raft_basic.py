@@ -116,6 +116,8 @@ async def test_wait_conditions_and_timeout_names_the_message(cluster: Cluster) -
     m = await leader.wait(WAIT).log(resp.log_id.index, "log")
     assert m.last_log_index == resp.log_id.index
     await leader.wait(WAIT).current_leader(leader.id, "leader known")
+    for node in cluster.nodes.values():
+        assert await node.wait(WAIT).leader() == leader.id
     await leader.wait(WAIT).state(ServerState.LEADER, "leading")
     await leader.wait(WAIT).members({1, 2, 3}, "members")
     await leader.wait(WAIT).metrics(lambda x: x.current_term >= 1, "term")
@@ -203,6 +205,9 @@ async def test_bad_arguments_get_typed_errors() -> None:
             raft.runtime_config().elect("yes")  # type: ignore[arg-type]
         with pytest.raises(ValueError):
             raft.wait(-1)
+        with pytest.raises(TypeError, match="BasicNode or 'host:port'"):
+            await raft.initialize({1: 1})  # type: ignore[dict-item]  # an id where an address belongs
+        assert not await raft.is_initialized()
 
 
 async def test_seed_examples_work_as_written(cluster: Cluster) -> None:
