@@ -40,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import mmap
 import os
 import struct
 from collections import deque
@@ -252,8 +251,8 @@ class SegmentedLogStore(LogStoreBase):
         io = self._io
         d = self.directory
         try:
-            d.mkdir(parents=True, exist_ok=True)
-            names = sorted(os.listdir(d))
+            io.makedirs(str(d))
+            names = sorted(io.listdir(str(d)))
         except OSError as exc:
             raise StorageError(f"cannot open log directory {d}: {exc}") from exc
         stale = [n for n in names if n.endswith(".tmp")]
@@ -266,7 +265,7 @@ class SegmentedLogStore(LogStoreBase):
         if HARDSTATE_NAME in names:
             path = d / HARDSTATE_NAME
             try:
-                data = path.read_bytes()
+                data = io.read_file(str(path))
             except OSError as exc:
                 raise StorageError(f"cannot read {path}: {exc}") from exc
             hard = HardState.decode(data, str(path))
@@ -333,7 +332,7 @@ class SegmentedLogStore(LogStoreBase):
         fd = io.open(str(path), os.O_RDWR)
         seg = _Segment(seq, first, path, fd, 0, 0, 0)
         self._segments.append(seg)  # closed by _close_files on failure
-        size = os.fstat(fd).st_size
+        size = io.size(fd)
         hdr = SegmentHeader.decode(io.pread(fd, HEADER_SIZE, 0), str(path))
         p = str(path)
         if hdr.cluster_name != self.cluster_name or hdr.node_id != self.node_id:
@@ -358,8 +357,8 @@ class SegmentedLogStore(LogStoreBase):
         seg.size = HEADER_SIZE
         if size <= HEADER_SIZE:
             return
-        with mmap.mmap(fd, size, prot=mmap.PROT_READ) as mm:
-            scan = _core.codec.scan_records(memoryview(mm), HEADER_SIZE, first)
+        with io.mapped(fd, size) as mm:
+            scan = _core.codec.scan_records(mm, HEADER_SIZE, first)
             torn = scan.error is not None and last and _is_torn_tail(mm, scan.end, size, scan.error_kind)
             if scan.count:
                 seg.last_crc = _U32.unpack_from(mm, scan.offsets[-1] + 4)[0]
@@ -399,7 +398,7 @@ class SegmentedLogStore(LogStoreBase):
             try:  # a file already gone is fine: a deletion still running from before got to it
                 fd = io.open(path, os.O_RDWR)
                 try:
-                    size = os.fstat(fd).st_size
+                    size = io.size(fd)
                     while size > DELETE_CHUNK:
                         size -= DELETE_CHUNK
                         io.ftruncate(fd, size)
