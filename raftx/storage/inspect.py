@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -39,9 +38,20 @@ from raftx.types import Entry
 __all__ = ["NotADataDirectory", "main", "inspect_dir"]
 
 
-def _log_dir(root: Path) -> Path:
+def _names(io: FileIO, d: Path) -> list[str]:
+    try:
+        return io.listdir(str(d))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _has_log(names: list[str]) -> bool:
+    return HARDSTATE_NAME in names or any(parse_segment_name(n) for n in names)
+
+
+def _log_dir(io: FileIO, root: Path) -> Path:
     for d in (root, root / "log"):
-        if any(parse_segment_name(p.name) for p in d.glob("*.seg")) or (d / HARDSTATE_NAME).exists():
+        if _has_log(_names(io, d)):
             return d
     return root
 
@@ -79,18 +89,19 @@ def _segment_info(seg: SegmentScan) -> dict[str, Any]:
     return info
 
 
-def inspect_dir(root: Path, *, verify: bool = False, dump: bool = False) -> dict[str, Any]:
+def inspect_dir(root: Path, *, verify: bool = False, dump: bool = False, io: FileIO | None = None) -> dict[str, Any]:
     """Everything `main` prints, as a dict; ``report["error"]`` is the first problem
     found (``{"file", "offset", "what"}``) or None.
 
     The log is checked by `raftx.storage.recovery.scan_log_dir`, exactly the
     validation `SegmentedLogStore.open` runs, so the error is what ``open`` would
-    refuse; ``verify`` adds the snapshots' checksums. Raises `NotADataDirectory`.
+    refuse; ``verify`` adds the snapshots' checksums. ``io`` reads the log (default:
+    the real file system). Raises `NotADataDirectory`.
     """
-    log_dir = _log_dir(root)
+    io = io if io is not None else FileIO()
+    log_dir = _log_dir(io, root)
     snapshots = _snapshot_paths(root)
-    names = os.listdir(log_dir)
-    if not snapshots and HARDSTATE_NAME not in names and not any(parse_segment_name(n) for n in names):
+    if not snapshots and not _has_log(_names(io, log_dir)):
         raise NotADataDirectory(f"{root} is not a raftx data directory (no log segments, hard state or snapshots)")
     report: dict[str, Any] = {"directory": str(root), "segments": [], "hard_state": None, "snapshots": [], "error": None}
     if dump:
@@ -100,7 +111,6 @@ def inspect_dir(root: Path, *, verify: bool = False, dump: bool = False) -> dict
         if report["error"] is None:
             report["error"] = {"file": None if path is None else str(path), "offset": offset, "what": what}
 
-    io = FileIO()
     scan = LogScan(log_dir, None)
     try:
         scan_log_dir(io, log_dir, into=scan)
@@ -119,9 +129,7 @@ def inspect_dir(root: Path, *, verify: bool = False, dump: bool = False) -> dict
     for seg in scan.segments:
         report["segments"].append(_segment_info(seg))
         if dump and seg.count:
-            with open(seg.path, "rb") as f:
-                f.seek(HEADER_SIZE)
-                data = f.read(seg.end - HEADER_SIZE)
+            data = io.read_file(str(seg.path))[HEADER_SIZE : seg.end]
             report["entries"] += [_describe(Entry.from_record(*r)) for r in _core.codec.decode_entries(data, seg.first_index)]
 
     for path in snapshots:
