@@ -651,9 +651,13 @@ class SegmentedLogStore(LogStoreBase):
             io.fdatasync(seg.fd)
         seg.count = since - seg.first_index
         seg.size = offset
-        if seg.count:
+        if seg.count and since - 1 >= self._index.first_index:
             prev_off, _ = self._index.locate(since - 1)[1:]
             seg.last_crc = _U32.unpack(io.pread(seg.fd, 4, prev_off + 4))[0]
+        elif seg.count:  # the records kept are all purged (no longer indexed): find the last one
+            kept = io.pread(seg.fd, offset - HEADER_SIZE, HEADER_SIZE)
+            scan = _core.codec.scan_records(kept, 0, seg.first_index)
+            seg.last_crc = _U32.unpack_from(kept, scan.offsets[-1] + 4)[0]
         else:
             seg.last_crc = SegmentHeader.decode(io.pread(seg.fd, HEADER_SIZE, 0), str(seg.path)).prev_checksum
 
