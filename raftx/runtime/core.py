@@ -476,6 +476,7 @@ class RaftCore:
             replication=self._replication(),
             millis_since_quorum_ack=None if leader is None else max(0, eng.now - leader.last_quorum_acked),
             running_state=running,
+            log_reversions=eng.log_reversions,
         )
 
     def _data_metrics(self) -> RaftDataMetrics:
