@@ -95,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--election-timeout-ms", type=int, nargs=2, default=[300, 600], metavar=("MIN", "MAX"))
     ap.add_argument("--snapshot-every", type=int, default=100_000, metavar="N",
                     help="build a snapshot after N applied entries (0: never)")
+    keep = Config().max_in_snapshot_log_to_keep
+    ap.add_argument("--snapshot-keep-log", type=int, default=keep, metavar="N",
+                    help="entries a snapshot covers that stay in the log for lagging followers "
+                         f"(Config.max_in_snapshot_log_to_keep, default {keep})")
+    ap.add_argument("--allow-log-reversion", action="store_true",
+                    help="as leader, replicate again from scratch to a follower that lost its log "
+                         "(Config.allow_log_reversion; can lose committed data, see README)")
     ap.add_argument("--no-fsync", action="store_true", help="NOT DURABLE: skip fsync (benchmarks only)")
     ap.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
     ap.add_argument("--log-level", default="INFO")
@@ -116,7 +123,9 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
     lo, hi = args.election_timeout_ms
     config = Config(cluster_name=args.cluster_name, heartbeat_interval=args.heartbeat_ms,
                     election_timeout_min=lo, election_timeout_max=hi, max_payload_entries=MAX_PAYLOAD_ENTRIES,
-                    snapshot_policy=SnapshotPolicy(args.snapshot_every)).validate()
+                    snapshot_policy=SnapshotPolicy(args.snapshot_every),
+                    max_in_snapshot_log_to_keep=args.snapshot_keep_log,
+                    allow_log_reversion=args.allow_log_reversion).validate()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
