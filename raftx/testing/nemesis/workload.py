@@ -2,7 +2,9 @@
 
 ``workers`` tasks share ``clients`` clients (each client batches what its workers
 issue at once). A worker loops: a ``put`` of a value no one wrote before, or a
-linearizable ``get``, on one of ``keys`` keys. Outcomes for the checker (the `KV`
+linearizable ``get``, on one of ``keys`` keys; ``fillers`` more workers put
+``fill_bytes``-byte values under keys of their own, each key once, so the state (and
+every snapshot a lagging node receives) keeps growing. Outcomes for the checker (the `KV`
 model): a put that returned is complete; a put that raised (timeout, connection
 lost, leader changes past its deadline) has an *unknown* outcome (it may take
 effect at any time after its call, or never); a get that raised is dropped (a read
@@ -42,12 +44,15 @@ class Workload:
     """See the module docstring; `start` it, `stop` it, then read `history`."""
 
     def __init__(self, cluster: Any, *, clients: int = 4, workers: int = 8, keys: int = 40,
-                 op_timeout: float = 6.0, rng: random.Random | None = None) -> None:
+                 fillers: int = 2, fill_bytes: int = 2048, op_timeout: float = 6.0,
+                 rng: random.Random | None = None) -> None:
         self.cluster = cluster
         self.history = History()
         self.counts = WorkloadCounts()
         self._n_clients = clients
         self._n_workers = workers
+        self._n_fillers = fillers
+        self._fill_bytes = fill_bytes
         self._keys = [f"k{k:03d}" for k in range(keys)]
         self._op_timeout = op_timeout
         self._rng = rng or random.Random()
@@ -62,6 +67,8 @@ class Workload:
         for w in range(self._n_workers):
             seed = self._rng.randrange(1 << 30)
             self._tasks.append(asyncio.ensure_future(self._worker(w, clients[w % len(clients)], random.Random(seed))))
+        for f in range(self._n_fillers):
+            self._tasks.append(asyncio.ensure_future(self._filler(self._n_workers + f, clients[f % len(clients)])))
 
     async def _worker(self, w: int, kv: Any, rng: random.Random) -> None:
         h, counts, n = self.history, self.counts, 0
@@ -88,6 +95,21 @@ class Workload:
                 else:
                     h.complete(op, "" if got is None else got.decode(), time.monotonic())
                     counts.gets_ok += 1
+
+    async def _filler(self, w: int, kv: Any) -> None:
+        h, counts, n = self.history, self.counts, 0
+        pad = "." * self._fill_bytes
+        while not self._stopping:
+            n += 1
+            key, value = f"fill-{w}-{n}", f"{n}{pad}"
+            op = h.invoke(w, ("put", key, value), time.monotonic())
+            try:
+                await kv.put(key, value.encode())
+            except RaftError:
+                counts.puts_unknown += 1
+            else:
+                h.complete(op, None, time.monotonic())
+                counts.puts_ok += 1
 
     async def stop(self) -> None:
         """Let every worker finish its current operation, then close the clients."""
