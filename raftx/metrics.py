@@ -40,7 +40,11 @@ class RaftMetrics:
     * ``replication``: on a leader, target id -> matched log id (None: nothing
       matched yet); None on any other node;
     * ``millis_since_quorum_ack``: on a leader, ms since a quorum last answered;
-    * ``running_state``: None while running, else the `Fatal` that stopped the node.
+    * ``running_state``: None while running, else the `Fatal` that stopped the node;
+    * ``rpcs_unauthorized``: peer RPCs refused because the sender may not send them (no
+      member, not the leader, or naming another node; `raftx.engine.peer_check`);
+      ``rpcs_invalid``: peer RPCs refused for malformed or out-of-range content. Both
+      count since start, and each refusal changed nothing on the node.
     """
 
     id: int
@@ -58,6 +62,8 @@ class RaftMetrics:
     replication: Mapping[int, LogId | None] | None = None
     millis_since_quorum_ack: int | None = None
     running_state: Fatal | None = None
+    rpcs_unauthorized: int = 0
+    rpcs_invalid: int = 0
 
     @property
     def membership(self) -> Membership:

@@ -475,6 +475,8 @@ class RaftCore:
             replication=self._replication(),
             millis_since_quorum_ack=None if leader is None else max(0, eng.now - leader.last_quorum_acked),
             running_state=running,
+            rpcs_unauthorized=eng.refusals.unauthorized,
+            rpcs_invalid=eng.refusals.invalid,
         )
 
     def _data_metrics(self) -> RaftDataMetrics:
