@@ -189,7 +189,7 @@ class Raft:
             self.begin_receiving_snapshot,
             lambda vote, snapshot, sender: self.install_full_snapshot(vote, snapshot, sender=sender),
             core.config.max_snapshot_bytes,
-            admit=lambda req, sender: following.admit_snapshot_chunk(core.engine, req.vote, req.meta, sender),
+            admit=lambda req, sender: following.admit_snapshot_chunk(core.engine, req, sender),
             verify=getattr(core.sm, "verify_snapshot", None),
         )
 

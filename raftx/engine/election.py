@@ -123,8 +123,8 @@ def handle_vote_request(eng: Engine, req: VoteRequest, responder: Any, sender: i
     must be a member (`peer_check`) and the candidate itself.
     """
     try:
-        req.validate()
         peer_check.check_member(eng, sender, "VoteRequest")
+        req.validate()
         peer_check.check_names_sender(req.vote, sender, "VoteRequest")
     except ProtocolError as exc:
         eng.respond(responder, peer_check.refuse(eng, exc, sender))

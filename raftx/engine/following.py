@@ -67,8 +67,8 @@ def _check_append(eng: Engine, req: AppendEntriesRequest, sender: int | None) ->
     first one we do not have, and the index to truncate after (None: no conflict)
     for a request whose ``prev_log_id`` matches our log. Raises `ProtocolError`.
     """
+    peer_check.check_member(eng, sender, "AppendEntries")  # a stranger's content is not even looked at
     entries = req.validate()
-    peer_check.check_member(eng, sender, "AppendEntries")
     peer_check.check_names_sender(req.vote, sender, "AppendEntries")
     if eng.leader is not None and req.vote == eng.vote:
         raise ProtocolError("AppendEntries from this node's own term as leader")
@@ -140,21 +140,23 @@ def check_snapshot(eng: Engine, vote: Vote, meta: SnapshotMeta, sender: int | No
     """Raise `ProtocolError` unless a snapshot with ``vote`` and ``meta`` may be received
     from ``sender`` (shape, ranges, authorization); changes nothing. The runtime calls
     it before it spools a chunk, the engine again before installing."""
-    InstallSnapshotRequest(vote, meta).validate()
     peer_check.check_member(eng, sender, "InstallSnapshot")
+    InstallSnapshotRequest(vote, meta).validate()
     peer_check.check_names_sender(vote, sender, "InstallSnapshot")
 
 
-def admit_snapshot_chunk(eng: Engine, vote: Vote, meta: SnapshotMeta, sender: int | None) -> None:
+def admit_snapshot_chunk(eng: Engine, req: InstallSnapshotRequest, sender: int | None) -> None:
     """Raise `ProtocolError` (counted, `peer_check.refuse`) unless a snapshot chunk may be
-    stored: `check_snapshot`, and ``vote`` is an elected leader's vote at least ours:
+    stored: `check_snapshot`, and ``req.vote`` is an elected leader's vote at least ours:
     the leader this node follows (a real leader's AppendEntries comes first, §7) or a
     newer one it would accept (§5.1). Changes no Raft state: a stale leader's or a
     stranger's chunk is never spooled."""
     from raftx.engine.election import vote_ge
 
+    vote = req.vote
     try:
-        check_snapshot(eng, vote, meta, sender)
+        check_snapshot(eng, vote, req.meta, sender)
+        req.validate()  # offset, data, done
         if not vote.committed or not vote_ge(vote, eng.vote):
             raise ProtocolError(f"snapshot chunk with vote {vote}: not the leader this node follows ({eng.vote})")
     except ProtocolError as exc:

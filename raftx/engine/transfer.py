@@ -80,10 +80,11 @@ def handle_transfer_leader(eng: Engine, req: TransferLeaderRequest, responder: A
     leader's vote is public (``kv.status``), so the vote alone proves nothing.
     """
     try:
-        req.validate()
-        if sender is not None and (sender != eng.current_leader or req.from_leader.node_id != sender):
+        if sender is not None and sender != eng.current_leader:
             raise PeerNotAuthorized(f"TransferLeader from node {sender}, which is not this node's leader "
                                     f"({eng.current_leader})")
+        req.validate()
+        peer_check.check_names_sender(req.from_leader, sender, "TransferLeader")
     except ProtocolError as exc:
         eng.respond(responder, peer_check.refuse(eng, exc, sender))
         return

@@ -110,9 +110,10 @@ class SnapshotReceiver:
         """
         if not isinstance(req, InstallSnapshotRequest):
             raise ProtocolError("malformed InstallSnapshot chunk")
-        req.validate()
         if self._admit is not None:
-            self._admit(req, sender)  # before anything is begun or stored
+            self._admit(req, sender)  # validates too; before anything is begun or stored
+        else:
+            req.validate()
         data = req.data
         cur = self._current
         if req.offset == 0:

@@ -69,8 +69,13 @@ async def test_heartbeat_with_the_largest_term_is_refused(tcp_cluster: Cluster, 
     sender = STRANGER if variant == "stranger" else g.id
     before = await node_state(f)
     async with HostilePeer(c, f.id, sender) as peer:
-        await refused(peer.append_entries(AppendEntriesRequest(Vote(MAX_TERM, sender, True))))
+        err = await refused(peer.append_entries(AppendEntriesRequest(Vote(MAX_TERM, sender, True))))
     assert await node_state(f) == before
+    m = f.metrics().borrow()  # counted as what it is: a stranger / an out-of-range term
+    if variant == "stranger":
+        assert (err.remote_type, m.rpcs_unauthorized, m.rpcs_invalid) == ("PeerNotAuthorized", 1, 0)
+    else:
+        assert (err.remote_type, m.rpcs_unauthorized, m.rpcs_invalid) == ("ProtocolError", 0, 1)
     await f.trigger().elect()  # the election that used to raise ValueError (Vote(term + 1))
     assert f.metrics().borrow().running_state is None
     await assert_cluster_works(c, await c.leader())
@@ -283,3 +288,19 @@ async def test_snapshot_larger_than_max_snapshot_bytes_is_refused(tmp_path) -> N
         assert Config().max_snapshot_bytes > 0
     finally:
         await c.close()
+
+
+async def test_a_joining_learner_is_reachable_and_then_refuses_strangers(tcp_cluster: Cluster) -> None:
+    """Bootstrapping rule: the new node has no membership and accepts the leader; once
+    the log gave it the cluster's membership, a stranger is refused."""
+    c = tcp_cluster
+    leader, _, _ = await roles(c)
+    learner = await c.start(4)
+    await leader.add_learner(4, c.addr(4), blocking=True)
+    before = await node_state(learner)
+    assert 4 in before.membership.membership.learner_ids()
+    async with HostilePeer(c, 4, STRANGER) as peer:
+        err = await refused(peer.append_entries(AppendEntriesRequest(Vote(before.vote.term + 1, STRANGER, True))))
+    assert err.remote_type == "PeerNotAuthorized"
+    assert await node_state(learner) == before
+    await assert_cluster_works(c, leader)
