@@ -145,22 +145,29 @@ def check_snapshot(eng: Engine, vote: Vote, meta: SnapshotMeta, sender: int | No
     peer_check.check_names_sender(vote, sender, "InstallSnapshot")
 
 
-def admit_snapshot_chunk(eng: Engine, req: InstallSnapshotRequest, sender: int | None) -> None:
-    """Raise `ProtocolError` (counted, `peer_check.refuse`) unless a snapshot chunk may be
-    stored: `check_snapshot`, and ``req.vote`` is an elected leader's vote at least ours:
-    the leader this node follows (a real leader's AppendEntries comes first, §7) or a
-    newer one it would accept (§5.1). Changes no Raft state: a stale leader's or a
-    stranger's chunk is never spooled."""
+def admit_snapshot_chunk(eng: Engine, req: InstallSnapshotRequest, sender: int | None) -> SnapshotResponse | None:
+    """May this snapshot chunk be stored? Changes no Raft state, so a stale leader's
+    or a stranger's chunk is never spooled.
+
+    None: yes, it passed `check_snapshot` and carries an elected leader's vote at
+    least ours (the leader this node follows, whose AppendEntries came first, §7, or
+    a newer one it would accept, §5.1). A `SnapshotResponse` with our vote: no, the
+    leader is stale; the answer makes it step down (§5.1). Raises `ProtocolError`
+    (counted, `peer_check.refuse`) for a request that is refused outright.
+    """
     from raftx.engine.election import vote_ge
 
     vote = req.vote
     try:
         check_snapshot(eng, vote, req.meta, sender)
         req.validate()  # offset, data, done
-        if not vote.committed or not vote_ge(vote, eng.vote):
-            raise ProtocolError(f"snapshot chunk with vote {vote}: not the leader this node follows ({eng.vote})")
+        if not vote.committed:
+            raise ProtocolError(f"snapshot chunk with vote {vote}: not an elected leader's vote")
     except ProtocolError as exc:
         raise peer_check.refuse(eng, exc, sender) from None
+    if not vote_ge(vote, eng.vote):
+        return SnapshotResponse(eng.vote)
+    return None
 
 
 def handle_snapshot(eng: Engine, vote: Vote, meta: SnapshotMeta, responder: Any, sender: int | None = None) -> None:

@@ -16,6 +16,12 @@ RPCs are only ever served to connections that named this node id. Until the hell
 most `wire.PRE_HELLO_MAX_FRAME` bytes, so an unauthenticated peer cannot make the
 server allocate more than that; afterwards ``max_frame_bytes`` applies.
 
+Identity: once the hello is accepted the connection's `PeerConnection` (the hello's
+sender id, the peer's address and certificate, a ``closed`` future) is what the
+handler is called for: its ``sender_id`` is the handler's first argument and the
+whole object is `current_connection` while the handler runs (Raft RPCs are
+authorized by it, `raftx.network.raft_rpc`).
+
 Ordering: by default (``ordered=True``) the requests of one connection are handled
 one at a time, in the order they arrived, and answered in that order. Raft needs
 this for AppendEntries from one leader (§5.3: a follower must see a leader's entries

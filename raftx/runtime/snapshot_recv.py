@@ -13,9 +13,10 @@ discards the partial data: nothing is installed from a damaged transfer.
 Before a byte of a chunk is stored (issue 11):
 
 * ``admit(req, sender)`` must accept it: the request is well formed, its sender may
-  send it and it carries the vote of the leader this node follows now
-  (`raftx.engine.following.admit_snapshot_chunk`); a stale or a stranger's
-  transfer is never spooled;
+  send it and it carries an elected leader's vote at least this node's
+  (`raftx.engine.following.admit_snapshot_chunk`); a stranger's chunk is refused,
+  a stale leader's answered with this node's vote (it steps down, §5.1), neither
+  is spooled;
 * the transfer stays within ``max_snapshot_bytes`` (`raftx.Config.max_snapshot_bytes`)
   and leaves at least `DISK_RESERVE_BYTES` free on the file system of a spool file
   that is on disk;
@@ -82,7 +83,7 @@ class SnapshotReceiver:
         install: Callable[[Vote, Snapshot, int | None], Awaitable[SnapshotResponse]],
         max_snapshot_bytes: int = 1 << 40,
         *,
-        admit: Callable[[InstallSnapshotRequest, int | None], None] | None = None,
+        admit: Callable[[InstallSnapshotRequest, int | None], SnapshotResponse | None] | None = None,
         verify: Callable[[SnapshotMeta, Any], Awaitable[None]] | None = None,
         free_bytes: Callable[[Any], int | None] = disk_free,
     ) -> None:
@@ -103,7 +104,8 @@ class SnapshotReceiver:
                       sender: int | None = None, owner: Any = None) -> SnapshotResponse | None:
         """Take one chunk; on the last one (``done``) install and return the response.
 
-        Returns None for an intermediate chunk. ``checksum`` (CRC-32 of the whole
+        Returns None for an intermediate chunk, and this node's answer at once for a
+        stale leader's chunk. ``checksum`` (CRC-32 of the whole
         snapshot, sent with the last chunk) is verified when given. ``sender`` is the
         node id the chunk's connection proved and ``owner`` that connection (module
         docstring); both None for an unchecked, connection-less caller.
@@ -111,7 +113,9 @@ class SnapshotReceiver:
         if not isinstance(req, InstallSnapshotRequest):
             raise ProtocolError("malformed InstallSnapshot chunk")
         if self._admit is not None:
-            self._admit(req, sender)  # validates too; before anything is begun or stored
+            stale = self._admit(req, sender)  # validates too; before anything is begun or stored
+            if stale is not None:
+                return stale  # a stale leader's chunk: answered with our vote, not stored
         else:
             req.validate()
         data = req.data

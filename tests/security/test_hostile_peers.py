@@ -248,10 +248,11 @@ async def test_snapshot_chunk_without_the_leaders_vote_is_not_spooled(tcp_cluste
     meta = SnapshotMeta(LogId(stale.term, before.last_log_id.index + 10), before.membership, "spool")
     spool_dir = tmp_path / f"node{f.id}" / "snap"
     async with HostilePeer(c, f.id, sender) as peer:
-        try:
-            await peer.install_snapshot(InstallSnapshotRequest(stale, meta, 0, BIG_CHUNK, False))
-        except RemoteError:
-            pass  # refused outright, or answered with the node's higher vote: either way not stored
+        chunk = peer.install_snapshot(InstallSnapshotRequest(stale, meta, 0, BIG_CHUNK, False))
+        if variant == "stranger":
+            assert (await refused(chunk)).remote_type == "PeerNotAuthorized"
+        else:  # what an honest stale leader gets: the node's higher vote, so it steps down (§5.1)
+            assert (await chunk).vote == before.vote
         assert spool_files(spool_dir) == []
     assert await node_state(f) == before
 
