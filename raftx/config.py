@@ -73,6 +73,11 @@ class Config:
     #: lose committed entries (they may then sit on fewer nodes than a quorum), so
     #: only enable this when that is acceptable, e.g. exactly one wiped node, or tests.
     allow_log_reversion: bool = False
+    #: The largest snapshot this node receives from a leader (bytes; default 16 GiB):
+    #: a transfer that grows beyond it is refused and its spool file deleted (issue 11;
+    #: a chunk is also refused when it would leave under 64 MiB free on the spool's disk).
+    #: Raise it for a state machine whose snapshots are larger.
+    max_snapshot_bytes: int = 16 * 1024**3
 
     @property
     def max_payload_bytes(self) -> int:
@@ -100,7 +105,8 @@ class Config:
             )
         for name in ("heartbeat_interval", "max_payload_entries", "max_append_entries",
                      "purge_batch_size", "api_batch_capacity", "max_inflight_appends",
-                     "max_inflight_bytes", "max_frame_bytes", "snapshot_max_chunk_size"):
+                     "max_inflight_bytes", "max_frame_bytes", "snapshot_max_chunk_size",
+                     "max_snapshot_bytes"):
             if getattr(self, name) == 0:
                 raise ConfigError(f"{name} must be > 0")
         if self.max_frame_bytes < 4096:

@@ -114,6 +114,12 @@ class ProtocolError(RaftError):
     """Malformed bytes from the network or disk: bad frame, bad length, wrong cluster."""
 
 
+class PeerNotAuthorized(ProtocolError):
+    """A Raft RPC from a peer that may not send it: the sender is no member of this
+    node's cluster, or the request names another node than the connection's sender
+    (`raftx.engine.peer_check`). Nothing changed on the node."""
+
+
 class CorruptRecord(ProtocolError):
     """A log record or batch failed validation (length, CRC32C, index continuity).
 

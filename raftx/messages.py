@@ -3,8 +3,9 @@
 Every message is a frozen dataclass with slots. The network layer encodes and
 decodes them; the engine (`raftx.engine`) consumes requests and produces the
 values of responses. Requests from the network are untrusted: `validate` methods
-raise `raftx.errors.ProtocolError` for malformed content, and the engine answers
-such a request with that exception instead of changing any state.
+raise `raftx.errors.ProtocolError` for malformed content (wrong types, terms above
+`MAX_TERM`, indexes above `MAX_INDEX`, undecodable or empty memberships), and the
+engine answers such a request with that exception instead of changing any state.
 
 Entries inside an `AppendEntriesRequest` are any object with the small read-only
 `LogEntries` surface, so the runtime can hand the engine an encoded batch without
@@ -18,9 +19,11 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
 
 from raftx.errors import ProtocolError
-from raftx.types import Entry, LogId, Membership, SnapshotMeta, Vote
+from raftx.types import Entry, LogId, Membership, SnapshotMeta, StoredMembership, Vote
 
 __all__ = [
+    "MAX_INDEX",
+    "MAX_TERM",
     "AppendEntriesRequest",
     "AppendEntriesResponse",
     "EntryList",
@@ -33,7 +36,17 @@ __all__ = [
     "VoteRequest",
     "VoteResponse",
     "as_log_entries",
+    "check_membership",
 ]
+
+#: The largest term a request may carry. Headroom: ``term + 1`` (the next election)
+#: must stay within `_core.vote`'s ``0..2**63-1``; one heartbeat with term
+#: ``2**63 - 1`` used to stop a whole cluster for good at its next election.
+MAX_TERM = 2**62
+#: The largest log index a request may carry (headroom for ``index + len(entries)``).
+MAX_INDEX = 2**62
+#: The largest node id (`_core.vote`'s range).
+MAX_NODE_ID = 2**63 - 1
 
 
 # -- entry batches ------------------------------------------------------------------
@@ -195,11 +208,28 @@ def as_log_entries(entries: Any) -> LogEntries:
 def _check_vote(vote: Any, what: str) -> None:
     if not isinstance(vote, Vote):
         raise ProtocolError(f"{what}: vote must be a Vote, not {type(vote).__name__}")
+    if vote.term > MAX_TERM:
+        raise ProtocolError(f"{what}: term {vote.term} is above the largest accepted term {MAX_TERM}")
 
 
 def _check_log_id(log_id: Any, what: str) -> None:
-    if log_id is not None and not isinstance(log_id, LogId):
+    if log_id is None:
+        return
+    if not isinstance(log_id, LogId):
         raise ProtocolError(f"{what} must be a LogId or None, not {type(log_id).__name__}")
+    if log_id.leader_id > MAX_TERM or log_id.index > MAX_INDEX:
+        raise ProtocolError(f"{what} {log_id} is out of range (term <= {MAX_TERM}, index <= {MAX_INDEX})")
+
+
+def check_membership(m: Any, what: str) -> None:
+    """Raise `ProtocolError` unless ``m`` is a usable configuration (thesis §4.3): one
+    voter set, or two while joint, none empty, every id a valid node id."""
+    if not isinstance(m, Membership):
+        raise ProtocolError(f"{what}: not a Membership: {type(m).__name__}")
+    if not 1 <= len(m.configs) <= 2 or not all(m.configs):
+        raise ProtocolError(f"{what}: a membership needs one or two non-empty voter sets, not {m.configs!r:.100}")
+    if not all(isinstance(i, int) and 0 <= i <= MAX_NODE_ID for i in m.nodes):
+        raise ProtocolError(f"{what}: node id out of range in {sorted(m.nodes)!r:.100}")
 
 
 # -- election (§5.2, §5.4.1; pre-vote: thesis §9.6) --------------------------------------
@@ -225,6 +255,8 @@ class VoteRequest:
         _check_log_id(self.last_log_id, "VoteRequest.last_log_id")
         if self.vote.node_id is None:
             raise ProtocolError("VoteRequest: the vote names no candidate")
+        if self.vote.committed:
+            raise ProtocolError("VoteRequest: a candidate's vote is not committed yet")
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,6 +320,16 @@ class AppendEntriesRequest:
             last_term = term
         if last_term > self.vote.term:
             raise ProtocolError(f"AppendEntries: entry term {last_term} above the leader's term {self.vote.term}")
+        if last.index > MAX_INDEX:
+            raise ProtocolError(f"AppendEntries: index {last.index} above the largest accepted index {MAX_INDEX}")
+        try:
+            memberships = entries.memberships()  # decoded here, not later in the core (was Fatal)
+        except ProtocolError:
+            raise
+        except Exception as exc:  # a decoder's TypeError/ValueError: malformed bytes all the same
+            raise ProtocolError(f"AppendEntries: malformed membership entry: {exc}") from exc
+        for log_id, m in memberships:
+            check_membership(m, f"AppendEntries: membership entry {log_id}")
         return entries
 
 
@@ -329,6 +371,29 @@ class InstallSnapshotRequest:
     data: bytes = b""
     done: bool = True
 
+    def validate(self) -> None:
+        """Raise `ProtocolError` for a wrong type or an out-of-range field."""
+        _check_vote(self.vote, "InstallSnapshot")
+        meta = self.meta
+        if not isinstance(meta, SnapshotMeta):
+            raise ProtocolError(f"InstallSnapshot: meta must be a SnapshotMeta, not {type(meta).__name__}")
+        _check_log_id(meta.last_log_id, "InstallSnapshot: meta.last_log_id")
+        if meta.last_log_id is None:
+            raise ProtocolError("InstallSnapshot: a snapshot of an empty log")
+        if meta.last_log_id.leader_id > self.vote.term:
+            raise ProtocolError(f"InstallSnapshot: snapshot term {meta.last_log_id.leader_id} above the "
+                                f"leader's term {self.vote.term}")
+        sm = meta.last_membership
+        _check_log_id(sm.log_id, "InstallSnapshot: membership log id")
+        if sm.log_id is not None and sm.log_id.index > meta.last_log_id.index:
+            raise ProtocolError(f"InstallSnapshot: membership {sm.log_id} after the snapshot's last {meta.last_log_id}")
+        if sm != StoredMembership():  # the initial "no membership recorded" is allowed
+            check_membership(sm.membership, "InstallSnapshot")
+        if not isinstance(self.offset, int) or isinstance(self.offset, bool) or not 0 <= self.offset <= MAX_INDEX:
+            raise ProtocolError(f"InstallSnapshot: bad offset {self.offset!r:.40}")
+        if not isinstance(self.data, (bytes, bytearray, memoryview)) or not isinstance(self.done, bool):
+            raise ProtocolError("InstallSnapshot: data must be bytes and done a bool")
+
 
 @dataclass(frozen=True, slots=True)
 class SnapshotResponse:
@@ -355,3 +420,13 @@ class TransferLeaderRequest:
     from_leader: Vote
     to_node_id: int
     last_log_id: LogId | None = None
+
+    def validate(self) -> None:
+        """Raise `ProtocolError` for a wrong type or an out-of-range field."""
+        _check_vote(self.from_leader, "TransferLeader")
+        if not self.from_leader.committed or self.from_leader.node_id is None:
+            raise ProtocolError("TransferLeader: from_leader is not an elected leader's vote")
+        t = self.to_node_id
+        if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t <= MAX_NODE_ID:
+            raise ProtocolError(f"TransferLeader: bad to_node_id {t!r:.40}")
+        _check_log_id(self.last_log_id, "TransferLeader.last_log_id")

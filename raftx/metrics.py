@@ -44,6 +44,10 @@ class RaftMetrics:
     * ``log_reversions``: how many times, as leader, this node saw a follower reject
       entries it had acknowledged (its log went back: a wiped data directory); see
       ``Config.allow_log_reversion``.
+    * ``rpcs_unauthorized``: peer RPCs refused because the sender may not send them (no
+      member, not the leader, or naming another node; `raftx.engine.peer_check`);
+      ``rpcs_invalid``: peer RPCs refused for malformed or out-of-range content. Both
+      count since start, and each refusal changed nothing on the node.
     """
 
     id: int
@@ -62,6 +66,8 @@ class RaftMetrics:
     millis_since_quorum_ack: int | None = None
     running_state: Fatal | None = None
     log_reversions: int = 0
+    rpcs_unauthorized: int = 0
+    rpcs_invalid: int = 0
 
     @property
     def membership(self) -> Membership:

@@ -37,12 +37,14 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 from raftx.config import Config
 from raftx.engine import events as ev
+from raftx.engine import following
 from raftx.errors import ConfigError, ForwardToLeader, ProtocolError
 from raftx.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,
     InstallSnapshotRequest,
     SnapshotResponse,
+    TransferLeaderRequest,
     VoteRequest,
     VoteResponse,
 )
@@ -189,7 +191,13 @@ class Raft:
     def __init__(self, core: RaftCore) -> None:
         """Internal: use ``await Raft.new(...)``."""
         self._core = core
-        self._snapshots = SnapshotReceiver(self.begin_receiving_snapshot, self.install_full_snapshot)
+        self._snapshots = SnapshotReceiver(
+            self.begin_receiving_snapshot,
+            lambda vote, snapshot, sender: self.install_full_snapshot(vote, snapshot, sender=sender),
+            core.config.max_snapshot_bytes,
+            admit=lambda req, sender: following.admit_snapshot_chunk(core.engine, req, sender),
+            verify=getattr(core.sm, "verify_snapshot", None),
+        )
 
     # -- life cycle ------------------------------------------------------------------
 
@@ -399,9 +407,15 @@ class Raft:
 
     # -- RPCs from peers -------------------------------------------------------------
 
-    async def append_entries(self, rpc: AppendEntriesRequest) -> AppendEntriesResponse:
+    async def append_entries(self, rpc: AppendEntriesRequest, *, sender: int | None = None) -> AppendEntriesResponse:
         """Handle an AppendEntries from the leader (§5.3); answered once the entries are
         durable. ``rpc.entries`` may be `Entry` objects or an `raftx.storage.EncodedBatch`.
+
+        ``sender`` is the node id the transport authenticated for this request (the
+        hello's, `raftx.network.raft_rpc.RaftRpcHandler` passes it): it must be a member
+        and the leader the request names, else `PeerNotAuthorized` and nothing changes
+        (`raftx.engine.peer_check`). None (an application's own transport without peer
+        identities) skips that check; the content is checked either way.
 
         Example (an application's own transport): ``resp = await raft.append_entries(req)``
         """
@@ -410,22 +424,30 @@ class Raft:
         entries = as_engine_entries(rpc.entries)
         if entries is not rpc.entries:
             rpc = AppendEntriesRequest(rpc.vote, rpc.prev_log_id, entries, rpc.leader_commit)
-        return await self._core.request(lambda fut: ev.AppendRequested(rpc, fut))  # type: ignore[no-any-return]
+        return await self._core.request(  # type: ignore[no-any-return]
+            lambda fut: ev.AppendRequested(rpc, fut, sender))
 
-    async def vote(self, rpc: VoteRequest) -> VoteResponse:
+    async def vote(self, rpc: VoteRequest, *, sender: int | None = None) -> VoteResponse:
         """Handle a RequestVote from a candidate (§5.2); a grant leaves once persisted.
+
+        ``sender``: as for `append_entries` (the candidate must be the sender).
 
         Example: ``resp = await raft.vote(VoteRequest(Vote(2, 3), last_log_id))``
         """
         if not isinstance(rpc, VoteRequest):
             raise ProtocolError(f"vote takes a VoteRequest, not {type(rpc).__name__}")
-        return await self._core.request(lambda fut: ev.VoteRequested(rpc, fut))  # type: ignore[no-any-return]
+        return await self._core.request(lambda fut: ev.VoteRequested(rpc, fut, sender))  # type: ignore[no-any-return]
 
-    async def handle_transfer_leader(self, req: Any) -> None:
+    async def handle_transfer_leader(self, req: Any, *, sender: int | None = None) -> None:
         """Handle a leadership transfer notice from the leader (thesis §3.10); called by a
-        transport's server side: ``await raft.handle_transfer_leader(req)``."""
-        self._core.check_running()
-        self._core.post(ev.TransferLeaderRequested(req))
+        transport's server side: ``await raft.handle_transfer_leader(req)``.
+
+        ``sender``: as for `append_entries`; it must be the current leader.
+        Raises `ProtocolError` (`PeerNotAuthorized`) for a request refused unchanged.
+        """
+        if not isinstance(req, TransferLeaderRequest):
+            raise ProtocolError(f"handle_transfer_leader takes a TransferLeaderRequest, not {type(req).__name__}")
+        await self._core.request(lambda fut: ev.TransferLeaderRequested(req, fut, sender))
 
     # -- snapshots (§7) --------------------------------------------------------------
 
@@ -438,11 +460,12 @@ class Raft:
         self._core.check_running()
         return await self._core.sm.begin_receiving_snapshot()
 
-    async def install_full_snapshot(self, vote: Vote, snapshot: Snapshot) -> SnapshotResponse:
+    async def install_full_snapshot(self, vote: Vote, snapshot: Snapshot, *,
+                                    sender: int | None = None) -> SnapshotResponse:
         """Install a completely received snapshot from the leader with ``vote`` (§7).
 
         The node ignores a snapshot not newer than its commit index. Returns the
-        `SnapshotResponse` (this node's vote).
+        `SnapshotResponse` (this node's vote). ``sender``: as for `append_entries`.
 
         Example: ``await raft.install_full_snapshot(leader_vote, Snapshot(meta, f))``
         """
@@ -450,7 +473,7 @@ class Raft:
             raise ProtocolError("install_full_snapshot takes a Vote and a Snapshot")
         core = self._core
         fut = core.new_future()
-        core.deliver_snapshot(ev.SnapshotReceived(vote, snapshot.meta, fut), snapshot.snapshot)
+        core.deliver_snapshot(ev.SnapshotReceived(vote, snapshot.meta, fut, sender), snapshot.snapshot)
         return await fut  # type: ignore[no-any-return]
 
     async def install_snapshot(self, req: InstallSnapshotRequest) -> SnapshotResponse:
@@ -461,14 +484,22 @@ class Raft:
         _deprecated("install_snapshot", "install_full_snapshot")
         return await self.receive_snapshot_chunk(req)
 
-    async def receive_snapshot_chunk(self, req: InstallSnapshotRequest, checksum: int | None = None) -> SnapshotResponse:
+    async def receive_snapshot_chunk(self, req: InstallSnapshotRequest, checksum: int | None = None, *,
+                                     sender: int | None = None, connection: Any = None) -> SnapshotResponse:
         """Take one chunk of a streamed snapshot (§7); installs on the last one after
         verifying ``checksum`` (CRC-32 of the whole snapshot) when given. Called by a
-        transport's server side: ``resp = await raft.receive_snapshot_chunk(req, crc)``."""
+        transport's server side: ``resp = await raft.receive_snapshot_chunk(req, crc)``.
+
+        No byte is stored unless the chunk carries the vote of the leader this node
+        follows (and ``sender``, as for `append_entries`, is that leader), within
+        ``Config.max_snapshot_bytes`` and the free disk (`raftx.runtime.snapshot_recv`).
+        ``connection`` (anything with a ``closed`` future, e.g. the server's
+        `raftx.network.server.PeerConnection`) ties the transfer to it: it is discarded
+        when that connection closes. Raises `ProtocolError` for a refused chunk."""
         if not isinstance(req, InstallSnapshotRequest):
             raise ProtocolError(f"expected an InstallSnapshotRequest, not {type(req).__name__}")
         self._core.check_running()
-        resp = await self._snapshots.receive(req, checksum)
+        resp = await self._snapshots.receive(req, checksum, sender=sender, owner=connection)
         if resp is None:
             return SnapshotResponse(self._core.engine.vote)
         return resp

@@ -12,8 +12,12 @@
 * With pre-vote (thesis §9.6), a node first asks whether it *would* win, without
   changing any state; only a won pre-vote starts the real election.
 * With the leader lease (``Config.enable_leader_lease``, openraft), a node that
-  heard from a leader within ``election_timeout_max`` refuses to vote for another
-  candidate, so a partitioned node cannot depose a healthy leader.
+  heard from a leader within ``election_timeout_max`` refuses to vote for any
+  candidate (the leader's own id included: anyone can name it), so a partitioned
+  node cannot depose a healthy leader; only a leadership transfer lifts it.
+* A vote request is checked whole before anything changes: its shape and term
+  range (`raftx.messages`), and that the sender is a member and the candidate
+  (`raftx.engine.peer_check`).
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from raftx import _core
+from raftx.engine import peer_check
 from raftx.engine.commands import SendVote
 from raftx.engine.state import CandidateState, LeaderState
 from raftx.errors import ProtocolError
-from raftx.messages import PayloadBatch, VoteRequest, VoteResponse
+from raftx.messages import MAX_TERM, PayloadBatch, VoteRequest, VoteResponse
 from raftx.types import LogId, Vote
 
 if TYPE_CHECKING:
@@ -57,8 +62,8 @@ def in_leader_lease(eng: Engine, candidate: int | None) -> bool:
         return False
     if not eng.vote.committed:
         return False  # no leader of our current vote to protect (openraft: lease needs a committed vote)
-    if eng.current_leader == candidate:
-        return False
+    # No exemption for a candidate naming the current leader: anyone can name it, and a
+    # leader that really restarted waits out the lease like every other candidate.
     exempt = eng.transfer_exempt
     if exempt is not None and exempt[0] == eng.vote and exempt[1] == candidate:
         return False  # the leader handed over to this candidate (thesis §3.10)
@@ -72,6 +77,13 @@ def voter_ids(eng: Engine) -> set[int]:
 def elect(eng: Engine, pre_vote: bool = False) -> None:
     """Start an election for term + 1 (§5.2), or a pre-vote round for it (thesis §9.6)."""
     if eng.leader is not None or not eng.is_voter():
+        return
+    if eng.vote.term >= MAX_TERM:
+        # Peers refuse a term above MAX_TERM (raftx.messages): campaigning cannot succeed,
+        # and Vote(term + 1) might not even exist. Only a peer that bypassed the checks
+        # can have brought us here; stay a follower rather than stop.
+        logger.error("node %s is at term %s, the largest usable term: not campaigning", eng.id, eng.vote.term)
+        eng.reset_election_timer()
         return
     eng.reset_election_timer()
     m = eng.membership.effective.membership
@@ -104,12 +116,18 @@ def _won(eng: Engine) -> None:
         become_leader(eng)
 
 
-def handle_vote_request(eng: Engine, req: VoteRequest, responder: Any) -> None:
-    """Answer a (pre-)vote request (§5.2, §5.4.1, thesis §9.6)."""
+def handle_vote_request(eng: Engine, req: VoteRequest, responder: Any, sender: int | None = None) -> None:
+    """Answer a (pre-)vote request (§5.2, §5.4.1, thesis §9.6).
+
+    ``sender`` is the node id the request's connection proved (None: unchecked): it
+    must be a member (`peer_check`) and the candidate itself.
+    """
     try:
+        peer_check.check_member(eng, sender, "VoteRequest")
         req.validate()
+        peer_check.check_names_sender(req.vote, sender, "VoteRequest")
     except ProtocolError as exc:
-        eng.respond(responder, exc)
+        eng.respond(responder, peer_check.refuse(eng, exc, sender))
         return
     last = eng.log.last_log_id
     if req.pre_vote:

@@ -35,6 +35,7 @@ from raftx.engine.commands import (
 )
 from raftx.engine.log_view import LogView
 from raftx.engine.membership_state import MembershipState
+from raftx.engine.peer_check import RefusalCounters
 from raftx.engine.state import CandidateState, IOProgress, LeaderState, ResponderQueue, each_responder
 from raftx.errors import ForwardToLeader
 from raftx.messages import LogEntries
@@ -126,6 +127,8 @@ class Engine:
         #: (leader vote, candidate) the leader lease does not apply to (a transfer).
         self.transfer_exempt: tuple[Vote, int] | None = None
         self.responders = ResponderQueue()
+        #: Peer requests refused before any state change (`raftx.engine.peer_check`).
+        self.refusals = RefusalCounters()
         # runtime toggles (openraft RuntimeConfig)
         self.enable_tick = config.enable_tick
         self.enable_heartbeat = config.enable_heartbeat
@@ -135,14 +138,15 @@ class Engine:
         self.refresh_server_state()
         self._handlers: dict[type, Callable[[Any], None]] = {
             ev.Tick: self._on_tick,
-            ev.VoteRequested: lambda e: election.handle_vote_request(self, e.req, e.responder),
+            ev.VoteRequested: lambda e: election.handle_vote_request(self, e.req, e.responder, e.sender),
             ev.VoteResponded: lambda e: election.handle_vote_response(self, e.target, e.req_vote, e.resp),
-            ev.AppendRequested: lambda e: following.handle_append_entries(self, e.req, e.responder),
+            ev.AppendRequested: lambda e: following.handle_append_entries(self, e.req, e.responder, e.sender),
             ev.AppendResponded: lambda e: replication.handle_append_response(self, e.target, e.send_id, e.resp),
             ev.ReplicationFailed: lambda e: replication.handle_replication_failed(self, e.target, e.send_id),
-            ev.SnapshotReceived: lambda e: following.handle_snapshot(self, e.vote, e.meta, e.responder),
+            ev.SnapshotReceived: lambda e: following.handle_snapshot(self, e.vote, e.meta, e.responder, e.sender),
             ev.SnapshotResponded: lambda e: replication.handle_snapshot_response(self, e.target, e.send_id, e.resp),
-            ev.TransferLeaderRequested: lambda e: transfer.handle_transfer_leader(self, e.req),
+            ev.TransferLeaderRequested: lambda e: transfer.handle_transfer_leader(self, e.req, e.responder,
+                                                                                  e.sender),
             ev.IOFlushed: self._on_io_flushed,
             ev.Applied: lambda e: snapshot.handle_applied(self, e.log_id),
             ev.SnapshotBuilt: lambda e: snapshot.handle_snapshot_built(self, e.meta),

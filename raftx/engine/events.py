@@ -85,6 +85,8 @@ class VoteRequested(Event):
 
     req: VoteRequest
     responder: Any = None
+    #: The node id the request's connection proved (None: unchecked, the application's own call).
+    sender: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +104,8 @@ class AppendRequested(Event):
 
     req: AppendEntriesRequest
     responder: Any = None
+    #: The node id the request's connection proved (None: unchecked, the application's own call).
+    sender: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +136,8 @@ class SnapshotReceived(Event):
     vote: Vote
     meta: SnapshotMeta
     responder: Any = None
+    #: The node id the transfer's connection proved (None: unchecked, the application's own call).
+    sender: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,9 +151,13 @@ class SnapshotResponded(Event):
 
 @dataclass(frozen=True, slots=True)
 class TransferLeaderRequested(Event):
-    """The leader asked ``req.to_node_id`` to take over (thesis §3.10)."""
+    """The leader asked ``req.to_node_id`` to take over (thesis §3.10); ``responder``
+    gets None, or the `ProtocolError` that refused the request."""
 
     req: TransferLeaderRequest
+    responder: Any = None
+    #: The node id the request's connection proved (None: unchecked, the application's own call).
+    sender: int | None = None
 
 
 # -- I/O completions ------------------------------------------------------------------------

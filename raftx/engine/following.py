@@ -2,6 +2,10 @@
 
 AppendEntries, in order:
 
+0. check the whole request first, changing nothing (`_check_append`): its shape and
+   ranges, that the sender may send it (`raftx.engine.peer_check`), and that none of
+   it conflicts with the committed log; a refused request is answered with the
+   `ProtocolError` (the vote of a stranger is never saved);
 1. reject a leader whose vote is below ours (§5.1: a stale term); otherwise accept
    it as leader (persisting its vote if new) and restart the election timer (§5.2);
 2. consistency check (§5.3): the entry at ``prev_log_id`` must be ours, else
@@ -21,16 +25,17 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from raftx.engine import peer_check
 from raftx.engine.commands import InstallSnapshot
 from raftx.engine.state import each_responder
 from raftx.errors import ProtocolError
-from raftx.messages import AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse
+from raftx.messages import AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, LogEntries, SnapshotResponse
 from raftx.types import LogId, SnapshotMeta, Vote
 
 if TYPE_CHECKING:
     from raftx.engine.engine import Engine
 
-__all__ = ["accept_leader", "handle_append_entries", "handle_snapshot"]
+__all__ = ["accept_leader", "admit_snapshot_chunk", "check_snapshot", "handle_append_entries", "handle_snapshot"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,35 +58,29 @@ def accept_leader(eng: Engine, vote: Vote) -> bool:
     return True
 
 
-def handle_append_entries(eng: Engine, req: AppendEntriesRequest, responder: Any) -> None:
-    """Handle an AppendEntries (or heartbeat) from a leader (§5.3); see the module doc."""
-    try:
-        entries = req.validate()
-    except ProtocolError as exc:
-        eng.respond(responder, exc)
-        return
+def _check_append(eng: Engine, req: AppendEntriesRequest, sender: int | None) -> tuple[LogEntries, int, int | None]:
+    """Every check of an AppendEntries that can refuse it, with no state change: shape
+    and ranges, authorization (`peer_check`), and that nothing it carries conflicts
+    with the committed log (Log Matching, §5.3: a real leader never sends that).
+
+    Returns ``(entries, start, truncate_after)``: the entries, the position of the
+    first one we do not have, and the index to truncate after (None: no conflict)
+    for a request whose ``prev_log_id`` matches our log. Raises `ProtocolError`.
+    """
+    peer_check.check_member(eng, sender, "AppendEntries")  # a stranger's content is not even looked at
+    entries = req.validate()
+    peer_check.check_names_sender(req.vote, sender, "AppendEntries")
     if eng.leader is not None and req.vote == eng.vote:
-        eng.respond(responder, ProtocolError("AppendEntries from this node's own term as leader"))
-        return
-    if not accept_leader(eng, req.vote):
-        eng.respond(responder, AppendEntriesResponse(eng.vote, False), eng.flushed_condition())
-        return
+        raise ProtocolError("AppendEntries from this node's own term as leader")
     log = eng.log
     prev = req.prev_log_id
     committed_index = -1 if eng.committed is None else eng.committed.index
     if prev is not None and prev.index > log.purged_index and log.term_at(prev.index) != prev.leader_id:
         if prev.index <= committed_index:
-            eng.respond(responder, ProtocolError(f"prev_log_id {prev} conflicts with committed {eng.committed}"))
-            return
-        hint_index, hint_term = log.find_conflict_by_term(prev.index, prev.leader_id)
-        eng.respond(
-            responder,
-            AppendEntriesResponse(eng.vote, False, None, hint_index, hint_term),
-            eng.flushed_condition(),
-        )
-        return
-    n = len(entries)
+            raise ProtocolError(f"prev_log_id {prev} conflicts with committed {eng.committed}")
+        return entries, 0, None
     # Skip the entries we already have; find the first conflicting one (§5.3).
+    n = len(entries)
     start = 0
     floor = max(log.purged_index, -1)
     while start < n:
@@ -94,11 +93,38 @@ def handle_append_entries(eng: Engine, req: AppendEntriesRequest, responder: Any
             break
         if t != lid.leader_id:
             if lid.index <= committed_index:
-                eng.respond(responder, ProtocolError(f"entry {lid} conflicts with committed {eng.committed}"))
-                return
-            eng.truncate_after(lid.index - 1)
-            break
+                raise ProtocolError(f"entry {lid} conflicts with committed {eng.committed}")
+            return entries, start, lid.index - 1
         start += 1
+    return entries, start, None
+
+
+def handle_append_entries(eng: Engine, req: AppendEntriesRequest, responder: Any, sender: int | None = None) -> None:
+    """Handle an AppendEntries (or heartbeat) from a leader (§5.3); see the module doc.
+
+    ``sender`` is the node id the request's connection proved (None: unchecked).
+    """
+    try:
+        entries, start, truncate_at = _check_append(eng, req, sender)
+    except ProtocolError as exc:
+        eng.respond(responder, peer_check.refuse(eng, exc, sender))
+        return
+    if not accept_leader(eng, req.vote):
+        eng.respond(responder, AppendEntriesResponse(eng.vote, False), eng.flushed_condition())
+        return
+    log = eng.log
+    prev = req.prev_log_id
+    if prev is not None and prev.index > log.purged_index and log.term_at(prev.index) != prev.leader_id:
+        hint_index, hint_term = log.find_conflict_by_term(prev.index, prev.leader_id)
+        eng.respond(
+            responder,
+            AppendEntriesResponse(eng.vote, False, None, hint_index, hint_term),
+            eng.flushed_condition(),
+        )
+        return
+    n = len(entries)
+    if truncate_at is not None:
+        eng.truncate_after(truncate_at)
     if start < n:
         eng.append_to_log(entries.sliced(start) if start else entries)
     matching = entries.log_id_at(n - 1) if n else prev
@@ -110,7 +136,41 @@ def handle_append_entries(eng: Engine, req: AppendEntriesRequest, responder: Any
     transfer.maybe_elect_for_transfer(eng)
 
 
-def handle_snapshot(eng: Engine, vote: Vote, meta: SnapshotMeta, responder: Any) -> None:
+def check_snapshot(eng: Engine, vote: Vote, meta: SnapshotMeta, sender: int | None) -> None:
+    """Raise `ProtocolError` unless a snapshot with ``vote`` and ``meta`` may be received
+    from ``sender`` (shape, ranges, authorization); changes nothing. The runtime calls
+    it before it spools a chunk, the engine again before installing."""
+    peer_check.check_member(eng, sender, "InstallSnapshot")
+    InstallSnapshotRequest(vote, meta).validate()
+    peer_check.check_names_sender(vote, sender, "InstallSnapshot")
+
+
+def admit_snapshot_chunk(eng: Engine, req: InstallSnapshotRequest, sender: int | None) -> SnapshotResponse | None:
+    """May this snapshot chunk be stored? Changes no Raft state, so a stale leader's
+    or a stranger's chunk is never spooled.
+
+    None: yes, it passed `check_snapshot` and carries an elected leader's vote at
+    least ours (the leader this node follows, whose AppendEntries came first, §7, or
+    a newer one it would accept, §5.1). A `SnapshotResponse` with our vote: no, the
+    leader is stale; the answer makes it step down (§5.1). Raises `ProtocolError`
+    (counted, `peer_check.refuse`) for a request that is refused outright.
+    """
+    from raftx.engine.election import vote_ge
+
+    vote = req.vote
+    try:
+        check_snapshot(eng, vote, req.meta, sender)
+        req.validate()  # offset, data, done
+        if not vote.committed:
+            raise ProtocolError(f"snapshot chunk with vote {vote}: not an elected leader's vote")
+    except ProtocolError as exc:
+        raise peer_check.refuse(eng, exc, sender) from None
+    if not vote_ge(vote, eng.vote):
+        return SnapshotResponse(eng.vote)
+    return None
+
+
+def handle_snapshot(eng: Engine, vote: Vote, meta: SnapshotMeta, responder: Any, sender: int | None = None) -> None:
     """Install a snapshot received from the leader (§7).
 
     A snapshot at or below the commit index is stale and ignored. Otherwise the
@@ -118,10 +178,10 @@ def handle_snapshot(eng: Engine, vote: Vote, meta: SnapshotMeta, responder: Any)
     else every uncommitted entry is deleted (they may conflict). Then the state
     machine installs it, its membership is adopted, and the covered log purged.
     """
-    if not isinstance(vote, Vote) or not isinstance(meta, SnapshotMeta) or not (
-        meta.last_log_id is None or isinstance(meta.last_log_id, LogId)
-    ):
-        eng.respond(responder, ProtocolError("malformed snapshot request"))
+    try:
+        check_snapshot(eng, vote, meta, sender)
+    except ProtocolError as exc:
+        eng.respond(responder, peer_check.refuse(eng, exc, sender))
         return
     if not accept_leader(eng, vote):
         eng.respond(responder, SnapshotResponse(eng.vote), eng.flushed_condition())

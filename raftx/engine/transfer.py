@@ -9,9 +9,11 @@ has caught up. A transfer that does not depose the leader within
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from raftx.engine import peer_check
 from raftx.engine.commands import SendTransferLeader
+from raftx.errors import PeerNotAuthorized, ProtocolError
 from raftx.messages import TransferLeaderRequest
 
 if TYPE_CHECKING:
@@ -70,8 +72,23 @@ def maybe_send_transfer(eng: Engine) -> None:
     leader.transfer_sent = True  # writes stay refused until deposed or expired
 
 
-def handle_transfer_leader(eng: Engine, req: TransferLeaderRequest) -> None:
-    """The current leader hands over: drop its lease; campaign if we are the target."""
+def handle_transfer_leader(eng: Engine, req: TransferLeaderRequest, responder: Any = None,
+                           sender: int | None = None) -> None:
+    """The current leader hands over: drop its lease; campaign if we are the target.
+
+    Only the current leader's connection may ask (``sender``, None: unchecked): the
+    leader's vote is public (``kv.status``), so the vote alone proves nothing.
+    """
+    try:
+        if sender is not None and sender != eng.current_leader:
+            raise PeerNotAuthorized(f"TransferLeader from node {sender}, which is not this node's leader "
+                                    f"({eng.current_leader})")
+        req.validate()
+        peer_check.check_names_sender(req.from_leader, sender, "TransferLeader")
+    except ProtocolError as exc:
+        eng.respond(responder, peer_check.refuse(eng, exc, sender))
+        return
+    eng.respond(responder, None)
     if req.from_leader != eng.vote:
         return  # not from the leader we follow
     eng.transfer_exempt = (req.from_leader, req.to_node_id)

@@ -27,6 +27,37 @@ Headers (a vote is ``[term, node_id, committed]``, a log id ``[term, index]`` or
 Everything received is validated before use: a malformed payload raises
 `raftx.errors.ProtocolError` (the server answers it as an error; the node's state
 is untouched), and entry records are CRC-checked by `EncodedBatch.from_bytes`.
+The decoded request is then checked whole by the node before any state changes
+(`raftx.messages` ``validate``: types, terms and indexes within ``MAX_TERM`` /
+``MAX_INDEX``, decodable memberships; the engine: nothing conflicts with the
+committed log) and only then may its leader be accepted.
+
+Authorization and connection identity (issue 11)
+------------------------------------------------
+
+Each request is served for the node id its connection proved: `RaftRpcHandler`
+receives it as ``sender_id`` from `raftx.network.RpcServer` (the hello's ``"from"``,
+after the server's checks) and passes it as ``sender=`` to `raftx.Raft`. The node
+(`raftx.engine.peer_check`) refuses, with `raftx.errors.PeerNotAuthorized` and no
+state change, a request whose sender is not a member of its effective membership
+(voters and learners, joint included) or its current leader, an AppendEntries or
+snapshot whose leader vote does not name the sender, a vote request whose candidate
+is not the sender, and a TransferLeader that does not come from the current leader.
+A node that has no membership yet accepts any sender (bootstrapping: the
+initializing node's first AppendEntries, a learner being added); the cluster name
+and target of the hello still apply. Refusals are counted in
+`raftx.RaftMetrics` (``rpcs_unauthorized``, ``rpcs_invalid``) and logged at most once
+a second.
+
+For TLS (binding the identity to a certificate): the identity of a connection is
+`raftx.network.server.PeerConnection` (``sender_id``, ``peer.peercert``, ``closed``),
+available to a handler as ``current_connection.get()``; its ``sender_id`` is the
+handler's first argument. Whatever makes ``sender_id`` trustworthy must happen
+before the hello is accepted (``RpcServer(validate_peer=...)`` refusing a hello
+whose ``"from"`` is not the id in the peer's certificate); `RaftRpcHandler` then
+needs no change. Without TLS the id is only what the peer claims: a stranger that
+claims a member's id (a *forged member*) passes the membership check, and only the
+content and identity checks above and the leader lease still hold.
 
 Public pieces: `TcpNetworkFactory` and `RaftServer` (TCP, optional mutual TLS),
 `MemNetworkFactory` and `serve_on_router` (in-process, for tests), and
@@ -59,7 +90,7 @@ from raftx.network.backoff import Backoff
 from raftx.network.client import RpcClient
 from raftx.network.memory import MemRouter
 from raftx.network.protocols import RPCOption
-from raftx.network.server import RpcServer
+from raftx.network.server import RpcServer, current_connection
 from raftx.storage.batch import EncodedBatch
 from raftx.storage.snapshot import decode_meta, encode_meta
 from raftx.types import BasicNode, Entry, LogId, Snapshot, Vote
@@ -397,8 +428,13 @@ class MemNetworkFactory:
 class RaftRpcHandler:
     """Serves Raft RPCs for one `raftx.Raft`: ``await handler(sender_id, method, payload)``.
 
-    The signature is `RpcServer`'s and `MemRouter.register`'s. A malformed request
-    raises `ProtocolError` (sent back as an error; nothing changes on the node).
+    The signature is `RpcServer`'s and `MemRouter.register`'s. ``sender_id`` is the
+    identity of the request's connection and is passed on to the node, which serves
+    Raft RPCs only to members and only when the request names that sender
+    (`raftx.engine.peer_check`). A malformed or refused request raises `ProtocolError`
+    (`PeerNotAuthorized` for the latter; sent back as an error; nothing changes on
+    the node). On an `RpcServer`, a snapshot transfer is tied to its connection
+    (`raftx.network.server.current_connection`) and discarded when it closes.
     """
 
     def __init__(self, raft: Any) -> None:
@@ -408,15 +444,15 @@ class RaftRpcHandler:
         raft = self.raft
         if method == "append":
             req = decode_request("append", payload)
-            return _encode_append_response(await raft.append_entries(req))
+            return _encode_append_response(await raft.append_entries(req, sender=sender))
         if method == "vote":
-            return _encode_vote_response(await raft.vote(decode_request("vote", payload)))
+            return _encode_vote_response(await raft.vote(decode_request("vote", payload), sender=sender))
         if method == "snapshot":
             chunk, crc = _decode_chunk(payload)
-            resp = await raft.receive_snapshot_chunk(chunk, crc)
+            resp = await raft.receive_snapshot_chunk(chunk, crc, sender=sender, connection=current_connection.get())
             return _frame([_vote(resp.vote)])
         if method == "transfer":
-            await raft.handle_transfer_leader(decode_request("transfer", payload))
+            await raft.handle_transfer_leader(decode_request("transfer", payload), sender=sender)
             return b""
         raise ProtocolError(f"unknown Raft RPC method {method!r:.70}")
 

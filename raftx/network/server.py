@@ -16,6 +16,12 @@ RPCs are only ever served to connections that named this node id. Until the hell
 most `wire.PRE_HELLO_MAX_FRAME` bytes, so an unauthenticated peer cannot make the
 server allocate more than that; afterwards ``max_frame_bytes`` applies.
 
+Identity: once the hello is accepted the connection's `PeerConnection` (the hello's
+sender id, the peer's address and certificate, a ``closed`` future) is what the
+handler is called for: its ``sender_id`` is the handler's first argument and the
+whole object is `current_connection` while the handler runs (Raft RPCs are
+authorized by it, `raftx.network.raft_rpc`).
+
 Ordering: by default (``ordered=True``) the requests of one connection are handled
 one at a time, in the order they arrived, and answered in that order. Raft needs
 this for AppendEntries from one leader (§5.3: a follower must see a leader's entries
@@ -33,6 +39,7 @@ import logging
 import ssl as _ssl
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -41,7 +48,7 @@ from raftx.errors import BindError, ProtocolError
 from raftx.network import wire
 from raftx.network.tcp import FlowControl, configure_socket
 
-__all__ = ["RpcServer", "ServerStats", "PeerInfo", "Handler"]
+__all__ = ["RpcServer", "ServerStats", "PeerInfo", "PeerConnection", "Handler", "current_connection"]
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +70,27 @@ class PeerInfo:
     peername: Any
     #: The peer's TLS certificate (``SSLSocket.getpeercert()`` form) or None without TLS.
     peercert: dict[str, Any] | None
+
+
+@dataclass(frozen=True)
+class PeerConnection:
+    """The identity of an accepted connection, as a handler may trust it.
+
+    ``sender_id`` is the hello's ``"from"`` after every check of `RpcServer` (cluster,
+    target, ``allowed_senders``, ``validate_peer``): it is the ``sender_id`` argument
+    of the handler and the identity `raftx.network.raft_rpc.RaftRpcHandler` authorizes
+    Raft RPCs by. Without TLS it is only a claim; bind it to a certificate in
+    ``validate_peer`` (``peer.peercert``) to make it a proof. ``closed`` resolves when
+    the connection is gone (a handler ties per-connection state to it).
+    """
+
+    sender_id: int
+    peer: PeerInfo
+    closed: asyncio.Future[None]
+
+
+#: The `PeerConnection` of the request whose handler is running (None outside one).
+current_connection: ContextVar[PeerConnection | None] = ContextVar("raftx_current_connection", default=None)
 
 
 @dataclass
@@ -92,6 +120,8 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
         self._decoder = _core.codec.FrameDecoder(wire.PRE_HELLO_MAX_FRAME)
         self._hello_timer: asyncio.TimerHandle | None = None
         self.sender_id: int | None = None
+        #: Set once the hello is accepted (`current_connection` while a handler runs).
+        self.identity: PeerConnection | None = None
         #: The hello named no target (a client): only ``client_methods`` are served.
         self.any_target = False
         self.peername: Any = None
@@ -206,6 +236,9 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
             self._hello_timer.cancel()
             self._hello_timer = None
         self.sender_id = sender
+        assert self.transport is not None
+        self.identity = PeerConnection(
+            sender, PeerInfo(sender, self.peername, self.transport.get_extra_info("peercert")), self.closed)
         self.any_target = target is None
         self._decoder = _core.codec.FrameDecoder(server.max_frame_bytes)
         self._write(wire.encode_message(wire.HELLO_ACK, {"v": wire.PROTOCOL_VERSION, "node": server.node_id}))
@@ -287,7 +320,11 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
             if self.any_target and not (server.client_methods is not None and server.client_methods(method)):
                 raise ProtocolError(f"method {method!r:.70} needs a hello naming node {server.node_id} "
                                     "(any-target connections may call client methods only)")
-            result = await server.handler(self.sender_id, method, payload)
+            token = current_connection.set(self.identity)
+            try:
+                result = await server.handler(self.sender_id, method, payload)
+            finally:
+                current_connection.reset(token)
             if not isinstance(result, (bytes, bytearray, memoryview)):
                 raise TypeError(f"handler for {method!r} returned {type(result).__name__}, not bytes")
             message = wire.encode_message(wire.RESPONSE, [request_id], result)

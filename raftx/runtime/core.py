@@ -477,6 +477,8 @@ class RaftCore:
             millis_since_quorum_ack=None if leader is None else max(0, eng.now - leader.last_quorum_acked),
             running_state=running,
             log_reversions=eng.log_reversions,
+            rpcs_unauthorized=eng.refusals.unauthorized,
+            rpcs_invalid=eng.refusals.invalid,
         )
 
     def _data_metrics(self) -> RaftDataMetrics:

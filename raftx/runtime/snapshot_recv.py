@@ -9,23 +9,59 @@ snapshot before handing the file to ``install`` (the node's
 `raftx.Raft.install_full_snapshot`). A chunk at an unexpected offset, a chunk of
 another transfer, or a checksum mismatch raises `raftx.errors.ProtocolError` and
 discards the partial data: nothing is installed from a damaged transfer.
+
+Before a byte of a chunk is stored (issue 11):
+
+* ``admit(req, sender)`` must accept it: the request is well formed, its sender may
+  send it and it carries an elected leader's vote at least this node's
+  (`raftx.engine.following.admit_snapshot_chunk`); a stranger's chunk is refused,
+  a stale leader's answered with this node's vote (it steps down, §5.1), neither
+  is spooled;
+* the transfer stays within ``max_snapshot_bytes`` (`raftx.Config.max_snapshot_bytes`)
+  and leaves at least `DISK_RESERVE_BYTES` free on the file system of a spool file
+  that is on disk;
+* a transfer started on a connection (``owner``, anything with a ``closed`` future,
+  e.g. `raftx.network.server.PeerConnection`) is discarded when that connection closes:
+  an abandoned transfer holds no file.
+
+A complete snapshot is then checked by ``verify`` (the state machine's optional
+``verify_snapshot(meta, file)``, which raises `raftx.errors.StorageError` for data it
+could not install) before the engine sees it: garbage is refused with an error answer
+and the node keeps running, instead of failing the install after the log was purged.
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import os
 import zlib
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-from raftx.errors import ProtocolError
+from raftx.errors import ProtocolError, StorageError
 from raftx.messages import InstallSnapshotRequest, SnapshotResponse
 from raftx.runtime.tasks import close_quietly
 from raftx.types import Snapshot, SnapshotMeta, Vote
 
-__all__ = ["SnapshotReceiver"]
+__all__ = ["DISK_RESERVE_BYTES", "SnapshotReceiver", "disk_free"]
 
 logger = logging.getLogger(__name__)
+
+#: A chunk is refused if writing it would leave less than this free on the spool's disk.
+DISK_RESERVE_BYTES = 64 << 20
+
+
+def disk_free(f: Any) -> int | None:
+    """Bytes available on the file system that holds the file ``f`` (None: ``f`` is in
+    memory; a `tempfile.SpooledTemporaryFile` counts once it has rolled over to disk)."""
+    inner = getattr(f, "_file", f)  # SpooledTemporaryFile keeps the real file here
+    try:
+        fd = inner.fileno()
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return None
+    st = os.fstatvfs(fd)
+    return st.f_bavail * st.f_frsize
 
 
 @dataclass(slots=True)
@@ -33,6 +69,7 @@ class _Transfer:
     vote: Vote
     meta: SnapshotMeta
     file: Any
+    owner: Any
     received: int = 0
     crc: int = 0
 
@@ -43,38 +80,68 @@ class SnapshotReceiver:
     def __init__(
         self,
         begin: Callable[[], Awaitable[Any]],
-        install: Callable[[Vote, Snapshot], Awaitable[SnapshotResponse]],
+        install: Callable[[Vote, Snapshot, int | None], Awaitable[SnapshotResponse]],
         max_snapshot_bytes: int = 1 << 40,
+        *,
+        admit: Callable[[InstallSnapshotRequest, int | None], SnapshotResponse | None] | None = None,
+        verify: Callable[[SnapshotMeta, Any], Awaitable[None]] | None = None,
+        free_bytes: Callable[[Any], int | None] = disk_free,
     ) -> None:
         self._begin = begin
         self._install = install
         self._max = max_snapshot_bytes
+        self._admit = admit
+        self._verify = verify
+        self._free_bytes = free_bytes
         self._current: _Transfer | None = None
 
-    async def receive(self, req: InstallSnapshotRequest, checksum: int | None = None) -> SnapshotResponse | None:
+    @property
+    def receiving(self) -> int | None:
+        """Bytes of the transfer in progress, None when there is none."""
+        return None if self._current is None else self._current.received
+
+    async def receive(self, req: InstallSnapshotRequest, checksum: int | None = None, *,
+                      sender: int | None = None, owner: Any = None) -> SnapshotResponse | None:
         """Take one chunk; on the last one (``done``) install and return the response.
 
-        Returns None for an intermediate chunk. ``checksum`` (CRC-32 of the whole
-        snapshot, sent with the last chunk) is verified when given.
+        Returns None for an intermediate chunk, and this node's answer at once for a
+        stale leader's chunk. ``checksum`` (CRC-32 of the whole
+        snapshot, sent with the last chunk) is verified when given. ``sender`` is the
+        node id the chunk's connection proved and ``owner`` that connection (module
+        docstring); both None for an unchecked, connection-less caller.
         """
-        if not isinstance(req.vote, Vote) or not isinstance(req.meta, SnapshotMeta):
+        if not isinstance(req, InstallSnapshotRequest):
             raise ProtocolError("malformed InstallSnapshot chunk")
-        if not isinstance(req.offset, int) or req.offset < 0:
-            raise ProtocolError(f"bad snapshot chunk offset {req.offset!r}")
+        if self._admit is not None:
+            stale = self._admit(req, sender)  # validates too; before anything is begun or stored
+            if stale is not None:
+                return stale  # a stale leader's chunk: answered with our vote, not stored
+        else:
+            req.validate()
         data = req.data
         cur = self._current
         if req.offset == 0:
             self.discard()
-            cur = self._current = _Transfer(req.vote, req.meta, await self._begin())
-        elif cur is None or cur.meta != req.meta or cur.vote != req.vote:
+            cur = _Transfer(req.vote, req.meta, None, owner)
+        elif cur is None or cur.meta != req.meta or cur.vote != req.vote or cur.owner is not owner:
             raise ProtocolError(f"snapshot chunk at offset {req.offset} of a transfer that was not started")
         if req.offset != cur.received:
             self.discard()
             raise ProtocolError(f"snapshot chunk at offset {req.offset}, expected {cur.received}")
         if cur.received + len(data) > self._max:
             self.discard()
-            raise ProtocolError(f"snapshot larger than {self._max} bytes")
+            raise ProtocolError(f"snapshot larger than max_snapshot_bytes ({self._max})")
+        if cur.file is None:
+            cur.file = await self._begin()
+            self._current = cur
+            if owner is not None:
+                owner.closed.add_done_callback(lambda _: self._owner_gone(owner))
         if data:
+            free = self._free_bytes(cur.file)
+            if free is not None and free - len(data) < DISK_RESERVE_BYTES:
+                self.discard()
+                raise ProtocolError(f"not enough free disk for the snapshot: {free} bytes free, chunk of "
+                                    f"{len(data)}, {DISK_RESERVE_BYTES} kept in reserve")
             cur.file.write(data)
             cur.crc = zlib.crc32(data, cur.crc)
             cur.received += len(data)
@@ -87,14 +154,27 @@ class SnapshotReceiver:
                 f"snapshot {req.meta.snapshot_id} checksum mismatch: sent {checksum:#010x}, "
                 f"received {cur.crc:#010x}"
             )
+        if self._verify is not None:
+            try:
+                cur.file.seek(0)
+                await self._verify(cur.meta, cur.file)
+            except StorageError as exc:
+                close_quietly(cur.file)
+                raise ProtocolError(f"snapshot {req.meta.snapshot_id} refused: {exc}") from exc
         cur.file.seek(0)
         logger.info("received snapshot %s (%d bytes) up to %s", req.meta.snapshot_id, cur.received,
                     req.meta.last_log_id)
-        return await self._install(cur.vote, Snapshot(cur.meta, cur.file))
+        return await self._install(cur.vote, Snapshot(cur.meta, cur.file), sender)
+
+    def _owner_gone(self, owner: Any) -> None:
+        cur = self._current
+        if cur is not None and cur.owner is owner:
+            logger.info("snapshot transfer %s abandoned at %d bytes: its connection closed",
+                        cur.meta.snapshot_id, cur.received)
+            self.discard()
 
     def discard(self) -> None:
-        """Drop a partial transfer (a new one began, or the node shuts down)."""
+        """Drop a partial transfer (a new one began, its connection closed, or the node shuts down)."""
         cur, self._current = self._current, None
-        if cur is not None:
+        if cur is not None and cur.file is not None:
             close_quietly(cur.file)
-

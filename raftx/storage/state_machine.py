@@ -120,6 +120,11 @@ class MemStateMachine(RaftStateMachine):
             self.last_applied, self.last_membership, self.data = saved
             raise
 
+    async def verify_snapshot(self, meta: SnapshotMeta, snapshot: BinaryIO) -> None:
+        """Check received snapshot data without installing it (`StorageCorrupted` if
+        malformed); `raftx.runtime.snapshot_recv` calls it before the node commits to it."""
+        await asyncio.to_thread(self._parse, meta, snapshot)
+
     async def get_current_snapshot(self) -> Snapshot | None:
         return await current_snapshot(self._snapshots)
 
@@ -138,6 +143,11 @@ class MemStateMachine(RaftStateMachine):
 
     def _load(self, meta: SnapshotMeta, f: BinaryIO) -> None:
         """Replace the state with snapshot bytes from ``f`` (StorageCorrupted if malformed)."""
+        self.last_applied, self.last_membership, self.data = self._parse(meta, f)
+
+    @staticmethod
+    def _parse(meta: SnapshotMeta, f: BinaryIO) -> tuple[LogId | None, StoredMembership, dict[int, bytes]]:
+        """The state in snapshot bytes from ``f`` (StorageCorrupted if malformed)."""
         items = unpack_items(f)
         try:
             applied, mem_id, mem, count = next(items)
@@ -155,4 +165,4 @@ class MemStateMachine(RaftStateMachine):
             raise StorageCorrupted(f"malformed state machine snapshot: {exc}") from exc
         if last_applied != meta.last_log_id:
             raise StorageCorrupted(f"snapshot data covers {last_applied}, meta says {meta.last_log_id}")
-        self.last_applied, self.last_membership, self.data = last_applied, membership, data
+        return last_applied, membership, data
