@@ -114,6 +114,12 @@ class ProtocolError(RaftError):
     """Malformed bytes from the network or disk: bad frame, bad length, wrong cluster."""
 
 
+class NotAuthorized(RaftError):
+    """The connection's credential does not allow the request: membership
+    administration without an admin certificate or token, or (TLS) a hello whose
+    sender is not the node its certificate names. Nothing was changed."""
+
+
 class CorruptRecord(ProtocolError):
     """A log record or batch failed validation (length, CRC32C, index continuity).
 
