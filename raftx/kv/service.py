@@ -41,7 +41,7 @@ from raftx.kv.commands import NOT_FOUND, OK, decode_fields
 from raftx.kv.state_machine import KVStateMachine
 from raftx.network import tls
 from raftx.network.raft_rpc import RaftRpcHandler, RaftServer, parse_addr
-from raftx.network.server import current_peer
+from raftx.network.server import current_connection
 from raftx.types import BasicNode, ChangeMembers, ClientWriteResponse
 
 __all__ = ["KVNodeServer", "KVService"]
@@ -182,12 +182,12 @@ class KVService:
 
     def _check_admin(self, method: str, token: bytes | None) -> None:
         """`NotAuthorized` unless the request comes with an admin credential."""
-        peer = current_peer()
+        peer = current_connection.get()
         if peer is not None and peer.admin:
             return
         if self._admin_token is not None and token is not None and tls.token_matches(self._admin_token, token):
             return
-        sender = None if peer is None else f"{peer.peername} (sender {peer.sender_id})"
+        sender = None if peer is None else f"{peer.peer.peername} (sender {peer.sender_id})"
         logger.warning("refused %s from %s: no admin credential", method, sender)
         if self._admin_token is None and not (peer is not None and peer.tls):
             raise NotAuthorized(f"{method} needs an admin credential, and this node has none configured "

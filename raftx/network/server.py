@@ -30,8 +30,9 @@ certificate says who it is (`raftx.network.tls`): a certificate naming
 ``raftx-node-<id>`` may only send hellos ``"from": <id>`` (another id is refused:
 a member cannot speak for another node), and a certificate naming no node is a
 client's: its connection is served ``client_methods`` only, whatever its hello says.
-Each accepted connection gets a `PeerIdentity`; handlers read the one of the
-request they serve with `current_peer` (e.g. the key-value service's admin check).
+Each accepted connection gets a `PeerConnection`; handlers read the one of the
+request they serve with ``current_connection.get()`` (e.g. the key-value service's
+admin check).
 
 Budgets (issue 11), all per server, each closing or refusing with a log line and a
 `ServerStats` counter:
@@ -63,11 +64,11 @@ Budgets (issue 11), all per server, each closing or refusing with a log line and
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
 import ssl as _ssl
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Collection
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -76,7 +77,7 @@ from raftx.errors import BindError, NotAuthorized, ProtocolError
 from raftx.network import tls, wire
 from raftx.network.tcp import FlowControl, configure_socket
 
-__all__ = ["RpcServer", "ServerStats", "PeerInfo", "PeerIdentity", "Handler", "current_peer"]
+__all__ = ["RpcServer", "ServerStats", "PeerInfo", "PeerConnection", "Handler", "current_connection"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,31 +104,34 @@ class PeerInfo:
 
 
 @dataclass(frozen=True)
-class PeerIdentity:
-    """Who an accepted connection is, as far as the server could tell at its hello."""
+class PeerConnection:
+    """The identity of an accepted connection, as a handler may trust it.
 
-    #: The ``from`` of the hello (a node id, or a client's session id).
+    ``sender_id`` is the hello's ``"from"`` after every check of `RpcServer` (cluster,
+    target, TLS certificate binding, ``allowed_senders``, ``validate_peer``): it is the
+    ``sender_id`` argument of the handler. Without TLS it is only a claim; with TLS
+    (``bind_node_certs``) a node's certificate proves it. ``closed`` resolves when the
+    connection is gone (a handler ties per-connection state to it).
+    """
+
     sender_id: int
-    #: The connection speaks for node ``sender_id``: a named hello, and on TLS a
-    #: certificate naming ``raftx-node-<sender_id>``. Only such connections are served
-    #: non-client methods (Raft RPCs).
-    node: bool
+    peer: PeerInfo
+    closed: asyncio.Future[None]
+    #: The connection speaks for node ``sender_id``: a hello naming this node and, on
+    #: TLS, a certificate naming ``raftx-node-<sender_id>``. Only such connections are
+    #: served non-client methods (Raft RPCs).
+    node: bool = True
     #: ``is_member(sender_id)`` held at the hello (exempt from the client budgets).
-    member: bool
-    #: The peer's certificate names `raftx.network.tls.ADMIN_NAME`.
-    admin: bool
-    #: The connection is TLS (the other fields come from a verified certificate).
-    tls: bool
-    peername: Any = None
+    member: bool = False
+    #: The peer's TLS certificate names `raftx.network.tls.ADMIN_NAME`.
+    admin: bool = False
+    #: The connection is TLS (``peer.peercert`` is a verified certificate).
+    tls: bool = False
 
 
-_CURRENT_PEER: contextvars.ContextVar[PeerIdentity | None] = contextvars.ContextVar("raftx_peer", default=None)
-
-
-def current_peer() -> PeerIdentity | None:
-    """The `PeerIdentity` of the connection whose request the running handler serves
-    (None outside an `RpcServer` handler, e.g. in-process `MemRouter` calls)."""
-    return _CURRENT_PEER.get()
+#: The `PeerConnection` of the request whose handler is running (None outside one,
+#: e.g. in-process `MemRouter` calls).
+current_connection: ContextVar[PeerConnection | None] = ContextVar("raftx_current_connection", default=None)
 
 
 @dataclass
@@ -178,7 +182,7 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
         #: certificate that names no node.
         self.client_only = False
         #: Set once the hello is accepted.
-        self.identity: PeerIdentity | None = None
+        self.identity: PeerConnection | None = None
         self.member = False
         self.peername: Any = None
         self._closing = False
@@ -365,7 +369,8 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
         self.any_target = target is None
         self.client_only = not node
         self.member = member
-        self.identity = PeerIdentity(sender, node, member, cert.admin, server.ssl is not None, self.peername)
+        self.identity = PeerConnection(sender, PeerInfo(sender, self.peername, peercert), self.closed, node, member,
+                                       cert.admin, server.ssl is not None)
         server._admit(self)
         self._decoder = _core.codec.FrameDecoder(server.max_frame_bytes)
         self._write(wire.encode_message(wire.HELLO_ACK, {"v": wire.PROTOCOL_VERSION, "node": server.node_id}))
@@ -461,7 +466,7 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
     async def _handle(self, request_id: int, method: str, payload: memoryview, size: int) -> None:
         server = self._server
         assert self.sender_id is not None
-        token = _CURRENT_PEER.set(self.identity)
+        token = current_connection.set(self.identity)
         try:
             if self.client_only and not (server.client_methods is not None and server.client_methods(method)):
                 raise ProtocolError(f"method {method!r:.70} needs a hello naming node {server.node_id}"
@@ -479,7 +484,7 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
             if isinstance(exc, _BAD_REQUEST):
                 self._errors += 1
         finally:
-            _CURRENT_PEER.reset(token)
+            current_connection.reset(token)
             self._in_flight -= 1
             self._release(size)
         if self._closing:
@@ -551,7 +556,7 @@ class RpcServer:
     """Serves one node's RPCs over TCP (optionally mutual TLS). See the module docstring.
 
     ``handler(sender_id, method, payload)`` is awaited for each request and returns
-    the response bytes (`current_peer` tells it who is asking). ``allowed_senders``
+    the response bytes (``current_connection.get()`` tells it who is asking). ``allowed_senders``
     (node ids) and ``validate_peer`` (a callable taking a `PeerInfo`) restrict who may
     connect; with ``ssl`` and ``bind_node_certs`` (the default) a certificate naming
     ``raftx-node-<id>`` may only say it is from ``<id>`` and one naming no node gets
