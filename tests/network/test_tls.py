@@ -63,3 +63,12 @@ async def test_certificate_binds_the_hello_sender_to_its_node_id(make_server, ma
         assert await make_client(server.port, node_id=1, ssl=pki.client_context()).call("echo", b"ok") == b"ok"
     assert server.stats.connections_rejected == 1 and server.stats.identity_rejected == 1
     assert seen == [1]  # the forged hello was refused before validate_peer
+
+
+async def test_client_refuses_a_server_certificate_of_another_node(make_server, make_client, pki) -> None:
+    server = await make_server(ssl=pki.server_context())  # the server certificate names raftx-node-2
+    async with asyncio.timeout(10):
+        with pytest.raises(Unreachable, match=r"certificate of node\(s\) \[2\], not of node 3"):
+            await make_client(server.port, target_id=3, ssl=pki.client_context()).call("echo")
+        assert await make_client(server.port, target_id=2, ssl=pki.client_context()).call("echo", b"2") == b"2"
+    assert server.stats.requests == 1
