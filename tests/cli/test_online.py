@@ -21,17 +21,13 @@ import pytest
 from raftx.cli import main
 from raftx.launcher import LocalCluster, ManagedProcess, free_ports, wait_for_file
 
+from clikit import serving
+
 pytestmark = [pytest.mark.timeout(240), pytest.mark.durable]
 
 CLUSTER = "cli-test"
 WAIT = 30.0
 TOKEN = "cli-test-admin-token-0123456789"
-
-
-def _as_serve(p: ManagedProcess) -> None:
-    """Run the node through the ``raftx serve`` command instead of ``raftx.kv.server``."""
-    assert p.argv[1:3] == ["-m", "raftx.kv.server"]
-    p.argv[2:3] = ["raftx", "serve"]
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +38,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     token.chmod(0o600)
     c = LocalCluster(3, base_dir=base, cluster_name=CLUSTER,
                      node_args=["--heartbeat-ms", "50", "--log-level", "INFO", "--admin-token-file", str(token)])
-    for p in c.nodes.values():
-        _as_serve(p)
-    try:
-        c.start()
-        asyncio.run(c.wait_for_leader(WAIT))
-        yield c
-    finally:
-        c.cleanup()
+    yield from serving(c)
 
 
 def _json(capsys: pytest.CaptureFixture[str], argv: list[str], code: int = 0) -> dict:

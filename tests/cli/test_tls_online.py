@@ -9,7 +9,6 @@ write but not change the membership, an admin certificate may (issue 11).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Iterator
@@ -23,6 +22,8 @@ from raftx.kv import KVClient
 from raftx.launcher import LocalCluster, ManagedProcess, free_ports, wait_for_file
 from raftx.network import RpcClient, tls
 
+from clikit import serving
+
 pytestmark = [pytest.mark.timeout(240), pytest.mark.durable]
 
 CLUSTER = "tls-test"
@@ -33,15 +34,7 @@ WAIT = 30.0
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     c = LocalCluster(3, base_dir=tmp_path_factory.mktemp("tls-cluster"), cluster_name=CLUSTER, tls=True,
                      node_args=["--heartbeat-ms", "50"])
-    for p in c.nodes.values():  # through the console command, as a user runs it
-        assert p.argv[1:3] == ["-m", "raftx.kv.server"]
-        p.argv[2:3] = ["raftx", "serve"]
-    try:
-        c.start()
-        asyncio.run(c.wait_for_leader(WAIT))
-        yield c
-    finally:
-        c.cleanup()
+    yield from serving(c)
 
 
 def _tls_args(pki: tls.TestPki, which: str) -> list[str]:
