@@ -65,3 +65,41 @@ async def test_strangers_filling_the_connection_slots_cannot_lock_out_members(tm
         for w in held:
             w.close()
         await c.close()
+
+
+async def test_strangers_partial_frames_stay_within_one_receive_budget(tmp_path: Path) -> None:
+    """Before the fix each connection could hold a partial frame of up to max_frame_bytes
+    with no total: eight strangers here made a follower hold 8 MiB against a 2 MiB budget."""
+    c = Cluster("tcp", durable=True, tmp=tmp_path)
+    held: list[asyncio.StreamWriter] = []
+    try:
+        leader = await c.initialize([1, 2, 3])
+        target = next(i for i in c.nodes if i != leader.id)
+        rpc = c.servers[target].rpc
+        budget = 2 << 20
+        rpc.max_receive_buffer_bytes = budget
+        sent = 1 << 20
+        partial = int(sent + 1000).to_bytes(4, "little") + bytes([wire.REQUEST]) + bytes(sent - 5)
+        for _ in range(8):
+            reader, writer = await asyncio.open_connection("127.0.0.1", c.ports[target])
+            writer.write(stranger_hello(c.config.cluster_name, target))
+            head = await reader.readexactly(5)
+            await reader.readexactly(int.from_bytes(head[:4], "little") - 1)
+            writer.write(partial)
+            await writer.drain()
+            held.append(writer)
+        socknames = {w.get_extra_info("sockname") for w in held}
+
+        def strangers() -> list:  # the server's side of the strangers' connections still open
+            return [conn for conn in rpc._connections if conn.peername in socknames and not conn._closing]
+
+        async with asyncio.timeout(WAIT):  # until the node read every byte sent (or closed the sender)
+            while any(conn._decoder.buffered < sent for conn in strangers()):
+                await asyncio.sleep(0.01)
+        assert sum(conn._decoder.buffered for conn in strangers()) <= budget
+        resp = await leader.client_write(b"the leader still gets through")
+        await c.nodes[target].wait(WAIT).applied_index_at_least(resp.log_id.index, "replicated")
+    finally:
+        for w in held:
+            w.close()
+        await c.close()

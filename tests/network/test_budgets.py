@@ -161,3 +161,20 @@ async def test_error_budget_closes_a_connection_that_keeps_sending_bad_requests(
                 await good.call("no-such-method")
         assert await good.call("echo", b"still") == b"still"
     writer.close()
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+async def test_receive_accounting_returns_to_zero(make_server, make_client, ordered: bool) -> None:
+    server = await make_server(ordered=ordered, client_methods=lambda m: m == "echo")
+    async with asyncio.timeout(10):
+        named, anyone = make_client(server.port), make_client(server.port, target_id=None)
+        sizes = [0, 1, 100, 20_000, 300_000] * 6
+        got = await asyncio.gather(*(c.call("echo", bytes(n)) for n in sizes for c in (named, anyone)))
+        assert [len(g) for g in got] == [n for n in sizes for _ in (named, anyone)]
+        assert server.stats.buffered_bytes == 0  # every request was answered
+        reader, writer = await open_raw(server.port, hello(sender=9))
+        writer.write(struct.pack("<IB", 100_000, wire.REQUEST) + bytes(50_000))  # half a frame, then hang up
+        await writer.drain()
+        await wait_until(lambda: server.stats.buffered_bytes > 0, "partial frame held")
+        writer.close()
+        await wait_until(lambda: server.stats.buffered_bytes == 0, "released with its connection")
