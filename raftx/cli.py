@@ -9,13 +9,17 @@
   membership and replication lag;
 * ``raftx member list|add|remove``: the membership of a running cluster (thesis §4.3);
 * ``raftx bench``: a local multi-process cluster benchmark (`raftx.bench`);
-* ``raftx inspect DATA_DIR``: look inside a data directory (`raftx.storage.inspect`).
+* ``raftx inspect DATA_DIR``: look inside a data directory (`raftx.storage.inspect`);
+* ``raftx certs --out DIR --nodes 1,2,3``: a CA and certificates for a test cluster
+  (`raftx.network.tls.make_test_pki`).
 
 Every command has ``--help``; output is for humans unless ``--json``. Online commands
 take plain ``HOST:PORT`` addresses (no node ids needed) and ``--cluster-name``
-(default ``$RAFTX_CLUSTER_NAME`` or ``raftx``, as ``raftx serve``). Exit codes: 0 done,
-1 failed (a node did not answer, the change was refused), 2 bad usage; ``raftx serve``
-exits 70 at once when its node stops with ``Fatal`` (e.g. a storage failure).
+(default ``$RAFTX_CLUSTER_NAME`` or ``raftx``, as ``raftx serve``) and the client
+credentials of `raftx.cli_tls` (``--tls-cert/--tls-key/--tls-ca``; ``member`` also
+``--admin-token-file``). Exit codes: 0 done, 1 failed (a node did not answer, the
+change was refused), 2 bad usage; ``raftx serve`` exits 70 at once when its node stops
+with ``Fatal`` (e.g. a storage failure).
 """
 
 from __future__ import annotations
@@ -34,7 +38,8 @@ from typing import Any, TextIO
 
 import raftx
 from raftx import _core
-from raftx.errors import RaftError
+from raftx.cli_tls import add_client_options
+from raftx.errors import ConfigError, RaftError
 
 __all__ = ["main", "build_parser"]
 
@@ -129,17 +134,19 @@ def host_port(text: str) -> str:
     return text
 
 
-async def fetch_statuses(addrs: list[str], cluster_name: str, timeout: float) -> list[dict[str, Any]]:
+async def fetch_statuses(addrs: list[str], cluster_name: str, timeout: float,
+                         ssl: Any = None) -> list[dict[str, Any]]:
     """``kv.status`` of each address, in order: ``{"address", "ok", "error", ...status}``.
 
     A node that does not answer within ``timeout`` seconds gets ``ok: False`` and the
     reason; ``lag`` (entries the leader has that the node has not matched, §5.3) is
     filled in from the leader's replication progress when the leader is among them.
+    ``ssl``: a client `ssl.SSLContext` for nodes that run TLS.
     """
     from raftx.kv.client import KVClient
 
     async def one(addr: str) -> dict[str, Any]:
-        kv = KVClient([addr], cluster_name=cluster_name, timeout=timeout, attempt_timeout=timeout)
+        kv = KVClient([addr], cluster_name=cluster_name, timeout=timeout, attempt_timeout=timeout, ssl=ssl)
         try:
             return {"address": addr, "ok": True, "error": None, **await kv.status()}
         except RaftError as exc:
@@ -192,8 +199,15 @@ def print_status_table(rows: list[dict[str, Any]], out: TextIO) -> None:
         out.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
 
 
+def _credentials(args: argparse.Namespace) -> tuple[Any, bytes | None]:
+    from raftx.cli_tls import client_credentials
+
+    return client_credentials(args)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
-    rows = _run_value(fetch_statuses(args.addrs, args.cluster_name, args.timeout))
+    ssl, _ = _credentials(args)
+    rows = _run_value(fetch_statuses(args.addrs, args.cluster_name, args.timeout, ssl))
     if args.json:
         json.dump({"format": 1, "nodes": rows}, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -221,8 +235,9 @@ def _print_membership(view: dict[str, Any], out: TextIO) -> None:
 def cmd_member(args: argparse.Namespace) -> int:
     from raftx.kv.client import KVClient
 
+    ssl, token = _credentials(args)
     if args.action == "list":
-        rows = _run_value(fetch_statuses(args.endpoints, args.cluster_name, args.timeout))
+        rows = _run_value(fetch_statuses(args.endpoints, args.cluster_name, args.timeout, ssl))
         view = _membership_view(rows)
         if view is None:
             sys.stderr.write("raftx member: no node answered: "
@@ -239,7 +254,7 @@ def cmd_member(args: argparse.Namespace) -> int:
 
     async def change() -> dict[str, Any]:
         async with KVClient(args.endpoints, cluster_name=args.cluster_name, timeout=args.timeout,
-                            attempt_timeout=min(args.timeout, 3.0)) as kv:
+                            attempt_timeout=min(args.timeout, 3.0), ssl=ssl, admin_token=token) as kv:
             if args.action == "add":
                 return await kv.member_add(args.node_id, args.addr, timeout=args.timeout)
             return await kv.member_remove(args.node_id, timeout=args.timeout)
@@ -309,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
                             description="Ask each node (plain HOST:PORT, no node id needed) for its status.")
     status.add_argument("addrs", nargs="+", type=host_port, metavar="HOST:PORT")
     _online_options(status)
+    add_client_options(status)
     status.set_defaults(func=cmd_status)
 
     member = sub.add_parser("member", help="list, add or remove cluster members (thesis §4.3)",
@@ -326,7 +342,21 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-e", "--endpoints", type=host_port, nargs="+", required=True, metavar="HOST:PORT",
                        help="one or more nodes of the cluster")
         _online_options(p, timeout=60.0 if p is not m_list else 3.0)
+        add_client_options(p, admin=p is not m_list)
     member.set_defaults(func=cmd_member)
+
+    certs = sub.add_parser("certs", help="make a CA and node/admin/client certificates for a test cluster",
+                           description="Write ca.pem, node<ID>.pem (raftx-node-<ID> plus the --host SANs), "
+                                       "admin.pem (raftx-admin) and client.pem with their .key files to --out. "
+                                       "An existing ca.pem/ca.key there is reused. For tests and trials; see "
+                                       "SECURITY.md for production.")
+    certs.add_argument("--out", required=True, metavar="DIR", help="directory to write to")
+    certs.add_argument("--nodes", required=True, type=_node_ids, metavar="ID[,ID...]", help="node ids, e.g. 1,2,3")
+    certs.add_argument("--host", action="append", metavar="HOST", dest="hosts",
+                       help="a DNS name or IP address the nodes are reached at (repeat; default 127.0.0.1 "
+                            "and localhost)")
+    certs.add_argument("--days", type=int, default=365, help="validity in days (default 365)")
+    certs.set_defaults(func=cmd_certs)
 
     for name, (_, help_text) in DELEGATED.items():
         sub.add_parser(name, help=help_text, add_help=False)
@@ -341,6 +371,29 @@ def _node_id(text: str) -> int:
     if not 0 <= value < 2**63:
         raise argparse.ArgumentTypeError(f"node id must be an integer in 0..2**63-1, not {text!r}")
     return value
+
+
+def _node_ids(text: str) -> list[int]:
+    return [_node_id(t.strip()) for t in text.split(",")]
+
+
+def cmd_certs(args: argparse.Namespace) -> int:
+    from raftx.network.tls import make_test_pki
+
+    if args.days < 1:
+        sys.stderr.write("raftx certs: --days must be >= 1\n")
+        return 2
+    try:
+        pki = make_test_pki(args.out, args.nodes, hosts=args.hosts or ("127.0.0.1", "localhost"), days=args.days)
+    except RaftError as exc:
+        sys.stderr.write(f"raftx certs: {exc}\n")
+        return 1
+    out = sys.stdout
+    out.write(f"CA: {pki.ca}\n")
+    for i, (cert, key) in pki.nodes.items():
+        out.write(f"node {i}: {cert} {key}\n")
+    out.write(f"admin: {pki.admin[0]} {pki.admin[1]}\nclient: {pki.client[0]} {pki.client[1]}\n")
+    return 0
 
 
 def _online_options(p: argparse.ArgumentParser, timeout: float = 3.0) -> None:
@@ -365,7 +418,11 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "verbose", None) is not None:
         logging.basicConfig(stream=sys.stderr, level=logging.INFO if args.verbose else logging.CRITICAL,
                             format="%(levelname)s %(name)s: %(message)s")
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:  # unusable --tls-* / --admin-token-file files
+        sys.stderr.write(f"raftx {args.command}: {exc}\n")
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

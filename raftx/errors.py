@@ -120,6 +120,12 @@ class PeerNotAuthorized(ProtocolError):
     (`raftx.engine.peer_check`). Nothing changed on the node."""
 
 
+class NotAuthorized(RaftError):
+    """The connection's credential does not allow the request: membership
+    administration without an admin certificate or token, or (TLS) a hello whose
+    sender is not the node its certificate names. Nothing was changed."""
+
+
 class CorruptRecord(ProtocolError):
     """A log record or batch failed validation (length, CRC32C, index continuity).
 

@@ -206,12 +206,14 @@ class LocalCluster:
     Node ids are 1..n. ``base_dir`` holds ``node<i>/`` (data) and ``node<i>.log``
     (stderr); a temp dir is made (and removed by `cleanup`) when not given.
     ``node_args`` are extra ``raftx.kv.server`` arguments for every node (e.g.
-    ``["--no-fsync"]``).
+    ``["--no-fsync"]``). ``tls=True`` runs mutual TLS: `raftx.network.tls.make_test_pki`
+    writes a CA and certificates to ``base_dir/pki`` (`pki`), each node serves with its
+    own, and `client` / `statuses` use the admin certificate (`client_ssl`).
     """
 
     def __init__(self, n: int = 3, *, base_dir: str | os.PathLike[str] | None = None,
                  cluster_name: str = "raftx-local", node_args: Sequence[str] = (),
-                 python: str = sys.executable, env: Mapping[str, str] | None = None) -> None:
+                 python: str = sys.executable, env: Mapping[str, str] | None = None, tls: bool = False) -> None:
         if n < 1:
             raise ValueError("a cluster needs at least one node")
         self._own_dir = base_dir is None
@@ -221,11 +223,23 @@ class LocalCluster:
         ports = free_ports(n)
         self.addrs: dict[int, str] = {i + 1: f"127.0.0.1:{ports[i]}" for i in range(n)}
         env = child_env(env)
+        self.pki: Any = None
+        #: The `ssl.SSLContext` clients of this cluster need (None without ``tls``).
+        self.client_ssl: Any = None
+        if tls:
+            from raftx.network import tls as _tls
+
+            self.pki = _tls.make_test_pki(self.base_dir / "pki", self.addrs)
+            admin_cert, admin_key = self.pki.admin
+            self.client_ssl = _tls.client_context(admin_cert, admin_key, self.pki.ca)
         self.nodes: dict[int, ManagedProcess] = {}
         for i, addr in self.addrs.items():
             argv = [python, "-m", "raftx.kv.server", "--id", str(i), "--listen", addr,
                     "--data-dir", str(self.base_dir / f"node{i}"), "--cluster-name", cluster_name,
                     *[f"--peer={j}={a}" for j, a in self.addrs.items() if j != i], *node_args]
+            if self.pki is not None:
+                cert, key = self.pki.nodes[i]
+                argv += ["--tls-cert", str(cert), "--tls-key", str(key), "--tls-ca", str(self.pki.ca)]
             if i == 1:
                 argv.append("--init")
             self.nodes[i] = ManagedProcess(argv, log_path=self.base_dir / f"node{i}.log", env=env,
@@ -236,6 +250,7 @@ class LocalCluster:
         from raftx.kv.client import KVClient
 
         kwargs.setdefault("cluster_name", self.cluster_name)
+        kwargs.setdefault("ssl", self.client_ssl)
         return KVClient([f"{i}={a}" for i, a in self.addrs.items()], **kwargs)
 
     def start(self) -> None:
@@ -262,7 +277,7 @@ class LocalCluster:
 
         async def one(i: int) -> tuple[int, dict[str, Any] | None]:
             kv = KVClient([f"{i}={self.addrs[i]}"], cluster_name=self.cluster_name, timeout=timeout,
-                          attempt_timeout=timeout)
+                          attempt_timeout=timeout, ssl=self.client_ssl)
             try:
                 return i, await kv.status(i)
             except RaftError:

@@ -6,7 +6,8 @@ values: one level each) of ``--value-bytes`` values, for ``--duration`` seconds 
 ``--writes`` writes per level. The load comes through `raftx.kv.KVClient` over TCP
 from this process, or with ``--in-process-client`` from inside the leader with
 ``Raft.client_write`` (PySyncObj's benchmark style); ``--client both`` runs both.
-``--vs pysyncobj`` runs the same workload on PySyncObj (in-process style, its
+``--tls`` runs the KVClient load and the nodes' replication over mutual TLS (a
+throwaway CA, `raftx.launcher.LocalCluster`). ``--vs pysyncobj`` runs the same workload on PySyncObj (in-process style, its
 defaults: in-memory log, no fsync) in the same invocation and prints the ratios.
 
 ``--batch N ...`` (in-process client only) adds, for every N > 1, a run where each
@@ -126,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "(default: uvloop when installed)")
     ap.add_argument("--vs", choices=["pysyncobj"], help="also run the workload on PySyncObj and print ratios")
     ap.add_argument("--pysyncobj-journal", action="store_true", help="PySyncObj with its mmap file journal")
+    ap.add_argument("--tls", action="store_true",
+                    help="KVClient run: mutual TLS between the nodes and the load (raftx serve --tls-* with "
+                         "certificates from a throwaway CA; needs the 'cryptography' package)")
     ap.add_argument("--json", metavar="FILE", help="write every figure as JSON to FILE ('-': stdout)")
     ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return ap
@@ -176,7 +180,7 @@ def run_benchmark(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
     out: dict[str, Any] = {"format": 1, "python": platform.python_version(), "implementation": _core.IMPLEMENTATION,
                            "loop": loop, "fsync": not args.no_fsync, "value_bytes": args.value_bytes,
                            "nodes": args.nodes, "inflight": args.inflight, "batch": batches,
-                           "duration_s": duration, "writes_per_level": args.writes}
+                           "duration_s": duration, "writes_per_level": args.writes, "tls": args.tls}
     common = dict(nodes=args.nodes, inflight=args.inflight, duration=duration, max_writes=max_writes,
                   value_bytes=args.value_bytes, progress=progress)
     base = Path(tempfile.mkdtemp(prefix="raftx-bench-"))
@@ -195,7 +199,7 @@ def run_benchmark(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
             else:
                 # the KVClient load on the nodes' loop: on asyncio's slower loop it would measure the client
                 out[key] = run_on_loop(runs.run_kvclient(base / "kvclient", fsync=not args.no_fsync, loop=loop,
-                                                         **common), loop)
+                                                         tls=args.tls, **common), loop)
                 out[key].update(batch=1, title=run_title(key))
         if args.vs == "pysyncobj":
             out["pysyncobj"] = run_pysyncobj(base / "pysyncobj", journal=args.pysyncobj_journal, **common)

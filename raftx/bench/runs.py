@@ -88,11 +88,13 @@ def run_in_process(base: Path, *, nodes: int, inflight: list[int], duration: flo
 
 
 async def run_kvclient(base: Path, *, nodes: int, inflight: list[int], duration: float, max_writes: int,
-                       value_bytes: int, fsync: bool, progress: Progress, loop: str = "auto") -> dict[str, Any]:
+                       value_bytes: int, fsync: bool, progress: Progress, loop: str = "auto",
+                       tls: bool = False) -> dict[str, Any]:
     """``raftx serve`` node processes (event loop ``loop``), the load from this process
-    through `KVClient` (which coalesces concurrent puts into batches itself)."""
+    through `KVClient` (which coalesces concurrent puts into batches itself); ``tls``:
+    mutual TLS everywhere (`LocalCluster` makes a throwaway CA)."""
     base.mkdir(parents=True, exist_ok=True)
-    cluster = LocalCluster(nodes, base_dir=base, cluster_name=CLUSTER,
+    cluster = LocalCluster(nodes, base_dir=base, cluster_name=CLUSTER, tls=tls,
                            node_args=["--log-level", "WARNING", "--loop", loop, *([] if fsync else ["--no-fsync"])])
     stats = {f"node{i}": base / f"stats-node{i}.json" for i in cluster.nodes}
     for i, p in cluster.nodes.items():  # the same node, with CPU / fsync accounting around it

@@ -41,7 +41,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from raftx.errors import (
-    BadCommand, ConfigError, KVError, NetworkError, RemoteError, RPCError, Timeout, Unreachable,
+    BadCommand, ConfigError, KVError, NetworkError, NotAuthorized, RemoteError, RPCError, Timeout, Unreachable,
 )
 from raftx.kv import commands as C
 from raftx.kv import protocol as P
@@ -129,7 +129,10 @@ class KVClient:
 
     ``cluster_name`` must match the nodes' ``Config.cluster_name`` (``"raftx"`` is
     what ``raftx serve`` uses by default; an embedded node uses its `Config`'s); ``ssl`` is a
-    client `ssl.SSLContext` when the nodes use TLS. ``timeout``: seconds an
+    client `ssl.SSLContext` when the nodes use TLS (`raftx.network.tls.client_context`;
+    its certificate should name no node: ``raftx-admin`` for membership changes, any
+    other name for plain key-value use). ``admin_token``: sent with `member_add` /
+    `member_remove` (the nodes' ``--admin-token-file``). ``timeout``: seconds an
     operation may take in total, retries included; ``attempt_timeout``: one
     request. ``linearizable``: the default for `get`.
     """
@@ -146,6 +149,7 @@ class KVClient:
         max_in_flight: int = 4,
         ssl: _ssl.SSLContext | None = None,
         client_id: int | None = None,
+        admin_token: bytes | None = None,
     ) -> None:
         if max_batch < 1 or max_batch > P.MAX_BATCH or max_in_flight < 1:
             raise ConfigError(f"max_batch must be in 1..{P.MAX_BATCH} and max_in_flight >= 1")
@@ -162,6 +166,7 @@ class KVClient:
         self.max_batch = max_batch
         self.max_in_flight = max_in_flight
         self.ssl = ssl
+        self._admin_token = admin_token
         self.client_id = client_id if client_id is not None else random.SystemRandom().randrange(1 << 62, 1 << 63)
         self.leader: int | None = None
         self._conns: dict[int, RpcClient] = {}
@@ -247,10 +252,11 @@ class KVClient:
     async def _admin(self, method: str, request: list[Any], timeout: float) -> dict[str, Any]:
         """One membership request to the leader (following redirects), retried on
         connection failures until ``timeout``. Errors from the leader (`ChangeMembershipError`
-        and the like) come back as `RemoteError` and are not retried."""
+        and the like) come back as `RemoteError` and are not retried; a missing admin
+        credential raises `NotAuthorized`."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        payload = P.pack(request)
+        payload = P.pack(request if self._admin_token is None else [*request, self._admin_token])
         backoff = Backoff(0.05, 0.5)
         last = "no attempt"
         while True:
@@ -260,8 +266,10 @@ class KVClient:
                 target = self._learn(target)
                 reply = P.decode_reply(raw)
             except RemoteError as exc:
-                if getattr(exc, "remote_type", "") == "BadCommand":
-                    raise BadCommand(getattr(exc, "remote_message", str(exc))) from None
+                remote_type = getattr(exc, "remote_type", "")
+                if remote_type in ("BadCommand", "NotAuthorized"):
+                    cls = BadCommand if remote_type == "BadCommand" else NotAuthorized
+                    raise cls(getattr(exc, "remote_message", str(exc))) from None
                 raise
             except (Unreachable, NetworkError, Timeout, BadCommand) as exc:
                 self._failed(target)

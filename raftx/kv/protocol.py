@@ -11,13 +11,16 @@ and flow control. Payloads are msgpack:
               leadership first (ReadIndex, thesis §6.4); otherwise any node answers
               from its applied state (possibly stale);
 ``kv.status`` request empty; response a map (`STATUS_FIELDS`).
-``kv.member_add``     request ``[node_id, "host:port"]``: add the node as a learner,
+``kv.member_add``     request ``[node_id, "host:port"(, token)]``: add the node as a learner,
               wait until it caught up, then make it a voter (joint consensus,
               thesis §4.3); response ``[REPLY_RESULTS, [[OK, membership]]]`` with
               ``membership = {"members": [...], "learners": [...], "nodes": [[id, addr], ...]}``.
-``kv.member_remove``  request ``[node_id]``: change the membership without it (a voter
-              leaves through joint consensus; a learner is dropped); same response.
-              Both admin methods redirect from a follower like writes do.
+``kv.member_remove``  request ``[node_id(, token)]``: change the membership without it (a
+              voter leaves through joint consensus; a learner is dropped); same response.
+              Both admin methods redirect from a follower like writes do, and need an
+              admin credential: a TLS certificate named ``raftx-admin`` or the optional
+              ``token`` (bytes) equal to the node's ``raftx serve --admin-token-file``
+              (else `raftx.errors.NotAuthorized`, nothing changed).
 
 The response to ``kv.write`` / ``kv.read`` is ``[REPLY_RESULTS, [[status, value], ...]]``
 (one per item, in order) or ``[REPLY_REDIRECT, leader_id, leader_addr]`` when this
@@ -140,11 +143,16 @@ def decode_status(payload: Any) -> dict[str, Any]:
     return obj
 
 
-def decode_member(payload: Any, with_addr: bool) -> tuple[int, str | None]:
-    """``[node_id, "host:port"]`` (``with_addr``) or ``[node_id]``; `BadCommand` if malformed."""
-    obj = _unpack(payload, "kv membership request", 16)
+def decode_member(payload: Any, with_addr: bool) -> tuple[int, str | None, bytes | None]:
+    """``[node_id, "host:port"(, token)]`` (``with_addr``) or ``[node_id(, token)]`` ->
+    ``(node_id, addr, token)``; `BadCommand` if malformed."""
+    obj = _unpack(payload, "kv membership request", 1024)
     n = 2 if with_addr else 1
-    if not (isinstance(obj, list) and len(obj) == n and type(obj[0]) is int and 0 <= obj[0] < 2**63
-            and (not with_addr or (isinstance(obj[1], str) and obj[1]))):
-        raise BadCommand(f"membership request takes [node_id{', host:port' if with_addr else ''}], not {obj!r:.100}")
-    return obj[0], (obj[1] if with_addr else None)
+    if not (isinstance(obj, list) and len(obj) in (n, n + 1) and type(obj[0]) is int and 0 <= obj[0] < 2**63
+            and (not with_addr or (isinstance(obj[1], str) and obj[1]))
+            and (len(obj) == n or type(obj[n]) is bytes)):
+        shape = f"{len(obj)} items" if isinstance(obj, list) else type(obj).__name__
+        # Not echoed: the request may carry a token.
+        raise BadCommand(f"membership request takes [node_id{', host:port' if with_addr else ''}(, token)], "
+                         f"not {shape}")
+    return obj[0], (obj[1] if with_addr else None), (obj[n] if len(obj) > n else None)

@@ -10,12 +10,14 @@ fsync on) and its snapshots in ``DATA_DIR/snapshots`` (`raftx.kv.KVStateMachine`
 and serves Raft RPCs and ``kv.*`` clients on ``--listen`` (`KVNodeServer`).
 ``--init`` initializes a pristine cluster with this node and the peers as voters
 (ignored when the node already has state, so it is safe on every restart and on
-every node). Logs go to stderr. SIGTERM or SIGINT stops it cleanly: the server
-closes, the node shuts down, the log is closed (exit code 0). If the node stops on
-its own with `raftx.errors.Fatal` (a storage failure, DESIGN §2 rule 7), the process
-logs the cause and exits at once with `EXIT_FATAL`, also when a SIGTERM comes after
-the failure: a stopped node must not keep its port and look alive, so that a
-supervisor (systemd, Kubernetes) restarts it. uvloop is used when
+every node). ``--tls-cert/--tls-key/--tls-ca`` run mutual TLS and
+``--admin-token-file`` sets the membership admin token (`raftx.cli_tls`, SECURITY.md).
+Logs go to stderr. SIGTERM or SIGINT stops it cleanly: the server closes, the node
+shuts down, the log is closed (exit code 0). If the node stops on its own with
+`raftx.errors.Fatal` (a storage failure, DESIGN §2 rule 7), the process logs the cause
+and exits at once with `EXIT_FATAL`, also when a SIGTERM comes after the failure: a
+stopped node must not keep its port and look alive, so that a supervisor (systemd,
+Kubernetes) restarts it. uvloop is used when
 installed unless ``--loop asyncio``. ``--gc-gen0 N`` sets the process's
 generation-0 garbage collection threshold (`GC_GEN0_THRESHOLD` by default): a
 process setting, made here and never by the library.
@@ -38,6 +40,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+from raftx import cli_tls
 from raftx.config import Config, SnapshotPolicy
 from raftx.errors import Fatal, NotAllowed, RaftError
 from raftx.kv.client import parse_addrs
@@ -109,6 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--gc-gen0", type=int, default=GC_GEN0_THRESHOLD, metavar="N",
                     help="process setting: the generation-0 garbage collection threshold of this node "
                          f"process (default {GC_GEN0_THRESHOLD}; Python's own is 700; 0 keeps Python's)")
+    cli_tls.add_serve_options(ap)
     return ap
 
 
@@ -126,6 +130,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
                     snapshot_policy=SnapshotPolicy(args.snapshot_every),
                     max_in_snapshot_log_to_keep=args.snapshot_keep_log,
                     allow_log_reversion=args.allow_log_reversion).validate()
+    server_ssl, peer_ssl, admin_token = cli_tls.serve_credentials(args, args.id, host)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -137,11 +142,13 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
                                              cluster_name=args.cluster_name, node_id=args.id)
         stack.push_async_callback(store.close)
         sm = await KVStateMachine.open(data / "snapshots", fsync=not args.no_fsync)
-        raft = await Raft.new(args.id, config, TcpNetworkFactory(), store, sm)
+        raft = await Raft.new(args.id, config, TcpNetworkFactory(ssl=peer_ssl), store, sm)
         stack.push_async_callback(raft.shutdown)
-        server = await stack.enter_async_context(KVNodeServer(raft, sm, host, port))
-        logger.info("node %d serving on %s (cluster %r, data %s, loop %s)", args.id, server.addr,
-                    args.cluster_name, data, type(loop).__module__)
+        server = await stack.enter_async_context(KVNodeServer(raft, sm, host, port, ssl=server_ssl,
+                                                              admin_token=admin_token))
+        logger.info("node %d serving on %s (cluster %r, data %s, loop %s, tls %s, admin token %s)", args.id,
+                    server.addr, args.cluster_name, data, type(loop).__module__, server_ssl is not None,
+                    admin_token is not None)
         if args.init:
             members = {args.id: BasicNode(f"{host}:{server.port}"), **{i: BasicNode(a) for i, a in peers.items()}}
             try:

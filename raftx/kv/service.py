@@ -15,6 +15,11 @@ its public `raftx.Raft` API:
   calls): on the leader, `Raft.add_learner` (blocking until the learner caught up)
   then `Raft.change_membership` adding it as a voter, or `change_membership` without
   the node (thesis §4.3: joint consensus, one change at a time); followers redirect.
+  Only for an admin (checked before anything else): a connection whose TLS
+  certificate names ``raftx-admin`` (`raftx.network.tls`), or a request carrying
+  the node's admin token (``admin_token``, ``raftx serve --admin-token-file``;
+  compared in constant time). Anyone else gets `raftx.errors.NotAuthorized`, and a
+  node with neither TLS nor a token serves no membership changes at all.
 
 `KVNodeServer` serves a node's Raft RPCs (`raftx.network.raft_rpc.RaftRpcHandler`)
 *and* the ``kv.*`` methods on one port: a `raftx.network.raft_rpc.RaftServer` with
@@ -28,11 +33,15 @@ import logging
 import ssl as _ssl
 from typing import Any
 
-from raftx.errors import BadCommand, Fatal, ForwardToLeader, ProtocolError, QuorumNotEnough, Unreachable
+from raftx.errors import (
+    BadCommand, Fatal, ForwardToLeader, NotAuthorized, ProtocolError, QuorumNotEnough, Unreachable,
+)
 from raftx.kv import protocol as P
 from raftx.kv.commands import NOT_FOUND, OK, decode_fields
 from raftx.kv.state_machine import KVStateMachine
+from raftx.network import tls
 from raftx.network.raft_rpc import RaftRpcHandler, RaftServer, parse_addr
+from raftx.network.server import current_connection
 from raftx.types import BasicNode, ChangeMembers, ClientWriteResponse
 
 __all__ = ["KVNodeServer", "KVService"]
@@ -52,12 +61,14 @@ class KVService:
     ``write_timeout`` / ``read_timeout`` (seconds) bound how long one request waits
     for commit or for the read index; past it the items are answered
     ``ITEM_UNAVAILABLE`` (a write's outcome is then unknown: the client retries it
-    under the same serial, which is safe).
+    under the same serial, which is safe). ``admin_token``: the token that allows
+    membership changes besides an admin certificate (module docstring).
     """
 
     def __init__(self, raft: Any, state_machine: KVStateMachine, *, write_timeout: float = 10.0,
-                 read_timeout: float = 5.0, admin_timeout: float = 60.0) -> None:
+                 read_timeout: float = 5.0, admin_timeout: float = 60.0, admin_token: bytes | None = None) -> None:
         self.raft = raft
+        self._admin_token = admin_token
         self.sm = state_machine
         self.write_timeout = write_timeout
         self.read_timeout = read_timeout
@@ -138,7 +149,8 @@ class KVService:
     async def _member(self, method: str, payload: memoryview) -> bytes:
         """Add (learner, then voter) or remove one node; on the leader only (thesis §4.3)."""
         adding = method == P.MEMBER_ADD
-        node_id, addr = P.decode_member(payload, with_addr=adding)
+        node_id, addr, token = P.decode_member(payload, with_addr=adding)
+        self._check_admin(method, token)
         if addr is not None:
             try:
                 parse_addr(addr)
@@ -167,6 +179,21 @@ class KVService:
         summary = {"members": sorted(m.voter_ids()), "learners": sorted(m.learner_ids()),
                    "nodes": [[i, n.addr] for i, n in sorted(m.nodes.items())]}
         return P.pack([P.REPLY_RESULTS, [[OK, summary]]])
+
+    def _check_admin(self, method: str, token: bytes | None) -> None:
+        """`NotAuthorized` unless the request comes with an admin credential."""
+        peer = current_connection.get()
+        if peer is not None and peer.admin:
+            return
+        if self._admin_token is not None and token is not None and tls.token_matches(self._admin_token, token):
+            return
+        sender = None if peer is None else f"{peer.peer.peername} (sender {peer.sender_id})"
+        logger.warning("refused %s from %s: no admin credential", method, sender)
+        if self._admin_token is None and not (peer is not None and peer.tls):
+            raise NotAuthorized(f"{method} needs an admin credential, and this node has none configured "
+                                "(start it with --admin-token-file, or with TLS and use a raftx-admin certificate)")
+        raise NotAuthorized(f"{method} needs an admin credential: a TLS certificate named {tls.ADMIN_NAME} "
+                            "or the node's admin token (--admin-token-file)")
 
     def status(self) -> dict[str, Any]:
         """This node's view: role, term, leader, log progress, members, key count."""
@@ -216,14 +243,16 @@ class KVNodeServer(RaftServer):
         async with KVNodeServer(raft, sm, "127.0.0.1", 7001) as server:
             ...   # server.addr is "host:port" (the real port with port=0)
 
-    ``server_options`` go to `RpcServer` (``max_connections``, ``hello_timeout``, ...);
-    ``max_frame_bytes`` defaults to the node's ``Config.max_frame_bytes``.
+    ``server_options`` go to `RpcServer` (``max_connections``, ``hello_timeout``, the
+    budgets of `raftx.network.server`, ...); ``max_frame_bytes`` defaults to the node's
+    ``Config.max_frame_bytes``. ``admin_token``: see `KVService`.
     """
 
     def __init__(self, raft: Any, state_machine: KVStateMachine, host: str = "127.0.0.1", port: int = 0, *,
                  ssl: _ssl.SSLContext | None = None, write_timeout: float = 10.0, read_timeout: float = 5.0,
-                 **server_options: Any) -> None:
-        self.kv = KVService(raft, state_machine, write_timeout=write_timeout, read_timeout=read_timeout)
+                 admin_token: bytes | None = None, **server_options: Any) -> None:
+        self.kv = KVService(raft, state_machine, write_timeout=write_timeout, read_timeout=read_timeout,
+                            admin_token=admin_token)
         # Plain HOST:PORT clients (any-target hello) may call kv.* only; Raft RPCs need a
         # hello that names this node (raftx.network.server).
         server_options.setdefault("client_methods", KVService.handles)

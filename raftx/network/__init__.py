@@ -16,6 +16,11 @@ The same surface in process, with faults: ``router = MemRouter(random.Random(see
 ``router.register(2, handler)``, ``await router.client(1, 2).call("echo", b"hi")``,
 ``router.partition({1}, {2})``, ``router.set_link(1, 2, drop=0.1, delay=(0.001, 0.01))``.
 
+Mutual TLS: pass ``ssl=`` contexts from `raftx.network.tls` (``server_context`` /
+``client_context``); a certificate naming ``raftx-node-<id>`` binds a peer to its
+node id, and `RpcServer` keeps per-node budgets on connections and receive buffers
+(see `raftx.network.server` and SECURITY.md).
+
 The library never installs an event loop policy; to use uvloop, run your program
 with ``uvloop.run(main())`` (everything also works on the stdlib loop).
 """

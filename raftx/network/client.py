@@ -38,7 +38,7 @@ from raftx import _core
 from raftx.errors import (
     HandshakeRejected, NetworkError, ProtocolError, RemoteError, Timeout, Unreachable,
 )
-from raftx.network import wire
+from raftx.network import tls, wire
 from raftx.network.backoff import Backoff
 from raftx.network.tcp import FlowControl, configure_socket
 from raftx.network.window import InflightWindow
@@ -71,6 +71,13 @@ class _ClientConnection(asyncio.Protocol, FlowControl):
         self.transport = transport
         configure_socket(transport, self._client.keepalive)
         c = self._client
+        if c.ssl is not None and c.target_id is not None:
+            # The server's certificate, if it names nodes, must name the one we expect.
+            ids = tls.identity_of(transport.get_extra_info("peercert")).node_ids
+            if ids and c.target_id not in ids:
+                self._fail(f"{c.address} presented the TLS certificate of node(s) {sorted(ids)}, "
+                           f"not of node {c.target_id}")
+                return
         transport.writelines(wire.encode_hello(c.cluster_name, c.node_id, c.target_id))
 
     def data_received(self, data: bytes) -> None:
@@ -157,8 +164,10 @@ class RpcClient:
     """A pipelined request/response client for one peer (see the module docstring).
 
     ``node_id`` is this node (the sender named in the hello), ``target_id`` the node
-    expected at ``host:port`` (None: whoever answers there, learned as `remote_id`). ``ssl`` is a client `ssl.SSLContext` for (mutual) TLS;
-    ``server_hostname`` defaults to ``host``. ``backoff`` paces reconnection attempts
+    expected at ``host:port`` (None: whoever answers there, learned as `remote_id`).
+    ``ssl`` is a client `ssl.SSLContext` for (mutual) TLS (`raftx.network.tls`);
+    ``server_hostname`` defaults to ``host``. With TLS and a ``target_id``, a server
+    certificate that names nodes (``raftx-node-<id>``) but not the target is refused. ``backoff`` paces reconnection attempts
     (default `Backoff()`: 50 ms doubling to 1 s, half jitter); ``clock`` (default: the
     loop's ``time``) is what backoff deadlines are measured on. Use ``async with`` or
     call `close`.

@@ -462,8 +462,18 @@ def serve_on_router(router: MemRouter, raft: Any) -> None:
     router.register(raft.id, RaftRpcHandler(raft))
 
 
+def _is_member(raft: Any, node_id: int) -> bool:
+    """For `RpcServer`'s budgets: ``node_id`` is in the node's membership (voter or
+    learner, joint included) or is its current leader."""
+    m = raft.metrics().borrow()
+    return node_id in m.membership.nodes or node_id == m.current_leader
+
+
 class RaftServer:
     """Serves a node's Raft RPCs over TCP (optionally mutual TLS with ``ssl``).
+
+    Connections from members (`_is_member`) are exempt from the server's client
+    budgets (`raftx.network.server`); ``server_options`` go to `RpcServer`.
 
     Example::
 
@@ -475,6 +485,7 @@ class RaftServer:
                  ssl: _ssl.SSLContext | None = None, handler: Any = None, **server_options: Any) -> None:
         cfg = raft.config
         server_options.setdefault("max_frame_bytes", cfg.max_frame_bytes)
+        server_options.setdefault("is_member", lambda node_id: _is_member(raft, node_id))
         self.raft = raft
         #: The request handler: `RaftRpcHandler` unless a caller serves more methods on
         #: the same port (it should delegate the Raft methods to a `RaftRpcHandler`).

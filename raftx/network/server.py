@@ -30,6 +30,41 @@ the Raft stream, so an ordered connection still pipelines them: each runs in its
 task as it comes off the queue, at most ``max_client_requests`` at a time per
 connection. With ``ordered=False`` every request runs in its own task. Responses go
 out as they complete (the client matches them by request id either way).
+
+Identity (TLS): on a TLS server (``ssl``, with ``bind_node_certs``) the peer's
+certificate says who it is (`raftx.network.tls`): a certificate naming
+``raftx-node-<id>`` may only send hellos ``"from": <id>`` (another id is refused:
+a member cannot speak for another node), and a certificate naming no node is a
+client's: its connection is served ``client_methods`` only, whatever its hello says.
+Each accepted connection gets a `PeerConnection`; handlers read the one of the
+request they serve with ``current_connection.get()`` (e.g. the key-value service's
+admin check).
+
+Budgets (issue 11), all per server, each closing or refusing with a log line and a
+`ServerStats` counter:
+
+* *members*: ``is_member(sender_id)`` (a `raftx.network.raft_rpc.RaftServer` passes
+  "in the current membership or the current leader") marks a named, and on TLS
+  certificate-bound, hello as a member's. Members are always admitted and exempt
+  from the client limits below, at most ``max_connections_per_member`` each (a new
+  one closes that member's oldest: a restarted node's half-open connection);
+* ``max_pending_connections`` (256): connections that have not finished their hello
+  (each may hold `wire.PRE_HELLO_MAX_FRAME` bytes for ``hello_timeout``); one more
+  closes the oldest pending one, so a flood of silent sockets cannot keep a member
+  out;
+* ``max_connections`` (1024): accepted connections that are not members' (clients,
+  strangers); over it a hello is refused;
+* ``client_idle_timeout`` (60 s): a non-member connection that received nothing and
+  has no request in flight for that long is closed (its client reconnects on its
+  next call);
+* ``max_receive_buffer_bytes`` (256 MiB): all connections' received bytes not yet
+  answered (partial frames plus requests queued or being handled); when a receive
+  puts the total over it, the non-member connections holding the most are closed
+  until it fits (members' bytes count but are never cut: a leader's AppendEntries
+  must get through);
+* ``max_request_errors`` (100): requests on one connection answered with a
+  bad-request error (`ProtocolError`, `NotAuthorized`, `BadCommand`, other
+  ``ValueError`` / ``TypeError``); one more closes it.
 """
 
 from __future__ import annotations
@@ -37,15 +72,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl as _ssl
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Collection
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, cast
 
 from raftx import _core
-from raftx.errors import BindError, ProtocolError
-from raftx.network import wire
+from raftx.errors import BindError, NotAuthorized, ProtocolError
+from raftx.network import tls, wire
 from raftx.network.tcp import FlowControl, configure_socket
 
 __all__ = ["RpcServer", "ServerStats", "PeerInfo", "PeerConnection", "Handler", "current_connection"]
@@ -60,6 +95,8 @@ logger = logging.getLogger(__name__)
 Handler = Callable[[int, str, memoryview], Awaitable[Any]]
 
 _MAX_ERROR_MESSAGE = 4096
+# Handler errors that mean "the request was bad" (they count against max_request_errors).
+_BAD_REQUEST = (ProtocolError, NotAuthorized, ValueError, TypeError)
 
 
 @dataclass
@@ -77,19 +114,29 @@ class PeerConnection:
     """The identity of an accepted connection, as a handler may trust it.
 
     ``sender_id`` is the hello's ``"from"`` after every check of `RpcServer` (cluster,
-    target, ``allowed_senders``, ``validate_peer``): it is the ``sender_id`` argument
-    of the handler and the identity `raftx.network.raft_rpc.RaftRpcHandler` authorizes
-    Raft RPCs by. Without TLS it is only a claim; bind it to a certificate in
-    ``validate_peer`` (``peer.peercert``) to make it a proof. ``closed`` resolves when
-    the connection is gone (a handler ties per-connection state to it).
+    target, TLS certificate binding, ``allowed_senders``, ``validate_peer``): it is the
+    ``sender_id`` argument of the handler. Without TLS it is only a claim; with TLS
+    (``bind_node_certs``) a node's certificate proves it. ``closed`` resolves when the
+    connection is gone (a handler ties per-connection state to it).
     """
 
     sender_id: int
     peer: PeerInfo
     closed: asyncio.Future[None]
+    #: The connection speaks for node ``sender_id``: a hello naming this node and, on
+    #: TLS, a certificate naming ``raftx-node-<sender_id>``. Only such connections are
+    #: served non-client methods (Raft RPCs).
+    node: bool = True
+    #: ``is_member(sender_id)`` held at the hello (exempt from the client budgets).
+    member: bool = False
+    #: The peer's TLS certificate names `raftx.network.tls.ADMIN_NAME`.
+    admin: bool = False
+    #: The connection is TLS (``peer.peercert`` is a verified certificate).
+    tls: bool = False
 
 
-#: The `PeerConnection` of the request whose handler is running (None outside one).
+#: The `PeerConnection` of the request whose handler is running (None outside one,
+#: e.g. in-process `MemRouter` calls).
 current_connection: ContextVar[PeerConnection | None] = ContextVar("raftx_current_connection", default=None)
 
 
@@ -109,6 +156,20 @@ class ServerStats:
     frames_rejected: int = 0
     requests: int = 0
     handler_errors: int = 0
+    #: Hellos refused because a TLS certificate did not match the hello's sender.
+    identity_rejected: int = 0
+    #: Pending (pre-hello) connections closed to make room (``max_pending_connections``).
+    pending_evicted: int = 0
+    #: A member's oldest connection closed for a new one (``max_connections_per_member``).
+    member_connections_replaced: int = 0
+    #: Non-member connections closed after ``client_idle_timeout``.
+    idle_timeouts: int = 0
+    #: Non-member connections closed to keep within ``max_receive_buffer_bytes``.
+    buffer_evictions: int = 0
+    #: Connections closed after more than ``max_request_errors`` bad requests.
+    error_budget_closes: int = 0
+    #: Received bytes held right now (partial frames + unanswered requests), all connections.
+    buffered_bytes: int = 0
 
 
 class _ServerConnection(asyncio.Protocol, FlowControl):
@@ -117,21 +178,40 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
     def __init__(self, server: RpcServer) -> None:
         FlowControl.__init__(self)
         self._server = server
+        self._loop = asyncio.get_running_loop()
         self._decoder = _core.codec.FrameDecoder(wire.PRE_HELLO_MAX_FRAME)
         self._hello_timer: asyncio.TimerHandle | None = None
         self.sender_id: int | None = None
-        #: Set once the hello is accepted (`current_connection` while a handler runs).
-        self.identity: PeerConnection | None = None
-        #: The hello named no target (a client): only ``client_methods`` are served.
+        #: The hello named no target (a client).
         self.any_target = False
+        #: Only ``client_methods`` are served: an any-target hello, or (TLS) a
+        #: certificate that names no node.
+        self.client_only = False
+        #: Set once the hello is accepted.
+        self.identity: PeerConnection | None = None
+        self.member = False
         self.peername: Any = None
         self._closing = False
-        self._queue: deque[tuple[int, str, memoryview]] = deque()
+        self._queue: deque[tuple[int, str, memoryview, int]] = deque()
         self._queue_waiter: asyncio.Future[None] | None = None
         self._read_paused = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._client_slots = asyncio.Semaphore(server.max_client_requests)
-        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.closed: asyncio.Future[None] = self._loop.create_future()
+        # Receive-buffer accounting (RpcServer.max_receive_buffer_bytes): bytes of the
+        # partial frame in the decoder, and of received requests not yet answered.
+        self._buffered = 0
+        self._request_bytes = 0
+        self._accounted = True
+        self._in_flight = 0
+        self._errors = 0
+        self._last_activity = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
+
+    @property
+    def held_bytes(self) -> int:
+        """Received bytes this connection holds (counted in the server's budget)."""
+        return self._buffered + self._request_bytes
 
     # -- asyncio callbacks ------------------------------------------------------------
 
@@ -144,11 +224,18 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
         stats = server.stats
         stats.connections_accepted += 1
         stats.connections_active += 1
-        if stats.connections_active > server.max_connections:
-            self._reject(f"too many connections (max_connections={server.max_connections})")
-            return
+        pending = server._pending
+        pending[self] = None
+        if len(pending) > server.max_pending_connections:
+            # Close the oldest silent socket rather than refuse this one: a member's
+            # connection sends its hello at once and so outlives a flood of idle ones.
+            oldest = next(iter(pending))
+            stats.pending_evicted += 1
+            logger.warning("more than max_pending_connections=%d connections without a hello; closing the "
+                           "oldest, from %s", server.max_pending_connections, oldest.peername)
+            oldest._close()
         configure_socket(transport, server.keepalive)
-        self._hello_timer = asyncio.get_running_loop().call_later(server.hello_timeout, self._on_hello_timeout)
+        self._hello_timer = self._loop.call_later(server.hello_timeout, self._on_hello_timeout)
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
@@ -158,11 +245,20 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
         except ProtocolError as exc:
             self._bad_frame(str(exc))
             return
+        server = self._server
+        if not self.member:
+            self._last_activity = self._loop.time()
+        self._account(frames)
+        if server.stats.buffered_bytes > server.max_receive_buffer_bytes:
+            server._enforce_buffer_budget()
+            if self._closing:
+                return
         if self.sender_id is None and frames:
             if len(frames) > 1 or self._decoder.buffered:
                 # §5.2 of the ecosystem notes: nothing may follow the hello before HelloAck.
                 self._bad_frame("bytes after the hello before the hello was acknowledged")
                 return
+            self._release(len(frames[0][1]))
             self._on_hello(*frames[0])
             return
         for frame_type, body in frames:
@@ -178,16 +274,40 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
                            self.peername, self.sender_id, self._decoder.buffered)
         self._closing = True
         self._flow_lost()
-        if self._hello_timer is not None:
-            self._hello_timer.cancel()
+        self._cancel_timers()
+        self._drop_accounting()
         for task in self._tasks:
             task.cancel()
         self._wake_queue()
         server.stats.connections_active -= 1
-        server._connections.discard(self)
+        server._forget(self)
         logger.debug("peer %s (node %s) disconnected: %s", self.peername, self.sender_id, exc)
         if not self.closed.done():
             self.closed.set_result(None)
+
+    # -- receive-buffer accounting ----------------------------------------------------
+
+    def _account(self, frames: list[tuple[int, bytes]]) -> None:
+        """Count what the last feed left in the decoder and the frames it completed."""
+        if not self._accounted:
+            return
+        buffered = self._decoder.buffered
+        added = sum(len(body) for _, body in frames)
+        self._server.stats.buffered_bytes += buffered - self._buffered + added
+        self._buffered = buffered
+        self._request_bytes += added
+
+    def _release(self, size: int) -> None:
+        """A received frame of ``size`` bytes was answered (or was the hello)."""
+        if self._accounted:
+            self._request_bytes -= size
+            self._server.stats.buffered_bytes -= size
+
+    def _drop_accounting(self) -> None:
+        if self._accounted:
+            self._accounted = False
+            self._server.stats.buffered_bytes -= self._buffered + self._request_bytes
+            self._buffered = self._request_bytes = 0
 
     # -- hello ------------------------------------------------------------------------
 
@@ -208,6 +328,10 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
         except ProtocolError as exc:
             self._bad_frame(str(exc))
             return
+        assert self.transport is not None
+        peercert = self.transport.get_extra_info("peercert") if server.ssl is not None else None
+        cert = tls.identity_of(peercert)
+        node = target is not None
         reason = None
         if version not in wire.SUPPORTED_VERSIONS:
             reason = f"unsupported protocol version {version} (supported: {sorted(wire.SUPPORTED_VERSIONS)})"
@@ -217,11 +341,18 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
             reason = f"a target node id is required (this is node {server.node_id})"
         elif target is not None and target != server.node_id:
             reason = f"wrong target node {target} (this is node {server.node_id})"
+        elif server.ssl is not None and server.bind_node_certs and cert.node_ids and sender not in cert.node_ids:
+            # A member's certificate cannot speak for another node (issue 11).
+            server.stats.identity_rejected += 1
+            reason = (f"the TLS certificate is node {','.join(map(str, sorted(cert.node_ids)))}'s, "
+                      f"but the hello says it is from {sender}")
+        elif server.ssl is not None and server.bind_node_certs and not cert.node_ids and \
+                server.client_methods is None:
+            reason = f"the TLS certificate names no node ({tls.NODE_NAME_PREFIX}<id>)"
         elif server.allowed_senders is not None and sender not in server.allowed_senders:
             reason = f"sender node {sender} is not allowed"
         elif server.validate_peer is not None:
-            assert self.transport is not None
-            info = PeerInfo(sender, self.peername, self.transport.get_extra_info("peercert"))
+            info = PeerInfo(sender, self.peername, peercert)
             try:
                 ok = server.validate_peer(info)
             except Exception as exc:
@@ -229,6 +360,11 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
                 ok, reason = False, f"peer validation failed: {type(exc).__name__}"
             if not ok and reason is None:
                 reason = f"sender node {sender} refused by validate_peer"
+        if reason is None and server.ssl is not None and server.bind_node_certs and not cert.node_ids:
+            node = False  # a client's certificate: client methods only, whatever the hello says
+        member = node and server.is_member is not None and _safe_is_member(server.is_member, sender)
+        if reason is None and not member and len(server._clients) >= server.max_connections:
+            reason = f"too many client connections (max_connections={server.max_connections})"
         if reason is not None:
             self._reject(reason, sender=sender)
             return
@@ -236,21 +372,40 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
             self._hello_timer.cancel()
             self._hello_timer = None
         self.sender_id = sender
-        assert self.transport is not None
-        self.identity = PeerConnection(
-            sender, PeerInfo(sender, self.peername, self.transport.get_extra_info("peercert")), self.closed)
         self.any_target = target is None
+        self.client_only = not node
+        self.member = member
+        self.identity = PeerConnection(sender, PeerInfo(sender, self.peername, peercert), self.closed, node, member,
+                                       cert.admin, server.ssl is not None)
+        server._admit(self)
         self._decoder = _core.codec.FrameDecoder(server.max_frame_bytes)
         self._write(wire.encode_message(wire.HELLO_ACK, {"v": wire.PROTOCOL_VERSION, "node": server.node_id}))
         if server.ordered:
             self._spawn(self._run_ordered())
-        logger.debug("peer %s is node %s (cluster %r)", self.peername, sender, cluster)
+        if not member and server.client_idle_timeout > 0:
+            self._idle_timer = self._loop.call_at(self._last_activity + server.client_idle_timeout, self._on_idle)
+        logger.debug("peer %s is node %s (cluster %r, member %s)", self.peername, sender, cluster, member)
 
     def _reject(self, reason: str, sender: int | None = None) -> None:
         self._server.stats.connections_rejected += 1
         logger.warning("rejecting connection from %s (node %s): %s", self.peername, sender, reason)
         self._write(wire.encode_message(wire.HELLO_REJECT, {"reason": reason[:200]}))
         self._close()
+
+    def _on_idle(self) -> None:
+        self._idle_timer = None
+        if self._closing:
+            return
+        timeout = self._server.client_idle_timeout
+        now = self._loop.time()
+        if self._in_flight == 0 and now - self._last_activity >= timeout:
+            self._server.stats.idle_timeouts += 1
+            logger.info("closing client connection from %s (sender %s): idle for %.3gs", self.peername,
+                        self.sender_id, timeout)
+            self._close()
+            return
+        due = self._last_activity + timeout if self._in_flight == 0 else now + timeout
+        self._idle_timer = self._loop.call_at(max(due, now + 0.001), self._on_idle)
 
     # -- requests ---------------------------------------------------------------------
 
@@ -270,15 +425,16 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
         server = self._server
         server.stats.requests += 1
         request_id, method = header
+        self._in_flight += 1
         if server.ordered:
-            self._queue.append((request_id, method, payload))
+            self._queue.append((request_id, method, payload, len(body)))
             self._wake_queue()
             if len(self._queue) >= server.max_queued_requests and not self._read_paused:
                 assert self.transport is not None
                 self._read_paused = True
                 self.transport.pause_reading()
         else:
-            self._spawn(self._handle(request_id, method, payload))
+            self._spawn(self._handle(request_id, method, payload, len(body)))
 
     def _wake_queue(self) -> None:
         waiter = self._queue_waiter
@@ -288,14 +444,14 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
     async def _run_ordered(self) -> None:
         """Handle this connection's requests one at a time, in arrival order."""
         queue = self._queue
-        loop = asyncio.get_running_loop()
+        loop = self._loop
         while not self._closing:
             if not queue:
                 self._queue_waiter = loop.create_future()
                 await self._queue_waiter
                 self._queue_waiter = None
                 continue
-            request_id, method, payload = queue.popleft()
+            request_id, method, payload, size = queue.popleft()
             if self._read_paused and len(queue) < self._server.max_queued_requests // 2:
                 assert self.transport is not None
                 self._read_paused = False
@@ -303,28 +459,26 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
             client_methods = self._server.client_methods
             if client_methods is not None and client_methods(method):
                 await self._client_slots.acquire()  # bounded: a slot frees as a handler ends
-                self._spawn(self._handle_client(request_id, method, payload))
+                self._spawn(self._handle_client(request_id, method, payload, size))
             else:
-                await self._handle(request_id, method, payload)
+                await self._handle(request_id, method, payload, size)
 
-    async def _handle_client(self, request_id: int, method: str, payload: memoryview) -> None:
+    async def _handle_client(self, request_id: int, method: str, payload: memoryview, size: int) -> None:
         try:
-            await self._handle(request_id, method, payload)
+            await self._handle(request_id, method, payload, size)
         finally:
             self._client_slots.release()
 
-    async def _handle(self, request_id: int, method: str, payload: memoryview) -> None:
+    async def _handle(self, request_id: int, method: str, payload: memoryview, size: int) -> None:
         server = self._server
         assert self.sender_id is not None
+        token = current_connection.set(self.identity)
         try:
-            if self.any_target and not (server.client_methods is not None and server.client_methods(method)):
-                raise ProtocolError(f"method {method!r:.70} needs a hello naming node {server.node_id} "
-                                    "(any-target connections may call client methods only)")
-            token = current_connection.set(self.identity)
-            try:
-                result = await server.handler(self.sender_id, method, payload)
-            finally:
-                current_connection.reset(token)
+            if self.client_only and not (server.client_methods is not None and server.client_methods(method)):
+                raise ProtocolError(f"method {method!r:.70} needs a hello naming node {server.node_id}"
+                                    + (" and a node's TLS certificate" if server.ssl is not None else "")
+                                    + " (client connections may call client methods only)")
+            result = await server.handler(self.sender_id, method, payload)
             if not isinstance(result, (bytes, bytearray, memoryview)):
                 raise TypeError(f"handler for {method!r} returned {type(result).__name__}, not bytes")
             message = wire.encode_message(wire.RESPONSE, [request_id], result)
@@ -333,7 +487,19 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
             logger.debug("handler for %r from node %s raised %r", method, self.sender_id, exc)
             text = str(exc)[:_MAX_ERROR_MESSAGE].encode("utf-8", "replace")
             message = wire.encode_message(wire.ERROR, [request_id, type(exc).__name__[:64]], text)
+            if isinstance(exc, _BAD_REQUEST):
+                self._errors += 1
+        finally:
+            current_connection.reset(token)
+            self._in_flight -= 1
+            self._release(size)
         if self._closing:
+            return
+        if self._errors > server.max_request_errors:
+            server.stats.error_budget_closes += 1
+            logger.warning("closing connection from %s (node %s): more than max_request_errors=%d bad requests",
+                           self.peername, self.sender_id, server.max_request_errors)
+            self._close()
             return
         self.send(message)
         await self.drain()
@@ -341,7 +507,7 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
     # -- plumbing ---------------------------------------------------------------------
 
     def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
+        task = self._loop.create_task(coro)
         self._tasks.add(task)
         self._server._tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -363,10 +529,17 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
         logger.warning("closing connection from %s (node %s): %s", self.peername, self.sender_id, reason)
         self._close()
 
+    def _cancel_timers(self) -> None:
+        for timer in (self._hello_timer, self._idle_timer):
+            if timer is not None:
+                timer.cancel()
+        self._hello_timer = self._idle_timer = None
+
     def _close(self) -> None:
         self._closing = True
-        if self._hello_timer is not None:
-            self._hello_timer.cancel()
+        self._cancel_timers()
+        self._drop_accounting()  # the bytes are dropped with the connection
+        self._server._forget(self)
         if self.transport is not None:
             self.transport.close()
 
@@ -377,15 +550,29 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
             self.transport.abort()
 
 
+def _safe_is_member(is_member: Callable[[int], bool], sender: int) -> bool:
+    try:
+        return bool(is_member(sender))
+    except Exception:
+        logger.exception("is_member raised for node %s; treating it as a non-member", sender)
+        return False
+
+
 class RpcServer:
     """Serves one node's RPCs over TCP (optionally mutual TLS). See the module docstring.
 
     ``handler(sender_id, method, payload)`` is awaited for each request and returns
-    the response bytes. ``allowed_senders`` (node ids) and ``validate_peer`` (a callable
-    taking a `PeerInfo`, e.g. to bind a TLS certificate to a node id) restrict who may
-    connect. ``client_methods`` (a predicate on method names; None: refuse) lets clients
-    connect with the *any target* hello and call those methods only, and runs up to
-    ``max_client_requests`` of them at once per connection (module docstring).
+    the response bytes (``current_connection.get()`` tells it who is asking). ``allowed_senders``
+    (node ids) and ``validate_peer`` (a callable taking a `PeerInfo`) restrict who may
+    connect; with ``ssl`` and ``bind_node_certs`` (the default) a certificate naming
+    ``raftx-node-<id>`` may only say it is from ``<id>`` and one naming no node gets
+    client methods only. ``client_methods`` (a predicate on method names; None:
+    refuse) lets clients connect with the *any target* hello and call those methods
+    only, and runs up to ``max_client_requests`` of them at once per connection.
+    ``is_member`` (a predicate on node ids) and the budgets ``max_pending_connections``,
+    ``max_connections`` (non-member connections), ``max_connections_per_member``,
+    ``client_idle_timeout`` (seconds, 0: never), ``max_receive_buffer_bytes`` and
+    ``max_request_errors`` are described in the module docstring.
     Use ``async with RpcServer(...) as server`` or `start` / `close`.
     """
 
@@ -409,10 +596,26 @@ class RpcServer:
         keepalive: bool = True,
         client_methods: Callable[[str], bool] | None = None,
         max_client_requests: int = 64,
+        bind_node_certs: bool = True,
+        is_member: Callable[[int], bool] | None = None,
+        max_pending_connections: int = 256,
+        max_connections_per_member: int = 4,
+        client_idle_timeout: float = 60.0,
+        max_receive_buffer_bytes: int = 256 * 1024 * 1024,
+        max_request_errors: int = 100,
     ) -> None:
         wire.check_max_frame_bytes(max_frame_bytes)
         wire.check_cluster_name(cluster_name)
         wire.check_node_id("node_id", node_id)
+        for name, value in (("max_client_requests", max_client_requests),
+                            ("max_pending_connections", max_pending_connections),
+                            ("max_connections_per_member", max_connections_per_member)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, not {value}")
+        if max_connections < 0 or max_request_errors < 0 or client_idle_timeout < 0:
+            raise ValueError("max_connections, max_request_errors and client_idle_timeout must be >= 0")
+        if max_receive_buffer_bytes < wire.PRE_HELLO_MAX_FRAME:
+            raise ValueError(f"max_receive_buffer_bytes must be >= {wire.PRE_HELLO_MAX_FRAME}")
         self.handler = handler
         self.host = host
         self._requested_port = port
@@ -429,14 +632,66 @@ class RpcServer:
         self.max_queued_requests = max(2, max_queued_requests)
         self.keepalive = keepalive
         self.client_methods = client_methods
-        if max_client_requests < 1:
-            raise ValueError(f"max_client_requests must be >= 1, not {max_client_requests}")
         self.max_client_requests = max_client_requests
+        self.bind_node_certs = bind_node_certs
+        self.is_member = is_member
+        self.max_pending_connections = max_pending_connections
+        self.max_connections_per_member = max_connections_per_member
+        self.client_idle_timeout = client_idle_timeout
+        self.max_receive_buffer_bytes = max_receive_buffer_bytes
+        self.max_request_errors = max_request_errors
         self.stats = ServerStats()
         self._server: asyncio.base_events.Server | None = None
         self._connections: set[_ServerConnection] = set()
+        self._pending: OrderedDict[_ServerConnection, None] = OrderedDict()
+        self._clients: set[_ServerConnection] = set()
+        self._members: dict[int, list[_ServerConnection]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._port: int | None = None
+
+    # -- connection bookkeeping (budgets) ---------------------------------------------
+
+    def _admit(self, conn: _ServerConnection) -> None:
+        """``conn``'s hello was accepted: it is a member's or a client's from now on."""
+        self._pending.pop(conn, None)
+        if not conn.member:
+            self._clients.add(conn)
+            return
+        assert conn.sender_id is not None
+        mine = self._members.setdefault(conn.sender_id, [])
+        mine.append(conn)
+        while len(mine) > self.max_connections_per_member:
+            oldest = mine[0]
+            self.stats.member_connections_replaced += 1
+            logger.info("node %s has more than max_connections_per_member=%d connections; closing its oldest "
+                        "(from %s)", conn.sender_id, self.max_connections_per_member, oldest.peername)
+            oldest._close()  # removes it from ``mine``
+
+    def _forget(self, conn: _ServerConnection) -> None:
+        self._connections.discard(conn)
+        self._pending.pop(conn, None)
+        self._clients.discard(conn)
+        if conn.member and conn.sender_id is not None:
+            mine = self._members.get(conn.sender_id)
+            if mine is not None and conn in mine:
+                mine.remove(conn)
+                if not mine:
+                    del self._members[conn.sender_id]
+
+    def _enforce_buffer_budget(self) -> None:
+        """Over ``max_receive_buffer_bytes``: close the non-member connections holding the
+        most until the total fits (members' bytes are never cut)."""
+        stats = self.stats
+        victims = sorted((c for c in self._connections if not c.member and not c._closing and c.held_bytes),
+                         key=lambda c: c.held_bytes, reverse=True)
+        for conn in victims:
+            if stats.buffered_bytes <= self.max_receive_buffer_bytes:
+                break
+            stats.buffer_evictions += 1
+            logger.warning("receive buffers over max_receive_buffer_bytes=%d; closing the connection from %s "
+                           "(sender %s) holding %d bytes", self.max_receive_buffer_bytes, conn.peername,
+                           conn.sender_id, conn.held_bytes)
+            conn._close()
 
     @property
     def port(self) -> int:

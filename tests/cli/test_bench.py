@@ -148,3 +148,10 @@ def test_drive_counts_each_write_of_a_call_and_its_failures() -> None:
     assert level["failed"] == len(calls[1]) + failed_in_calls
     assert level["errors"] == {"OSError": len(calls[1]), "TimeoutError": failed_in_calls}
     assert level["writes"] == 23 - level["failed"] and level["calls_in_flight"] == 2
+
+
+def test_kvclient_run_over_mutual_tls(capsys: pytest.CaptureFixture[str]) -> None:
+    out = _bench(capsys, "--inflight", "4", "--writes", "20", "--no-fsync", "--tls")
+    assert out["tls"] is True
+    (level,) = out["raftx_kvclient"]["levels"]
+    assert level["writes"] == 20 and level["failed"] == 0

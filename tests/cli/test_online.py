@@ -4,7 +4,8 @@ The nodes run as ``python -m raftx serve`` (the console command) with segmented 
 in a temp dir; status and membership go through `raftx.cli.main` with plain
 ``HOST:PORT`` addresses (the any-target hello: no node ids given). A 4th node
 started without ``--init`` joins with ``member add`` (learner, catch-up, then voter,
-thesis §4.3) and leaves with ``member remove``. Every wait is bounded.
+thesis §4.3) and leaves with ``member remove``, both with the nodes' admin token
+(``--admin-token-file``); without it they are refused. Every wait is bounded.
 """
 
 from __future__ import annotations
@@ -20,30 +21,24 @@ import pytest
 from raftx.cli import main
 from raftx.launcher import LocalCluster, ManagedProcess, free_ports, wait_for_file
 
+from clikit import serving
+
 pytestmark = [pytest.mark.timeout(240), pytest.mark.durable]
 
 CLUSTER = "cli-test"
 WAIT = 30.0
-
-
-def _as_serve(p: ManagedProcess) -> None:
-    """Run the node through the ``raftx serve`` command instead of ``raftx.kv.server``."""
-    assert p.argv[1:3] == ["-m", "raftx.kv.server"]
-    p.argv[2:3] = ["raftx", "serve"]
+TOKEN = "cli-test-admin-token-0123456789"
 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    c = LocalCluster(3, base_dir=tmp_path_factory.mktemp("cli-cluster"), cluster_name=CLUSTER,
-                     node_args=["--heartbeat-ms", "50", "--log-level", "INFO"])
-    for p in c.nodes.values():
-        _as_serve(p)
-    try:
-        c.start()
-        asyncio.run(c.wait_for_leader(WAIT))
-        yield c
-    finally:
-        c.cleanup()
+    base = tmp_path_factory.mktemp("cli-cluster")
+    token = base / "admin-token"
+    token.write_text(TOKEN + "\n")
+    token.chmod(0o600)
+    c = LocalCluster(3, base_dir=base, cluster_name=CLUSTER,
+                     node_args=["--heartbeat-ms", "50", "--log-level", "INFO", "--admin-token-file", str(token)])
+    yield from serving(c)
 
 
 def _json(capsys: pytest.CaptureFixture[str], argv: list[str], code: int = 0) -> dict:
@@ -99,16 +94,27 @@ def test_member_add_list_remove(cluster: LocalCluster, tmp_path: Path,
     (port,) = free_ports(1)
     addr4 = f"127.0.0.1:{port}"
     ready = tmp_path / "ready4"
+    token = cluster.base_dir / "admin-token"
     node4 = ManagedProcess([sys.executable, "-m", "raftx", "serve", "--id", "4", "--listen", addr4,
                             "--data-dir", str(tmp_path / "node4"), "--cluster-name", CLUSTER,
-                            "--ready-file", str(ready)],
+                            "--ready-file", str(ready), "--admin-token-file", str(token)],
                            log_path=tmp_path / "node4.log", env=cluster.nodes[1].env, name="raftx-node4")
     endpoint = cluster.addrs[2]  # any node: a follower redirects to the leader
     try:
         node4.start()
         wait_for_file(ready, WAIT, [node4])
+        # A plain key-value client (no admin token) cannot change the membership.
+        assert main(["member", "add", "4", addr4, "-e", endpoint, "--cluster-name", CLUSTER, "--timeout", "10"]) == 1
+        assert "NotAuthorized" in capsys.readouterr().err
+        wrong = tmp_path / "wrong-token"
+        wrong.write_text("not-the-admin-token-at-all")
+        assert main(["member", "add", "4", addr4, "-e", endpoint, "--cluster-name", CLUSTER, "--timeout", "10",
+                     "--admin-token-file", str(wrong)]) == 1
+        assert "NotAuthorized" in capsys.readouterr().err
+        assert _json(capsys, ["member", "list", "-e", endpoint, "--cluster-name", CLUSTER, "--json"])["members"] \
+            == [1, 2, 3]
         added = _json(capsys, ["member", "add", "4", addr4, "-e", endpoint, "--cluster-name", CLUSTER,
-                               "--json", "--timeout", "60"])
+                               "--json", "--timeout", "60", "--admin-token-file", str(token)])
         assert added["members"] == [1, 2, 3, 4] and added["learners"] == []
         assert [4, addr4] in added["nodes"]
 
@@ -119,7 +125,10 @@ def test_member_add_list_remove(cluster: LocalCluster, tmp_path: Path,
                               "--json"])["nodes"]
         assert rows[3]["id"] == 4 and rows[3]["state"] in ("Follower", "Leader")
 
-        assert main(["member", "remove", "4", "-e", endpoint, "--cluster-name", CLUSTER]) == 0
+        assert main(["member", "remove", "4", "-e", endpoint, "--cluster-name", CLUSTER]) == 1  # no token
+        assert "NotAuthorized" in capsys.readouterr().err
+        assert main(["member", "remove", "4", "-e", endpoint, "--cluster-name", CLUSTER,
+                     "--admin-token-file", str(token)]) == 0
         assert "node 4 removed" in capsys.readouterr().out
         listed = _json(capsys, ["member", "list", "-e", endpoint, "--cluster-name", CLUSTER, "--json"])
         assert listed["members"] == [1, 2, 3] and all(n[0] != 4 for n in listed["nodes"])

@@ -7,13 +7,15 @@ intact, a mutual-TLS cluster, and garbage sent to a node's RPC port.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from pathlib import Path
 
 import pytest
 
 from raftx import ServerState
-from raftx.errors import ForwardToLeader, RemoteError
-from raftx.network import RpcClient
+from raftx.errors import ForwardToLeader, HandshakeRejected, RemoteError
+from raftx.network import RpcClient, tls
+from raftx.network.tls import make_test_pki
 from tests.runtime.raftkit import WAIT, Cluster
 
 pytestmark = pytest.mark.timeout(90)
@@ -72,8 +74,15 @@ async def test_restart_one_follower_catches_up(tcp_cluster: Cluster) -> None:
 
 
 async def test_mutual_tls_cluster(tmp_path: Path, pki) -> None:
-    c = Cluster("tcp", durable=True, tmp=tmp_path, server_ssl=pki.server_context(),
-                client_ssl=pki.client_context())
+    nodes = make_test_pki(tmp_path / "pki", [1, 2, 3])
+
+    def server_ssl(i: int) -> ssl.SSLContext:
+        return tls.server_context(*nodes.nodes[i], nodes.ca)
+
+    def client_ssl(i: int) -> ssl.SSLContext:
+        return tls.client_context(*nodes.nodes[i], nodes.ca)
+
+    c = Cluster("tcp", durable=True, tmp=tmp_path, server_ssl=server_ssl, client_ssl=client_ssl)
     try:
         leader = await c.initialize([1, 2, 3])
         resp = await leader.client_write(b"secret")
@@ -85,6 +94,15 @@ async def test_mutual_tls_cluster(tmp_path: Path, pki) -> None:
         with pytest.raises(Exception):
             await rogue.call("vote", b"", timeout=5)
         await rogue.close()
+        # a member's certificate cannot say it is another member (issue 11)
+        other = next(i for i in c.nodes if i != leader.id)
+        third = next(i for i in c.nodes if i not in (leader.id, other))
+        forged = RpcClient("127.0.0.1", c.ports[leader.id], cluster_name=c.config.cluster_name, node_id=third,
+                           target_id=leader.id, ssl=client_ssl(other), server_hostname="localhost")
+        with pytest.raises(HandshakeRejected, match=f"node {other}'s, but the hello says it is from {third}"):
+            await forged.call("vote", b"", timeout=5)
+        await forged.close()
+        assert c.servers[leader.id].rpc.stats.identity_rejected == 1
         assert leader.metrics().borrow().state == ServerState.LEADER
     finally:
         await c.close()

@@ -52,7 +52,7 @@ def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def _cert(subject: str, key: Any, issuer: str, issuer_key: Any, *, ca: bool) -> x509.Certificate:
+def _cert(subject: str, key: Any, issuer: str, issuer_key: Any, *, ca: bool, node: int | None = None) -> x509.Certificate:
     now = datetime.datetime.now(datetime.timezone.utc)
     builder = (
         x509.CertificateBuilder()
@@ -70,8 +70,10 @@ def _cert(subject: str, key: Any, issuer: str, issuer_key: Any, *, ca: bool) -> 
                           key_encipherment=False, data_encipherment=False, key_agreement=False,
                           encipher_only=False, decipher_only=False), critical=True)
     else:
-        builder = builder.add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        names: list[x509.GeneralName] = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        if node is not None:  # binds the certificate to a node id (raftx.network.tls)
+            names.append(x509.DNSName(f"raftx-node-{node}"))
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     return builder.sign(issuer_key, hashes.SHA256())
 
 
@@ -83,14 +85,14 @@ def _write(path: Path, cert: x509.Certificate, key: Any | None = None) -> None:
 
 
 def make_pki(d: Path) -> Pki:
-    """A CA, a server and a client certificate from it, and a client certificate from
-    another CA, written to directory ``d``."""
+    """A CA, a server (node 2) and a client (node 1) certificate from it, and a client
+    certificate (node 1) from another CA, written to directory ``d``."""
     ca_key, rogue_ca_key = _key(), _key()
     ca = _cert("raftx test CA", ca_key, "raftx test CA", ca_key, ca=True)
     _write(d / "ca.pem", ca)
-    for name, issuer, issuer_key in (("server", "raftx test CA", ca_key), ("client", "raftx test CA", ca_key),
-                                     ("rogue", "rogue CA", rogue_ca_key)):
+    for name, issuer, issuer_key, node in (("server", "raftx test CA", ca_key, 2), ("client", "raftx test CA", ca_key, 1),
+                                           ("rogue", "rogue CA", rogue_ca_key, 1)):
         key = _key()
-        _write(d / f"{name}.pem", _cert(f"node-{name}", key, issuer, issuer_key, ca=False), key)
+        _write(d / f"{name}.pem", _cert(f"node-{name}", key, issuer, issuer_key, ca=False, node=node), key)
     return Pki(d / "ca.pem", d / "server.pem", d / "server.key", d / "client.pem", d / "client.key",
                d / "rogue.pem", d / "rogue.key")

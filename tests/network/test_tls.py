@@ -48,17 +48,27 @@ async def test_plain_client_cannot_talk_to_tls_server(make_server, make_client, 
     assert server.stats.requests == 0
 
 
-async def test_validate_peer_can_bind_certificate_to_node_id(make_server, make_client, pki) -> None:
-    def only_cn_node_client_as_node_1(peer: PeerInfo) -> bool:
-        assert peer.peercert is not None
-        cn = dict(x[0] for x in peer.peercert["subject"])["commonName"]
-        return cn == "node-client" and peer.sender_id == 1
+async def test_certificate_binds_the_hello_sender_to_its_node_id(make_server, make_client, pki) -> None:
+    seen: list[int] = []
 
-    server = await make_server(ssl=pki.server_context(), validate_peer=only_cn_node_client_as_node_1,
-                               allowed_senders={1, 3})
+    def validate(peer: PeerInfo) -> bool:
+        seen.append(peer.sender_id)
+        return True
+
+    # The client certificate names raftx-node-1: it may not say it is node 3.
+    server = await make_server(ssl=pki.server_context(), validate_peer=validate, allowed_senders={1, 3})
     async with asyncio.timeout(10):
-        with pytest.raises(Unreachable, match="refused by validate_peer"):
+        with pytest.raises(Unreachable, match="certificate is node 1's, but the hello says it is from 3"):
             await make_client(server.port, node_id=3, ssl=pki.client_context()).call("echo")
         assert await make_client(server.port, node_id=1, ssl=pki.client_context()).call("echo", b"ok") == b"ok"
-    assert server.stats.connections_rejected == 1
+    assert server.stats.connections_rejected == 1 and server.stats.identity_rejected == 1
+    assert seen == [1]  # the forged hello was refused before validate_peer
 
+
+async def test_client_refuses_a_server_certificate_of_another_node(make_server, make_client, pki) -> None:
+    server = await make_server(ssl=pki.server_context())  # the server certificate names raftx-node-2
+    async with asyncio.timeout(10):
+        with pytest.raises(Unreachable, match=r"certificate of node\(s\) \[2\], not of node 3"):
+            await make_client(server.port, target_id=3, ssl=pki.client_context()).call("echo")
+        assert await make_client(server.port, target_id=2, ssl=pki.client_context()).call("echo", b"2") == b"2"
+    assert server.stats.requests == 1

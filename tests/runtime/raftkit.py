@@ -43,14 +43,15 @@ class Cluster:
     """In-process nodes sharing one transport (see the module docstring)."""
 
     def __init__(self, transport: str = "mem", *, durable: bool = False, tmp: Path | None = None,
-                 config: Config | None = None, server_ssl: _ssl.SSLContext | None = None,
-                 client_ssl: _ssl.SSLContext | None = None, io: Any = None) -> None:
+                 config: Config | None = None, server_ssl: Any = None,
+                 client_ssl: Any = None, io: Any = None) -> None:
         assert transport in ("mem", "tcp")
         assert not durable or tmp is not None
         self.transport = transport
         self.durable = durable
         self.tmp = tmp
         self.config = config or fast_config()
+        #: `ssl.SSLContext`s, or callables ``node_id -> context`` (one certificate per node).
         self.server_ssl = server_ssl
         self.client_ssl = client_ssl
         self.io = io  # FileIO for node stores (fault injection), keyed by node id
@@ -84,13 +85,15 @@ class Cluster:
         if self.transport == "mem":
             net: Any = MemNetworkFactory(self.router)
         else:
-            net = TcpNetworkFactory(ssl=self.client_ssl, server_hostname="localhost" if self.client_ssl else None)
+            client_ssl = self.client_ssl(i) if callable(self.client_ssl) else self.client_ssl
+            net = TcpNetworkFactory(ssl=client_ssl, server_hostname="localhost" if client_ssl else None)
         raft = await Raft.new(i, self.config, net, store, sm)
         self.nodes[i], self.stores[i], self.sms[i] = raft, store, sm
         if self.transport == "mem":
             serve_on_router(self.router, raft)
         else:
-            server = RaftServer(raft, "127.0.0.1", self.ports.get(i, 0), ssl=self.server_ssl)
+            server_ssl = self.server_ssl(i) if callable(self.server_ssl) else self.server_ssl
+            server = RaftServer(raft, "127.0.0.1", self.ports.get(i, 0), ssl=server_ssl)
             await server.start()
             self.servers[i] = server
             self.ports[i] = server.port
