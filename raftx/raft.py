@@ -38,7 +38,7 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping
 from raftx.config import Config
 from raftx.engine import events as ev
 from raftx.engine import following
-from raftx.errors import ConfigError, ForwardToLeader, ProtocolError
+from raftx.errors import ConfigError, ForwardToLeader, ProtocolError, StorageError
 from raftx.messages import (
     AppendEntriesRequest,
     AppendEntriesResponse,
@@ -53,6 +53,7 @@ from raftx.runtime.core import RaftCore
 from raftx.runtime.entries import as_engine_entries
 from raftx.runtime.snapshot_recv import SnapshotReceiver
 from raftx.runtime.state import RaftState
+from raftx.runtime.tasks import close_quietly
 from raftx.runtime.wait import Wait
 from raftx.runtime.watch import WatchReceiver
 from raftx.network.protocols import RaftNetworkFactory
@@ -196,7 +197,6 @@ class Raft:
             lambda vote, snapshot, sender: self.install_full_snapshot(vote, snapshot, sender=sender),
             core.config.max_snapshot_bytes,
             admit=lambda req, sender: following.admit_snapshot_chunk(core.engine, req, sender),
-            verify=getattr(core.sm, "verify_snapshot", None),
         )
 
     # -- life cycle ------------------------------------------------------------------
@@ -466,12 +466,30 @@ class Raft:
 
         The node ignores a snapshot not newer than its commit index. Returns the
         `SnapshotResponse` (this node's vote). ``sender``: as for `append_entries`.
+        The request is checked first (`receive_snapshot_chunk`'s rules), then the data
+        with the state machine's ``verify_snapshot(meta, file)`` when it has one: data
+        it refuses (`StorageError`) raises `ProtocolError` and changes nothing, where a
+        failed install after the log was purged would stop the node.
 
         Example: ``await raft.install_full_snapshot(leader_vote, Snapshot(meta, f))``
         """
         if not isinstance(vote, Vote) or not isinstance(snapshot, Snapshot):
             raise ProtocolError("install_full_snapshot takes a Vote and a Snapshot")
         core = self._core
+        core.check_running()
+        stale = following.admit_snapshot_chunk(core.engine, InstallSnapshotRequest(vote, snapshot.meta), sender)
+        if stale is not None:
+            close_quietly(snapshot.snapshot)
+            return stale
+        verify = getattr(core.sm, "verify_snapshot", None)
+        if verify is not None:
+            try:
+                snapshot.snapshot.seek(0)
+                await verify(snapshot.meta, snapshot.snapshot)
+                snapshot.snapshot.seek(0)
+            except StorageError as exc:
+                close_quietly(snapshot.snapshot)
+                raise ProtocolError(f"snapshot {snapshot.meta.snapshot_id} refused: {exc}") from exc
         fut = core.new_future()
         core.deliver_snapshot(ev.SnapshotReceived(vote, snapshot.meta, fut, sender), snapshot.snapshot)
         return await fut  # type: ignore[no-any-return]

@@ -30,7 +30,7 @@ from raftx.engine.commands import InstallSnapshot
 from raftx.engine.state import each_responder
 from raftx.errors import ProtocolError
 from raftx.messages import AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, LogEntries, SnapshotResponse
-from raftx.types import LogId, SnapshotMeta, Vote
+from raftx.types import SnapshotMeta, Vote
 
 if TYPE_CHECKING:
     from raftx.engine.engine import Engine

@@ -78,6 +78,7 @@ import msgpack
 from raftx.config import Config
 from raftx.errors import ProtocolError, RaftError, Unreachable
 from raftx.messages import (
+    MAX_TERM,
     AppendEntriesRequest,
     AppendEntriesResponse,
     InstallSnapshotRequest,
@@ -145,6 +146,15 @@ def _un_vote(x: Any) -> Vote:
                     _bool(committed, "vote committed"))
     except (TypeError, ValueError, OverflowError) as exc:
         raise ProtocolError(f"bad vote {x!r:.80}: {exc}") from exc
+
+
+def _response_vote(x: Any) -> Vote:
+    """A peer's answer is range-checked like a request (`MAX_TERM`): the leader adopts a
+    higher term it sees (§5.1), so an unusable term must not get in through an answer."""
+    v = _un_vote(x)
+    if v.term > MAX_TERM:
+        raise ProtocolError(f"response term {v.term} is above the largest accepted term {MAX_TERM}")
+    return v
 
 
 def _un_log_id(x: Any) -> LogId | None:
@@ -238,7 +248,7 @@ def _encode_append_response(r: AppendEntriesResponse) -> bytes:
 
 def _decode_append_response(payload: bytes) -> AppendEntriesResponse:
     (vote, ok, matching, ci, ct), _ = _unframe(payload, 5)
-    return AppendEntriesResponse(_un_vote(vote), _bool(ok, "success"), _un_log_id(matching),
+    return AppendEntriesResponse(_response_vote(vote), _bool(ok, "success"), _un_log_id(matching),
                                  _int(ci, "conflict_index"), _int(ct, "conflict_term"))
 
 
@@ -248,7 +258,8 @@ def _encode_vote_response(r: VoteResponse) -> bytes:
 
 def _decode_vote_response(payload: bytes) -> VoteResponse:
     (vote, granted, last, pre), _ = _unframe(payload, 4)
-    return VoteResponse(_un_vote(vote), _bool(granted, "vote_granted"), _un_log_id(last), _bool(pre, "pre_vote"))
+    return VoteResponse(_response_vote(vote), _bool(granted, "vote_granted"), _un_log_id(last),
+                        _bool(pre, "pre_vote"))
 
 
 def _encode_chunk(vote: Vote, meta_bytes: bytes, offset: int, done: bool, crc: int | None, data: bytes) -> bytes:
@@ -340,7 +351,7 @@ class RpcRaftNetwork:
 
 def _decode_snapshot_response(payload: bytes) -> SnapshotResponse:
     (vote,), _ = _unframe(payload, 1)
-    return SnapshotResponse(_un_vote(vote))
+    return SnapshotResponse(_response_vote(vote))
 
 
 def _ttl(option: RPCOption | None) -> float | None:

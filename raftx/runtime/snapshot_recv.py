@@ -24,10 +24,10 @@ Before a byte of a chunk is stored (issue 11):
   e.g. `raftx.network.server.PeerConnection`) is discarded when that connection closes:
   an abandoned transfer holds no file.
 
-A complete snapshot is then checked by ``verify`` (the state machine's optional
-``verify_snapshot(meta, file)``, which raises `raftx.errors.StorageError` for data it
-could not install) before the engine sees it: garbage is refused with an error answer
-and the node keeps running, instead of failing the install after the log was purged.
+``install`` (`raftx.Raft.install_full_snapshot`) then checks the complete data with
+the state machine's optional ``verify_snapshot(meta, file)`` before the engine sees
+it: garbage is refused with an error answer and the node keeps running, instead of
+failing the install after the log was purged.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Any, Awaitable, Callable
 
-from raftx.errors import ProtocolError, StorageError
+from raftx.errors import ProtocolError
 from raftx.messages import InstallSnapshotRequest, SnapshotResponse
 from raftx.runtime.tasks import close_quietly
 from raftx.types import Snapshot, SnapshotMeta, Vote
@@ -84,14 +84,12 @@ class SnapshotReceiver:
         max_snapshot_bytes: int = 1 << 40,
         *,
         admit: Callable[[InstallSnapshotRequest, int | None], SnapshotResponse | None] | None = None,
-        verify: Callable[[SnapshotMeta, Any], Awaitable[None]] | None = None,
         free_bytes: Callable[[Any], int | None] = disk_free,
     ) -> None:
         self._begin = begin
         self._install = install
         self._max = max_snapshot_bytes
         self._admit = admit
-        self._verify = verify
         self._free_bytes = free_bytes
         self._current: _Transfer | None = None
 
@@ -154,13 +152,6 @@ class SnapshotReceiver:
                 f"snapshot {req.meta.snapshot_id} checksum mismatch: sent {checksum:#010x}, "
                 f"received {cur.crc:#010x}"
             )
-        if self._verify is not None:
-            try:
-                cur.file.seek(0)
-                await self._verify(cur.meta, cur.file)
-            except StorageError as exc:
-                close_quietly(cur.file)
-                raise ProtocolError(f"snapshot {req.meta.snapshot_id} refused: {exc}") from exc
         cur.file.seek(0)
         logger.info("received snapshot %s (%d bytes) up to %s", req.meta.snapshot_id, cur.received,
                     req.meta.last_log_id)

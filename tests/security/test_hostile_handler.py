@@ -29,7 +29,7 @@ from raftx.network.raft_rpc import MemNetworkFactory, RaftRpcHandler, RpcRaftNet
 from raftx.raft import Raft
 from raftx.storage import MemLogStore, MemStateMachine
 from raftx.storage.batch import EncodedBatch
-from raftx.types import BasicNode, Entry, LogId, Membership, SnapshotMeta, StoredMembership, Vote
+from raftx.types import BasicNode, Entry, LogId, Membership, Snapshot, SnapshotMeta, StoredMembership, Vote
 from tests.runtime.raftkit import fast_config
 from hostile import node_state
 
@@ -136,3 +136,23 @@ async def _one(sender: int, method: str, req: Any) -> None:
 def test_a_refused_request_changes_nothing(sender: int, request: tuple[str, Any]) -> None:
     method, req = request
     asyncio.run(_one(sender, method, req))
+
+
+async def test_garbage_snapshot_through_the_applications_own_transport_is_refused() -> None:
+    """`Raft.install_full_snapshot` (no chunking, no sender) checks the data too."""
+    import io
+
+    raft, _ = await follower()
+    try:
+        before = await node_state(raft)
+        meta = SnapshotMeta(LogId(3, 10), StoredMembership(LogId(1, 0), MEMBERS), "garbage")
+        try:
+            await raft.install_full_snapshot(LEADER_VOTE, Snapshot(meta, io.BytesIO(b"garbage")))
+        except ProtocolError:
+            pass
+        else:
+            raise AssertionError("a garbage snapshot was installed")
+        assert await node_state(raft) == before
+        assert raft.metrics().borrow().running_state is None
+    finally:
+        await raft.shutdown()
