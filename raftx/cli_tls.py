@@ -37,28 +37,30 @@ __all__ = ["add_client_options", "add_serve_options", "client_credentials", "is_
 logger = logging.getLogger(__name__)
 
 
-def _tls_triplet(p: argparse.ArgumentParser, prefix: str, what: str) -> None:
-    p.add_argument(f"--{prefix}tls-cert", type=Path, metavar="FILE", help=f"{what}: certificate (PEM)")
-    p.add_argument(f"--{prefix}tls-key", type=Path, metavar="FILE", help=f"{what}: private key (PEM)")
-    p.add_argument(f"--{prefix}tls-ca", type=Path, metavar="FILE",
-                   help=f"{what}: CA certificate(s) the other side's certificate must chain to")
+def _tls_triplet(p: Any, prefix: str, cert_help: str, ca_help: str) -> None:
+    p.add_argument(f"--{prefix}tls-cert", type=Path, metavar="FILE", help=cert_help)
+    p.add_argument(f"--{prefix}tls-key", type=Path, metavar="FILE", help=f"the private key of --{prefix}tls-cert (PEM)")
+    p.add_argument(f"--{prefix}tls-ca", type=Path, metavar="FILE", help=ca_help)
 
 
 def add_serve_options(p: argparse.ArgumentParser) -> None:
     """``raftx serve``'s credential options (module docstring)."""
     g = p.add_argument_group("security", "mutual TLS and the admin credential (see SECURITY.md)")
-    _tls_triplet(g, "", "mutual TLS for peers and clients (this node's raftx-node-<id> certificate)")  # type: ignore[arg-type]
-    _tls_triplet(g, "client-", "the node's identity when it connects to peers (default: --tls-*)")  # type: ignore[arg-type]
+    _tls_triplet(g, "", "mutual TLS: this node's certificate (PEM, naming raftx-node-<id>)",
+                 "the CA (PEM) every peer's and client's certificate must chain to")
+    _tls_triplet(g, "client-", "the certificate the node presents to its peers (default: --tls-cert)",
+                 "the CA the peers' certificates must chain to (default: --tls-ca)")
     g.add_argument("--admin-token-file", type=Path, metavar="FILE",
                    help="a file holding the token that allows membership changes (raftx member --admin-token-file)")
 
 
 def add_client_options(p: argparse.ArgumentParser, *, admin: bool = False) -> None:
     """A client command's credential options (module docstring)."""
-    _tls_triplet(p, "", "mutual TLS with the nodes (a client or raftx-admin certificate)")
+    _tls_triplet(p, "", "mutual TLS with the nodes: a client (or raftx-admin) certificate (PEM)",
+                 "the CA (PEM) the nodes' certificates must chain to")
     if admin:
         p.add_argument("--admin-token-file", type=Path, metavar="FILE",
-                       help="the nodes' admin token (else a raftx-admin --tls-cert is needed)")
+                       help="the nodes' admin token (else --tls-cert must be a raftx-admin certificate)")
 
 
 def _context(args: argparse.Namespace, prefix: str, server: bool) -> ssl.SSLContext | None:

@@ -12,7 +12,7 @@ PUBLIC = {
     "SnapshotMeta Snapshot ChangeMembers ClientWriteResponse RaftMetrics Raft",
     "raftx.errors": "RaftError ForwardToLeader Fatal ClientWriteError ChangeMembershipError InProgress "
     "EmptyMembership LearnerNotFound InitializeError NotAllowed NotInMembers QuorumNotEnough RPCError Timeout "
-    "Unreachable NetworkError RemoteError StorageError ConfigError ProtocolError",
+    "Unreachable NetworkError RemoteError StorageError ConfigError ProtocolError NotAuthorized",
     "raftx.storage": "RaftLogStorage RaftLogReader RaftStateMachine RaftSnapshotBuilder SegmentedLogStore "
     "MemLogStore SqliteLogStore",
     "raftx.network": "RaftNetworkFactory RaftNetwork TcpNetworkFactory RaftServer MemRouter",

@@ -43,10 +43,11 @@ admin check).
 Budgets (issue 11), all per server, each closing or refusing with a log line and a
 `ServerStats` counter:
 
-* *members*: ``is_member(sender_id)`` (a `raftx.network.raft_rpc.RaftServer` passes
-  "in the current membership or the current leader") marks a named, and on TLS
-  certificate-bound, hello as a member's. Members are always admitted and exempt
-  from the client limits below, at most ``max_connections_per_member`` each (a new
+* *members* (peers): a named hello whose sender passes ``is_member(sender_id)`` (a
+  `raftx.network.raft_rpc.RaftServer` passes "in the current membership or the
+  current leader") or, on TLS, whose certificate names that sender (so a pristine
+  node lets its future leader in). Members are always admitted and exempt from the
+  client limits below, at most ``max_connections_per_member`` each (a new
   one closes that member's oldest: a restarted node's half-open connection);
 * ``max_pending_connections`` (256): connections that have not finished their hello
   (each may hold `wire.PRE_HELLO_MAX_FRAME` bytes for ``hello_timeout``); one more
@@ -127,7 +128,8 @@ class PeerConnection:
     #: TLS, a certificate naming ``raftx-node-<sender_id>``. Only such connections are
     #: served non-client methods (Raft RPCs).
     node: bool = True
-    #: ``is_member(sender_id)`` held at the hello (exempt from the client budgets).
+    #: Admitted as a peer, exempt from the client budgets: ``is_member(sender_id)`` held
+    #: at the hello, or (TLS) the certificate names ``raftx-node-<sender_id>``.
     member: bool = False
     #: The peer's TLS certificate names `raftx.network.tls.ADMIN_NAME`.
     admin: bool = False
@@ -362,7 +364,10 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
                 reason = f"sender node {sender} refused by validate_peer"
         if reason is None and server.ssl is not None and server.bind_node_certs and not cert.node_ids:
             node = False  # a client's certificate: client methods only, whatever the hello says
-        member = node and server.is_member is not None and _safe_is_member(server.is_member, sender)
+        # On TLS a node's certificate is enough to be admitted as a peer: a pristine node
+        # (no membership yet, e.g. a learner being added) must still let its leader in.
+        certified = server.ssl is not None and server.bind_node_certs and sender in cert.node_ids
+        member = node and (certified or (server.is_member is not None and _safe_is_member(server.is_member, sender)))
         if reason is None and not member and len(server._clients) >= server.max_connections:
             reason = f"too many client connections (max_connections={server.max_connections})"
         if reason is not None:

@@ -10,7 +10,7 @@ import pytest
 
 from raftx.cli import DELEGATED, main
 
-COMMANDS = [["info"], ["status"], ["member"], ["member", "list"], ["member", "add"], ["member", "remove"],
+COMMANDS = [["info"], ["status"], ["member"], ["member", "list"], ["member", "add"], ["member", "remove"], ["certs"],
             *[[name] for name in DELEGATED]]
 
 
@@ -24,13 +24,14 @@ def test_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
 def test_top_level_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     out = capsys.readouterr().out
-    for name in ["info", "status", "member", "demo", "bench", "serve", "inspect"]:
+    for name in ["info", "status", "member", "demo", "bench", "serve", "inspect", "certs"]:
         assert f"\n    {name} " in out, name
 
 
 @pytest.mark.parametrize("argv", [["status"], ["status", "no-port"], ["member", "add", "x", "127.0.0.1:1", "-e",
                                                                        "127.0.0.1:2"],
-                                  ["member", "list"], ["serve", "--id", "1"], ["demo", "--writes", "0"], ["nope"]])
+                                  ["member", "list"], ["serve", "--id", "1"], ["demo", "--writes", "0"], ["nope"],
+                                  ["certs", "--out", "x", "--nodes", "1,x"]])
 def test_bad_usage_exits_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(argv) == 2
     assert "usage:" in capsys.readouterr().err

@@ -72,3 +72,20 @@ async def test_client_refuses_a_server_certificate_of_another_node(make_server, 
             await make_client(server.port, target_id=3, ssl=pki.client_context()).call("echo")
         assert await make_client(server.port, target_id=2, ssl=pki.client_context()).call("echo", b"2") == b"2"
     assert server.stats.requests == 1
+
+
+async def test_node_certificate_is_admitted_when_client_slots_are_full(make_server, make_client, tmp_path) -> None:
+    from raftx.network import tls
+
+    pki = tls.make_test_pki(tmp_path, [1, 2])
+    ca = pki.ca
+    # no membership known (a pristine node): the node certificate alone admits node 1
+    server = await make_server(ssl=tls.server_context(*pki.nodes[2], ca), max_connections=1,
+                               client_methods=lambda m: m == "echo")
+    async with asyncio.timeout(10):
+        client = make_client(server.port, node_id=5, ssl=tls.client_context(*pki.client, ca))
+        assert await client.call("echo", b"client") == b"client"
+        with pytest.raises(Unreachable, match="too many client connections"):
+            await make_client(server.port, node_id=6, ssl=tls.client_context(*pki.admin, ca)).call("echo")
+        peer = make_client(server.port, node_id=1, ssl=tls.client_context(*pki.nodes[1], ca))
+        assert await peer.call("echo", b"peer") == b"peer"
