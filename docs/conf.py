@@ -80,6 +80,60 @@ def check_api_reference(app: object, env: object) -> None:
                 log.warning("public name %s.%s is missing from the API reference (docs/api/)", modname, name)
 
 
+def _link_literals() -> type:
+    """A post-transform: inline code in the guides that names a documented object
+    (``raftx.Raft``, ``SegmentedLogStore``, ``Config.max_payload_entries``,
+    ``raftx.Raft.new(...)``) becomes a link to its API entry, so the Markdown stays
+    plain for readers of the repository and the site still cross-links.
+
+    A full ``raftx.`` name links if documented; a dotted or capitalised name links if
+    exactly one documented object ends with it; a bare lowercase name (``apply``,
+    ``state(...)``) stays plain text: too often it is another object's method.
+    """
+    import re
+
+    from docutils import nodes
+    from sphinx.transforms.post_transforms import SphinxPostTransform
+
+    ident = re.compile(r"[A-Za-z_][\w.]*")
+
+    class LinkLiterals(SphinxPostTransform):
+        default_priority = 5
+        builders = ("html", "dirhtml", "singlehtml")
+
+        def run(self, **kwargs: object) -> None:
+            objects = self.env.get_domain("py").objects
+            by_suffix: dict[str, list[str]] = {}
+            for full in objects:
+                parts = full.split(".")
+                for i in range(1, len(parts)):
+                    by_suffix.setdefault(".".join(parts[i:]), []).append(full)
+            for node in list(self.document.findall(nodes.literal)):
+                if isinstance(node.parent, (nodes.reference, nodes.literal_block)):
+                    continue
+                text = node.astext()
+                name = text.split("(", 1)[0]
+                if not ident.fullmatch(name):
+                    continue
+                if name.startswith("raftx."):
+                    target = name if name in objects else None
+                elif "." in name or name[0].isupper():
+                    found = by_suffix.get(name, [])
+                    target = found[0] if len(found) == 1 else None
+                else:
+                    target = None
+                if target is None:
+                    continue
+                entry = objects[target]
+                uri = self.app.builder.get_relative_uri(self.env.docname, entry.docname) + "#" + entry.node_id
+                ref = nodes.reference("", "", internal=True, refuri=uri, reftitle=target)
+                node.replace_self(ref)
+                ref.append(node)
+
+    return LinkLiterals
+
+
 def setup(app: object) -> dict[str, bool]:
     app.connect("env-check-consistency", check_api_reference)  # type: ignore[attr-defined]
+    app.add_post_transform(_link_literals())  # type: ignore[attr-defined]
     return {"parallel_read_safe": True}
