@@ -1,4 +1,4 @@
-"""The public names of API.md stay importable (a rename must keep the old name working)."""
+"""The public names (the API reference, docs/api/) stay importable; a rename keeps the old name working."""
 
 from __future__ import annotations
 

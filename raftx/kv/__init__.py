@@ -1,4 +1,4 @@
-"""A replicated key-value service built on raftx (DESIGN §1; API.md "Key-value service").
+"""A replicated key-value service built on raftx (docs/guides/operations.md runs it).
 
 * `KVStateMachine`: the replicated dictionary (a `raftx.storage.RaftStateMachine`)
   with client sessions (each write applied once, Raft §8) and snapshots.

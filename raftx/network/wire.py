@@ -71,7 +71,7 @@ REQUEST = 4
 RESPONSE = 5
 ERROR = 6
 
-#: Frame limit that applies until the hello is accepted (ecosystem-notes §5.2).
+#: Frame limit until the hello is accepted: an unauthenticated peer cannot make us buffer more.
 PRE_HELLO_MAX_FRAME = 4096
 #: Longest method name a request may carry.
 MAX_METHOD_LENGTH = 64

@@ -1,7 +1,7 @@
 """`SegmentedLogStore`: the default durable log — a directory of append-only segments.
 
 Formats are in `raftx.storage.segment`. Behaviour (the rules are
-``correctness-notes §5.7`` R1–R20):
+R1–R20 of docs/guides/durability.md):
 
 * **Group commit.** `append` writes the whole batch with one ``pwrite`` on the
   caller's thread (entries are readable on return) and queues the segment for
