@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -43,6 +44,17 @@ def _names(io: FileIO, d: Path) -> list[str]:
         return io.listdir(str(d))
     except (FileNotFoundError, NotADirectoryError):
         return []
+
+
+def _size(io: FileIO, path: Path) -> int | None:
+    try:
+        fd = io.open(str(path), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return io.size(fd)
+    finally:
+        io.close(fd)
 
 
 def _has_log(names: list[str]) -> bool:
@@ -128,6 +140,16 @@ def inspect_dir(root: Path, *, verify: bool = False, dump: bool = False, io: Fil
         }
     for seg in scan.segments:
         report["segments"].append(_segment_info(seg))
+    listed = {s.path.name for s in scan.segments}
+    purged = {Path(p).name for p in scan.purged_files}
+    for name in sorted(_names(io, log_dir)):  # purge leftovers, and what a failed scan did not reach
+        parsed = parse_segment_name(name)
+        if parsed is not None and name not in listed:
+            note = "left by an interrupted purge, deleted on the next open" if name in purged else "not validated"
+            report["segments"].append({"file": name, "sequence": parsed[0], "first_index": parsed[1],
+                                       "size": _size(io, log_dir / name), "tail_error": note})
+    report["segments"].sort(key=lambda info: info["sequence"])
+    for seg in scan.segments:
         if dump and seg.count:
             data = io.read_file(str(seg.path))[HEADER_SIZE : seg.end]
             report["entries"] += [_describe(Entry.from_record(*r)) for r in _core.codec.decode_entries(data, seg.first_index)]
