@@ -195,10 +195,11 @@ def scan_log_dir(
     files.sort()
     if hard is not None:
         ident = (hard.cluster_name, hard.node_id)
-        if (cluster_name is not None and hard.cluster_name != cluster_name) or (node_id is not None and hard.node_id != node_id):
+        want = (hard.cluster_name if cluster_name is None else cluster_name, hard.node_id if node_id is None else node_id)
+        if want != ident:
             raise _corrupt(
                 f"hard state belongs to cluster {hard.cluster_name!r} node {hard.node_id}, "
-                f"not cluster {cluster_name!r} node {node_id} (R3)", d / HARDSTATE_NAME,
+                f"not cluster {want[0]!r} node {want[1]} (R3)", d / HARDSTATE_NAME,
             )
     elif files:
         raise StorageError(

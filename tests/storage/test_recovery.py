@@ -229,6 +229,15 @@ async def test_inspect_refuses_what_open_refuses(tmp_path: Path, capsys: pytest.
         await SegmentedLogStore.open(beyond, **OPTS, segment_bytes=700)
 
 
+async def test_inspect_checks_the_identity_the_node_opens_with(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    await (await many_segments(tmp_path)).close()
+    assert inspect_main([str(tmp_path), "--verify", "--cluster-name", "c", "--node-id", "1"]) == 0
+    assert inspect_main([str(tmp_path), "--verify", "--node-id", "2"]) == 1
+    assert "not cluster 'c' node 2" in capsys.readouterr().out
+    with pytest.raises(StorageCorrupted, match="node 2"):
+        await SegmentedLogStore.open(tmp_path, cluster_name="c", node_id=2, segment_bytes=700)
+
+
 def test_inspect_exits_2_on_a_directory_that_holds_no_raftx_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert inspect_main([str(tmp_path), "--verify"]) == 2
     (tmp_path / "notes.txt").write_text("hello")
