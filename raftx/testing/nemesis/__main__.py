@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+from typing import Any
 from pathlib import Path
 
 from raftx.testing.nemesis.runner import NemesisConfig, report_json, run_nemesis
@@ -26,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="print the report as JSON")
     ap.add_argument("--log-level", default="INFO")
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)  # unwind: kill the nodes, delete the namespaces
     logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
                         format="%(asctime)s nemesis %(levelname)s %(name)s: %(message)s")
     report = run_nemesis(NemesisConfig(duration=args.duration, seed=args.seed, partitions=args.partitions,
@@ -33,6 +36,10 @@ def main(argv: list[str] | None = None) -> int:
                                        workers=args.workers, base_dir=args.out, keep=args.out is not None))
     print(report_json(report) if args.json else report.summary())
     return 0 if report.ok else 1
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
 
 
 if __name__ == "__main__":

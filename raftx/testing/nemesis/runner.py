@@ -120,6 +120,11 @@ class NemesisReport:
         ]
         for i, errors in sorted(self.node_errors.items()):
             lines += [f"  node {i} ERROR: {e}" for e in errors]
+        by_name: dict[str, list[float]] = {}
+        for f in self.faults:
+            by_name.setdefault(f.name, []).append(-1.0 if f.recovery is None else f.recovery)
+        lines += [f"  {name:20s} x{len(r):3d}  recovery median {sorted(r)[len(r) // 2]:5.2f}s  max {max(r):5.2f}s"
+                  for name, r in sorted(by_name.items())]
         lines += [f"  {f.started:7.1f}s {f.name:20s} recovery {_fmt(f.recovery)}  {f.description}" for f in self.faults]
         if self.failure:
             lines.append(f"FAILURE: {self.failure}")
