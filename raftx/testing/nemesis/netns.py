@@ -54,12 +54,15 @@ class Network:
     """The namespaces, links and bridge of one nemesis cluster (module docstring)."""
 
     def __init__(self, node_ids: Iterable[int], rng: random.Random | None = None) -> None:
-        rng = rng or random.Random()
+        """``rng`` is accepted for the runner's call and unused (see the comment below)."""
         self.node_ids = sorted(node_ids)
         if not self.node_ids or min(self.node_ids) < 1 or max(self.node_ids) > 250:
             raise ValueError("node ids must be in 1..250")
-        self.tag = f"{rng.randrange(16 ** 4):04x}"
-        self.subnet = rng.randrange(1, 255)  # 198.18.<subnet>.0/24
+        # Names and the subnet come from the OS, not the seeded rng: two runs of the same
+        # seed at once (two checkouts, a CI run beside a developer's) must not collide.
+        own = random.SystemRandom()
+        self.tag = f"{own.randrange(16 ** 4):04x}"
+        self.subnet = own.randrange(1, 255)  # 198.18.<subnet>.0/24
         self.hub = f"rxn{self.tag}-hub"
         self.client_link = f"rxn{self.tag}c"
         self._namespaces: list[str] = []
