@@ -145,6 +145,8 @@ class ObjectStateMachine(MemStateMachine):
         cluster's committed state at some moment after binding (a forwarded
         linearizable read succeeded); ``on_leader_change(leader_id)`` on each change of
         the known leader (None during elections). Either may be a coroutine function.
+        The machine's background tasks (callbacks, the leader's clock entries, lock
+        refreshes) end when the node stops, or earlier with `close`.
         """
         if self.raft is not None:
             raise RuntimeError("this ObjectStateMachine is already bound")
@@ -156,6 +158,7 @@ class ObjectStateMachine(MemStateMachine):
             self._on_leader_change.append(on_leader_change)
         self._tasks = [self._loop.create_task(self._ready_watch()), self._loop.create_task(self._leader_watch()),
                        self._loop.create_task(self._clock())]
+        self._loop.create_task(self._stop_watch())
 
     def on_ready(self, callback: Callable[[], Any]) -> None:
         """Add an on-ready callback (see `bind`)."""
@@ -195,6 +198,20 @@ class ObjectStateMachine(MemStateMachine):
                 await result
         except Exception:  # noqa: BLE001 - a user callback must not stop the machine
             logger.exception("replicated-object callback %r failed", fn)
+
+    async def _stop_watch(self) -> None:
+        """The background tasks end with the node (`close` ends them earlier)."""
+        raft = self.raft
+        assert raft is not None
+        rx = raft.metrics()
+        try:
+            while rx.borrow().is_running:
+                await rx.changed()
+        except Exception:  # noqa: BLE001 - a closed watch: the node is gone either way
+            pass
+        finally:
+            for t in self._tasks:
+                t.cancel()
 
     async def _ready_watch(self) -> None:
         raft = self.raft

@@ -338,3 +338,48 @@ def test_bad_entries_answer_an_error_the_same_everywhere() -> None:
 
 def test_config_default_unchanged() -> None:
     assert Config().forward_timeout == 5.0
+
+
+async def test_a_follower_restarted_empty_gets_the_objects_from_a_snapshot() -> None:
+    """The leader purged its log behind a snapshot: a follower that lost everything is
+    sent the snapshot (§7) and its fresh objects come back from it."""
+    c = ObjCluster("mem", config=fast_config(max_in_snapshot_log_to_keep=0))
+    try:
+        leader = await c.initialize([1, 2, 3])
+        lagging = next(i for i in c.nodes if i != leader.id)
+        await c.stop(lagging)
+        counter, d, *_ = c.objs(leader.id)
+        for k in range(5):
+            await counter.inc()
+            await d.set(f"k{k}", k)
+        await leader.trigger().snapshot()
+        m = await leader.wait(WAIT).metrics(
+            lambda m: m.snapshot is not None and m.snapshot.index >= m.last_applied.index, "snapshot")
+        await leader.trigger().purge_log(m.snapshot.index)
+        await leader.wait(WAIT).metrics(lambda m: m.purged is not None and m.purged.index >= m.snapshot.index,
+                                        "purged")
+        raft = await c.start(lagging)  # memory stores: an empty log and fresh objects
+        await raft.wait(WAIT).metrics(lambda m: m.snapshot is not None and m.snapshot.index >= m.purged.index
+                                      if m.purged is not None else False, "snapshot installed")
+        await raft.ensure_linearizable(forward=True)
+        counter2, d2, *_ = c.objs(lagging)
+        assert counter2.get() == 5 and d2.get("k4") == 4
+        assert await counter2.inc() == 6  # and its session/serials work after the install
+    finally:
+        await c.close()
+
+
+async def test_background_tasks_end_with_the_node() -> None:
+    router = MemRouter()
+    locks = ReplLockManager(auto_unlock_time=1.0)
+    sm = ObjectStateMachine([locks])
+    raft = await Raft.new(1, fast_config(), MemNetworkFactory(router), MemLogStore(), sm)
+    serve_on_router(router, raft)
+    sm.bind(raft)
+    await raft.initialize([1])
+    await raft.wait(WAIT).state(ServerState.LEADER, "leader")
+    assert await locks.try_acquire("x")  # the clock task is ticking now
+    await raft.shutdown()
+    done, pending = await asyncio.wait(sm._tasks, timeout=WAIT)
+    assert not pending
+    await router.close()
