@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import msgpack
 
-from raftx.errors import RaftError, StorageCorrupted, StorageError, WriteOutcomeUnknown
+from raftx.errors import Fatal, RaftError, StorageCorrupted, StorageError, WriteOutcomeUnknown
 from raftx.kv.commands import KVResponse
 from raftx.kv.sessions import SessionTable
 from raftx.objects.base import ReplicatedObject, replicated_methods
@@ -238,7 +238,10 @@ class ObjectStateMachine(MemStateMachine):
                 known = leader
                 for fn in list(self._on_leader_change):
                     await self._call_back(fn, leader)
-            await rx.changed()
+            try:
+                await rx.changed()
+            except Fatal:  # the node stopped
+                return
 
     async def _clock(self) -> None:
         """On every node, while some object needs a clock: the leader proposes ``CLOCK``
