@@ -53,7 +53,8 @@ html_static_path: list[str] = []
 
 #: The packages whose public names (``__all__``, or for `raftx.errors` every class it
 #: defines) the API reference must document; `check_api_reference` enforces it.
-API_PACKAGES = ("raftx", "raftx.errors", "raftx.storage", "raftx.network", "raftx.kv", "raftx.testing")
+API_PACKAGES = ("raftx", "raftx.errors", "raftx.storage", "raftx.network", "raftx.kv", "raftx.objects",
+                "raftx.testing")
 
 
 def public_names(modname: str) -> list[str]:

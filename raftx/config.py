@@ -78,6 +78,10 @@ class Config:
     #: a chunk is also refused when it would leave under 64 MiB free on the spool's disk).
     #: Raise it for a state machine whose snapshots are larger.
     max_snapshot_bytes: int = 16 * 1024**3
+    #: Seconds a ``forward=True`` call (`raftx.Raft.client_write`, ``client_write_many``,
+    #: ``ensure_linearizable``) waits for a leader during an election before it raises
+    #: `raftx.errors.ForwardToLeader`; also bounds each forwarded round trip.
+    forward_timeout: float = 5.0
 
     @property
     def max_payload_bytes(self) -> int:
@@ -109,6 +113,9 @@ class Config:
                      "max_snapshot_bytes"):
             if getattr(self, name) == 0:
                 raise ConfigError(f"{name} must be > 0")
+        if not isinstance(self.forward_timeout, (int, float)) or isinstance(self.forward_timeout, bool) \
+                or not self.forward_timeout > 0:
+            raise ConfigError(f"forward_timeout must be a number of seconds > 0, not {self.forward_timeout!r}")
         if self.max_frame_bytes < 4096:
             raise ConfigError(f"max_frame_bytes must be >= 4096, not {self.max_frame_bytes}")
         return self

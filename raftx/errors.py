@@ -32,6 +32,12 @@ class ForwardToLeader(RaftError):
         super().__init__(f"forward to leader: leader_id={leader_id!r} leader_node={leader_node!r}")
 
 
+class NotLeader(ForwardToLeader):
+    """A `ForwardToLeader` for a write refused *before* it was proposed (no leader, a
+    transfer running, or the leader lease lapsed): it is in no log, so retrying it on
+    the leader cannot apply it twice (`raftx.Raft.client_write` ``forward=True``)."""
+
+
 class QuorumNotEnough(RaftError):
     """The leader could not reach a quorum (e.g. for a linearizable read)."""
 
@@ -43,6 +49,13 @@ class QuorumNotEnough(RaftError):
 
 class ClientWriteError(RaftError):
     """A client write failed (not leader, membership change rejected, ...)."""
+
+
+class WriteOutcomeUnknown(ClientWriteError):
+    """A forwarded write may or may not have been applied: the leader was lost (or the
+    connection broke) after the write may have reached its log. Retrying the same
+    payload may apply it twice unless the state machine deduplicates it (client
+    sessions, as `raftx.objects` and `raftx.kv` do)."""
 
 
 class ChangeMembershipError(ClientWriteError):

@@ -27,6 +27,9 @@ __all__ = [
     "AppendEntriesRequest",
     "AppendEntriesResponse",
     "EntryList",
+    "ForwardOutcome",
+    "ForwardRequest",
+    "ForwardResponse",
     "InstallSnapshotRequest",
     "LogEntries",
     "PayloadBatch",
@@ -430,3 +433,52 @@ class TransferLeaderRequest:
         if not isinstance(t, int) or isinstance(t, bool) or not 0 <= t <= MAX_NODE_ID:
             raise ProtocolError(f"TransferLeader: bad to_node_id {t!r:.40}")
         _check_log_id(self.last_log_id, "TransferLeader.last_log_id")
+
+
+# -- forwarding a client call to the leader (writes and reads from any node) ----------------
+
+#: `ForwardOutcome.status`: applied (``log_id``, ``data``) or, for a read, confirmed (``log_id``).
+FORWARD_OK = 0
+#: Refused before it was proposed (the target is not the leader; ``leader_id`` its hint).
+FORWARD_NOT_PROPOSED = 1
+#: The write may or may not have been applied (``message`` says why).
+FORWARD_UNKNOWN = 2
+#: Failed and not applied (e.g. a payload too large; ``message``).
+FORWARD_FAILED = 3
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardRequest:
+    """A follower forwards client writes (``kind="write"``, ``payloads``) or a
+    linearizable-read check (``kind="read"``) to the node it believes is the leader."""
+
+    kind: str
+    payloads: tuple[bytes, ...] = ()
+
+    def validate(self) -> None:
+        """Raise `ProtocolError` for a wrong kind or payloads that are not bytes."""
+        if self.kind not in ("write", "read"):
+            raise ProtocolError(f"Forward: unknown kind {self.kind!r:.40}")
+        if self.kind == "read" and self.payloads:
+            raise ProtocolError("Forward: a read carries no payloads")
+        if not all(isinstance(p, bytes) for p in self.payloads):
+            raise ProtocolError("Forward: payloads must be bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardOutcome:
+    """The outcome of one forwarded write (or of the read check): ``status`` is one of
+    ``FORWARD_*``; ``data`` the state machine's response (msgpack round-tripped)."""
+
+    status: int
+    log_id: LogId | None = None
+    leader_id: int | None = None
+    message: str = ""
+    data: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardResponse:
+    """One `ForwardOutcome` per forwarded payload, in order (one for a read)."""
+
+    outcomes: tuple[ForwardOutcome, ...]

@@ -37,11 +37,17 @@ from typing import Any, Awaitable, Callable, Iterable, Mapping
 
 from raftx.config import Config
 from raftx.engine import events as ev
-from raftx.engine import following
-from raftx.errors import ConfigError, ForwardToLeader, ProtocolError, StorageError
+from raftx.engine import following, peer_check
+from raftx.errors import ConfigError, ForwardToLeader, ProtocolError, RaftError, StorageError
 from raftx.messages import (
+    FORWARD_FAILED,
+    FORWARD_NOT_PROPOSED,
+    FORWARD_OK,
     AppendEntriesRequest,
     AppendEntriesResponse,
+    ForwardOutcome,
+    ForwardRequest,
+    ForwardResponse,
     InstallSnapshotRequest,
     SnapshotResponse,
     TransferLeaderRequest,
@@ -51,6 +57,7 @@ from raftx.messages import (
 from raftx.metrics import RaftDataMetrics, RaftMetrics, RaftServerMetrics
 from raftx.runtime.core import RaftCore
 from raftx.runtime.entries import as_engine_entries
+from raftx.runtime.forward import Forwarder, outcome_of
 from raftx.runtime.snapshot_recv import SnapshotReceiver
 from raftx.runtime.state import RaftState
 from raftx.runtime.tasks import close_quietly
@@ -198,6 +205,7 @@ class Raft:
             core.config.max_snapshot_bytes,
             admit=lambda req, sender: following.admit_snapshot_chunk(core.engine, req, sender),
         )
+        self._forwarder = Forwarder(core, self.get_read_log_id)
 
     # -- life cycle ------------------------------------------------------------------
 
@@ -290,14 +298,25 @@ class Raft:
 
     # -- writes ----------------------------------------------------------------------
 
-    async def client_write(self, data: bytes) -> ClientWriteResponse:
+    async def client_write(self, data: bytes, *, forward: bool = False) -> ClientWriteResponse:
         """Replicate ``data``, wait until it is committed and applied (§5.3); return the
         `ClientWriteResponse` with its log id and the state machine's output.
 
-        Raises `ForwardToLeader` on a non-leader.
+        Raises `ForwardToLeader` on a non-leader. With ``forward=True`` a follower hands
+        the write to the leader over its own connection, waiting up to
+        ``Config.forward_timeout`` for one during an election; the response's ``data``
+        is then the leader's output through msgpack (None if msgpack cannot carry it).
+        A forwarded write is applied at most once: it raises
+        `raftx.errors.WriteOutcomeUnknown` where it may have been applied
+        (`raftx.runtime.forward` says when; `raftx.objects` gives exactly-once).
 
-        Example: ``resp = await raft.client_write(b"set x 1"); resp.log_id.index``
+        Example: ``resp = await raft.client_write(b"set x 1", forward=True); resp.log_id.index``
         """
+        if forward:
+            result = (await self._forwarder.write_many([_as_payload(data)]))[0]
+            if isinstance(result, BaseException):
+                raise result
+            return result
         return await self._core.submit_write(_as_payload(data))  # type: ignore[no-any-return]
 
     async def client_write_ff(self, data: bytes) -> Awaitable[ClientWriteResponse]:
@@ -308,15 +327,19 @@ class Raft:
         """
         return self._core.submit_write(_as_payload(data))
 
-    async def client_write_many(self, datas: Iterable[bytes]) -> list[ClientWriteResponse | BaseException]:
+    async def client_write_many(self, datas: Iterable[bytes], *,
+                                forward: bool = False) -> list[ClientWriteResponse | BaseException]:
         """Propose several payloads as one batch; return, in order, each response or the
-        exception that write failed with (openraft ``client_write_many``).
+        exception that write failed with (openraft ``client_write_many``). ``forward``:
+        as for `client_write` (one round trip to the leader for the batch).
 
-        Example: ``results = await raft.client_write_many([b"a", b"b"])``
+        Example: ``results = await raft.client_write_many([b"a", b"b"], forward=True)``
         """
         payloads: list[bytes | None] = list(datas)
         if set(map(type, payloads)) - _BYTES:  # not all bytes (the common case, checked at C speed)
             payloads = [_as_payload(d) for d in payloads]
+        if forward:
+            return await self._forwarder.write_many(payloads)  # type: ignore[arg-type]
         # One queue item and one future for the whole batch (not one per value).
         return await self._core.submit_write_many(payloads)
 
@@ -338,12 +361,21 @@ class Raft:
         result = await self._core.request(lambda fut: ev.GetReadLogId(fut))
         return result  # type: ignore[no-any-return]
 
-    async def ensure_linearizable(self) -> LogId | None:
+    async def ensure_linearizable(self, *, forward: bool = False) -> LogId | None:
         """Make a following local read linearizable (thesis §6.4): confirm leadership with
         a quorum and wait until the state machine applied the read log id; return it.
 
-        Example: ``await raft.ensure_linearizable(); value = my_state_machine.get(key)``
+        With ``forward=True`` it works on any node: a follower asks the leader for its
+        confirmed read log id (waiting up to ``Config.forward_timeout`` for a leader)
+        and waits until its own state machine applied it.
+
+        Example: ``await raft.ensure_linearizable(forward=True); value = my_state_machine.get(key)``
         """
+        if forward:
+            read_log_id = await self._forwarder.read_log_id()
+            if read_log_id is not None:
+                await self.wait(None).applied_index_at_least(read_log_id.index, "ensure_linearizable")
+            return read_log_id
         read_log_id, applied = await self.get_read_log_id()
         if read_log_id is not None and (applied is None or applied.index < read_log_id.index):
             await self.wait(None).applied_index_at_least(read_log_id.index, "ensure_linearizable")
@@ -448,6 +480,34 @@ class Raft:
         if not isinstance(req, TransferLeaderRequest):
             raise ProtocolError(f"handle_transfer_leader takes a TransferLeaderRequest, not {type(req).__name__}")
         await self._core.request(lambda fut: ev.TransferLeaderRequested(req, fut, sender))
+
+    async def serve_forward(self, req: ForwardRequest, *, sender: int | None = None) -> ForwardResponse:
+        """Run client calls a follower forwarded (`raftx.runtime.forward`): the writes of
+        ``req`` as one batch, or a read check; called by a transport's server side.
+
+        ``sender``: as for `append_entries`; it must be a member (else
+        `PeerNotAuthorized`, nothing proposed).
+        Example: ``resp = await raft.serve_forward(ForwardRequest("write", (b"x",)))``
+        """
+        if not isinstance(req, ForwardRequest):
+            raise ProtocolError(f"serve_forward takes a ForwardRequest, not {type(req).__name__}")
+        req.validate()
+        core = self._core
+        core.check_running()
+        try:
+            peer_check.check_member(core.engine, sender, "forwarded client call")
+        except ProtocolError as exc:
+            raise peer_check.refuse(core.engine, exc, sender) from None
+        if req.kind == "read":
+            try:
+                read_log_id, _ = await self.get_read_log_id()
+            except ForwardToLeader as exc:  # reads are idempotent: the follower retries
+                return ForwardResponse((ForwardOutcome(FORWARD_NOT_PROPOSED, leader_id=exc.leader_id),))
+            except RaftError as exc:
+                return ForwardResponse((ForwardOutcome(FORWARD_FAILED, message=f"{type(exc).__name__}: {exc}"),))
+            return ForwardResponse((ForwardOutcome(FORWARD_OK, read_log_id),))
+        results = await core.submit_write_many(list(req.payloads))
+        return ForwardResponse(tuple(outcome_of(r) for r in results))
 
     # -- snapshots (§7) --------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from raftx.engine import reads, reversion
 from raftx.engine.commands import Replicate, SendSnapshot, BuildSnapshot
 from raftx.engine.progress import Progress, ProgressState, Send
 from raftx.messages import AppendEntriesResponse, PayloadBatch, SnapshotResponse
-from raftx.errors import ClientWriteError, ForwardToLeader
+from raftx.errors import ClientWriteError, NotLeader
 
 if TYPE_CHECKING:
     from raftx.engine.engine import Engine
@@ -64,9 +64,10 @@ def client_write(eng: Engine, payloads: Sequence[bytes | None], responders: Sequ
         return
     err: Exception | None = None
     if eng.leader is None:
-        err = eng.forward_to_leader()
+        fwd = eng.forward_to_leader()
+        err = NotLeader(fwd.leader_id, fwd.leader_node)  # refused unproposed: safe to retry elsewhere
     elif eng.leader.transfer_to is not None or not reads.lease_valid(eng):
-        err = ForwardToLeader(None, None)  # transferring, or no quorum heard within the lease
+        err = NotLeader(None, None)  # transferring, or no quorum heard within the lease
     if err is not None:
         for r in responders:
             eng.respond(r, err)

@@ -3,7 +3,8 @@
 
 The runtime asks the factory for one `RaftNetwork` per target node and sends that
 target's RPCs through it: AppendEntries and heartbeats (§5.3, §5.2), RequestVote
-(§5.2), InstallSnapshot (§7), and TimeoutNow-style leadership transfer (thesis §3.10).
+(§5.2), InstallSnapshot (§7), TimeoutNow-style leadership transfer (thesis §3.10), and
+client calls a follower forwards to the leader.
 Implementations raise `raftx.errors.RPCError` subclasses: `Unreachable` (the runtime
 then backs off using `RaftNetwork.backoff`), `Timeout`, `NetworkError`, `RemoteError`.
 
@@ -57,6 +58,13 @@ class RaftNetwork(Protocol):
 
     async def transfer_leader(self, req: Any, option: RPCOption | None = None) -> None:
         """Ask the target to start an election now (leadership transfer, thesis §3.10)."""
+        ...
+
+    async def forward(self, req: Any, option: RPCOption | None = None) -> Any:
+        """Hand a follower's client writes or read check (`raftx.messages.ForwardRequest`)
+        to the target, the leader; return its `raftx.messages.ForwardResponse`. Only
+        ``Raft.client_write(..., forward=True)`` & co. use it: a network without it still
+        replicates, and forwarding raises `raftx.errors.ClientWriteError`."""
         ...
 
     def backoff(self) -> Iterator[float]:

@@ -22,7 +22,12 @@ Headers (a vote is ``[term, node_id, committed]``, a log id ``[term, index]`` or
 * snapshot request ``[vote, meta, offset, done, crc32 or nil]`` + chunk (``meta`` is
   `raftx.storage.snapshot.encode_meta`; the CRC-32 of the whole snapshot goes with
   the last chunk and is verified before install); response ``[vote]``;
-* transfer request ``[from_leader_vote, to_node_id, last_log_id]``; empty response.
+* transfer request ``[from_leader_vote, to_node_id, last_log_id]``; empty response;
+* forward request ``[kind, count]`` + ``count`` payloads, each a u32 little-endian
+  length and its bytes (``kind`` ``"write"``; ``"read"`` with count 0: a follower's
+  write or linearizable read handed to the leader, `raftx.runtime.forward`);
+  response ``[count]`` + a msgpack list of ``count`` outcomes ``[status, log_id,
+  leader_id, message, data]`` (`raftx.messages.ForwardOutcome`).
 
 Everything received is validated before use: a malformed payload raises
 `raftx.errors.ProtocolError` (the server answers it as an error; the node's state
@@ -40,7 +45,8 @@ receives it as ``sender_id`` from `raftx.network.RpcServer` (the hello's ``"from
 after the server's checks) and passes it as ``sender=`` to `raftx.Raft`. The node
 (`raftx.engine.peer_check`) refuses, with `raftx.errors.PeerNotAuthorized` and no
 state change, a request whose sender is not a member of its effective membership
-(voters and learners, joint included) or its current leader, an AppendEntries or
+(voters and learners, joint included) or its current leader (a forwarded client
+call included: only members may hand the leader writes), an AppendEntries or
 snapshot whose leader vote does not name the sender, a vote request whose candidate
 is not the sender, and a TransferLeader that does not come from the current leader.
 A node that has no membership yet accepts any sender (bootstrapping: the
@@ -81,6 +87,9 @@ from raftx.messages import (
     MAX_TERM,
     AppendEntriesRequest,
     AppendEntriesResponse,
+    ForwardOutcome,
+    ForwardRequest,
+    ForwardResponse,
     InstallSnapshotRequest,
     SnapshotResponse,
     TransferLeaderRequest,
@@ -102,7 +111,9 @@ __all__ = [
     "RaftServer",
     "RpcRaftNetwork",
     "TcpNetworkFactory",
+    "decode_forward_response",
     "decode_request",
+    "encode_forward_response",
     "encode_request",
     "serve_on_router",
 ]
@@ -209,6 +220,82 @@ def _entry_bytes(entries: Any) -> tuple[int | None, bytes]:
     return b.first_index, b.data
 
 
+def _encode_forward(req: ForwardRequest) -> bytes:
+    parts: list[bytes] = []
+    for p in req.payloads:
+        parts.append(_LEN.pack(len(p)))
+        parts.append(p)
+    return _frame([req.kind, len(req.payloads)], b"".join(parts))
+
+
+def _decode_forward(payload: bytes | memoryview) -> ForwardRequest:
+    (kind, count), body = _unframe(payload, 2)
+    if not isinstance(kind, str):
+        raise ProtocolError("forward kind must be a str")
+    n = _int(count, "forward count")
+    if not 0 <= n <= body.nbytes // 4:
+        raise ProtocolError(f"forward count {n} does not fit the {body.nbytes}-byte body")
+    payloads: list[bytes] = []
+    pos = 0
+    for _ in range(n):
+        if pos + 4 > body.nbytes:
+            raise ProtocolError("forward payload length past the end of the body")
+        (size,) = _LEN.unpack_from(body, pos)
+        pos += 4
+        if pos + size > body.nbytes:
+            raise ProtocolError(f"forward payload of {size} bytes past the end of the body")
+        payloads.append(bytes(body[pos : pos + size]))
+        pos += size
+    if pos != body.nbytes:
+        raise ProtocolError(f"{body.nbytes - pos} bytes after the forwarded payloads")
+    req = ForwardRequest(kind, tuple(payloads))
+    req.validate()
+    return req
+
+
+def _pack_data(data: Any) -> Any:
+    """A state machine response as msgpack can carry it; None (logged) if it cannot."""
+    try:
+        _packb(data)
+    except (TypeError, ValueError, OverflowError):
+        logger.debug("forwarded write response of type %s is not msgpack-encodable; sent as None",
+                     type(data).__name__)
+        return None
+    return data
+
+
+def encode_forward_response(resp: ForwardResponse) -> bytes:
+    """The payload answering a forward request (see the module docstring)."""
+    body = _packb([[o.status, _log_id(o.log_id), o.leader_id, o.message, _pack_data(o.data)]
+                   for o in resp.outcomes])
+    return _frame([len(resp.outcomes)], body)
+
+
+def decode_forward_response(payload: bytes | memoryview, expected: int) -> ForwardResponse:
+    """Inverse of `encode_forward_response`; `ProtocolError` unless it has ``expected`` outcomes."""
+    (count,), body = _unframe(payload, 1)
+    if _int(count, "forward outcome count") != expected:
+        raise ProtocolError(f"forward response has {count} outcomes, expected {expected}")
+    try:
+        items = msgpack.unpackb(body, raw=False, strict_map_key=False, max_bin_len=body.nbytes,
+                                max_str_len=body.nbytes, max_array_len=body.nbytes,
+                                max_map_len=body.nbytes, max_ext_len=0)
+    except Exception as exc:  # msgpack raises several unrelated types on bad input
+        raise ProtocolError(f"undecodable forward response: {exc}") from exc
+    if not isinstance(items, list) or len(items) != expected:
+        raise ProtocolError("forward response body does not match its count")
+    out: list[ForwardOutcome] = []
+    for item in items:
+        if not isinstance(item, list) or len(item) != 5:
+            raise ProtocolError(f"malformed forward outcome {item!r:.80}")
+        status, log_id, leader, message, data = item
+        if not isinstance(message, str):
+            raise ProtocolError("forward outcome message must be a str")
+        out.append(ForwardOutcome(_int(status, "forward status"), _un_log_id(log_id),
+                                  None if leader is None else _int(leader, "forward leader_id"), message, data))
+    return ForwardResponse(tuple(out))
+
+
 def encode_request(method: str, req: Any) -> bytes:
     """The payload of a Raft RPC request (see the module docstring)."""
     if method == "append":
@@ -218,6 +305,8 @@ def encode_request(method: str, req: Any) -> bytes:
         return _frame([_vote(req.vote), _log_id(req.last_log_id), req.pre_vote])
     if method == "transfer":
         return _frame([_vote(req.from_leader), req.to_node_id, _log_id(req.last_log_id)])
+    if method == "forward":
+        return _encode_forward(req)
     raise ValueError(f"unknown Raft RPC method {method!r}")
 
 
@@ -239,6 +328,8 @@ def decode_request(method: str, payload: bytes | memoryview) -> Any:
     if method == "transfer":
         (vote, to, last), _ = _unframe(payload, 3)
         return TransferLeaderRequest(_un_vote(vote), _int(to, "to_node_id"), _un_log_id(last))
+    if method == "forward":
+        return _decode_forward(payload)
     raise ProtocolError(f"unknown Raft RPC method {method!r:.70}")
 
 
@@ -310,6 +401,11 @@ class RpcRaftNetwork:
     async def transfer_leader(self, req: TransferLeaderRequest, option: RPCOption | None = None) -> None:
         """Ask the target to take over leadership (thesis §3.10)."""
         await self.caller.call("transfer", encode_request("transfer", req), _ttl(option))
+
+    async def forward(self, req: ForwardRequest, option: RPCOption | None = None) -> ForwardResponse:
+        """Hand a client write batch or read check to the target (the leader, we believe)."""
+        raw = await self.caller.call("forward", encode_request("forward", req), _ttl(option))
+        return decode_forward_response(raw, len(req.payloads) if req.kind == "write" else 1)
 
     async def install_snapshot(self, rpc: InstallSnapshotRequest, option: RPCOption | None = None) -> SnapshotResponse:
         """Send one chunk (openraft v1 API); no end-to-end checksum."""
@@ -465,6 +561,9 @@ class RaftRpcHandler:
         if method == "transfer":
             await raft.handle_transfer_leader(decode_request("transfer", payload), sender=sender)
             return b""
+        if method == "forward":
+            resp = await raft.serve_forward(decode_request("forward", payload), sender=sender)
+            return encode_forward_response(resp)
         raise ProtocolError(f"unknown Raft RPC method {method!r:.70}")
 
 

@@ -88,14 +88,19 @@ class MemStateMachine(RaftStateMachine):
                 raise StorageError(f"entry {e.log_id} applied out of order after {self.last_applied} (R19)")
             kind = e.kind
             if kind is EntryKind.NORMAL:
-                self.data[e.log_id.index] = e.payload  # type: ignore[assignment]
-                out.append(e.payload)
+                out.append(self._apply_normal(e))
             else:
                 if kind is EntryKind.MEMBERSHIP:
                     self.last_membership = StoredMembership(e.log_id, e.payload)  # type: ignore[arg-type]
                 out.append(None)
             self.last_applied = e.log_id
         return out
+
+    def _apply_normal(self, entry: Entry) -> Any:
+        """Apply one NORMAL entry; return its response (a subclass's hook, e.g.
+        `raftx.objects.ObjectStateMachine`)."""
+        self.data[entry.log_id.index] = entry.payload  # type: ignore[assignment]
+        return entry.payload
 
     async def get_snapshot_builder(self) -> RaftSnapshotBuilder:
         return _Builder(self)

@@ -44,7 +44,7 @@ class Cluster:
 
     def __init__(self, transport: str = "mem", *, durable: bool = False, tmp: Path | None = None,
                  config: Config | None = None, server_ssl: Any = None,
-                 client_ssl: Any = None, io: Any = None) -> None:
+                 client_ssl: Any = None, io: Any = None, sm_factory: Any = None) -> None:
         assert transport in ("mem", "tcp")
         assert not durable or tmp is not None
         self.transport = transport
@@ -55,6 +55,8 @@ class Cluster:
         self.server_ssl = server_ssl
         self.client_ssl = client_ssl
         self.io = io  # FileIO for node stores (fault injection), keyed by node id
+        #: ``node_id -> state machine`` for memory stores (default `MemStateMachine`).
+        self.sm_factory = sm_factory
         self.router = MemRouter()
         self.nodes: dict[int, Raft] = {}
         self.stores: dict[int, Any] = {}
@@ -69,7 +71,7 @@ class Cluster:
 
     async def _stores(self, i: int) -> tuple[Any, MemStateMachine]:
         if not self.durable:
-            return MemLogStore(), MemStateMachine()
+            return MemLogStore(), (self.sm_factory(i) if self.sm_factory is not None else MemStateMachine())
         assert self.tmp is not None
         d = self.tmp / f"node{i}"
         opts: dict[str, Any] = {"cluster_name": self.config.cluster_name, "node_id": i}
