@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from raftx import _core
 from raftx.engine import peer_check
 from raftx.engine.commands import SendVote
+from raftx.engine.progress import SendTimes
 from raftx.engine.state import CandidateState, LeaderState
 from raftx.errors import ProtocolError
 from raftx.messages import MAX_TERM, PayloadBatch, VoteRequest, VoteResponse
@@ -200,7 +201,8 @@ def become_leader(eng: Engine) -> None:
     eng.candidate = None
     eng.save_vote(vote)
     noop = LogId(vote.term, eng.log.last_index + 1)
-    eng.leader = LeaderState(vote=vote, noop_log_id=noop, last_quorum_acked=eng.now)
+    eng.leader = LeaderState(vote=vote, noop_log_id=noop, last_quorum_acked=eng.now,
+                             next_send_id=eng.last_send_id, send_times=SendTimes(eng.config.election_timeout_max))
     eng.leader_seen_at = eng.now
     eng.refresh_server_state()
     logger.info("node %s is leader of term %s", eng.id, vote.term)

@@ -120,6 +120,9 @@ class Engine:
         self.election_deadline = 0
         #: When this node last heard from a leader (ms); basis of the leader lease.
         self.leader_seen_at: int | None = None
+        #: The last AppendEntries/snapshot send id of this node's latest leadership
+        #: (the next leadership continues after it, `LeaderState.next_send_id`).
+        self.last_send_id = 0
         #: Next heartbeat time on a leader (ms).
         self.next_heartbeat = 0
         #: A transfer request this node must act on once its log caught up.
@@ -309,6 +312,7 @@ class Engine:
             change = self.leader.change
             if change is not None:
                 self.respond(change.responder, self.forward_to_leader())
+            self.last_send_id = self.leader.next_send_id
             logger.info("node %s steps down from leader of term %s", self.id, self.leader.vote.term)
         self.leader = None
         self.candidate = None

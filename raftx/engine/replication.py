@@ -128,6 +128,7 @@ def _new_send_id(eng: Engine) -> int:
     leader = eng.leader
     assert leader is not None
     leader.next_send_id += 1
+    leader.send_times.record(leader.next_send_id, eng.now)
     return leader.next_send_id
 
 
@@ -229,11 +230,18 @@ def handle_append_response(eng: Engine, target: int, send_id: int, resp: AppendE
     if p is None:
         return
     send = p.pop(send_id)
-    if send is None:
-        return  # answer to a request forgotten after a conflict or failure
     if resp.vote != leader.vote:
         return  # not an answer from our term
-    p.ack(send)
+    if send is None:
+        # A request forgotten (a heartbeat beyond the remembered ones, or replication
+        # dropped after a conflict): it tells nothing about the log now, but the
+        # target accepted this leader when it answered it (§6.4 leadership round).
+        sent_at = leader.send_times.sent_at(send_id, eng.now)
+        if sent_at is not None:
+            p.ack(send_id, sent_at)
+            reads.on_quorum_ack(eng)
+        return
+    p.ack(send.send_id, send.sent_at)
     reads.on_quorum_ack(eng)
     if resp.success:
         matching = resp.matching
@@ -309,7 +317,7 @@ def handle_snapshot_response(eng: Engine, target: int, send_id: int, resp: Snaps
     send = p.pop(send_id)
     if send is None or resp.vote != leader.vote:
         return
-    p.ack(send)
+    p.ack(send.send_id, send.sent_at)
     reads.on_quorum_ack(eng)
     if p.update_matching(send.snapshot_last):
         maybe_commit(eng, leader.tracker.update(target, p.matching_index))

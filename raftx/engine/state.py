@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
 
 from raftx import _core
-from raftx.engine.progress import Progress
+from raftx.engine.progress import Progress, SendTimes
 from raftx.types import LogId, Membership, Vote
 
 __all__ = ["CandidateState", "IOProgress", "LeaderState", "PendingChange", "PendingRead", "ResponderQueue",
@@ -149,7 +149,11 @@ class LeaderState:
     noop_log_id: LogId
     progress: dict[int, Progress] = field(default_factory=dict)
     tracker: Any = None  # _core.quorum.ProgressTracker over the effective voters
+    #: The last send id used; ids keep growing across this node's leaderships, so an
+    #: answer to an earlier term's request is never taken for one of this term's.
     next_send_id: int = 0
+    #: When each request was sent (`raftx.engine.progress.SendTimes`); set by `become_leader`.
+    send_times: SendTimes = field(default_factory=lambda: SendTimes(0))
     reads: list[PendingRead] = field(default_factory=list)
     #: When the request a quorum answered most recently was sent (leader lease).
     last_quorum_acked: int = 0
