@@ -58,7 +58,7 @@ from raftx.runtime.wait import Wait
 from raftx.runtime.watch import WatchReceiver
 from raftx.network.protocols import RaftNetworkFactory
 from raftx.storage.protocols import RaftLogStorage, RaftStateMachine
-from raftx.types import BasicNode, ChangeMembers, ClientWriteResponse, LogId, Membership, Snapshot, Vote
+from raftx.types import BasicNode, ChangeMembers, ClientWriteResponse, LogId, Membership, ReadPolicy, Snapshot, Vote
 
 __all__ = ["Raft", "RuntimeConfigHandle", "Trigger"]
 
@@ -322,29 +322,43 @@ class Raft:
 
     # -- reads -----------------------------------------------------------------------
 
-    async def get_read_log_id(self) -> tuple[LogId | None, LogId | None]:
-        """Confirm leadership with a quorum (thesis §6.4, ReadIndex) and return
-        ``(read_log_id, last_applied)``: a read is linearizable once the state machine
-        applied ``read_log_id``.
+    async def get_read_log_id(self, policy: ReadPolicy = ReadPolicy.READ_INDEX) -> tuple[LogId | None, LogId | None]:
+        """Confirm leadership and return ``(read_log_id, last_applied)``: a read is
+        linearizable once the state machine applied ``read_log_id`` (openraft
+        ``get_read_log_id``).
 
-        Raises `ForwardToLeader` or `QuorumNotEnough`.
+        ``policy`` (`ReadPolicy`): ``READ_INDEX`` confirms with a quorum round started
+        after the call (thesis §6.4, ReadIndex); ``LEASE_READ`` answers at once while
+        the leader's read lease holds (a quorum answered a request sent less than about
+        ``election_timeout_min - heartbeat_interval`` ago; the bound, its clock-rate
+        assumption and what voids it are in `raftx.engine.reads`) and otherwise waits
+        for a round like ``READ_INDEX``.
+
+        Raises `ForwardToLeader` or `QuorumNotEnough`; `TypeError` for a ``policy``
+        that is not a `ReadPolicy`.
 
         Example::
 
-            read_log_id, applied = await raft.get_read_log_id()
+            read_log_id, applied = await raft.get_read_log_id(ReadPolicy.LEASE_READ)
             if read_log_id is not None and (applied is None or applied < read_log_id):
                 await raft.wait(5).applied_index_at_least(read_log_id.index, "read")
         """
-        result = await self._core.request(lambda fut: ev.GetReadLogId(fut))
+        if not isinstance(policy, ReadPolicy):
+            raise TypeError(f"policy must be a raftx.ReadPolicy, not {policy!r}")
+        lease = policy is ReadPolicy.LEASE_READ
+        result = await self._core.request(lambda fut: ev.GetReadLogId(fut, lease))
         return result  # type: ignore[no-any-return]
 
-    async def ensure_linearizable(self) -> LogId | None:
-        """Make a following local read linearizable (thesis §6.4): confirm leadership with
-        a quorum and wait until the state machine applied the read log id; return it.
+    async def ensure_linearizable(self, policy: ReadPolicy = ReadPolicy.READ_INDEX) -> LogId | None:
+        """Make a following local read linearizable (thesis §6.4): confirm leadership
+        (`get_read_log_id` with ``policy``) and wait until the state machine applied the
+        read log id; return it.
 
-        Example: ``await raft.ensure_linearizable(); value = my_state_machine.get(key)``
+        Example: ``await raft.ensure_linearizable(); value = my_state_machine.get(key)``;
+        ``await raft.ensure_linearizable(ReadPolicy.LEASE_READ)`` skips the round trip
+        while the lease holds.
         """
-        read_log_id, applied = await self.get_read_log_id()
+        read_log_id, applied = await self.get_read_log_id(policy)
         if read_log_id is not None and (applied is None or applied.index < read_log_id.index):
             await self.wait(None).applied_index_at_least(read_log_id.index, "ensure_linearizable")
         return read_log_id

@@ -157,7 +157,7 @@ class Engine:
             ev.ClientWrite: lambda e: replication.client_write(self, e.payloads, e.responders),
             ev.ChangeMembership: lambda e: membership.change_membership(self, e.changes, e.retain, e.responder),
             ev.AddLearner: lambda e: membership.add_learner(self, e.node_id, e.node, e.responder),
-            ev.GetReadLogId: lambda e: reads.get_read_log_id(self, e.responder),
+            ev.GetReadLogId: lambda e: reads.get_read_log_id(self, e.responder, e.lease, e.now),
             ev.TriggerElect: lambda e: election.elect(self, pre_vote=e.pre_vote),
             ev.TriggerHeartbeat: lambda e: replication.broadcast_heartbeat(self),
             ev.TriggerSnapshot: lambda e: snapshot.trigger_snapshot(self),
@@ -171,6 +171,11 @@ class Engine:
     def startup(self, now: int) -> list[Command]:
         """Start the clock at ``now``; re-apply committed entries the state machine lacks."""
         self.now = now
+        if self.vote.committed and self.config.enable_leader_lease:
+            # The vote lease is not stored: a node that followed a leader when it stopped
+            # keeps refusing votes for election_timeout_max after it starts, as if it just
+            # heard from it; lease reads rely on it (raftx.engine.reads).
+            self.leader_seen_at = now
         self.reset_election_timer()
         self.maybe_apply()
         return self.take_output()

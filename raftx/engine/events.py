@@ -228,9 +228,13 @@ class AddLearner(Event):
 
 @dataclass(frozen=True, slots=True)
 class GetReadLogId(Event):
-    """A linearizable read: answer ``(read_log_id, applied)`` after one quorum round."""
+    """A linearizable read: answer ``(read_log_id, applied)`` after one quorum round,
+    or at once with ``lease`` while the read lease holds at ``now`` (the caller's
+    current clock, ms, same clock as `Tick`; None: the last tick's time)."""
 
     responder: Any = None
+    lease: bool = False
+    now: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -157,6 +157,11 @@ class LeaderState:
     reads: list[PendingRead] = field(default_factory=list)
     #: When the request a quorum answered most recently was sent (leader lease).
     last_quorum_acked: int = 0
+    #: The same from answers to this leader's requests only (not the election): the
+    #: basis of the read lease (`raftx.engine.reads.read_lease_end`); -1: none yet.
+    lease_acked: int = -1
+    #: A leadership transfer began this term: no lease reads for the rest of it.
+    lease_void: bool = False
     change: PendingChange | None = None
     #: Leadership transfer target (thesis §3.10), when it began, whether it was sent.
     transfer_to: int | None = None
