@@ -37,7 +37,7 @@ from raftx.types import LogId, Vote
 if TYPE_CHECKING:
     from raftx.engine.engine import Engine
 
-__all__ = ["become_leader", "elect", "handle_vote_request", "handle_vote_response", "vote_ge"]
+__all__ = ["become_leader", "elect", "handle_vote_request", "handle_vote_response", "lead", "vote_ge"]
 
 logger = logging.getLogger(__name__)
 
@@ -195,11 +195,17 @@ def step_down_to_term(eng: Engine, term: int) -> None:
 def become_leader(eng: Engine) -> None:
     """Won the election (§5.2): commit the vote, append the term's blank entry (§8),
     and start replicating to every other member."""
-    from raftx.engine import replication
-
     vote = eng.vote.commit()
     eng.candidate = None
     eng.save_vote(vote)
+    lead(eng, vote)
+
+
+def lead(eng: Engine, vote: Vote) -> None:
+    """Lead with the committed ``vote``: append the term's blank entry (§8) and start
+    replicating to every other member (after an election, or a restored leadership)."""
+    from raftx.engine import replication
+
     noop = LogId(vote.term, eng.log.last_index + 1)
     eng.leader = LeaderState(vote=vote, noop_log_id=noop, last_quorum_acked=eng.now,
                              next_send_id=eng.last_send_id, send_times=SendTimes(eng.config.election_timeout_max))

@@ -178,6 +178,10 @@ class Engine:
             self.leader_seen_at = now
         self.reset_election_timer()
         self.maybe_apply()
+        if (self.config.enable_leader_restore and self.vote.committed and self.vote.node_id == self.id
+                and self.is_voter()):
+            logger.info("node %s restores its leadership of term %s", self.id, self.vote.term)
+            election.lead(self, self.vote)  # Config.enable_leader_restore (openraft)
         return self.take_output()
 
     def step(self, event: ev.Event) -> list[Command]:
@@ -340,6 +344,9 @@ class Engine:
         if self.leader is not None:
             reads.expire_pending_reads(self)
             transfer.expire_transfer(self)
+            membership.step_down_if_removed(self)
+            if self.leader is None:
+                return
             if self.enable_heartbeat and self.now >= self.next_heartbeat:
                 replication.broadcast_heartbeat(self)
             return

@@ -167,6 +167,10 @@ class LeaderState:
     transfer_to: int | None = None
     transfer_started_at: int = 0
     transfer_sent: bool = False
+    #: A leader removed from the voters (`raftx.engine.membership.step_down_if_removed`):
+    #: when it next acts (hands over, then steps down), and whether it handed over.
+    removed_step_at: int | None = None
+    removed_handed_over: bool = False
     #: Average size of the payloads this leader appended (inflight byte estimate).
     entry_bytes: float = 64.0
 
