@@ -33,7 +33,7 @@ import asyncio
 import logging
 import random
 import warnings
-from typing import Any, Awaitable, Callable, Iterable, Mapping
+from typing import Any, Awaitable, Callable, Generator, Iterable, Mapping
 
 from raftx.config import Config
 from raftx.engine import events as ev
@@ -58,7 +58,8 @@ from raftx.runtime.wait import Wait
 from raftx.runtime.watch import WatchReceiver
 from raftx.network.protocols import RaftNetworkFactory
 from raftx.storage.protocols import RaftLogStorage, RaftStateMachine
-from raftx.types import BasicNode, ChangeMembers, ClientWriteResponse, LogId, Membership, ReadPolicy, Snapshot, Vote
+from raftx.types import (BasicNode, ChangeMembers, ClientWriteResponse, LeaderId, LogId, Membership, ReadPolicy,
+                          Snapshot, Vote)
 
 __all__ = ["Raft", "RuntimeConfigHandle", "Trigger"]
 
@@ -363,6 +364,16 @@ class Raft:
             await self.wait(None).applied_index_at_least(read_log_id.index, "ensure_linearizable")
         return read_log_id
 
+    def write(self, data: bytes) -> WriteRequest:
+        """A write to await, optionally conditional (openraft ``Raft::write``):
+        ``await raft.write(b"x")`` is `client_write`; ``await raft.write(b"x").with_leader(lid)``
+        appends only if this node still leads with `raftx.types.LeaderId` ``lid`` (e.g.
+        ``raft.metrics().borrow().vote.leader_id`` read earlier), else raises
+        `ForwardToLeader` naming the current leader: a leader that changed, even to a new
+        term of this same node, refuses it (the caller's view is stale).
+        """
+        return WriteRequest(self, _as_payload(data))
+
     async def current_leader(self) -> int | None:
         """The leader this node knows of (from its metrics), or None.
 
@@ -637,3 +648,35 @@ class Raft:
         m = self._core.metrics_tx.value
         return f"Raft(id={self.id}, state={m.state.value}, term={m.current_term}, leader={m.current_leader})"
 
+
+class WriteRequest:
+    """What `Raft.write` returns: await it (``await raft.write(b"x").with_leader(lid)``)."""
+
+    __slots__ = ("_raft", "_data", "_leader")
+
+    def __init__(self, raft: Raft, data: bytes, leader: LeaderId | None = None) -> None:
+        self._raft = raft
+        self._data = data
+        self._leader = leader
+
+    def with_leader(self, leader_id: LeaderId | Vote) -> WriteRequest:
+        """Only append while this node leads with ``leader_id`` (a `LeaderId`, or a committed
+        `Vote` whose leader id is taken); `TypeError` for anything else."""
+        if isinstance(leader_id, Vote):
+            if not leader_id.committed:
+                raise TypeError("with_leader takes a LeaderId or a committed Vote, not an uncommitted vote")
+            leader_id = leader_id.leader_id
+        if not isinstance(leader_id, LeaderId) or leader_id.node_id is None:
+            raise TypeError(f"with_leader takes a LeaderId(term, node_id), not {leader_id!r}")
+        return WriteRequest(self._raft, self._data, leader_id)
+
+    async def _run(self) -> ClientWriteResponse:
+        if self._leader is None:
+            return await self._raft.client_write(self._data)
+        leader, data = self._leader, self._data
+        resp: ClientWriteResponse = await self._raft._core.request(
+            lambda fut: ev.ClientWrite([data], [fut], leader))
+        return resp
+
+    def __await__(self) -> Generator[Any, None, ClientWriteResponse]:
+        return self._run().__await__()

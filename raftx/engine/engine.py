@@ -154,7 +154,7 @@ class Engine:
             ev.Applied: lambda e: snapshot.handle_applied(self, e.log_id),
             ev.SnapshotBuilt: lambda e: snapshot.handle_snapshot_built(self, e.meta),
             ev.Initialize: lambda e: membership.initialize(self, e.membership, e.responder),
-            ev.ClientWrite: lambda e: replication.client_write(self, e.payloads, e.responders),
+            ev.ClientWrite: lambda e: replication.client_write(self, e.payloads, e.responders, e.expected_leader),
             ev.ChangeMembership: lambda e: membership.change_membership(self, e.changes, e.retain, e.responder),
             ev.AddLearner: lambda e: membership.add_learner(self, e.node_id, e.node, e.responder),
             ev.GetReadLogId: lambda e: reads.get_read_log_id(self, e.responder, e.lease, e.now),

@@ -201,11 +201,14 @@ class ClientWrite(Event):
 
     ``payloads[i]`` is ``bytes`` (or ``None`` for a blank write); ``responders[i]``
     is handed back in the `raftx.engine.commands.Apply` that applies it, or in a
-    `raftx.engine.commands.Respond` carrying an error.
+    `raftx.engine.commands.Respond` carrying an error. ``expected_leader`` (a
+    `raftx.types.LeaderId`): a conditional write, refused with `ForwardToLeader`
+    unless this node leads with exactly that leader id (openraft ``with_leader``).
     """
 
     payloads: Sequence[bytes | None]
     responders: Sequence[Any]
+    expected_leader: Any = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,8 +48,10 @@ _PLAIN = frozenset({bytes, type(None)})
 # -- appending ------------------------------------------------------------------------------
 
 
-def client_write(eng: Engine, payloads: Sequence[bytes | None], responders: Sequence[Any]) -> None:
-    """Append a batch of client payloads as one write (group commit) and replicate it."""
+def client_write(eng: Engine, payloads: Sequence[bytes | None], responders: Sequence[Any],
+                 expected_leader: Any = None) -> None:
+    """Append a batch of client payloads as one write (group commit) and replicate it;
+    with ``expected_leader`` only if this node leads with that `LeaderId`."""
     if len(responders) != len(payloads):
         raise ValueError(f"{len(payloads)} payloads but {len(responders)} responders")
     if not payloads:
@@ -63,7 +65,11 @@ def client_write(eng: Engine, payloads: Sequence[bytes | None], responders: Sequ
             eng.respond(r, ClientWriteError(f"payloads must be bytes; not at positions {bad}"))
         return
     err: Exception | None = None
-    if eng.leader is None:
+    if expected_leader is not None and (eng.leader is None or eng.leader.vote.leader_id != expected_leader):
+        # a conditional write: the leader changed since the caller looked (openraft with_leader)
+        known = eng.current_leader
+        err = ForwardToLeader(known, None if known is None else eng.membership.effective.membership.get_node(known))
+    elif eng.leader is None:
         err = eng.forward_to_leader()
     elif eng.leader.transfer_to is not None or not reads.lease_valid(eng):
         err = ForwardToLeader(None, None)  # transferring, or no quorum heard within the lease
