@@ -414,17 +414,33 @@ class Raft:
         self, members: ChangeMembers | Iterable[int] | Mapping[int, BasicNode], retain: bool = False
     ) -> ClientWriteResponse:
         """Change the voters through joint consensus (thesis §4.3); answers once the final
-        uniform configuration is applied. New voters must be learners first
-        (`LearnerNotFound`); one change at a time (`InProgress`). With ``retain``,
-        removed voters stay as learners, else they leave the cluster.
+        uniform configuration is applied. One change at a time (`InProgress`). With
+        ``retain``, removed voters stay as learners, else they leave the cluster.
 
-        Example: ``await raft.change_membership({1, 2, 3, 4, 5}, retain=False)``
+        What ``members`` means:
+
+        * a set / iterable of ids: the voters become **exactly** these (openraft's
+          ``ReplaceAllVoters``); new voters must be learners first (`LearnerNotFound`);
+        * a mapping ``{id: node}``: **add** these voters to the current ones, through
+          the learner stage: each is added as a learner and caught up (`add_learner`,
+          blocking), then made a voter (``ChangeMembers.AddVoterIds``). (openraft reads
+          a map as "replace all voters with these nodes"; raftx does not, so
+          ``change_membership({4: node})`` never drops voters 1..3);
+        * a `ChangeMembers` value: exactly that change (``AddVoters``, ``RemoveVoters``,
+          ``ReplaceAllVoters``, ``AddNodes``, ``SetNodes``, ``RemoveNodes``, ...).
+
+        Example: ``await raft.change_membership({1, 2, 3, 4, 5}, retain=False)``;
+        ``await raft.change_membership({6: BasicNode("10.0.0.6:7006")})`` adds voter 6.
         """
         if isinstance(members, ChangeMembers):
             changes = members
         elif isinstance(members, Mapping):
-            changes = ChangeMembers.coerce({int(k): (v if isinstance(v, BasicNode) else BasicNode(str(v)))
-                                            for k, v in members.items()})
+            nodes = {int(k): (v if isinstance(v, BasicNode) else BasicNode(str(v))) for k, v in members.items()}
+            if not nodes:
+                raise TypeError("change_membership takes a non-empty mapping {id: node}")
+            for node_id, node in nodes.items():
+                await self.add_learner(node_id, node, blocking=True)  # the learner stage (thesis §4.2.1)
+            changes = ChangeMembers.AddVoterIds(nodes)
         else:
             changes = ChangeMembers.coerce([int(i) for i in members])
         return await self._core.request(  # type: ignore[no-any-return]

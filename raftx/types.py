@@ -397,12 +397,13 @@ class ChangeMembers:
     @classmethod
     def coerce(cls, members: ChangeMembers | Iterable[int] | Mapping[int, BasicNode]) -> ChangeMembers:
         """``members`` as a change: a set of ids means ``ReplaceAllVoters``; a mapping
-        id -> node means ``AddVoters`` of those nodes followed by ``ReplaceAllVoters``
-        of their ids (expressed as one ``ReplaceAllVoters`` carrying the nodes)."""
+        id -> node means ``AddVoters`` of those nodes (added to the current voters, never
+        replacing them; `raftx.Raft.change_membership` puts them through the learner
+        stage first)."""
         if isinstance(members, ChangeMembers):
             return members
         if isinstance(members, Mapping):
-            return cls("ReplaceAllVoters", members.keys(), members)
+            return cls("AddVoters", members.keys(), members)
         return cls("ReplaceAllVoters", members)
 
     def apply(self, membership: Membership) -> Membership:
