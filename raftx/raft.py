@@ -61,7 +61,7 @@ from raftx.storage.protocols import RaftLogStorage, RaftStateMachine
 from raftx.types import (BasicNode, ChangeMembers, ClientWriteResponse, LeaderId, LogId, Membership, ReadPolicy,
                           Snapshot, Vote)
 
-__all__ = ["Raft", "RuntimeConfigHandle", "Trigger"]
+__all__ = ["Raft", "RuntimeConfigHandle", "Trigger", "WriteRequest"]
 
 logger = logging.getLogger(__name__)
 
