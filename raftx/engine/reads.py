@@ -32,7 +32,10 @@ after s on its clock; its clock reads time up to one ``heartbeat_interval`` late
 (`now` moves on ticks, at most a heartbeat apart: the ``- heartbeat_interval``).
 **Clock assumption**: every node's clock runs at a rate within 5% of real time, so
 durations measured on two nodes differ by under 10% (the ``election_timeout_min / 10``
-margin); clocks need not agree on the time, only on how long a duration is. The leader
+margin); clocks need not agree on the time, only on how long a duration is. It also
+assumes a node's ticks are not late by more than that heartbeat interval (an event
+loop stalled longer, e.g. by a long GC pause or a starved CPU, can make a follower's
+timer fire early by the excess). The leader
 checks against ``now`` read when the read arrives (`raft.Raft.get_read_log_id` passes
 the runtime clock), not the last tick. Not covered (the lease is refused or void):
 ``enable_leader_lease=False`` (no vote lease on followers: lease reads fall back to
