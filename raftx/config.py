@@ -82,6 +82,21 @@ class Config:
     #: ``ensure_linearizable``) waits for a leader during an election before it raises
     #: `raftx.errors.ForwardToLeader`; also bounds each forwarded round trip.
     forward_timeout: float = 5.0
+    #: A node whose stored vote is its own committed leadership (it was leader when it
+    #: stopped) starts as leader of that same term at once, without an election
+    #: (openraft ``enable_leader_restore``; e.g. a sole voter serves again right after a
+    #: restart). Safe: the vote was granted by a quorum and no one else can lead that
+    #: term; the restored leader appends a blank entry, so reads wait until everything
+    #: committed before the restart is applied again. Off by default (openraft's
+    #: default is on): a restarted leader then campaigns for a new term as in the paper.
+    enable_leader_restore: bool = False
+    #: A leader removed from the voters by a committed membership change keeps leading
+    #: for this many ms (so the commit reaches the followers), then hands leadership to
+    #: its most up-to-date voter (thesis §3.10 transfer) and, one ``heartbeat_interval``
+    #: later, steps down even if the transfer did not happen (openraft
+    #: ``removed_leader_step_down``, default ``After(150)``). None (openraft ``Never``):
+    #: it keeps leading until it steps down for another reason.
+    removed_leader_step_down: int | None = 150
 
     @property
     def max_payload_bytes(self) -> int:

@@ -33,7 +33,7 @@ import asyncio
 import logging
 import random
 import warnings
-from typing import Any, Awaitable, Callable, Iterable, Mapping
+from typing import Any, Awaitable, Callable, Generator, Iterable, Mapping
 
 from raftx.config import Config
 from raftx.engine import events as ev
@@ -65,9 +65,10 @@ from raftx.runtime.wait import Wait
 from raftx.runtime.watch import WatchReceiver
 from raftx.network.protocols import RaftNetworkFactory
 from raftx.storage.protocols import RaftLogStorage, RaftStateMachine
-from raftx.types import BasicNode, ChangeMembers, ClientWriteResponse, LogId, Membership, Snapshot, Vote
+from raftx.types import (BasicNode, ChangeMembers, ClientWriteResponse, LeaderId, LogId, Membership, ReadPolicy,
+                          Snapshot, Vote)
 
-__all__ = ["Raft", "RuntimeConfigHandle", "Trigger"]
+__all__ = ["Raft", "RuntimeConfigHandle", "Trigger", "WriteRequest"]
 
 logger = logging.getLogger(__name__)
 
@@ -345,41 +346,67 @@ class Raft:
 
     # -- reads -----------------------------------------------------------------------
 
-    async def get_read_log_id(self) -> tuple[LogId | None, LogId | None]:
-        """Confirm leadership with a quorum (thesis §6.4, ReadIndex) and return
-        ``(read_log_id, last_applied)``: a read is linearizable once the state machine
-        applied ``read_log_id``.
+    async def get_read_log_id(self, policy: ReadPolicy = ReadPolicy.READ_INDEX) -> tuple[LogId | None, LogId | None]:
+        """Confirm leadership and return ``(read_log_id, last_applied)``: a read is
+        linearizable once the state machine applied ``read_log_id`` (openraft
+        ``get_read_log_id``).
 
-        Raises `ForwardToLeader` or `QuorumNotEnough`.
+        ``policy`` (`ReadPolicy`): ``READ_INDEX`` confirms with a quorum round started
+        after the call (thesis §6.4, ReadIndex); ``LEASE_READ`` answers at once while
+        the leader's read lease holds (a quorum answered a request sent less than about
+        ``election_timeout_min - heartbeat_interval`` ago; the bound, its clock-rate
+        assumption and what voids it are in `raftx.engine.reads`) and otherwise waits
+        for a round like ``READ_INDEX``.
+
+        Raises `ForwardToLeader` or `QuorumNotEnough`; `TypeError` for a ``policy``
+        that is not a `ReadPolicy`.
 
         Example::
 
-            read_log_id, applied = await raft.get_read_log_id()
+            read_log_id, applied = await raft.get_read_log_id(ReadPolicy.LEASE_READ)
             if read_log_id is not None and (applied is None or applied < read_log_id):
                 await raft.wait(5).applied_index_at_least(read_log_id.index, "read")
         """
-        result = await self._core.request(lambda fut: ev.GetReadLogId(fut))
+        if not isinstance(policy, ReadPolicy):
+            raise TypeError(f"policy must be a raftx.ReadPolicy, not {policy!r}")
+        lease = policy is ReadPolicy.LEASE_READ
+        result = await self._core.request(lambda fut: ev.GetReadLogId(fut, lease))
         return result  # type: ignore[no-any-return]
 
-    async def ensure_linearizable(self, *, forward: bool = False) -> LogId | None:
-        """Make a following local read linearizable (thesis §6.4): confirm leadership with
-        a quorum and wait until the state machine applied the read log id; return it.
+    async def ensure_linearizable(self, policy: ReadPolicy = ReadPolicy.READ_INDEX, *,
+                                  forward: bool = False) -> LogId | None:
+        """Make a following local read linearizable (thesis §6.4): confirm leadership
+        (`get_read_log_id` with ``policy``) and wait until the state machine applied the
+        read log id; return it.
 
         With ``forward=True`` it works on any node: a follower asks the leader for its
-        confirmed read log id (waiting up to ``Config.forward_timeout`` for a leader)
-        and waits until its own state machine applied it.
+        confirmed read log id (the leader confirms with ``READ_INDEX`` whatever ``policy``
+        says; waiting up to ``Config.forward_timeout`` for a leader) and waits until its
+        own state machine applied it.
 
-        Example: ``await raft.ensure_linearizable(forward=True); value = my_state_machine.get(key)``
+        Example: ``await raft.ensure_linearizable(); value = my_state_machine.get(key)``;
+        ``await raft.ensure_linearizable(ReadPolicy.LEASE_READ)`` skips the round trip
+        while the lease holds.
         """
         if forward:
             read_log_id = await self._forwarder.read_log_id()
             if read_log_id is not None:
                 await self.wait(None).applied_index_at_least(read_log_id.index, "ensure_linearizable")
             return read_log_id
-        read_log_id, applied = await self.get_read_log_id()
+        read_log_id, applied = await self.get_read_log_id(policy)
         if read_log_id is not None and (applied is None or applied.index < read_log_id.index):
             await self.wait(None).applied_index_at_least(read_log_id.index, "ensure_linearizable")
         return read_log_id
+
+    def write(self, data: bytes) -> WriteRequest:
+        """A write to await, optionally conditional (openraft ``Raft::write``):
+        ``await raft.write(b"x")`` is `client_write`; ``await raft.write(b"x").with_leader(lid)``
+        appends only if this node still leads with `raftx.types.LeaderId` ``lid`` (e.g.
+        ``raft.metrics().borrow().vote.leader_id`` read earlier), else raises
+        `ForwardToLeader` naming the current leader: a leader that changed, even to a new
+        term of this same node, refuses it (the caller's view is stale).
+        """
+        return WriteRequest(self, _as_payload(data))
 
     async def current_leader(self) -> int | None:
         """The leader this node knows of (from its metrics), or None.
@@ -421,17 +448,33 @@ class Raft:
         self, members: ChangeMembers | Iterable[int] | Mapping[int, BasicNode], retain: bool = False
     ) -> ClientWriteResponse:
         """Change the voters through joint consensus (thesis §4.3); answers once the final
-        uniform configuration is applied. New voters must be learners first
-        (`LearnerNotFound`); one change at a time (`InProgress`). With ``retain``,
-        removed voters stay as learners, else they leave the cluster.
+        uniform configuration is applied. One change at a time (`InProgress`). With
+        ``retain``, removed voters stay as learners, else they leave the cluster.
 
-        Example: ``await raft.change_membership({1, 2, 3, 4, 5}, retain=False)``
+        What ``members`` means:
+
+        * a set / iterable of ids: the voters become **exactly** these (openraft's
+          ``ReplaceAllVoters``); new voters must be learners first (`LearnerNotFound`);
+        * a mapping ``{id: node}``: **add** these voters to the current ones, through
+          the learner stage: each is added as a learner and caught up (`add_learner`,
+          blocking), then made a voter (``ChangeMembers.AddVoterIds``). (openraft reads
+          a map as "replace all voters with these nodes"; raftx does not, so
+          ``change_membership({4: node})`` never drops voters 1..3);
+        * a `ChangeMembers` value: exactly that change (``AddVoters``, ``RemoveVoters``,
+          ``ReplaceAllVoters``, ``AddNodes``, ``SetNodes``, ``RemoveNodes``, ...).
+
+        Example: ``await raft.change_membership({1, 2, 3, 4, 5}, retain=False)``;
+        ``await raft.change_membership({6: BasicNode("10.0.0.6:7006")})`` adds voter 6.
         """
         if isinstance(members, ChangeMembers):
             changes = members
         elif isinstance(members, Mapping):
-            changes = ChangeMembers.coerce({int(k): (v if isinstance(v, BasicNode) else BasicNode(str(v)))
-                                            for k, v in members.items()})
+            nodes = {int(k): (v if isinstance(v, BasicNode) else BasicNode(str(v))) for k, v in members.items()}
+            if not nodes:
+                raise TypeError("change_membership takes a non-empty mapping {id: node}")
+            for node_id, node in nodes.items():
+                await self.add_learner(node_id, node, blocking=True)  # the learner stage (thesis §4.2.1)
+            changes = ChangeMembers.AddVoterIds(nodes)
         else:
             changes = ChangeMembers.coerce([int(i) for i in members])
         return await self._core.request(  # type: ignore[no-any-return]
@@ -683,3 +726,35 @@ class Raft:
         m = self._core.metrics_tx.value
         return f"Raft(id={self.id}, state={m.state.value}, term={m.current_term}, leader={m.current_leader})"
 
+
+class WriteRequest:
+    """What `Raft.write` returns: await it (``await raft.write(b"x").with_leader(lid)``)."""
+
+    __slots__ = ("_raft", "_data", "_leader")
+
+    def __init__(self, raft: Raft, data: bytes, leader: LeaderId | None = None) -> None:
+        self._raft = raft
+        self._data = data
+        self._leader = leader
+
+    def with_leader(self, leader_id: LeaderId | Vote) -> WriteRequest:
+        """Only append while this node leads with ``leader_id`` (a `LeaderId`, or a committed
+        `Vote` whose leader id is taken); `TypeError` for anything else."""
+        if isinstance(leader_id, Vote):
+            if not leader_id.committed:
+                raise TypeError("with_leader takes a LeaderId or a committed Vote, not an uncommitted vote")
+            leader_id = leader_id.leader_id
+        if not isinstance(leader_id, LeaderId) or leader_id.node_id is None:
+            raise TypeError(f"with_leader takes a LeaderId(term, node_id), not {leader_id!r}")
+        return WriteRequest(self._raft, self._data, leader_id)
+
+    async def _run(self) -> ClientWriteResponse:
+        if self._leader is None:
+            return await self._raft.client_write(self._data)
+        leader, data = self._leader, self._data
+        resp: ClientWriteResponse = await self._raft._core.request(
+            lambda fut: ev.ClientWrite([data], [fut], leader))
+        return resp
+
+    def __await__(self) -> Generator[Any, None, ClientWriteResponse]:
+        return self._run().__await__()

@@ -30,12 +30,28 @@ __all__ = [
     "LeaderId",
     "LogId",
     "Membership",
+    "ReadPolicy",
     "ServerState",
     "Snapshot",
     "SnapshotMeta",
     "StoredMembership",
     "Vote",
 ]
+
+
+class ReadPolicy(enum.Enum):
+    """How a linearizable read confirms leadership (openraft ``ReadPolicy``; thesis §6.4).
+
+    * ``READ_INDEX`` (default): one round of heartbeats answered by a quorum after the
+      read began (one round trip per read, no clock assumption);
+    * ``LEASE_READ``: no round trip while the leader's read lease holds (a quorum
+      answered recently enough that no other leader can exist yet); otherwise it
+      waits for a round as ``READ_INDEX`` does. Its safety assumes bounded clock-rate
+      drift between nodes (`raftx.engine.reads` states the bound).
+    """
+
+    READ_INDEX = "read_index"
+    LEASE_READ = "lease_read"
 
 
 class ServerState(enum.Enum):
@@ -381,12 +397,13 @@ class ChangeMembers:
     @classmethod
     def coerce(cls, members: ChangeMembers | Iterable[int] | Mapping[int, BasicNode]) -> ChangeMembers:
         """``members`` as a change: a set of ids means ``ReplaceAllVoters``; a mapping
-        id -> node means ``AddVoters`` of those nodes followed by ``ReplaceAllVoters``
-        of their ids (expressed as one ``ReplaceAllVoters`` carrying the nodes)."""
+        id -> node means ``AddVoters`` of those nodes (added to the current voters, never
+        replacing them; `raftx.Raft.change_membership` puts them through the learner
+        stage first)."""
         if isinstance(members, ChangeMembers):
             return members
         if isinstance(members, Mapping):
-            return cls("ReplaceAllVoters", members.keys(), members)
+            return cls("AddVoters", members.keys(), members)
         return cls("ReplaceAllVoters", members)
 
     def apply(self, membership: Membership) -> Membership:

@@ -9,7 +9,7 @@ import pytest
 
 PUBLIC = {
     "raftx": "__version__ Config BasicNode ServerState LogId Vote LeaderId Entry Membership StoredMembership "
-    "SnapshotMeta Snapshot ChangeMembers ClientWriteResponse RaftMetrics Raft",
+    "SnapshotMeta Snapshot ChangeMembers ClientWriteResponse RaftMetrics Raft ReadPolicy",
     "raftx.errors": "RaftError ForwardToLeader Fatal ClientWriteError ChangeMembershipError InProgress "
     "EmptyMembership LearnerNotFound InitializeError NotAllowed NotInMembers QuorumNotEnough RPCError Timeout "
     "Unreachable NetworkError RemoteError StorageError ConfigError ProtocolError NotAuthorized",

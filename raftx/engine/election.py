@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from raftx import _core
 from raftx.engine import peer_check
 from raftx.engine.commands import SendVote
+from raftx.engine.progress import SendTimes
 from raftx.engine.state import CandidateState, LeaderState
 from raftx.errors import ProtocolError
 from raftx.messages import MAX_TERM, PayloadBatch, VoteRequest, VoteResponse
@@ -36,7 +37,7 @@ from raftx.types import LogId, Vote
 if TYPE_CHECKING:
     from raftx.engine.engine import Engine
 
-__all__ = ["become_leader", "elect", "handle_vote_request", "handle_vote_response", "vote_ge"]
+__all__ = ["become_leader", "elect", "handle_vote_request", "handle_vote_response", "lead", "vote_ge"]
 
 logger = logging.getLogger(__name__)
 
@@ -194,13 +195,20 @@ def step_down_to_term(eng: Engine, term: int) -> None:
 def become_leader(eng: Engine) -> None:
     """Won the election (§5.2): commit the vote, append the term's blank entry (§8),
     and start replicating to every other member."""
-    from raftx.engine import replication
-
     vote = eng.vote.commit()
     eng.candidate = None
     eng.save_vote(vote)
+    lead(eng, vote)
+
+
+def lead(eng: Engine, vote: Vote) -> None:
+    """Lead with the committed ``vote``: append the term's blank entry (§8) and start
+    replicating to every other member (after an election, or a restored leadership)."""
+    from raftx.engine import replication
+
     noop = LogId(vote.term, eng.log.last_index + 1)
-    eng.leader = LeaderState(vote=vote, noop_log_id=noop, last_quorum_acked=eng.now)
+    eng.leader = LeaderState(vote=vote, noop_log_id=noop, last_quorum_acked=eng.now,
+                             next_send_id=eng.last_send_id, send_times=SendTimes(eng.config.election_timeout_max))
     eng.leader_seen_at = eng.now
     eng.refresh_server_state()
     logger.info("node %s is leader of term %s", eng.id, vote.term)

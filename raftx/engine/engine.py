@@ -120,6 +120,9 @@ class Engine:
         self.election_deadline = 0
         #: When this node last heard from a leader (ms); basis of the leader lease.
         self.leader_seen_at: int | None = None
+        #: The last AppendEntries/snapshot send id of this node's latest leadership
+        #: (the next leadership continues after it, `LeaderState.next_send_id`).
+        self.last_send_id = 0
         #: Next heartbeat time on a leader (ms).
         self.next_heartbeat = 0
         #: A transfer request this node must act on once its log caught up.
@@ -151,10 +154,10 @@ class Engine:
             ev.Applied: lambda e: snapshot.handle_applied(self, e.log_id),
             ev.SnapshotBuilt: lambda e: snapshot.handle_snapshot_built(self, e.meta),
             ev.Initialize: lambda e: membership.initialize(self, e.membership, e.responder),
-            ev.ClientWrite: lambda e: replication.client_write(self, e.payloads, e.responders),
+            ev.ClientWrite: lambda e: replication.client_write(self, e.payloads, e.responders, e.expected_leader),
             ev.ChangeMembership: lambda e: membership.change_membership(self, e.changes, e.retain, e.responder),
             ev.AddLearner: lambda e: membership.add_learner(self, e.node_id, e.node, e.responder),
-            ev.GetReadLogId: lambda e: reads.get_read_log_id(self, e.responder),
+            ev.GetReadLogId: lambda e: reads.get_read_log_id(self, e.responder, e.lease, e.now),
             ev.TriggerElect: lambda e: election.elect(self, pre_vote=e.pre_vote),
             ev.TriggerHeartbeat: lambda e: replication.broadcast_heartbeat(self),
             ev.TriggerSnapshot: lambda e: snapshot.trigger_snapshot(self),
@@ -168,8 +171,17 @@ class Engine:
     def startup(self, now: int) -> list[Command]:
         """Start the clock at ``now``; re-apply committed entries the state machine lacks."""
         self.now = now
+        if self.vote.committed and self.config.enable_leader_lease:
+            # The vote lease is not stored: a node that followed a leader when it stopped
+            # keeps refusing votes for election_timeout_max after it starts, as if it just
+            # heard from it; lease reads rely on it (raftx.engine.reads).
+            self.leader_seen_at = now
         self.reset_election_timer()
         self.maybe_apply()
+        if (self.config.enable_leader_restore and self.vote.committed and self.vote.node_id == self.id
+                and self.is_voter()):
+            logger.info("node %s restores its leadership of term %s", self.id, self.vote.term)
+            election.lead(self, self.vote)  # Config.enable_leader_restore (openraft)
         return self.take_output()
 
     def step(self, event: ev.Event) -> list[Command]:
@@ -309,6 +321,7 @@ class Engine:
             change = self.leader.change
             if change is not None:
                 self.respond(change.responder, self.forward_to_leader())
+            self.last_send_id = self.leader.next_send_id
             logger.info("node %s steps down from leader of term %s", self.id, self.leader.vote.term)
         self.leader = None
         self.candidate = None
@@ -331,6 +344,9 @@ class Engine:
         if self.leader is not None:
             reads.expire_pending_reads(self)
             transfer.expire_transfer(self)
+            membership.step_down_if_removed(self)
+            if self.leader is None:
+                return
             if self.enable_heartbeat and self.now >= self.next_heartbeat:
                 replication.broadcast_heartbeat(self)
             return

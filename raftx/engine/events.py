@@ -201,11 +201,14 @@ class ClientWrite(Event):
 
     ``payloads[i]`` is ``bytes`` (or ``None`` for a blank write); ``responders[i]``
     is handed back in the `raftx.engine.commands.Apply` that applies it, or in a
-    `raftx.engine.commands.Respond` carrying an error.
+    `raftx.engine.commands.Respond` carrying an error. ``expected_leader`` (a
+    `raftx.types.LeaderId`): a conditional write, refused with `ForwardToLeader`
+    unless this node leads with exactly that leader id (openraft ``with_leader``).
     """
 
     payloads: Sequence[bytes | None]
     responders: Sequence[Any]
+    expected_leader: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,9 +231,13 @@ class AddLearner(Event):
 
 @dataclass(frozen=True, slots=True)
 class GetReadLogId(Event):
-    """A linearizable read: answer ``(read_log_id, applied)`` after one quorum round."""
+    """A linearizable read: answer ``(read_log_id, applied)`` after one quorum round,
+    or at once with ``lease`` while the read lease holds at ``now`` (the caller's
+    current clock, ms, same clock as `Tick`; None: the last tick's time)."""
 
     responder: Any = None
+    lease: bool = False
+    now: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

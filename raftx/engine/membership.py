@@ -8,7 +8,10 @@
   joint one commits (`on_membership_committed`). The caller is answered when the
   uniform entry is applied. Voters must be learners first (`LearnerNotFound`).
 * A leader that is not a voter of the committed configuration steps down
-  (thesis §4.2.2).
+  (thesis §4.2.2), as openraft's ``removed_leader_step_down``: it keeps leading for
+  ``Config.removed_leader_step_down`` ms (the commit reaches the followers), hands
+  leadership to its most up-to-date voter (thesis §3.10) so the cluster needs no
+  election timeout, and one heartbeat interval later steps down anyway.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from raftx.types import BasicNode, ChangeMembers, ClientWriteResponse, Membershi
 if TYPE_CHECKING:
     from raftx.engine.engine import Engine
 
-__all__ = ["add_learner", "change_membership", "initialize", "on_membership_committed"]
+__all__ = ["add_learner", "change_membership", "initialize", "on_membership_committed", "step_down_if_removed"]
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +119,33 @@ def on_membership_committed(eng: Engine) -> None:
         leader.change = None
         _append_membership(eng, uniform, None if change is None else change.responder)
         return
-    if not effective.is_voter(eng.id):
-        logger.info("leader %s is not a voter of the committed membership; stepping down", eng.id)
-        eng.become_follower()
+    if not effective.is_voter(eng.id) and leader.removed_step_at is None:
+        delay = eng.config.removed_leader_step_down
+        if delay is None:
+            logger.info("leader %s is not a voter of the committed membership; it keeps leading "
+                        "(removed_leader_step_down=None)", eng.id)
+            return
+        logger.info("leader %s is not a voter of the committed membership; hands over in %s ms", eng.id, delay)
+        leader.removed_step_at = eng.now + delay
+        step_down_if_removed(eng)
+
+
+def step_down_if_removed(eng: Engine) -> None:
+    """On a removed leader's deadline: hand over to the most up-to-date voter, then
+    (a heartbeat interval later, or with no voter to hand to) step down."""
+    from raftx.engine import transfer
+
+    leader = eng.leader
+    if leader is None or leader.removed_step_at is None or eng.now < leader.removed_step_at:
+        return
+    if not leader.removed_handed_over:
+        leader.removed_handed_over = True
+        leader.removed_step_at = eng.now + eng.config.heartbeat_interval
+        voters = eng.membership.effective.membership.voter_ids() - {eng.id}
+        if voters:
+            target = max(sorted(voters), key=lambda v: leader.progress[v].matching_index if v in leader.progress else -2)
+            logger.info("removed leader %s hands leadership to node %s", eng.id, target)
+            transfer.trigger_transfer_leader(eng, target)
+            return
+    logger.info("removed leader %s steps down", eng.id)
+    eng.become_follower()

@@ -23,14 +23,17 @@ Invariant: ``matching.index < next_index``.
 from __future__ import annotations
 
 import enum
+from bisect import bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass
 
 from raftx.types import LogId
 
-__all__ = ["Progress", "ProgressState", "Send"]
+__all__ = ["Progress", "ProgressState", "Send", "SendTimes"]
 
-#: At most this many unanswered heartbeats are remembered per target.
+#: At most this many unanswered heartbeats are remembered per target (for what they
+#: tell about the follower's log); an answer to a forgotten one still counts as an
+#: acknowledgement of leadership, timed by `SendTimes`.
 MAX_HEARTBEATS_REMEMBERED = 8
 
 
@@ -103,12 +106,13 @@ class Progress:
             self.inflight_entries -= send.n_entries
         return send
 
-    def ack(self, send: Send) -> None:
-        """Record that ``send`` was answered by the target (with any vote <= ours)."""
-        if send.send_id > self.acked_send_id:
-            self.acked_send_id = send.send_id
-        if send.sent_at > self.acked_sent_at:
-            self.acked_sent_at = send.sent_at
+    def ack(self, send_id: int, sent_at: int) -> None:
+        """Record that the request ``send_id``, sent at ``sent_at``, was answered by the
+        target with this leader's vote (it accepted this leader then, §6.4)."""
+        if send_id > self.acked_send_id:
+            self.acked_send_id = send_id
+        if sent_at > self.acked_sent_at:
+            self.acked_sent_at = sent_at
 
     def reset_to_probe(self) -> None:
         """Forget every replication request in flight and probe from ``matching`` on."""
@@ -132,3 +136,42 @@ class Progress:
             f"Progress(state={self.state.value}, matching={self.matching!r}, next_index={self.next_index}, "
             f"in_flight={len(self.sends)})"
         )
+
+
+class SendTimes:
+    """When each of a leader's requests was sent, for every send id, in O(distinct times).
+
+    Send ids grow with time, so the runs ``(first send id, time)`` recorded whenever
+    the clock moved give the exact send time of any id. Runs older than ``horizon``
+    are forgotten: an answer to a request sent that long ago can neither confirm a
+    pending read nor extend the lease (both expire after ``election_timeout_max``).
+    With it, an answer whose `Send` record was dropped (heartbeats beyond
+    `MAX_HEARTBEATS_REMEMBERED`, requests forgotten after a conflict) still counts:
+    on a link whose round trip spans more heartbeats than are remembered, every
+    answer used to be ignored and reads waited until heartbeats stopped (issue 16).
+    """
+
+    __slots__ = ("_ids", "_times", "horizon")
+
+    def __init__(self, horizon: int) -> None:
+        self._ids: list[int] = []
+        self._times: list[int] = []
+        self.horizon = horizon
+
+    def record(self, send_id: int, now: int) -> None:
+        """Request ``send_id`` (larger than every id recorded before) leaves at ``now``."""
+        times = self._times
+        if times and times[-1] >= now:
+            return  # same run
+        self._ids.append(send_id)
+        times.append(now)
+        cut = bisect_right(times, now - self.horizon)
+        if cut > 64:  # amortized: trim in chunks
+            del self._ids[:cut], times[:cut]
+
+    def sent_at(self, send_id: int, now: int) -> int | None:
+        """The time request ``send_id`` was sent; None if unknown or beyond the horizon."""
+        k = bisect_right(self._ids, send_id) - 1
+        if k < 0 or self._times[k] <= now - self.horizon:
+            return None
+        return self._times[k]

@@ -14,6 +14,36 @@ The same acknowledgements give the leader lease (openraft CheckQuorum): the
 leader knows when the request most recently answered by a quorum was sent
 (``last_quorum_acked``); with ``Config.enable_leader_lease`` it refuses writes
 once that is older than ``election_timeout_max``.
+
+Lease reads (``ReadPolicy.LEASE_READ``, thesis §6.4 "using clocks to reduce
+messaging for read-only queries") answer at once, without a round, while
+
+    now < read_lease_end = s + election_timeout_min - heartbeat_interval - election_timeout_min / 10
+
+where ``s`` is the send time (leader clock) of the latest request a quorum answered.
+Why no other leader can commit anything before then: a new leader needs the votes
+of a quorum, which shares a node N with the quorum that answered the request sent
+at ``s``. N received it at real time >= s and, accepting us (`following.accept_leader`),
+(1) restarted its election timer to at least ``election_timeout_min`` on its clock and
+(2) started refusing votes to anyone for ``election_timeout_max`` (the vote lease,
+`election.in_leader_lease`; a restarted node keeps it, `Engine.startup`). So N can
+neither campaign itself nor vote for another candidate until ``election_timeout_min``
+after s on its clock; its clock reads time up to one ``heartbeat_interval`` late
+(`now` moves on ticks, at most a heartbeat apart: the ``- heartbeat_interval``).
+**Clock assumption**: every node's clock runs at a rate within 5% of real time, so
+durations measured on two nodes differ by under 10% (the ``election_timeout_min / 10``
+margin); clocks need not agree on the time, only on how long a duration is. It also
+assumes a node's ticks are not late by more than that heartbeat interval (an event
+loop stalled longer, e.g. by a long GC pause or a starved CPU, can make a follower's
+timer fire early by the excess). The leader
+checks against ``now`` read when the read arrives (`raft.Raft.get_read_log_id` passes
+the runtime clock), not the last tick. Not covered (the lease is refused or void):
+``enable_leader_lease=False`` (no vote lease on followers: lease reads fall back to
+ReadIndex); a leadership transfer (its target campaigns at once: the lease is void
+for the rest of the term, ``LeaderState.lease_void``); ``raft.trigger().elect()`` on
+a follower, which campaigns without waiting for its timer: do not use it together
+with lease reads. When the lease does not hold, a lease read waits for a round like
+ReadIndex (openraft does the same).
 """
 
 from __future__ import annotations
@@ -27,18 +57,27 @@ from raftx.errors import QuorumNotEnough
 if TYPE_CHECKING:
     from raftx.engine.engine import Engine
 
-__all__ = ["expire_pending_reads", "fail_pending_reads", "get_read_log_id", "lease_valid", "on_quorum_ack"]
+__all__ = ["expire_pending_reads", "fail_pending_reads", "get_read_log_id", "lease_valid", "on_quorum_ack",
+           "read_lease_end"]
 
 
-def get_read_log_id(eng: Engine, responder: Any) -> None:
-    """Start a ReadIndex read (thesis §6.4); answer after one quorum round."""
+def get_read_log_id(eng: Engine, responder: Any, lease: bool = False, now: int | None = None) -> None:
+    """Start a ReadIndex read (thesis §6.4); answer after one quorum round, or at once
+    when ``lease`` is asked for and the read lease holds at ``now`` (module docstring)."""
     from raftx.engine import replication
 
     leader = eng.leader
     if leader is None:
         eng.respond(responder, eng.forward_to_leader())
         return
+    if now is not None and now > eng.now:
+        eng.now = now  # a fresher reading of the same clock Tick carries
     read_log_id = _core.vote.log_id_max(eng.committed, leader.noop_log_id)
+    if lease:
+        end = read_lease_end(eng)
+        if end is not None and eng.now < end:
+            eng.respond(responder, (read_log_id, eng.applied))
+            return
     leader.reads.append(PendingRead(leader.next_send_id + 1, read_log_id, responder, eng.now))
     on_quorum_ack(eng)  # a single voter confirms itself
     if leader.reads:
@@ -60,9 +99,12 @@ def on_quorum_ack(eng: Engine) -> None:
     if leader is None:
         return
     acked_at = _quorum_value(eng, {t: p.acked_sent_at for t, p in leader.progress.items()}, eng.now)
-    if acked_at > leader.last_quorum_acked and acked_at != _core.quorum.INDEX_MAX:
-        leader.last_quorum_acked = acked_at
-        eng.leader_seen_at = acked_at
+    if acked_at != _core.quorum.INDEX_MAX:
+        if acked_at > leader.last_quorum_acked:
+            leader.last_quorum_acked = acked_at
+            eng.leader_seen_at = acked_at
+        if acked_at > leader.lease_acked:
+            leader.lease_acked = acked_at
     if not leader.reads:
         return
     acked = _quorum_value(eng, {t: p.acked_send_id for t, p in leader.progress.items()}, leader.next_send_id + 1)
@@ -72,6 +114,19 @@ def on_quorum_ack(eng: Engine) -> None:
     leader.reads = [r for r in leader.reads if r.send_id > acked]
     for r in done:
         eng.respond(r.responder, (r.read_log_id, eng.applied))
+
+
+def read_lease_end(eng: Engine) -> int | None:
+    """When this leader's read lease ends (engine time), or None if it has none (the
+    bound and its safety argument: module docstring)."""
+    leader = eng.leader
+    c = eng.config
+    if leader is None or not c.enable_leader_lease or leader.lease_void or leader.transfer_to is not None:
+        return None
+    on_quorum_ack(eng)  # a single voter is its own quorum, acked now
+    if leader.lease_acked < 0:
+        return None
+    return leader.lease_acked + c.election_timeout_min - c.heartbeat_interval - c.election_timeout_min // 10
 
 
 def lease_valid(eng: Engine) -> bool:

@@ -48,8 +48,10 @@ _PLAIN = frozenset({bytes, type(None)})
 # -- appending ------------------------------------------------------------------------------
 
 
-def client_write(eng: Engine, payloads: Sequence[bytes | None], responders: Sequence[Any]) -> None:
-    """Append a batch of client payloads as one write (group commit) and replicate it."""
+def client_write(eng: Engine, payloads: Sequence[bytes | None], responders: Sequence[Any],
+                 expected_leader: Any = None) -> None:
+    """Append a batch of client payloads as one write (group commit) and replicate it;
+    with ``expected_leader`` only if this node leads with that `LeaderId`."""
     if len(responders) != len(payloads):
         raise ValueError(f"{len(payloads)} payloads but {len(responders)} responders")
     if not payloads:
@@ -63,7 +65,11 @@ def client_write(eng: Engine, payloads: Sequence[bytes | None], responders: Sequ
             eng.respond(r, ClientWriteError(f"payloads must be bytes; not at positions {bad}"))
         return
     err: Exception | None = None
-    if eng.leader is None:
+    if expected_leader is not None and (eng.leader is None or eng.leader.vote.leader_id != expected_leader):
+        # a conditional write: the leader changed since the caller looked (openraft with_leader)
+        known = eng.current_leader
+        err = NotLeader(known, None if known is None else eng.membership.effective.membership.get_node(known))
+    elif eng.leader is None:
         fwd = eng.forward_to_leader()
         err = NotLeader(fwd.leader_id, fwd.leader_node)  # refused unproposed: safe to retry elsewhere
     elif eng.leader.transfer_to is not None or not reads.lease_valid(eng):
@@ -129,6 +135,7 @@ def _new_send_id(eng: Engine) -> int:
     leader = eng.leader
     assert leader is not None
     leader.next_send_id += 1
+    leader.send_times.record(leader.next_send_id, eng.now)
     return leader.next_send_id
 
 
@@ -230,11 +237,18 @@ def handle_append_response(eng: Engine, target: int, send_id: int, resp: AppendE
     if p is None:
         return
     send = p.pop(send_id)
-    if send is None:
-        return  # answer to a request forgotten after a conflict or failure
     if resp.vote != leader.vote:
         return  # not an answer from our term
-    p.ack(send)
+    if send is None:
+        # A request forgotten (a heartbeat beyond the remembered ones, or replication
+        # dropped after a conflict): it tells nothing about the log now, but the
+        # target accepted this leader when it answered it (§6.4 leadership round).
+        sent_at = leader.send_times.sent_at(send_id, eng.now)
+        if sent_at is not None:
+            p.ack(send_id, sent_at)
+            reads.on_quorum_ack(eng)
+        return
+    p.ack(send.send_id, send.sent_at)
     reads.on_quorum_ack(eng)
     if resp.success:
         matching = resp.matching
@@ -310,7 +324,7 @@ def handle_snapshot_response(eng: Engine, target: int, send_id: int, resp: Snaps
     send = p.pop(send_id)
     if send is None or resp.vote != leader.vote:
         return
-    p.ack(send)
+    p.ack(send.send_id, send.sent_at)
     reads.on_quorum_ack(eng)
     if p.update_matching(send.snapshot_last):
         maybe_commit(eng, leader.tracker.update(target, p.matching_index))

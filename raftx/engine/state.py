@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Iterator, Sequence
 
 from raftx import _core
-from raftx.engine.progress import Progress
+from raftx.engine.progress import Progress, SendTimes
 from raftx.types import LogId, Membership, Vote
 
 __all__ = ["CandidateState", "IOProgress", "LeaderState", "PendingChange", "PendingRead", "ResponderQueue",
@@ -149,15 +149,28 @@ class LeaderState:
     noop_log_id: LogId
     progress: dict[int, Progress] = field(default_factory=dict)
     tracker: Any = None  # _core.quorum.ProgressTracker over the effective voters
+    #: The last send id used; ids keep growing across this node's leaderships, so an
+    #: answer to an earlier term's request is never taken for one of this term's.
     next_send_id: int = 0
+    #: When each request was sent (`raftx.engine.progress.SendTimes`); set by `become_leader`.
+    send_times: SendTimes = field(default_factory=lambda: SendTimes(0))
     reads: list[PendingRead] = field(default_factory=list)
     #: When the request a quorum answered most recently was sent (leader lease).
     last_quorum_acked: int = 0
+    #: The same from answers to this leader's requests only (not the election): the
+    #: basis of the read lease (`raftx.engine.reads.read_lease_end`); -1: none yet.
+    lease_acked: int = -1
+    #: A leadership transfer began this term: no lease reads for the rest of it.
+    lease_void: bool = False
     change: PendingChange | None = None
     #: Leadership transfer target (thesis §3.10), when it began, whether it was sent.
     transfer_to: int | None = None
     transfer_started_at: int = 0
     transfer_sent: bool = False
+    #: A leader removed from the voters (`raftx.engine.membership.step_down_if_removed`):
+    #: when it next acts (hands over, then steps down), and whether it handed over.
+    removed_step_at: int | None = None
+    removed_handed_over: bool = False
     #: Average size of the payloads this leader appended (inflight byte estimate).
     entry_bytes: float = 64.0
 

@@ -32,6 +32,7 @@ def trigger_transfer_leader(eng: Engine, to: int) -> None:
     if leader.transfer_to == to:
         return  # a repeated request does not extend the deadline
     leader.transfer_to = to
+    leader.lease_void = True  # the target may campaign at once (raftx.engine.reads)
     leader.transfer_started_at = eng.now
     leader.transfer_sent = False
     maybe_send_transfer(eng)

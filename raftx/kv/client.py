@@ -175,7 +175,7 @@ class KVClient:
         self._serial = 0
         self._outstanding: list[int] = []  # heap of serials of unanswered writes
         self._answered: set[int] = set()
-        self._queues: dict[str, list[_Op]] = {"w": [], "r1": [], "r0": []}
+        self._queues: dict[str, list[_Op]] = {"w": [], "r1": [], "rl": [], "r0": []}
         self._slots: asyncio.Semaphore | None = None
         self._flushing = False
         self._sending = 0  # requests sent and not answered (each holds a slot)
@@ -207,12 +207,15 @@ class KVClient:
         status: int = self._check(await self._write(C.CAS, key, (exp, nw)))[0]
         return status == C.OK
 
-    async def get(self, key: str | bytes, *, linearizable: bool | None = None) -> bytes | None:
+    async def get(self, key: str | bytes, *, linearizable: bool | None = None, lease: bool = False) -> bytes | None:
         """The value of ``key`` or None. Linearizable unless ``linearizable=False``
-        (then any node answers from what it has applied, possibly stale)."""
+        (then any node answers from what it has applied, possibly stale). ``lease=True``:
+        the leader answers a linearizable read from its read lease, without a quorum
+        round while the lease holds (`raftx.ReadPolicy.LEASE_READ`)."""
         lin = self.linearizable if linearizable is None else linearizable
         k = C.to_bytes(key, "key", C.MAX_KEY_BYTES)
-        r = self._check(await self._submit("r1" if lin else "r0", C.GET, k, (), 0))
+        queue = ("rl" if lease else "r1") if lin else "r0"
+        r = self._check(await self._submit(queue, C.GET, k, (), 0))
         return r[1] if r[0] == C.OK else None
 
     async def status(self, node_id: int | None = None) -> dict[str, Any]:
@@ -433,7 +436,7 @@ class KVClient:
                     cmds.append(C.encode_cas(op.key, op.args[0], op.args[1], cid, op.serial, acked))
             method, payload = P.WRITE, P.encode_write(cmds)
         else:
-            method, payload = P.READ, P.encode_read(kind == "r1", [op.key for op in ops])
+            method, payload = P.READ, P.encode_read(kind != "r0", [op.key for op in ops], lease=kind == "rl")
         self.requests += 1
         try:
             raw = await self._conn(target).call(method, payload, self._attempt(deadline))

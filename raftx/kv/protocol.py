@@ -109,18 +109,25 @@ def decode_write(payload: Any) -> list[bytes]:
     return obj
 
 
-def encode_read(linearizable: bool, keys: list[bytes]) -> bytes:
-    """The payload of a ``kv.read`` request (``linearizable``: read index first, §8)."""
-    return pack([linearizable, keys])
+def encode_read(linearizable: bool, keys: list[bytes], *, lease: bool = False) -> bytes:
+    """The payload of a ``kv.read`` request (``linearizable``: read index first, §8;
+    ``lease``: from the leader's read lease, a third element sent only when true)."""
+    return pack([linearizable, keys, True] if lease else [linearizable, keys])
+
+
+def decode_read_lease(payload: Any) -> tuple[bool, list[bytes], bool]:
+    """``(linearizable, keys, lease)`` of a ``kv.read`` request; `BadCommand` if malformed."""
+    obj = _unpack(payload, "kv.read request", MAX_KEY_BYTES)
+    if not (isinstance(obj, list) and len(obj) in (2, 3) and isinstance(obj[0], bool) and isinstance(obj[1], list)
+            and obj[1] and all(type(k) is bytes for k in obj[1]) and (len(obj) == 2 or isinstance(obj[2], bool))):
+        raise BadCommand("kv.read takes [linearizable, [key, ...], lease?] with at least one key")
+    return obj[0], obj[1], len(obj) == 3 and obj[2]
 
 
 def decode_read(payload: Any) -> tuple[bool, list[bytes]]:
     """``(linearizable, keys)`` of a ``kv.read`` request; `BadCommand` if malformed."""
-    obj = _unpack(payload, "kv.read request", MAX_KEY_BYTES)
-    if not (isinstance(obj, list) and len(obj) == 2 and isinstance(obj[0], bool) and isinstance(obj[1], list)
-            and obj[1] and all(type(k) is bytes for k in obj[1])):
-        raise BadCommand("kv.read takes [linearizable, [key, ...]] with at least one key")
-    return obj[0], obj[1]
+    linearizable, keys, _ = decode_read_lease(payload)
+    return linearizable, keys
 
 
 def decode_reply(payload: Any) -> list[Any]:

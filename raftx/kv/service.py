@@ -42,7 +42,7 @@ from raftx.kv.state_machine import KVStateMachine
 from raftx.network import tls
 from raftx.network.raft_rpc import RaftRpcHandler, RaftServer, parse_addr
 from raftx.network.server import current_connection
-from raftx.types import BasicNode, ChangeMembers, ClientWriteResponse
+from raftx.types import BasicNode, ChangeMembers, ClientWriteResponse, ReadPolicy
 
 __all__ = ["KVNodeServer", "KVService"]
 
@@ -129,11 +129,11 @@ class KVService:
         return P.pack([P.REPLY_RESULTS, out])
 
     async def _read(self, payload: memoryview) -> bytes:
-        linearizable, keys = P.decode_read(payload)
+        linearizable, keys, lease = P.decode_read_lease(payload)
         if linearizable:
             try:
                 async with asyncio.timeout(self.read_timeout):
-                    await self.raft.ensure_linearizable()
+                    await self.raft.ensure_linearizable(ReadPolicy.LEASE_READ if lease else ReadPolicy.READ_INDEX)
             except ForwardToLeader as err:
                 return self._redirect(err)
             except (QuorumNotEnough, TimeoutError) as exc:

@@ -309,6 +309,9 @@ class RaftCore:
                 self._run_commands(self.engine.step(event.event))
             finally:
                 self._drop_unclaimed_snapshots()
+        elif t is ev.GetReadLogId and event.lease:
+            # the lease is checked against the clock now, not when the read was posted
+            self._run_commands(self.engine.step(ev.GetReadLogId(event.responder, True, self.now_ms())))
         else:
             self._run_commands(self.engine.step(event))
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from raftx.engine import commands as cmd
 from raftx.engine import events as ev
 from raftx.errors import ChangeMembershipError, EmptyMembership, ForwardToLeader, InProgress, LearnerNotFound
 from raftx.types import BasicNode, ChangeMembers, Membership, ServerState
 
-from tests.engine.harness import Cluster
+from tests.engine.harness import Cluster, make_config
 
 
 def three_of_five() -> Cluster:
@@ -86,18 +87,56 @@ def test_removed_voter_dropped_without_retain() -> None:
     assert 3 not in c[1].engine.leader.progress
 
 
-def test_removed_leader_steps_down_and_the_rest_elect() -> None:
-    c = three_of_five()
+def _removed_leader_cluster(**config: object) -> Cluster:
+    """Voters 1, 2, 3 led by 1, with elections far slower than a handover (1-2 s)."""
+    c = Cluster(ids=(1, 2, 3), config=make_config(election_timeout_min=1000, election_timeout_max=2000, **config))
+    c.initialize(1)
+    c.run_for(1500)
+    assert c.leader() == 1
+    return c
+
+
+def test_removed_leader_hands_over_then_steps_down() -> None:
+    """openraft ``removed_leader_step_down`` (After(150)): the removed leader keeps leading
+    for 150 ms, then transfers leadership (thesis §3.10) to its most up-to-date voter, so
+    a new leader is there well before any election timeout (1 s here) could elect one."""
+    c = _removed_leader_cluster()
     r = change(c, 1, ChangeMembers.RemoveVoters({1}))
-    c.run_for(60)
+    c.run_for(40)
     assert r.ok
-    assert c[1].state is ServerState.LEARNER and not c[1].engine.is_leader
-    c.run_for(600)
-    assert c.leader() in (2, 3)
+    assert c[1].engine.is_leader  # still leading during the delay
+    c.run_for(150 + 100)
+    assert any(isinstance(x, cmd.SendTransferLeader) for x in c[1].commands)
+    assert not c[1].engine.is_leader and c[1].state is ServerState.LEARNER
     new = c.leader()
+    assert new in (2, 3)
     [w] = c.write(new, b"after")
     c.run_for(60)
     assert w.ok
+
+
+def test_removed_leader_step_down_never_keeps_leading() -> None:
+    c = _removed_leader_cluster(removed_leader_step_down=None)
+    r = change(c, 1, ChangeMembers.RemoveVoters({1}))
+    c.run_for(2500)
+    assert r.ok and c[1].engine.is_leader and c.leader() == 1
+    [w] = c.write(1, b"still")
+    c.run_for(60)
+    assert w.ok  # a leader outside the voters still commits with a quorum of them
+
+
+def test_removed_leader_steps_down_after_a_heartbeat_if_the_handover_fails() -> None:
+    c = _removed_leader_cluster(removed_leader_step_down=0)
+    r = change(c, 1, ChangeMembers.RemoveVoters({1}))
+    for _ in range(30):  # 300 ms with every TransferLeader lost
+        c.tick(10)
+        for _ in range(50):
+            c.drop(lambda m: m.kind == "transfer")
+            if not c.deliver():
+                break
+    assert r.ok
+    assert not c[1].engine.is_leader  # stepped down one heartbeat after the failed handover
+    assert c.leader() is None  # no transfer arrived and elections are 1 s away
     c.check_log_matching()
 
 

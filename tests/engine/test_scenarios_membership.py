@@ -96,8 +96,9 @@ def test_s41_removed_leader_does_not_count_itself_and_cannot_campaign() -> None:
     C(3), leader 1 removes itself (kept as a learner, openraft ``retain``). The joint
     entry commits; once the uniform {2,3} entry is appended, 1 no longer counts
     toward commit: with 3 cut off, 1's and 2's copies do not commit it. After the
-    heal it commits, 1 steps down (thesis §4.2.2) to learner, never campaigns, a
-    leader is elected among 2 and 3, and 1 still receives the log.
+    heal it commits, 1 steps down (thesis §4.2.2) to learner once
+    ``removed_leader_step_down`` (150 ms) and its handover passed, never campaigns, a
+    leader is among 2 and 3, and 1 still receives the log.
     """
     cl = _leader_of(3)
     change = Reply()
@@ -117,6 +118,7 @@ def test_s41_removed_leader_does_not_count_itself_and_cannot_campaign() -> None:
     cl.heal()
     cl.run_for(40)
     assert change.ok
+    cl.run_for(200)
     assert cl[1].state is ServerState.LEARNER
     n_votes = len(of_type(cl[1].commands, cmd.SendVote))
     cl.run_for(1000)

@@ -69,8 +69,8 @@ async def test_remove_the_leader(cluster: Cluster) -> None:
     await leader.change_membership(set(rest), retain=False)
     new_leader = await cluster.leader(among=rest)
     assert new_leader.id in rest
-    old = leader.metrics().borrow()
-    assert old.state != ServerState.LEADER
+    # the removed leader handed over (removed_leader_step_down) and steps down by itself
+    await leader.wait(WAIT).metrics(lambda m: m.state != ServerState.LEADER, "the removed leader steps down")
     resp = await new_leader.client_write(b"after")
     for i in rest:
         await cluster.nodes[i].wait(WAIT).applied_index_at_least(resp.log_id.index, "applied")

@@ -136,7 +136,7 @@ def _lying_sync(self: SimDisk) -> int | None:
     return ids[-1] if ids else None
 
 
-def _stale_read(eng: Any, responder: Any) -> None:
+def _stale_read(eng: Any, responder: Any, *_: Any) -> None:
     """Answer a read at once, on any node, without a quorum round."""
     eng.respond(responder, (eng.committed, eng.applied))
 
