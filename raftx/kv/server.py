@@ -37,14 +37,14 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 from raftx import cli_config, cli_tls
 from raftx.config import Config
 from raftx.errors import ConfigError, Fatal, NotAllowed, RaftError
-from raftx.kv import serve_config
+from raftx.kv import serve_config, serve_lifecycle, serve_logging
 from raftx.kv.serve_config import MAX_PAYLOAD_ENTRIES
 from raftx.kv.service import KVNodeServer
 from raftx.kv.state_machine import KVStateMachine
@@ -110,13 +110,16 @@ def build_parser() -> argparse.ArgumentParser:
                          f"process (default {GC_GEN0_THRESHOLD}; Python's own is 700; 0 keeps Python's)")
     cli_tls.add_serve_options(ap)
     serve_config.add_options(ap)
+    serve_logging.add_options(ap)
     return ap
 
 
 async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None,
-                plan: serve_config.NodePlan | None = None) -> int:
-    """Run the node until ``stop`` is set or SIGTERM/SIGINT arrives (``plan``: the
-    validated `serve_config.NodePlan`, made from ``args`` when not given)."""
+                plan: serve_config.NodePlan | None = None, on_hangup: Callable[[], None] | None = None) -> int:
+    """Run the node until ``stop`` is set, SIGTERM/SIGINT arrives or the node learns
+    it was removed from the membership (``plan``: the validated
+    `serve_config.NodePlan`, made from ``args`` when not given; ``on_hangup``: what
+    SIGHUP does, default: log it). A leader hands leadership over before it stops."""
     from raftx.raft import Raft
 
     plan = plan or serve_config.make_plan(args)
@@ -127,6 +130,8 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None,
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # SIGHUP must never kill the node
+        loop.add_signal_handler(signal.SIGHUP, on_hangup or (lambda: logger.info("SIGHUP: nothing to reload")))
     data = Path(args.data_dir)
     async with contextlib.AsyncExitStack() as stack:  # unwinds: server, node, then the log
         store = await SegmentedLogStore.open(data / "log", fsync=not args.no_fsync,
@@ -152,25 +157,30 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None,
             tmp = Path(f"{args.ready_file}.tmp")
             tmp.write_text(server.addr)
             os.replace(tmp, args.ready_file)
-        fatal = await _until_stopped(raft, stop)
+        removed = serve_lifecycle.wait_removed(raft, config.cluster_name, 2 * config.election_timeout_max / 1000,
+                                               lambda: server.rpc.stats.requests, peer_ssl)
+        fatal = await _until_stopped(raft, stop, removed)
         if fatal is not None:
             logger.error("node %d stopped: %s; exiting with status %d so that a supervisor restarts it",
                          args.id, fatal, EXIT_FATAL)
             return EXIT_FATAL
+        if stop.is_set():  # asked to stop, not removed: a leader hands over first (thesis §3.10)
+            await serve_lifecycle.hand_over(raft, 3 * config.election_timeout_max / 1000)
         logger.info("node %d stopping", args.id)
     logger.info("node %d stopped", args.id)
     return 0
 
 
-async def _until_stopped(raft: Any, stop: asyncio.Event) -> Fatal | None:
-    """Wait for ``stop`` or for the node to stop on its own; the `Fatal` that stopped
-    it (None: asked to stop and the node still runs)."""
+async def _until_stopped(raft: Any, stop: asyncio.Event, removed: Coroutine[Any, Any, None]) -> Fatal | None:
+    """Wait for ``stop``, for the node to stop on its own or to be removed from the
+    membership; the `Fatal` that stopped it (None: asked to stop or removed, and the
+    node still runs)."""
     async def node_stopped() -> None:
         async for m in raft.metrics():
             if m.running_state is not None:
                 return
 
-    await first_of([stop.wait(), node_stopped()])
+    await first_of([stop.wait(), node_stopped(), removed])
     fatal: Fatal | None = raft.metrics().borrow().running_state  # also when SIGTERM came after it
     return fatal
 
@@ -196,12 +206,17 @@ def run_on_loop(coro: Coroutine[Any, Any, T], choice: str = "auto") -> T:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default: ``sys.argv[1:]``), run the node, return the exit code."""
-    parser = build_parser()
+    # Until the loop's handler is installed, a SIGHUP must not kill the node either.
+    with contextlib.suppress(ValueError, AttributeError):  # not in the main thread / no SIGHUP
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        layered = cli_config.layered_parse(parser, sys.argv[1:] if argv is None else argv, file_tables=("raft",))
+        layered = cli_config.layered_parse(build_parser(), argv, file_tables=("raft",))
         args = layered.args
         if args.gc_gen0 < 0:
             raise ConfigError("--gc-gen0 must be >= 0")
+        if not isinstance(logging.getLevelName(args.log_level.upper()), int):
+            raise ConfigError(f"--log-level {args.log_level!r}: not a level (DEBUG, INFO, WARNING, ERROR)")
         plan = serve_config.make_plan(args, layered.table.get("raft"), str(layered.config_file))
         if args.check_config:
             cli_tls.serve_credentials(args, args.id, plan.host)  # the TLS files load and name this node
@@ -213,11 +228,18 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"raftx serve: {exc}\n")
         return 2
     set_gc_threshold(args.gc_gen0)
-    logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
-                        format=f"%(asctime)s node{args.id} %(levelname)s %(name)s: %(message)s")
+
+    def read_level() -> str:  # SIGHUP: the same layers again (the config file may have changed)
+        return str(cli_config.layered_parse(build_parser(), argv, file_tables=("raft",)).args.log_level)
+
+    try:
+        logs = serve_logging.ServeLogging(args.id, args.log_format, args.log_level, args.log_file, read_level)
+    except OSError as exc:
+        sys.stderr.write(f"raftx serve: --log-file {args.log_file}: {exc.strerror or exc}\n")
+        return 2
     try:
         with _runner(args.loop) as runner:
-            return runner.run(serve(args, plan=plan))
+            return runner.run(serve(args, plan=plan, on_hangup=logs.reload))
     except RaftError as exc:
         logger.error("node %d failed: %s", args.id, exc)
         return 1

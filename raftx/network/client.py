@@ -40,6 +40,7 @@ from raftx.errors import (
 )
 from raftx.network import tls, wire
 from raftx.network.backoff import Backoff
+from raftx.network.outage import OutageLog
 from raftx.network.tcp import FlowControl, configure_socket
 from raftx.network.window import InflightWindow
 
@@ -222,6 +223,9 @@ class RpcClient:
         self._close_reason: str | None = None
         #: Connections established (hello acknowledged) over this client's life.
         self.connects = 0
+        #: Failed connection attempts are logged rate-limited: down, a summary a minute, back.
+        self.outage = OutageLog(logger, f"node {target_id} at {host}:{port}" if target_id is not None
+                                else f"{host}:{port}")
 
     @property
     def address(self) -> str:
@@ -339,7 +343,7 @@ class RpcClient:
             self._last_error = str(exc)
             delay = self.backoff.next_delay()
             self._retry_at = self._now() + delay
-            logger.warning("%s; next attempt in %.3fs", exc, delay)
+            self.outage.failure(self._now(), f"{exc}; next attempt in {delay:.3f}s")
             raise
         except BaseException:
             if conn is not None and conn.transport is not None:
@@ -354,6 +358,7 @@ class RpcClient:
         self._last_error = None
         self._conn = conn
         self.connects += 1
+        self.outage.success(self._now())
         logger.debug("connected to node %s at %s", self.target_id, self.address)
         return conn
 

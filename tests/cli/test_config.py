@@ -119,7 +119,7 @@ def test_every_flag_of_every_command_has_an_environment_mirror() -> None:
             for opt in action.option_strings:
                 if opt.startswith("--") and opt not in ("--help", "--version"):
                     names.add(cli_config.env_name(opt))
-    assert {"RAFTX_ENDPOINTS", "RAFTX_CLUSTER_NAME", "RAFTX_ADVERTISE", "RAFTX_MAX_CONNECTIONS",
+    assert {"RAFTX_ENDPOINTS", "RAFTX_CLUSTER_NAME", "RAFTX_ADVERTISE", "RAFTX_LOG_FORMAT", "RAFTX_MAX_CONNECTIONS",
             "RAFTX_TLS_CERT", "RAFTX_NO_PRE_VOTE"} <= names
     parser = build_parser()
     ns = cli_config.layered_parse(parser, ["member", "list"], {"RAFTX_TIMEOUT": "7.5",
