@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tomllib
 from collections.abc import Mapping, Sequence
@@ -34,7 +35,8 @@ from typing import Any
 
 from raftx.errors import ConfigError
 
-__all__ = ["ENV_PREFIX", "Layered", "env_name", "layered_parse", "parse_args", "parse_bool", "read_config_file"]
+__all__ = ["ENV_PREFIX", "Layered", "env_name", "layered_parse", "parse_args", "parse_bool", "plain_help",
+           "plain_text", "read_config_file"]
 
 ENV_PREFIX = "RAFTX_"
 
@@ -43,6 +45,32 @@ _FALSE = frozenset({"0", "false", "no", "off", ""})
 
 #: argparse actions with no value of their own (no mirror).
 _SKIPPED = (argparse._HelpAction, argparse._VersionAction, argparse._SubParsersAction)
+
+
+_MARKUP = re.compile(r"``([^`]+)``|`([^`]+)`")
+
+
+def plain_text(text: str) -> str:
+    """``text`` without reST inline markup (double and single backquotes): help
+    texts are printed as they are, docstrings are written for Sphinx."""
+    return _MARKUP.sub(lambda m: m.group(1) or m.group(2), text)
+
+
+def plain_help(parser: argparse.ArgumentParser) -> None:
+    """Strip reST markup (`plain_text`) from every description and help text of
+    ``parser`` and its subcommands (many are taken from module docstrings)."""
+    for p in _parsers(parser):
+        p.description = plain_text(p.description) if p.description else p.description
+        p.epilog = plain_text(p.epilog) if p.epilog else p.epilog
+        for action in p._actions:
+            if isinstance(action.help, str):
+                action.help = plain_text(action.help)
+            if isinstance(action, argparse._SubParsersAction):
+                for choice in action._choices_actions:
+                    if isinstance(choice.help, str):
+                        choice.help = plain_text(choice.help)
+        for group in p._action_groups:
+            group.description = plain_text(group.description) if group.description else group.description
 
 
 def env_name(option: str) -> str:
@@ -108,7 +136,10 @@ def _convert(parser: argparse.ArgumentParser, action: argparse.Action, option: s
             raise ConfigError(f"{where}: expected {action.nargs} values, got {len(items)}")
         if action.nargs == "+" and not items:
             raise ConfigError(f"{where}: expected at least one value")
-        return [_one(parser, action, item, where) for item in items]
+        values = [_one(parser, action, item, where) for item in items]
+        if isinstance(action, argparse._ExtendAction):  # each value is itself a list (type splits)
+            return [v for value in values for v in (value if isinstance(value, list) else [value])]
+        return values
     if isinstance(raw, (list, dict)):
         raise ConfigError(f"{where}: expected one value, not {type(raw).__name__}")
     return _one(parser, action, raw, where)
@@ -180,6 +211,7 @@ def layered_parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None = 
     """
     argv = list(argv) if argv is not None else []
     env = os.environ if env is None else env
+    plain_help(parser)
     config_file = _config_path(parser, argv, env)
     table: dict[str, Any] = read_config_file(config_file) if config_file is not None else {}
     file_values = {k.replace("_", "-"): v for k, v in table.items() if k not in file_tables}
@@ -212,15 +244,18 @@ def layered_parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None = 
         raise ConfigError(f"{config_file}: unknown keys {', '.join(unknown)} (keys are the flags of "
                           f"{parser.prog}, without the dashes)")
     args = parser.parse_args(argv)
-    for dest in _given_on_command_line(parser, argv):
+    for dest, value in _given_on_command_line(parser, argv).items():
         sources[dest] = "flag"
+        if isinstance(value, _UnsetList):  # append/extend: the flags replace a lower layer's list
+            setattr(args, dest, list(value))
     sources.pop("check_config", None)
     return Layered(args, {d: s for d, s in sources.items() if hasattr(args, d)}, config_file, table)
 
 
-def _given_on_command_line(parser: argparse.ArgumentParser, argv: list[str]) -> set[str]:
-    """The dests that ``argv`` itself sets: parse it again with every default (and
-    requirement) replaced by a marker; whatever is not the marker came from a flag."""
+def _given_on_command_line(parser: argparse.ArgumentParser, argv: list[str]) -> dict[str, Any]:
+    """The dests that ``argv`` itself sets, with the values it alone gives: parse it
+    again with every default (and requirement) replaced by a marker; whatever is not
+    the marker came from a flag."""
     saved: list[tuple[argparse.Action, Any, bool]] = []
     for p in _parsers(parser):
         for action in p._actions:
@@ -233,7 +268,7 @@ def _given_on_command_line(parser: argparse.ArgumentParser, argv: list[str]) -> 
     finally:
         for action, default, required in saved:
             action.default, action.required = default, required
-    return {k for k, v in vars(ns).items() if v is not _UNSET and not (isinstance(v, _UnsetList) and not v)}
+    return {k: v for k, v in vars(ns).items() if v is not _UNSET and not (isinstance(v, _UnsetList) and not v)}
 
 
 def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
