@@ -1,25 +1,29 @@
 """The ``raftx`` command line.
 
-* ``raftx`` / ``raftx info``: version, hot-path implementation in use and a quick
-  self-benchmark of the compiled twins against the pure ones;
+* ``raftx`` prints the help; ``raftx info``: version, hot-path implementation in use
+  and a quick self-benchmark of the compiled twins against the pure ones;
 * ``raftx demo``: a 3-process cluster on 127.0.0.1 that loses its leader and recovers
   (`raftx.demo`);
 * ``raftx serve``: one key-value node in the foreground (`raftx.kv.server`);
-* ``raftx status HOST:PORT...``: each node's role, term, leader, log progress,
-  membership and replication lag;
+* ``raftx status``: each node's role, term, leader, log progress, membership and
+  replication lag;
+* ``raftx put KEY VALUE`` / ``get KEY [--serializable]`` / ``del KEY``: etcdctl's verbs,
+  through `raftx.kv.KVClient`;
 * ``raftx member list|add|remove``: the membership of a running cluster (thesis §4.3);
 * ``raftx bench``: a local multi-process cluster benchmark (`raftx.bench`);
 * ``raftx inspect DATA_DIR``: look inside a data directory (`raftx.storage.inspect`);
 * ``raftx certs --out DIR --nodes 1,2,3``: a CA and certificates for a test cluster
   (`raftx.network.tls.make_test_pki`).
 
-Every command has ``--help``; output is for humans unless ``--json``. Online commands
-take plain ``HOST:PORT`` addresses (no node ids needed) and ``--cluster-name``
-(default ``$RAFTX_CLUSTER_NAME`` or ``raftx``, as ``raftx serve``) and the client
-credentials of `raftx.cli_tls` (``--tls-cert/--tls-key/--tls-ca``; ``member`` also
-``--admin-token-file``). Exit codes: 0 done, 1 failed (a node did not answer, the
-change was refused), 2 bad usage; ``raftx serve`` exits 70 at once when its node stops
-with ``Fatal`` (e.g. a storage failure).
+Every command has ``--help``; output is for humans unless ``--json``. Every flag of
+every command can be given as ``RAFTX_<FLAG>`` in the environment (`raftx.cli_config`;
+a flag wins). Client commands take the nodes as ``--endpoints HOST:PORT[,...]``
+(``-e``, repeatable; no node ids needed), ``--cluster-name`` (default ``raftx``) and
+the client credentials of `raftx.cli_tls` (``--tls-cert/--tls-key/--tls-ca``;
+``member`` also ``--admin-token-file``). Exit codes: 0 done, 1 failed (a node did not
+answer, the change was refused; the message says why and, for ``member``, what state
+the cluster is left in), 2 bad usage; ``raftx serve`` exits 70 at once when its node
+stops with ``Fatal`` (e.g. a storage failure).
 """
 
 from __future__ import annotations

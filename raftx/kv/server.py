@@ -8,12 +8,18 @@
 The node keeps its log in ``DATA_DIR/log`` (`raftx.storage.SegmentedLogStore`,
 fsync on) and its snapshots in ``DATA_DIR/snapshots`` (`raftx.kv.KVStateMachine`),
 and serves Raft RPCs and ``kv.*`` clients on ``--listen`` (`KVNodeServer`).
-``--init`` initializes a pristine cluster with this node and the peers as voters
-(ignored when the node already has state, so it is safe on every restart and on
-every node). ``--tls-cert/--tls-key/--tls-ca`` run mutual TLS and
+``--init`` initializes a pristine cluster with this node (at its ``--advertise``
+address, default ``--listen``) and the peers as voters (ignored when the node already
+has state, so it is safe on every restart and on every node). Every flag can come
+from ``RAFTX_<FLAG>`` or a ``--config`` TOML file, and ``--check-config`` validates and
+prints the result without starting (`raftx.kv.serve_config`); ``--log-format json``
+and ``--log-file`` are `raftx.kv.serve_logging`'s. ``--tls-cert/--tls-key/--tls-ca`` run mutual TLS and
 ``--admin-token-file`` sets the membership admin token (`raftx.cli_tls`, SECURITY.md).
-Logs go to stderr. SIGTERM or SIGINT stops it cleanly: the server closes, the node
-shuts down, the log is closed (exit code 0). If the node stops on its own with
+SIGTERM or SIGINT stops it cleanly: a leader first hands leadership over
+(`raftx.kv.serve_lifecycle.hand_over`), then the server closes, the node shuts down,
+the log is closed (exit code 0). SIGHUP never stops it: it reopens ``--log-file`` and
+re-reads the log level. A node that learns it was removed from the membership logs it
+and exits 0 (`raftx.kv.serve_lifecycle.wait_removed`). If the node stops on its own with
 `raftx.errors.Fatal` (a storage failure, DESIGN §2 rule 7), the process logs the cause
 and exits at once with `EXIT_FATAL`, also when a SIGTERM comes after the failure: a
 stopped node must not keep its port and look alive, so that a supervisor (systemd,

@@ -165,3 +165,13 @@ def test_advertised_address_goes_into_the_membership(tmp_path: Path) -> None:
         assert f"advertised as localhost:{port}" in node.log_tail()
     finally:
         node.kill()
+
+
+def test_the_readme_example_config_is_accepted(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme.split("```toml\n", 1)[1].split("```", 1)[0]
+    cfg = tmp_path / "n1.toml"
+    cfg.write_text(block)
+    doc = _check(["--config", str(cfg)])
+    assert doc["node"]["advertise"] == "node1.example:7001" and doc["node"]["listen"] == "0.0.0.0:7001"
+    assert doc["raft"]["max_snapshot_bytes"] == 34359738368 and doc["server"]["max_connections"] == 2048
