@@ -41,7 +41,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from raftx.errors import (
-    BadCommand, ConfigError, HandshakeRejected, KVError, NetworkError, NotAuthorized, RemoteError, RPCError, Timeout, Unreachable,
+    BadCommand, ConfigError, HandshakeRejected, KVError, NetworkError, NotAuthorized, RemoteError, RPCError, Timeout,
+    Unreachable,
 )
 from raftx.kv import commands as C
 from raftx.kv import protocol as P

@@ -31,7 +31,8 @@ from raftx.kv.client import parse_addrs
 from raftx.network.raft_rpc import parse_addr
 from raftx.network.server import RpcServer
 
-__all__ = ["BUDGETS", "FLAG_FIELDS", "MAX_PAYLOAD_ENTRIES", "NodePlan", "add_options", "effective_config", "is_wildcard", "make_plan"]
+__all__ = ["BUDGETS", "FLAG_FIELDS", "MAX_PAYLOAD_ENTRIES", "NodePlan", "add_options", "effective_config",
+           "is_wildcard", "make_plan"]
 
 #: Entries per AppendEntries for a served node (`Config.max_payload_entries`):
 #: one full leader batch (`Config.api_batch_capacity`) per frame. openraft's default
@@ -167,11 +168,15 @@ def make_plan(args: argparse.Namespace, raft_table: Any = None, where: str = "--
                     **fields_).validate()
     options = {name: getattr(args, name) for name in BUDGETS}
     try:  # RpcServer's own checks, before anything is opened
-        RpcServer(lambda *a: None, host, port, cluster_name=config.cluster_name, node_id=args.id,  # type: ignore[arg-type]
+        RpcServer(_no_handler, host, port, cluster_name=config.cluster_name, node_id=args.id,
                   max_frame_bytes=config.max_frame_bytes, **options)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     return NodePlan(args.id, host, port, advertise, peers, config, options)
+
+
+async def _no_handler(sender: int, method: str, payload: memoryview) -> bytes:
+    raise AssertionError("never served: the server is only built to check its options")
 
 
 def _jsonable(v: Any) -> Any:
