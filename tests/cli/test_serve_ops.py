@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -179,3 +180,21 @@ def test_pre_vote_is_on_a_paused_follower_does_not_depose_the_leader(cluster: Lo
     term = before[leader]["term"]
     assert {i: s["term"] for i, s in after.items()} == {1: term, 2: term, 3: term}
     assert after[leader]["state"] == "Leader"
+
+
+def test_connection_budget_flags_reach_the_server(tmp_path: Path) -> None:
+    """--max-connections 0 (here from RAFTX_MAX_CONNECTIONS): the running node refuses
+    every client hello, and the client is told why."""
+    (port,) = free_ports(1)
+    ready = tmp_path / "ready"
+    node = ManagedProcess([sys.executable, "-m", "raftx", "serve", "--id", "1", "--listen", f"127.0.0.1:{port}",
+                           "--data-dir", str(tmp_path / "n1"), "--init", "--ready-file", str(ready)],
+                          log_path=tmp_path / "n1.out", env={**child_env(), "RAFTX_MAX_CONNECTIONS": "0"}, name="n1")
+    try:
+        node.start()
+        wait_for_file(ready, WAIT, [node])
+        r = subprocess.run([sys.executable, "-m", "raftx", "status", f"127.0.0.1:{port}", "--timeout", "5"],
+                           capture_output=True, text=True, env=child_env(), timeout=60)
+        assert r.returncode == 1 and "refused" in r.stdout and "max_connections" in r.stdout, r.stdout
+    finally:
+        node.kill()
