@@ -62,7 +62,7 @@ async def hand_over(raft: Any, timeout: float) -> int | None:
             async for cur in raft.metrics():
                 if cur.state is not ServerState.LEADER and cur.current_leader not in (None, m.id):
                     logger.info("node %d handed leadership to node %d (term %d)", m.id, cur.current_leader,
-                                cur.current_term)
+                                cur.current_term, extra={"new_leader": cur.current_leader, "term": cur.current_term})
                     return int(cur.current_leader)
     except TimeoutError:
         pass

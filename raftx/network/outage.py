@@ -4,7 +4,9 @@ A peer that is down makes its client fail a connection attempt on every backoff
 step (about once a second, forever). `OutageLog` turns that into one WARNING
 when the peer goes down, one summary WARNING per ``interval`` while it stays
 down (attempts and the last error), and one WARNING when it is back; the single
-attempts are DEBUG.
+attempts are DEBUG. Each line carries ``peer``, ``outage`` (down / still down /
+back), ``failures``, ``down_seconds`` and ``error`` as ``extra`` fields (the
+``fields`` of ``raftx serve --log-format json``).
 """
 
 from __future__ import annotations
@@ -39,14 +41,17 @@ class OutageLog:
         if self.down_since is None:
             self.down_since, self.failures, self._reported_at, self._since_report = now, 1, now, 0
             self.logger.warning("%s is unreachable: %s (retrying; a summary every %gs while it stays down)",
-                                self.subject, error, self.interval)
+                                self.subject, error, self.interval,
+                                extra={"peer": self.subject, "outage": "down", "error": error})
             return
         self.failures += 1
         self._since_report += 1
         if now - self._reported_at >= self.interval:
             self.logger.warning("%s still unreachable (down %.0fs): %d failed attempts in the last %.0fs; "
                                 "last error: %s", self.subject, now - self.down_since, self._since_report,
-                                now - self._reported_at, error)
+                                now - self._reported_at, error,
+                                extra={"peer": self.subject, "outage": "still down", "failures": self.failures,
+                                       "down_seconds": round(now - self.down_since, 3), "error": error})
             self._reported_at, self._since_report = now, 0
         else:
             self.logger.debug("%s: %s", self.subject, error)
@@ -55,5 +60,7 @@ class OutageLog:
         """The peer answered: ends an outage (logged) if there was one."""
         if self.down_since is not None:
             self.logger.warning("%s is reachable again after %.0fs (%d failed attempts)", self.subject,
-                                now - self.down_since, self.failures)
+                                now - self.down_since, self.failures,
+                                extra={"peer": self.subject, "outage": "back", "failures": self.failures,
+                                       "down_seconds": round(now - self.down_since, 3)})
             self.down_since, self.failures = None, 0

@@ -5,6 +5,7 @@ fake clock and through a real `RpcClient` to a closed loopback port."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 
 import pytest
@@ -63,3 +64,16 @@ async def test_rpc_client_to_a_down_peer_logs_once_then_back(caplog: pytest.LogC
         assert len(w) == 2 and "reachable again after 10s (20 failed attempts)" in w[1], w
     finally:
         await client.close()
+
+
+def test_outage_lines_carry_fields_for_json_logs(caplog: pytest.LogCaptureFixture) -> None:
+    from raftx.kv.serve_logging import JsonFormatter
+
+    caplog.set_level(logging.DEBUG, LOG)
+    out = OutageLog(logging.getLogger(LOG), "node 2 at h:1", interval=60.0)
+    out.failure(0.0, "refused")
+    out.success(5.0)
+    docs = [json.loads(JsonFormatter(7).format(r)) for r in caplog.records]
+    assert [d["fields"]["outage"] for d in docs] == ["down", "back"]
+    assert docs[1]["fields"] == {"peer": "node 2 at h:1", "outage": "back", "failures": 1, "down_seconds": 5.0}
+    assert docs[0]["node"] == 7 and docs[0]["level"] == "WARNING" and docs[0]["logger"] == LOG
