@@ -1,25 +1,29 @@
 """The ``raftx`` command line.
 
-* ``raftx`` / ``raftx info``: version, hot-path implementation in use and a quick
-  self-benchmark of the compiled twins against the pure ones;
+* ``raftx`` prints the help; ``raftx info``: version, hot-path implementation in use
+  and a quick self-benchmark of the compiled twins against the pure ones;
 * ``raftx demo``: a 3-process cluster on 127.0.0.1 that loses its leader and recovers
   (`raftx.demo`);
 * ``raftx serve``: one key-value node in the foreground (`raftx.kv.server`);
-* ``raftx status HOST:PORT...``: each node's role, term, leader, log progress,
-  membership and replication lag;
+* ``raftx status``: each node's role, term, leader, log progress, membership and
+  replication lag;
+* ``raftx put KEY VALUE`` / ``get KEY [--serializable]`` / ``del KEY``: etcdctl's verbs,
+  through `raftx.kv.KVClient`;
 * ``raftx member list|add|remove``: the membership of a running cluster (thesis §4.3);
 * ``raftx bench``: a local multi-process cluster benchmark (`raftx.bench`);
 * ``raftx inspect DATA_DIR``: look inside a data directory (`raftx.storage.inspect`);
 * ``raftx certs --out DIR --nodes 1,2,3``: a CA and certificates for a test cluster
   (`raftx.network.tls.make_test_pki`).
 
-Every command has ``--help``; output is for humans unless ``--json``. Online commands
-take plain ``HOST:PORT`` addresses (no node ids needed) and ``--cluster-name``
-(default ``$RAFTX_CLUSTER_NAME`` or ``raftx``, as ``raftx serve``) and the client
-credentials of `raftx.cli_tls` (``--tls-cert/--tls-key/--tls-ca``; ``member`` also
-``--admin-token-file``). Exit codes: 0 done, 1 failed (a node did not answer, the
-change was refused), 2 bad usage; ``raftx serve`` exits 70 at once when its node stops
-with ``Fatal`` (e.g. a storage failure).
+Every command has ``--help``; output is for humans unless ``--json``. Every flag of
+every command can be given as ``RAFTX_<FLAG>`` in the environment (`raftx.cli_config`;
+a flag wins). Client commands take the nodes as ``--endpoints HOST:PORT[,...]``
+(``-e``, repeatable; no node ids needed), ``--cluster-name`` (default ``raftx``) and
+the client credentials of `raftx.cli_tls` (``--tls-cert/--tls-key/--tls-ca``;
+``member`` also ``--admin-token-file``). Exit codes: 0 done, 1 failed (a node did not
+answer, the change was refused; the message says why and, for ``member``, what state
+the cluster is left in), 2 bad usage; ``raftx serve`` exits 70 at once when its node
+stops with ``Fatal`` (e.g. a storage failure).
 """
 
 from __future__ import annotations
@@ -28,8 +32,8 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import platform
+import re
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -37,7 +41,7 @@ from itertools import repeat
 from typing import Any, TextIO
 
 import raftx
-from raftx import _core
+from raftx import _core, cli_config
 from raftx.cli_tls import add_client_options
 from raftx.errors import ConfigError, RaftError
 
@@ -120,7 +124,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 # -- online commands: status, member ------------------------------------------------------
 
-DEFAULT_CLUSTER = os.environ.get("RAFTX_CLUSTER_NAME", "raftx")
+DEFAULT_CLUSTER = "raftx"
 
 
 def host_port(text: str) -> str:
@@ -150,7 +154,7 @@ async def fetch_statuses(addrs: list[str], cluster_name: str, timeout: float,
         try:
             return {"address": addr, "ok": True, "error": None, **await kv.status()}
         except RaftError as exc:
-            return {"address": addr, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
+            return {"address": addr, "ok": False, "error": error_text(exc)}
         finally:
             await kv.close()
 
@@ -167,6 +171,16 @@ async def fetch_statuses(addrs: list[str], cluster_name: str, timeout: float,
                 m = matched[r["id"]]
                 r["lag"] = leader["last_log_index"] - (-1 if m is None else m)
     return rows
+
+
+def error_text(exc: BaseException) -> str:
+    """What went wrong, for a person: a refused hello (a wrong cluster name, ...) says
+    so; other errors keep their type and whole message."""
+    from raftx.errors import HandshakeRejected
+
+    if isinstance(exc, HandshakeRejected):
+        return f"refused: {exc}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _run_value(coro: Coroutine[Any, Any, Any]) -> Any:
@@ -193,7 +207,7 @@ def print_status_table(rows: list[dict[str, Any]], out: TextIO) -> None:
                           _cell(r["last_log_index"]), _cell(r["committed"]), _cell(r["last_applied"]),
                           _cell(r["lag"]), _members_text(r)])
         else:
-            table.append([r["address"], "-", "UNREACHABLE", "", "", "", "", "", "", r["error"][:80]])
+            table.append([r["address"], "-", "UNREACHABLE", "", "", "", "", "", "", r["error"]])
     widths = [max(len(row[i]) for row in table) for i in range(len(head))]
     for row in table:
         out.write("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() + "\n")
@@ -206,8 +220,11 @@ def _credentials(args: argparse.Namespace) -> tuple[Any, bytes | None]:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    addrs = list(dict.fromkeys([*args.addrs, *(args.endpoints or [])]))
+    if not addrs:
+        args.usage_error("give the nodes to ask: HOST:PORT... or --endpoints HOST:PORT[,...]")
     ssl, _ = _credentials(args)
-    rows = _run_value(fetch_statuses(args.addrs, args.cluster_name, args.timeout, ssl))
+    rows = _run_value(fetch_statuses(addrs, args.cluster_name, args.timeout, ssl))
     if args.json:
         json.dump({"format": 1, "nodes": rows}, sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -257,12 +274,19 @@ def cmd_member(args: argparse.Namespace) -> int:
                             attempt_timeout=min(args.timeout, 3.0), ssl=ssl, admin_token=token) as kv:
             if args.action == "add":
                 return await kv.member_add(args.node_id, args.addr, timeout=args.timeout)
+            before = await kv.status()  # the leader's view when it is known
+            if all(i != args.node_id for i, _ in before.get("nodes") or []):
+                raise _NotAMember(f"node {args.node_id} is not a member of the cluster; nothing changed "
+                                  f"(members: {_members_text(before)})")
             return await kv.member_remove(args.node_id, timeout=args.timeout)
 
     try:
         view = _run_value(change())
+    except _NotAMember as exc:
+        sys.stderr.write(f"raftx member remove: {exc}\n")
+        return 1
     except RaftError as exc:
-        sys.stderr.write(f"raftx member {args.action}: {type(exc).__name__}: {exc}\n")
+        sys.stderr.write(f"raftx member {args.action}: {error_text(exc)}\n{_left_in(args, ssl)}\n")
         return 1
     if args.json:
         json.dump({"format": 1, **view}, sys.stdout, indent=2)
@@ -271,6 +295,73 @@ def cmd_member(args: argparse.Namespace) -> int:
         verb = "added as a voter" if args.action == "add" else "removed"
         sys.stdout.write(f"node {args.node_id} {verb}; membership now:\n")
         _print_membership(view, sys.stdout)
+    return 0
+
+
+class _NotAMember(RaftError):
+    """``member remove`` of a node that is not in the membership."""
+
+
+def _left_in(args: argparse.Namespace, ssl: Any) -> str:
+    """After a failed ``member add/remove``: the state the cluster is left in, as far
+    as the endpoints tell (the change may have been partly made, e.g. a learner added
+    that never caught up)."""
+    rows = _run_value(fetch_statuses(args.endpoints, args.cluster_name, min(args.timeout, 3.0), ssl))
+    view = _membership_view(rows)
+    if view is None:
+        return "the cluster's state is unknown: no endpoint answered"
+    nodes = dict(map(tuple, view.get("nodes") or []))
+    i = args.node_id
+    if i in (view.get("learners") or []):
+        where = (f"node {i} is a LEARNER now (it was added but not promoted to voter); retry the add, or undo it "
+                 f"with: raftx member remove {i}")
+    elif i in (view.get("members") or []):
+        where = f"node {i} is a voter ({nodes.get(i)})"
+    elif i in nodes:
+        where = f"node {i} is still listed ({nodes.get(i)})"
+    else:
+        where = f"node {i} is not in the membership"
+    return f"cluster left with voters {view.get('members')}, learners {view.get('learners')}: {where}"
+
+
+async def _kv(args: argparse.Namespace, ssl: Any) -> Any:
+    from raftx.kv.client import KVClient
+
+    async with KVClient(args.endpoints, cluster_name=args.cluster_name, timeout=args.timeout,
+                        attempt_timeout=min(args.timeout, 3.0), ssl=ssl) as kv:
+        if args.command == "put":
+            await kv.put(args.key, args.value)
+            return None
+        if args.command == "get":
+            return await kv.get(args.key, linearizable=not args.serializable)
+        return await kv.delete(args.key)
+
+
+def cmd_kv(args: argparse.Namespace) -> int:
+    """``raftx put KEY VALUE`` / ``get KEY`` / ``del KEY`` (etcdctl's verbs)."""
+    ssl, _ = _credentials(args)
+    try:
+        result = _run_value(_kv(args, ssl))
+    except RaftError as exc:
+        sys.stderr.write(f"raftx {args.command}: {error_text(exc)}\n")
+        return 1
+    if args.json:
+        doc: dict[str, Any] = {"format": 1, "key": args.key}
+        if args.command == "get":
+            doc["value"] = None if result is None else result.decode("utf-8", "backslashreplace")
+        elif args.command == "del":
+            doc["deleted"] = int(result)
+        json.dump(doc, sys.stdout)
+        sys.stdout.write("\n")
+    elif args.command == "put":
+        sys.stdout.write("OK\n")
+    elif args.command == "get":
+        if result is not None:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(result + b"\n")
+            sys.stdout.buffer.flush()
+    else:
+        sys.stdout.write(f"{int(result)}\n")
     return 0
 
 
@@ -310,7 +401,9 @@ DELEGATED: dict[str, tuple[Callable[[list[str]], int], str]] = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="raftx",
-        description="raftx: Raft consensus for Python. Run without a command for version and a self-benchmark.",
+        description="raftx: Raft consensus for Python. 'raftx info' shows the version and a self-benchmark. "
+                    "Every --flag of every command can also be set as RAFTX_<FLAG> in the environment "
+                    "(e.g. RAFTX_ENDPOINTS, RAFTX_CLUSTER_NAME); a flag given wins.",
     )
     parser.add_argument("--version", action="version", version=f"raftx {raftx.__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -322,10 +415,28 @@ def build_parser() -> argparse.ArgumentParser:
 
     status = sub.add_parser("status", help="each node's role, term, leader, log progress, membership, lag",
                             description="Ask each node (plain HOST:PORT, no node id needed) for its status.")
-    status.add_argument("addrs", nargs="+", type=host_port, metavar="HOST:PORT")
+    status.add_argument("addrs", nargs="*", type=host_port, metavar="HOST:PORT",
+                        help="nodes to ask (or --endpoints)")
+    _endpoints_option(status, required=False)
     _online_options(status)
     add_client_options(status)
-    status.set_defaults(func=cmd_status)
+    status.set_defaults(func=cmd_status, usage_error=status.error)
+
+    for verb, text in (("put", "set KEY to VALUE (committed when it returns)"),
+                       ("get", "print the value of KEY (nothing if absent)"),
+                       ("del", "delete KEY; prints 1 if it existed, else 0")):
+        kv = sub.add_parser(verb, help=text, description=f"{text[0].upper()}{text[1:]}; through the leader "
+                                                          "(a follower redirects), as etcdctl's verb of that name.")
+        kv.add_argument("key", metavar="KEY")
+        if verb == "put":
+            kv.add_argument("value", metavar="VALUE")
+        if verb == "get":
+            kv.add_argument("--serializable", action="store_true",
+                            help="answer from any node's applied state (may be stale; default: linearizable)")
+        _endpoints_option(kv)
+        _online_options(kv)
+        add_client_options(kv)
+        kv.set_defaults(func=cmd_kv)
 
     member = sub.add_parser("member", help="list, add or remove cluster members (thesis §4.3)",
                             description="Membership of a running cluster. add: the leader adds the node as a "
@@ -339,8 +450,7 @@ def build_parser() -> argparse.ArgumentParser:
     m_rm = actions.add_parser("remove", help="remove a node (voter or learner)")
     m_rm.add_argument("node_id", type=_node_id, metavar="ID")
     for p in (m_list, m_add, m_rm):
-        p.add_argument("-e", "--endpoints", type=host_port, nargs="+", required=True, metavar="HOST:PORT",
-                       help="one or more nodes of the cluster")
+        _endpoints_option(p)
         _online_options(p, timeout=60.0 if p is not m_list else 3.0)
         add_client_options(p, admin=p is not m_list)
     member.set_defaults(func=cmd_member)
@@ -396,23 +506,68 @@ def cmd_certs(args: argparse.Namespace) -> int:
     return 0
 
 
+def endpoint_list(text: str) -> list[str]:
+    """argparse type: ``HOST:PORT[,HOST:PORT...]``."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT[,HOST:PORT...], not {text!r}")
+    return [host_port(t) for t in items]
+
+
+def _endpoints_option(p: argparse.ArgumentParser, required: bool = True) -> None:
+    # One option, comma-separated and repeatable (-e a,b -e c); it takes one argument, so
+    # it never swallows the positionals after it (it used to be nargs="+").
+    p.add_argument("-e", "--endpoints", type=endpoint_list, action="extend", required=required,
+                   metavar="HOST:PORT[,...]", help="nodes of the cluster, comma-separated (env RAFTX_ENDPOINTS)")
+
+
 def _online_options(p: argparse.ArgumentParser, timeout: float = 3.0) -> None:
     p.add_argument("--cluster-name", default=DEFAULT_CLUSTER,
-                   help="the nodes' --cluster-name (default: $RAFTX_CLUSTER_NAME or 'raftx')")
+                   help="the nodes' --cluster-name (default 'raftx')")
     p.add_argument("--timeout", type=float, default=timeout, help=f"seconds to wait (default {timeout:g})")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("-v", "--verbose", action="store_true", help="log connection attempts to stderr")
+
+
+_HOST_PORT = re.compile(r"^[^\s=,]+:\d+$")
+
+
+def _old_endpoints_spelling(argv: list[str]) -> list[str]:
+    """``member ... -e A B C`` (the old nargs="+" form) as ``-e A,B,C``: the HOST:PORT
+    words right after an ``-e`` value join it. Only for ``member``, which had that
+    form and takes no HOST:PORT positional after it."""
+    if not argv or argv[0] != "member":
+        return argv
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        out.append(argv[i])
+        if argv[i] in ("-e", "--endpoints") and i + 1 < len(argv):
+            values = [argv[i + 1]]
+            i += 2
+            while i < len(argv) and _HOST_PORT.match(argv[i]):
+                values.append(argv[i])
+                i += 1
+            out.append(",".join(values))
+            continue
+        i += 1
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in DELEGATED:
         return DELEGATED[argv[0]][0](argv[1:])
-    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")):
-        argv = ["info", *argv]  # bare `raftx [--json]` means `raftx info`
+    argv = _old_endpoints_spelling(argv)
     parser = build_parser()
+    if not argv:
+        cli_config.plain_help(parser)
+        parser.print_help()
+        return 0
+    if argv[0] in ("--json", "--no-bench"):
+        argv = ["info", *argv]  # the old spelling of `raftx info --json`
     try:
-        args = parser.parse_args(argv)
+        args = cli_config.parse_args(parser, argv)  # flags over RAFTX_<FLAG> over defaults
     except SystemExit as exc:  # --help / --version / bad usage
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     if getattr(args, "verbose", None) is not None:
@@ -420,6 +575,8 @@ def main(argv: list[str] | None = None) -> int:
                             format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args))
+    except SystemExit as exc:  # a usage error found after parsing (parser.error)
+        return exc.code if isinstance(exc.code, int) else 2
     except ConfigError as exc:  # unusable --tls-* / --admin-token-file files
         sys.stderr.write(f"raftx {args.command}: {exc}\n")
         return 2

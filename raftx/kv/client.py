@@ -41,7 +41,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from raftx.errors import (
-    BadCommand, ConfigError, KVError, NetworkError, NotAuthorized, RemoteError, RPCError, Timeout, Unreachable,
+    BadCommand, ConfigError, HandshakeRejected, KVError, NetworkError, NotAuthorized, RemoteError, RPCError, Timeout,
+    Unreachable,
 )
 from raftx.kv import commands as C
 from raftx.kv import protocol as P
@@ -231,6 +232,8 @@ class KVClient:
                 return P.decode_status(raw)
             except (RPCError, BadCommand) as exc:
                 last = exc
+                if isinstance(exc, HandshakeRejected) and (node_id is not None or len(self.nodes) == 1):
+                    raise  # refused by the one node asked (wrong cluster name, ...): retrying cannot help
                 if isinstance(exc, Timeout):
                     self._drop(target)
                 if node_id is None:

@@ -51,6 +51,7 @@ __all__ = [
     "KVResponse",
     "decode",
     "decode_fields",
+    "describe",
     "encode_cas",
     "encode_delete",
     "encode_get",
@@ -207,3 +208,32 @@ def _validate(obj: Any) -> Command:
             if a is not None and type(a) is not bytes:
                 raise BadCommand(f"CAS expected/new must be bytes or nil, got {type(a).__name__}")
     return Command(op, client_id, serial, acked, key, args)
+
+
+_OP_NAMES = {PUT: "PUT", DELETE: "DELETE", CAS: "CAS", GET: "GET"}
+
+
+def _text(b: bytes | None, limit: int = 200) -> str | None:
+    """Bytes for people: UTF-8 where it is, backslash escapes elsewhere, long ones cut."""
+    if b is None:
+        return None
+    t = b[:limit].decode("utf-8", "backslashreplace")
+    return t + f"... ({len(b)} bytes)" if len(b) > limit else t
+
+
+def describe(payload: bytes | bytearray | memoryview) -> dict[str, Any]:
+    """A readable form of command bytes (``raftx inspect --dump --decode kv``):
+    ``{"op": "PUT", "key": ..., "value": ..., "client_id", "serial"}``; a payload that
+    is not a valid command gives ``{"op": "invalid", "error": ...}``."""
+    try:
+        op, client_id, serial, _acked, key, args = decode_fields(bytes(payload))
+    except BadCommand as exc:
+        return {"op": "invalid", "error": str(exc)}
+    out: dict[str, Any] = {"op": _OP_NAMES[op], "key": _text(key)}
+    if op == PUT:
+        out["value"] = _text(args[0])
+    elif op == CAS:
+        out["expected"], out["new"] = _text(args[0]), _text(args[1])
+    if client_id:
+        out["client_id"], out["serial"] = client_id, serial
+    return out

@@ -8,12 +8,18 @@
 The node keeps its log in ``DATA_DIR/log`` (`raftx.storage.SegmentedLogStore`,
 fsync on) and its snapshots in ``DATA_DIR/snapshots`` (`raftx.kv.KVStateMachine`),
 and serves Raft RPCs and ``kv.*`` clients on ``--listen`` (`KVNodeServer`).
-``--init`` initializes a pristine cluster with this node and the peers as voters
-(ignored when the node already has state, so it is safe on every restart and on
-every node). ``--tls-cert/--tls-key/--tls-ca`` run mutual TLS and
+``--init`` initializes a pristine cluster with this node (at its ``--advertise``
+address, default ``--listen``) and the peers as voters (ignored when the node already
+has state, so it is safe on every restart and on every node). Every flag can come
+from ``RAFTX_<FLAG>`` or a ``--config`` TOML file, and ``--check-config`` validates and
+prints the result without starting (`raftx.kv.serve_config`); ``--log-format json``
+and ``--log-file`` are `raftx.kv.serve_logging`'s. ``--tls-cert/--tls-key/--tls-ca`` run mutual TLS and
 ``--admin-token-file`` sets the membership admin token (`raftx.cli_tls`, SECURITY.md).
-Logs go to stderr. SIGTERM or SIGINT stops it cleanly: the server closes, the node
-shuts down, the log is closed (exit code 0). If the node stops on its own with
+SIGTERM or SIGINT stops it cleanly: a leader first hands leadership over
+(`raftx.kv.serve_lifecycle.hand_over`), then the server closes, the node shuts down,
+the log is closed (exit code 0). SIGHUP never stops it: it reopens ``--log-file`` and
+re-reads the log level. A node that learns it was removed from the membership logs it
+and exits 0 (`raftx.kv.serve_lifecycle.wait_removed`). If the node stops on its own with
 `raftx.errors.Fatal` (a storage failure, DESIGN §2 rule 7), the process logs the cause
 and exits at once with `EXIT_FATAL`, also when a SIGTERM comes after the failure: a
 stopped node must not keep its port and look alive, so that a supervisor (systemd,
@@ -32,21 +38,23 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 import os
 import signal
 import sys
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from raftx import cli_tls
-from raftx.config import Config, SnapshotPolicy
-from raftx.errors import Fatal, NotAllowed, RaftError
-from raftx.kv.client import parse_addrs
+from raftx import cli_config, cli_tls
+from raftx.config import Config
+from raftx.errors import ConfigError, Fatal, NotAllowed, RaftError
+from raftx.kv import serve_config, serve_lifecycle, serve_logging
+from raftx.kv.serve_config import MAX_PAYLOAD_ENTRIES
 from raftx.kv.service import KVNodeServer
 from raftx.kv.state_machine import KVStateMachine
-from raftx.network.raft_rpc import TcpNetworkFactory, parse_addr
+from raftx.network.raft_rpc import TcpNetworkFactory
 from raftx.runtime.tasks import first_of
 from raftx.storage import SegmentedLogStore
 from raftx.types import BasicNode
@@ -64,12 +72,6 @@ logger = logging.getLogger(__name__)
 #: thousands of times a second for nothing; a larger gen-0 budget collects them
 #: far less often. A *process* setting made by `main`, never by the library.
 GC_GEN0_THRESHOLD = 50_000
-
-#: Entries per AppendEntries for a served node (`Config.max_payload_entries`):
-#: one full leader batch (`Config.api_batch_capacity`) per frame. openraft's default
-#: of 300 cuts a busy leader's batch into many frames, and in Python each frame costs
-#: the leader and every follower a fixed overhead (and the follower an fsync).
-MAX_PAYLOAD_ENTRIES = 4096
 
 #: Exit code of a node process whose node stopped with `raftx.errors.Fatal`
 #: (70 = EX_SOFTWARE in sysexits.h; 1 is a failure to start, 2 bad usage).
@@ -113,29 +115,29 @@ def build_parser() -> argparse.ArgumentParser:
                     help="process setting: the generation-0 garbage collection threshold of this node "
                          f"process (default {GC_GEN0_THRESHOLD}; Python's own is 700; 0 keeps Python's)")
     cli_tls.add_serve_options(ap)
+    serve_config.add_options(ap)
+    serve_logging.add_options(ap)
     return ap
 
 
-async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> int:
-    """Run the node until ``stop`` is set or SIGTERM/SIGINT arrives."""
+async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None,
+                plan: serve_config.NodePlan | None = None, on_hangup: Callable[[], None] | None = None) -> int:
+    """Run the node until ``stop`` is set, SIGTERM/SIGINT arrives or the node learns
+    it was removed from the membership (``plan``: the validated
+    `serve_config.NodePlan`, made from ``args`` when not given; ``on_hangup``: what
+    SIGHUP does, default: log it). A leader hands leadership over before it stops."""
     from raftx.raft import Raft
 
-    host, port = parse_addr(args.listen)
-    peers = parse_addrs(args.peer) if args.peer else {}
-    if args.id in peers:
-        raise RaftError(f"--peer lists this node's own id {args.id}")
-    lo, hi = args.election_timeout_ms
-    config = Config(cluster_name=args.cluster_name, heartbeat_interval=args.heartbeat_ms,
-                    election_timeout_min=lo, election_timeout_max=hi, max_payload_entries=MAX_PAYLOAD_ENTRIES,
-                    snapshot_policy=SnapshotPolicy(args.snapshot_every),
-                    max_in_snapshot_log_to_keep=args.snapshot_keep_log,
-                    allow_log_reversion=args.allow_log_reversion).validate()
+    plan = plan or serve_config.make_plan(args)
+    host, port, peers, config = plan.host, plan.port, plan.peers, plan.config
     server_ssl, peer_ssl, admin_token = cli_tls.serve_credentials(args, args.id, host)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # SIGHUP must never kill the node
+        loop.add_signal_handler(signal.SIGHUP, on_hangup or (lambda: logger.info("SIGHUP: nothing to reload")))
     data = Path(args.data_dir)
     async with contextlib.AsyncExitStack() as stack:  # unwinds: server, node, then the log
         store = await SegmentedLogStore.open(data / "log", fsync=not args.no_fsync,
@@ -145,12 +147,13 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         raft = await Raft.new(args.id, config, TcpNetworkFactory(ssl=peer_ssl), store, sm)
         stack.push_async_callback(raft.shutdown)
         server = await stack.enter_async_context(KVNodeServer(raft, sm, host, port, ssl=server_ssl,
-                                                              admin_token=admin_token))
-        logger.info("node %d serving on %s (cluster %r, data %s, loop %s, tls %s, admin token %s)", args.id,
-                    server.addr, args.cluster_name, data, type(loop).__module__, server_ssl is not None,
-                    admin_token is not None)
+                                                              admin_token=admin_token, **plan.server_options))
+        advertised = plan.advertised(server.port)
+        logger.info("node %d serving on %s, advertised as %s (cluster %r, data %s, loop %s, tls %s, admin token "
+                    "%s, pre-vote %s)", args.id, server.addr, advertised, args.cluster_name, data,
+                    type(loop).__module__, server_ssl is not None, admin_token is not None, config.enable_pre_vote)
         if args.init:
-            members = {args.id: BasicNode(f"{host}:{server.port}"), **{i: BasicNode(a) for i, a in peers.items()}}
+            members = {args.id: BasicNode(advertised), **{i: BasicNode(a) for i, a in peers.items()}}
             try:
                 await raft.initialize(members)
                 logger.info("initialized the cluster with %s", sorted(members))
@@ -160,25 +163,30 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
             tmp = Path(f"{args.ready_file}.tmp")
             tmp.write_text(server.addr)
             os.replace(tmp, args.ready_file)
-        fatal = await _until_stopped(raft, stop)
+        removed = serve_lifecycle.wait_removed(raft, config.cluster_name, 2 * config.election_timeout_max / 1000,
+                                               lambda: server.rpc.stats.requests, peer_ssl)
+        fatal = await _until_stopped(raft, stop, removed)
         if fatal is not None:
             logger.error("node %d stopped: %s; exiting with status %d so that a supervisor restarts it",
                          args.id, fatal, EXIT_FATAL)
             return EXIT_FATAL
+        if stop.is_set():  # asked to stop, not removed: a leader hands over first (thesis §3.10)
+            await serve_lifecycle.hand_over(raft, 3 * config.election_timeout_max / 1000)
         logger.info("node %d stopping", args.id)
     logger.info("node %d stopped", args.id)
     return 0
 
 
-async def _until_stopped(raft: Any, stop: asyncio.Event) -> Fatal | None:
-    """Wait for ``stop`` or for the node to stop on its own; the `Fatal` that stopped
-    it (None: asked to stop and the node still runs)."""
+async def _until_stopped(raft: Any, stop: asyncio.Event, removed: Coroutine[Any, Any, None]) -> Fatal | None:
+    """Wait for ``stop``, for the node to stop on its own or to be removed from the
+    membership; the `Fatal` that stopped it (None: asked to stop or removed, and the
+    node still runs)."""
     async def node_stopped() -> None:
         async for m in raft.metrics():
             if m.running_state is not None:
                 return
 
-    await first_of([stop.wait(), node_stopped()])
+    await first_of([stop.wait(), node_stopped(), removed])
     fatal: Fatal | None = raft.metrics().borrow().running_state  # also when SIGTERM came after it
     return fatal
 
@@ -204,15 +212,40 @@ def run_on_loop(coro: Coroutine[Any, Any, T], choice: str = "auto") -> T:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default: ``sys.argv[1:]``), run the node, return the exit code."""
-    args = build_parser().parse_args(argv)
-    if args.gc_gen0 < 0:
-        build_parser().error("--gc-gen0 must be >= 0")
+    # Until the loop's handler is installed, a SIGHUP must not kill the node either.
+    with contextlib.suppress(ValueError, AttributeError):  # not in the main thread / no SIGHUP
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        layered = cli_config.layered_parse(build_parser(), argv, file_tables=("raft",))
+        args = layered.args
+        if args.gc_gen0 < 0:
+            raise ConfigError("--gc-gen0 must be >= 0")
+        if not isinstance(logging.getLevelName(args.log_level.upper()), int):
+            raise ConfigError(f"--log-level {args.log_level!r}: not a level (DEBUG, INFO, WARNING, ERROR)")
+        plan = serve_config.make_plan(args, layered.table.get("raft"), str(layered.config_file))
+        if args.check_config:
+            cli_tls.serve_credentials(args, args.id, plan.host)  # the TLS files load and name this node
+            json.dump(serve_config.effective_config(plan, args, layered.sources, layered.config_file),
+                      sys.stdout, indent=2)
+            sys.stdout.write("\n")
+            return 0
+    except ConfigError as exc:
+        sys.stderr.write(f"raftx serve: {exc}\n")
+        return 2
     set_gc_threshold(args.gc_gen0)
-    logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
-                        format=f"%(asctime)s node{args.id} %(levelname)s %(name)s: %(message)s")
+
+    def read_level() -> str:  # SIGHUP: the same layers again (the config file may have changed)
+        return str(cli_config.layered_parse(build_parser(), argv, file_tables=("raft",)).args.log_level)
+
+    try:
+        logs = serve_logging.ServeLogging(args.id, args.log_format, args.log_level, args.log_file, read_level)
+    except OSError as exc:
+        sys.stderr.write(f"raftx serve: --log-file {args.log_file}: {exc.strerror or exc}\n")
+        return 2
     try:
         with _runner(args.loop) as runner:
-            return runner.run(serve(args))
+            return runner.run(serve(args, plan=plan, on_hangup=logs.reload))
     except RaftError as exc:
         logger.error("node %d failed: %s", args.id, exc)
         return 1

@@ -40,6 +40,7 @@ from raftx.errors import (
 )
 from raftx.network import tls, wire
 from raftx.network.backoff import Backoff
+from raftx.network.outage import OutageLog
 from raftx.network.tcp import FlowControl, configure_socket
 from raftx.network.window import InflightWindow
 
@@ -110,7 +111,7 @@ class _ClientConnection(asyncio.Protocol, FlowControl):
             elif frame_type == wire.HELLO_REJECT:
                 reason = header.get("reason") if isinstance(header, dict) else None
                 self.hello.set_exception(HandshakeRejected(
-                    f"node {self._client.target_id} at {self._client.address} rejected our hello: {reason}"))
+                    f"{self._client.who} rejected our hello: {reason}"))
                 self.error = "rejected"
             else:
                 raise ProtocolError(f"frame type {frame_type} before the hello ack")
@@ -217,15 +218,23 @@ class RpcClient:
         self._connecting: asyncio.Task[_ClientConnection] | None = None
         self._retry_at = float("-inf")
         self._last_error: str | None = None
+        self._last_error_type: type[Unreachable] = Unreachable
         self._next_id = 0
         self._closed = False
         self._close_reason: str | None = None
         #: Connections established (hello acknowledged) over this client's life.
         self.connects = 0
+        #: Failed connection attempts are logged rate-limited: down, a summary a minute, back.
+        self.outage = OutageLog(logger, self.who)
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def who(self) -> str:
+        """The peer in messages: ``node 2 at host:port``, or ``host:port`` (any target)."""
+        return f"node {self.target_id} at {self.address}" if self.target_id is not None else self.address
 
     @property
     def connected(self) -> bool:
@@ -261,7 +270,7 @@ class RpcClient:
             async with asyncio.timeout(timeout):
                 return await self._windowed_round_trip(method, payload, size)
         except TimeoutError:
-            raise Timeout(f"{method} to node {self.target_id} at {self.address} timed out after {timeout}s") \
+            raise Timeout(f"{method} to {self.who} timed out after {timeout}s") \
                 from None
 
     async def _windowed_round_trip(self, method: str, payload: wire.Buffer, size: int) -> bytes:
@@ -293,9 +302,10 @@ class RpcClient:
         if task is None:
             now = self._now()
             if now < self._retry_at:
-                raise Unreachable(
-                    f"node {self.target_id} at {self.address}: reconnect backoff active for another "
-                    f"{self._retry_at - now:.3f}s (last error: {self._last_error})")
+                # The cause first and of the same class (a rejected hello stays HandshakeRejected),
+                # so callers that give up during the backoff report the real reason.
+                raise self._last_error_type(
+                    f"{self._last_error} (reconnect backoff active for another {self._retry_at - now:.3f}s)")
             task = self._connecting = asyncio.get_running_loop().create_task(self._connect())
             task.add_done_callback(self._connect_done)
         try:
@@ -325,21 +335,22 @@ class RpcClient:
                     _, conn = await loop.create_connection(
                         lambda: _ClientConnection(self), self.host, self.port, **kwargs)
             except (OSError, TimeoutError) as exc:
-                raise Unreachable(f"cannot connect to node {self.target_id} at {self.address}: "
+                raise Unreachable(f"cannot connect to {self.who}: "
                                   f"{exc or type(exc).__name__}") from exc
             try:
                 async with asyncio.timeout(self.hello_timeout):
                     await conn.hello
             except TimeoutError:
-                raise Unreachable(f"node {self.target_id} at {self.address} did not acknowledge our hello "
+                raise Unreachable(f"{self.who} did not acknowledge our hello "
                                   f"within {self.hello_timeout}s") from None
         except Unreachable as exc:
             if conn is not None and conn.transport is not None:
                 conn.transport.abort()
             self._last_error = str(exc)
+            self._last_error_type = type(exc)
             delay = self.backoff.next_delay()
             self._retry_at = self._now() + delay
-            logger.warning("%s; next attempt in %.3fs", exc, delay)
+            self.outage.failure(self._now(), f"{exc}; next attempt in {delay:.3f}s")
             raise
         except BaseException:
             if conn is not None and conn.transport is not None:
@@ -354,6 +365,7 @@ class RpcClient:
         self._last_error = None
         self._conn = conn
         self.connects += 1
+        self.outage.success(self._now())
         logger.debug("connected to node %s at %s", self.target_id, self.address)
         return conn
 

@@ -13,9 +13,10 @@ validation `SegmentedLogStore.open` runs (headers, identity, sequence, checksum
 chain, every record CRC, index continuity, lost files, committed beyond the log),
 so whatever ``open`` refuses is reported, with the file and offset; a torn write
 that ``open`` would cut is shown, not an error. ``--verify`` also checks every
-snapshot's checksum; ``--dump`` prints every entry; ``--json`` prints one JSON
-document instead of text; ``--cluster-name`` / ``--node-id`` check the identity
-the node will open the log with, as ``open`` does. Exit codes: 0 fine, 1 ``open`` would refuse (or a
+snapshot's checksum; ``--dump`` prints every entry (``--decode kv``: the key-value
+service's commands, op, key and value); ``--json`` prints one JSON document instead
+of text; ``--cluster-name`` / ``--node-id`` check the identity the node will open the
+log with, as ``open`` does. Exit codes: 0 fine, 1 ``open`` would refuse (or a
 snapshot is corrupt), 2 bad usage, an unreadable directory, or one that is not a
 raftx data directory (no segments, hard state or snapshots).
 """
@@ -26,10 +27,11 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from raftx import _core
+from raftx import _core, cli_config
 from raftx.errors import StorageCorrupted, StorageError
 from raftx.storage.faults import FileIO
 from raftx.storage.recovery import LogScan, SegmentScan, scan_log_dir
@@ -76,12 +78,15 @@ def _snapshot_paths(root: Path) -> list[Path]:
     return out
 
 
-def _describe(e: Entry) -> dict[str, Any]:
+def _describe(e: Entry, decode: Callable[[bytes], Any] | None = None) -> dict[str, Any]:
     p = e.payload
     if p is None:
         payload: Any = None
     elif isinstance(p, bytes):
-        payload = p.decode("utf-8", "backslashreplace") if len(p) <= 64 else f"<{len(p)} bytes>"
+        if decode is not None:
+            payload = decode(p)
+        else:
+            payload = p.decode("utf-8", "backslashreplace") if len(p) <= 64 else f"<{len(p)} bytes>"
     else:
         payload = {"voters": [sorted(c) for c in p.configs], "nodes": sorted(p.nodes)}
     return {"term": e.log_id.leader_id, "index": e.log_id.index, "kind": e.kind.name, "payload": payload}
@@ -105,6 +110,7 @@ def _segment_info(seg: SegmentScan) -> dict[str, Any]:
 def inspect_dir(
     root: Path, *, verify: bool = False, dump: bool = False, io: FileIO | None = None,
     cluster_name: str | None = None, node_id: int | None = None,
+    decode: Callable[[bytes], Any] | None = None,
 ) -> dict[str, Any]:
     """Everything `main` prints, as a dict; ``report["error"]`` is the first problem
     found (``{"file", "offset", "what"}``) or None.
@@ -112,7 +118,8 @@ def inspect_dir(
     The log is checked by `raftx.storage.recovery.scan_log_dir`, exactly the
     validation `SegmentedLogStore.open` runs, so the error is what ``open`` would
     refuse; ``verify`` adds the snapshots' checksums. ``io`` reads the log (default:
-    the real file system). Raises `NotADataDirectory`.
+    the real file system); ``decode`` turns a NORMAL entry's payload into what
+    ``dump`` shows (default: the bytes as text). Raises `NotADataDirectory`.
     """
     io = io if io is not None else FileIO()
     log_dir = _log_dir(io, root)
@@ -156,7 +163,7 @@ def inspect_dir(
     for seg in scan.segments:
         if dump and seg.count:
             data = io.read_file(str(seg.path))[HEADER_SIZE : seg.end]
-            report["entries"] += [_describe(Entry.from_record(*r)) for r in _core.codec.decode_entries(data, seg.first_index)]
+            report["entries"] += [_describe(Entry.from_record(*r), decode) for r in _core.codec.decode_entries(data, seg.first_index)]
 
     for path in snapshots:
         try:
@@ -194,7 +201,10 @@ def _print_text(report: dict[str, Any], out: TextIO, verify: bool) -> None:
         else:
             w(f"  last_log_id={snap['last_log_id']} {snap['data_bytes']} bytes  {snap['file']}\n")
     for e in report.get("entries", []):
-        w(f"{e['index']}\tterm {e['term']}\t{e['kind']}\t{e['payload']}\n")
+        p = e["payload"]
+        if isinstance(p, dict) and "op" in p:  # --decode kv
+            p = " ".join(f"{k}={v!r}" if k != "op" else str(v) for k, v in p.items())
+        w(f"{e['index']}\tterm {e['term']}\t{e['kind']}\t{p}\n")
     err = report["error"]
     if err is not None:
         w(f"CORRUPT: {err['file']} at offset {err['offset']}: {err['what']}\n")
@@ -208,19 +218,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--verify", action="store_true", help="check every checksum; exit 1 on the first problem")
     parser.add_argument("--dump", action="store_true", help="print every entry")
+    parser.add_argument("--decode", choices=("raw", "kv"), default="raw",
+                        help="how --dump shows entry payloads: raw text, or kv: the key-value service's "
+                             "commands (op, key, value)")
     parser.add_argument("--json", action="store_true", help="print JSON")
     parser.add_argument("--cluster-name", help="the cluster name the node opens the log with (checked like open does)")
     parser.add_argument("--node-id", type=int, help="the node id the node opens the log with (checked like open does)")
     try:
-        args = parser.parse_args(argv)
+        args = cli_config.parse_args(parser, argv)
     except SystemExit as exc:
         return int(exc.code or 0)
     if not args.data_dir.is_dir():
         sys.stderr.write(f"raftx inspect: {args.data_dir} is not a directory\n")
         return 2
     try:
+        decode: Callable[[bytes], Any] | None = None
+        if args.decode == "kv":
+            from raftx.kv.commands import describe
+            decode = describe
         report = inspect_dir(args.data_dir, verify=args.verify, dump=args.dump,
-                             cluster_name=args.cluster_name, node_id=args.node_id)
+                             cluster_name=args.cluster_name, node_id=args.node_id, decode=decode)
     except (OSError, NotADataDirectory) as exc:
         sys.stderr.write(f"raftx inspect: {exc}\n")
         return 2

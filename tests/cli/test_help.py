@@ -10,7 +10,7 @@ import pytest
 
 from raftx.cli import DELEGATED, main
 
-COMMANDS = [["info"], ["status"], ["member"], ["member", "list"], ["member", "add"], ["member", "remove"], ["certs"],
+COMMANDS = [["info"], ["status"], ["put"], ["get"], ["del"], ["member"], ["member", "list"], ["member", "add"], ["member", "remove"], ["certs"],
             *[[name] for name in DELEGATED]]
 
 
