@@ -108,7 +108,7 @@ async def test_retried_write_applies_once_end_to_end() -> None:
             other = C.encode_put("ctr", b"9", client_id=778, serial=1, acked=1)
             await rpc.call(P.WRITE, P.encode_write([other]), WAIT)
             again = P.decode_reply(await rpc.call(P.WRITE, P.encode_write([incr]), WAIT))
-            assert first == again == [P.REPLY_RESULTS, [[C.OK, None]]]
+            assert first == again == [P.REPLY_RESULTS, [[C.OK, 1]]]  # the revision of the one write
             read = P.decode_reply(await rpc.call(P.READ, P.encode_read(True, [b"ctr"]), WAIT))
             assert read == [P.REPLY_RESULTS, [[C.OK, b"9"]]]
 
