@@ -235,8 +235,8 @@ class Keyspace:
         target, key, cmp, operand = c
         if target == 0:
             v = self.data.get(key)
-            return v is not None and _CMP[cmp](v, operand)
-        return _CMP[cmp](self.mod.get(key, 0), operand)
+            return v is not None and bool(_CMP[cmp](v, operand))
+        return bool(_CMP[cmp](self.mod.get(key, 0), operand))
 
     def txn(self, compares: list[Any], success: list[Any], failure: list[Any]) -> tuple[bool, list[Any]] | int:
         """Run a transaction: ``(succeeded, responses)`` (a put answers its revision,

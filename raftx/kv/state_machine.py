@@ -184,12 +184,21 @@ class KVStateMachine(RaftStateMachine):
         (`raftx.errors.Compacted` if compacted)."""
         return self._state.ks.events(prefix, start_revision, max_events)
 
+    async def wait_applied(self) -> None:
+        """Return after the next batch of entries is applied (or a snapshot installed)."""
+        if self._changed is None:
+            self._changed = asyncio.Event()
+        await self._changed.wait()
+
     async def wait_changed(self, revision: int) -> None:
         """Return once the applied revision is above ``revision`` (at once if it is)."""
         while self._state.ks.revision <= revision:
-            if self._changed is None:
-                self._changed = asyncio.Event()
-            await self._changed.wait()
+            await self.wait_applied()
+
+    def _wake(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+            self._changed = None
 
     @property
     def revision(self) -> int:
@@ -241,9 +250,7 @@ class KVStateMachine(RaftStateMachine):
             out = self._apply_range(entries)
         else:
             out = self._apply_entries(entries)
-        if self._changed is not None:  # wake watchers once per batch
-            self._changed.set()
-            self._changed = None
+        self._wake()  # watchers and the lease keeper, once per batch
         return out
 
     def _apply_entries(self, entries: Sequence[Entry]) -> list[Any]:
@@ -350,11 +357,7 @@ class KVStateMachine(RaftStateMachine):
             current = ks.data.get(key)
             if current != expected:
                 return KVResponse(CAS_MISMATCH, current)
-            if new is None:
-                rev = ks.remove(key)
-            else:
-                rev = ks.put(key, new)
-            return _ok(rev or ks.revision)
+            return _ok((ks.remove(key) if new is None else ks.put(key, new)) or ks.revision)
         if op == TXN:
             res = ks.txn(*args)
             if isinstance(res, int):
@@ -367,11 +370,11 @@ class KVStateMachine(RaftStateMachine):
             ttl = ks.lease_keep_alive(args[0])
             return KVResponse(LEASE_NOT_FOUND, args[0]) if ttl is None else KVResponse(OK, ttl)
         if op == LEASE_REVOKE:
-            rev = ks.lease_revoke(args[0])
-            return KVResponse(LEASE_NOT_FOUND, args[0]) if rev is None else _ok(rev)
+            after = ks.lease_revoke(args[0])
+            return KVResponse(LEASE_NOT_FOUND, args[0]) if after is None else _ok(after)
         assert op == LEASE_EXPIRE
-        rev = ks.lease_revoke(args[0], args[1])  # ignored if refreshed since (a stale expiry)
-        return _OK if rev is None else _ok(rev)
+        after = ks.lease_revoke(args[0], args[1])  # ignored if refreshed since (a stale expiry)
+        return _OK if after is None else _ok(after)
 
     async def get_snapshot_builder(self) -> RaftSnapshotBuilder:
         return _Builder(self)
@@ -394,6 +397,7 @@ class KVStateMachine(RaftStateMachine):
             return new_state
 
         self._state = await asyncio.to_thread(install)
+        self._wake()
         logger.info("installed snapshot %s (last applied %s, %d keys)",
                     meta.snapshot_id, meta.last_log_id, len(self._state.ks.data))
 
