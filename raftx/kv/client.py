@@ -6,7 +6,7 @@
         await kv.put("x", b"1")
         assert await kv.get("x") == b"1"          # linearizable (ReadIndex, thesis §6.4)
         assert await kv.cas("x", b"1", b"2")      # True: swapped
-        assert await kv.delete("x")               # True: it existed
+        assert await kv.delete("x")               # its revision (0 if it was absent)
 
 Addresses are ``"HOST:PORT"``, ``"ID=HOST:PORT"`` or a mapping ``{id: "host:port"}``.
 With a node id the connection's hello names that node (and is refused by any
@@ -715,6 +715,15 @@ class Watch:
     def __aiter__(self) -> Watch:
         return self
 
+    async def start(self) -> int:
+        """Fix where a watch "from the next change" starts, without waiting for one (a
+        poll that returns at once); the revision the watch delivers from. Changes
+        made after this returns are delivered; iterating without it fixes the start
+        at the first poll."""
+        if self.next_revision == 0:
+            await self._poll(0)
+        return self.next_revision
+
     async def __anext__(self) -> Event:
         while not self._buffer:
             if self._closed:
@@ -722,13 +731,13 @@ class Watch:
             await self._poll()
         return self._buffer.pop(0)
 
-    async def _poll(self) -> None:
+    async def _poll(self, wait_ms: int | None = None) -> None:
         c = self.client
         loop = asyncio.get_running_loop()
         deadline = loop.time() + c.timeout
         backoff = Backoff(0.05, 0.5)
         last = "no attempt"
-        payload_wait = int(self.max_wait * 1000)
+        payload_wait = int(self.max_wait * 1000) if wait_ms is None else wait_ms
         while True:
             if self._node is None or self._node not in c.nodes:
                 self._node = c._pick()

@@ -30,8 +30,8 @@ async def test_put_get_delete_cas() -> None:
         assert await kv.get("a") == b"2"
         assert await kv.cas("new", None, "x") is True
         assert await kv.cas("new", None, "y") is False
-        assert await kv.delete("a") is True
-        assert await kv.delete("a") is False
+        assert await kv.delete("a")  # the revision of the delete: truthy when the key existed
+        assert await kv.delete("a") == 0
         assert await kv.get("a") is None
         # every replica applied the same state (§5.3 log matching → same state machine)
         leader = await cl.leader()

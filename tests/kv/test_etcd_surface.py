@@ -196,3 +196,21 @@ async def test_election_campaign_leader_resign() -> None:
             await task
         assert await a.leader() == b"node-b"
         await b.resign()
+
+
+async def test_watch_from_now_sees_only_later_changes_under_its_prefix() -> None:
+    async with KVCluster(3) as cl, cl.client() as kv:
+        await kv.put("p/old", b"1")
+        async with kv.watch("p/") as w:
+            start = await w.start()  # fixes "now": the node's revision + 1
+            assert start == (await kv.get_with_revision("p/old"))[1] + 1
+            first = asyncio.ensure_future(w.__anext__())
+            rev = await kv.put("q/other", b"x")
+            rev2 = await kv.put("p/new", b"2")
+            rev3 = await kv.delete("p/old")
+            async with asyncio.timeout(WAIT):
+                ev = await first
+                ev2 = await w.__anext__()
+        assert rev < rev2 < rev3
+        assert (ev.type, ev.key, ev.value, ev.mod_revision) == ("put", b"p/new", b"2", rev2)
+        assert (ev2.type, ev2.key, ev2.value, ev2.mod_revision) == ("delete", b"p/old", None, rev3)
