@@ -214,3 +214,30 @@ async def test_watch_from_now_sees_only_later_changes_under_its_prefix() -> None
         assert rev < rev2 < rev3
         assert (ev.type, ev.key, ev.value, ev.mod_revision) == ("put", b"p/new", b"2", rev2)
         assert (ev2.type, ev2.key, ev2.value, ev2.mod_revision) == ("delete", b"p/old", None, rev3)
+
+
+@pytest.mark.parametrize("method, payload", [
+    ("kv.range", [True, "not bytes", None, 0, False]),
+    ("kv.range", [True, b"a", None, -1, False]),
+    ("kv.range", [True, b"a"]),
+    ("kv.watch", [b"p", 0, 10**9, 10]),      # wait beyond MAX_WATCH_WAIT_MS
+    ("kv.watch", [b"p", 0, 10, 0]),          # no events allowed
+    ("kv.watch", "nonsense"),
+])
+async def test_malformed_range_and_watch_requests_are_refused(method: str, payload: object) -> None:
+    import msgpack
+
+    from raftx.errors import RemoteError
+    from raftx.network.client import RpcClient
+    from raftx.network.raft_rpc import parse_addr
+    from tests.kv.kvkit import CLUSTER
+
+    async with KVCluster(3) as cl, cl.client() as kv:
+        rev = await kv.put("a", b"1")
+        leader = await cl.leader()
+        host, port = parse_addr(cl.addrs[leader])
+        async with RpcClient(host, port, cluster_name=CLUSTER, node_id=2**62 + 9, target_id=leader) as rpc:
+            with pytest.raises(RemoteError) as exc:
+                await rpc.call(method, msgpack.packb(payload, use_bin_type=True), WAIT)
+            assert getattr(exc.value, "remote_type", "") == "BadCommand"
+        assert await kv.get_with_revision("a") == (b"1", rev)  # the node still serves
