@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import math
 import logging
 import random
 import ssl as _ssl
@@ -242,9 +243,11 @@ class KVClient:
         """A new lease of ``ttl_seconds``; its id. Keys put with it are deleted when it is
         revoked or expires (the leader decides expiry, `raftx.kv.leases`); keep it alive
         with `lease_keep_alive` well within the TTL."""
-        ttl_ms = int(-(-float(ttl_seconds) * 1000 // 1))
-        if not 1 <= ttl_ms <= C.MAX_TTL_MS:
-            raise BadCommand(f"a lease TTL is 0.001..{C.MAX_TTL_MS // 1000} s, not {ttl_seconds!r}")
+        if (isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, (int, float))
+                or not 0 < ttl_seconds <= C.MAX_TTL_MS / 1000):  # NaN fails the comparison too
+            raise BadCommand(f"a lease TTL is a number of seconds in (0, {C.MAX_TTL_MS // 1000}], "
+                             f"not {ttl_seconds!r:.50}")
+        ttl_ms = max(1, math.ceil(ttl_seconds * 1000))
         r = self._check(await self._write(C.LEASE_GRANT, b"", (ttl_ms,)))
         lease_id: int = r[1][0]
         return lease_id
@@ -286,7 +289,8 @@ class KVClient:
         None: to the last key) in key order, at most ``limit``; ``keys_only``: values are
         None. Linearizable as `get`."""
         s = C.to_bytes(start, "start", C.MAX_KEY_BYTES)
-        e = None if end is None else C.to_bytes(end, "end", C.MAX_KEY_BYTES)
+        # one byte longer than a key: get_with_revision's end is key + b"\0"
+        e = None if end is None else C.to_bytes(end, "end", C.MAX_KEY_BYTES + 1)
         if limit is not None and (type(limit) is not int or limit < 0):
             raise BadCommand(f"limit must be an int >= 0, not {limit!r:.50}")
         lin = self.linearizable if linearizable is None else linearizable

@@ -152,7 +152,7 @@ def decode_read(payload: Any) -> tuple[bool, list[bytes]]:
 
 def decode_range(payload: Any) -> tuple[bool, bytes, bytes | None, int, bool]:
     """``(linearizable, start, end, limit, keys_only)`` of a ``kv.range``; `BadCommand` if malformed."""
-    obj = _unpack(payload, "kv.range request", MAX_KEY_BYTES)
+    obj = _unpack(payload, "kv.range request", MAX_KEY_BYTES + 1)  # end may be a longest key + b"\0"
     if not (isinstance(obj, list) and len(obj) == 5 and isinstance(obj[0], bool) and type(obj[1]) is bytes
             and (obj[2] is None or type(obj[2]) is bytes) and type(obj[3]) is int and 0 <= obj[3] < 2**63
             and isinstance(obj[4], bool)):

@@ -241,3 +241,15 @@ async def test_malformed_range_and_watch_requests_are_refused(method: str, paylo
                 await rpc.call(method, msgpack.packb(payload, use_bin_type=True), WAIT)
             assert getattr(exc.value, "remote_type", "") == "BadCommand"
         assert await kv.get_with_revision("a") == (b"1", rev)  # the node still serves
+
+
+async def test_longest_key_get_with_revision_and_bad_lease_ttls() -> None:
+    from raftx.kv import commands as C
+
+    async with KVCluster(3) as cl, cl.client() as kv:
+        key = b"k" * C.MAX_KEY_BYTES
+        rev = await kv.put(key, b"v")
+        assert await kv.get_with_revision(key) == (b"v", rev)
+        for ttl in (0, -1, float("nan"), float("inf"), True, "10"):
+            with pytest.raises(BadCommand):
+                await kv.lease_grant(ttl)  # type: ignore[arg-type]
