@@ -253,3 +253,34 @@ async def test_longest_key_get_with_revision_and_bad_lease_ttls() -> None:
         for ttl in (0, -1, float("nan"), float("inf"), True, "10"):
             with pytest.raises(BadCommand):
                 await kv.lease_grant(ttl)  # type: ignore[arg-type]
+
+
+async def test_a_new_leader_restarts_every_lease_countdown_on_its_own_clock() -> None:
+    """The leader's clock alone decides (`raftx.kv.leases`): the old leader's elapsed time
+    is not inherited, the new leader gives each lease its full TTL from its own start."""
+    async with KVCluster(3) as cl, cl.client() as kv:
+        now = {"t": 1000.0}
+        for server in cl.servers.values():
+            server.lease_keeper.clock = lambda: now["t"]
+        lease = await kv.lease_grant(5)
+        rev = await kv.put("eph", b"1", lease=lease)
+        old = await cl.leader()
+        cl.servers[old].lease_keeper._scan()  # its countdown starts at t=1000
+        now["t"] += 4.5
+        await cl.stop(old)
+        new = await cl.leader()
+        keeper = cl.servers[new].lease_keeper
+        async with asyncio.timeout(WAIT):  # the new leader has applied the grant and the put
+            while lease not in cl.sms[new].leases or cl.sms[new].revision < rev:
+                await cl.sms[new].wait_applied()
+        keeper._scan()
+        now["t"] += 4.9  # 9.4 s since the grant on the old clock, 4.9 s on the new leader's
+        keeper._scan()
+        assert keeper.expiries_proposed == 0 and await kv.get("eph") == b"1"
+        now["t"] += 0.2
+        keeper._scan()
+        assert keeper.expiries_proposed == 1
+        async with kv.watch("eph", start_revision=rev + 1) as w:
+            async with asyncio.timeout(WAIT):
+                ev = await w.__anext__()
+        assert (ev.type, ev.key) == ("delete", b"eph")
