@@ -17,10 +17,13 @@ lets the next one in, in arrival order.
     e = Election(kv, "elect/svc", ttl=10)
     await e.campaign(b"node-a")               # returns once leading
     await e.leader()                          # b"node-a"
+    async for value in e.observe(): ...       # the leader's value, then every change
     await e.resign()
 
 If the lease is lost (no keep-alive got through within the TTL) `lost` is set:
-the holder must assume it no longer holds the lock.
+the holder must assume it no longer holds the lock. Not (yet) here: etcd's
+``Proclaim`` (changing the leader's value in place would change its key's mod
+revision, which orders the contenders; it needs a creation revision per key).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from raftx.errors import KVError, LeaseNotFound
@@ -153,3 +157,16 @@ class Election(_Contender):
         oldest: Any = min(rows, key=lambda r: r[2])
         value: bytes = oldest[1]
         return value
+
+    async def observe(self) -> AsyncIterator[bytes | None]:
+        """The leader's value now, then each time it changes (None: nobody leads), as
+        etcd's ``Election.Observe``; runs until the caller stops iterating."""
+        async with self.client.watch(self.prefix) as w:
+            await w.start()  # every change after this point is delivered
+            last = await self.leader()  # so nothing between this read and the watch is missed
+            yield last
+            async for _ev in w:
+                current = await self.leader()
+                if current != last:
+                    last = current
+                    yield current

@@ -195,7 +195,18 @@ async def test_election_campaign_leader_resign() -> None:
         async with asyncio.timeout(WAIT):
             await task
         assert await a.leader() == b"node-b"
-        await b.resign()
+        seen: list[bytes | None] = []
+        async with asyncio.timeout(WAIT):
+            async for value in a.observe():
+                seen.append(value)
+                if len(seen) == 1:
+                    await b.resign()
+                if len(seen) == 3:
+                    break
+                if len(seen) == 2:
+                    await a.campaign("node-a2")
+        assert seen == [b"node-b", None, b"node-a2"]
+        await a.resign()
 
 
 async def test_watch_from_now_sees_only_later_changes_under_its_prefix() -> None:
