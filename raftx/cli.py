@@ -350,7 +350,7 @@ def cmd_kv(args: argparse.Namespace) -> int:
         if args.command == "get":
             doc["value"] = None if result is None else result.decode("utf-8", "backslashreplace")
         elif args.command == "del":
-            doc["deleted"] = int(result)
+            doc["deleted"] = 1 if result else 0  # delete answers the revision (0: no such key)
         json.dump(doc, sys.stdout)
         sys.stdout.write("\n")
     elif args.command == "put":
@@ -361,7 +361,7 @@ def cmd_kv(args: argparse.Namespace) -> int:
             sys.stdout.buffer.write(result + b"\n")
             sys.stdout.buffer.flush()
     else:
-        sys.stdout.write(f"{int(result)}\n")
+        sys.stdout.write(f"{1 if result else 0}\n")
     return 0
 
 

@@ -231,3 +231,20 @@ class KVError(RaftError):
 class BadCommand(KVError, ValueError):
     """A key-value command could not be encoded or decoded: a key or value that is
     not bytes/str, too long, an unknown operation, or malformed command bytes."""
+
+
+class LeaseNotFound(KVError):
+    """The key-value lease does not exist (never granted, revoked or expired)."""
+
+    def __init__(self, lease_id: int) -> None:
+        self.lease_id = lease_id
+        super().__init__(f"lease {lease_id} not found (revoked, expired or never granted)")
+
+
+class Compacted(KVError):
+    """The key-value history asked for (a watch's start revision) was compacted;
+    ``compact_revision`` is the newest revision that is gone (watch from after it)."""
+
+    def __init__(self, message: str, compact_revision: int) -> None:
+        self.compact_revision = compact_revision
+        super().__init__(message)

@@ -12,13 +12,15 @@ PUBLIC = {
     "SnapshotMeta Snapshot ChangeMembers ClientWriteResponse RaftMetrics Raft ReadPolicy",
     "raftx.errors": "RaftError ForwardToLeader Fatal ClientWriteError ChangeMembershipError InProgress "
     "EmptyMembership LearnerNotFound InitializeError NotAllowed NotInMembers QuorumNotEnough RPCError Timeout "
-    "Unreachable NetworkError RemoteError StorageError ConfigError ProtocolError NotAuthorized",
+    "Unreachable NetworkError RemoteError StorageError ConfigError ProtocolError NotAuthorized"
+    " LeaseNotFound Compacted",
     "raftx.storage": "RaftLogStorage RaftLogReader RaftStateMachine RaftSnapshotBuilder SegmentedLogStore "
     "MemLogStore SqliteLogStore",
     "raftx.network": "RaftNetworkFactory RaftNetwork TcpNetworkFactory RaftServer MemRouter",
-    "raftx.kv": "KVStateMachine KVClient",
+    "raftx.kv": "KVStateMachine KVClient Compare Op Event Watch",
+    "raftx.kv.concurrency": "Lock Election",
     "raftx.testing": "run_log_store_suite",
-    "raftx.testing.linearizability": "History check_operations",
+    "raftx.testing.linearizability": "History check_operations TXN_KV",
     "raftx._core": "IMPLEMENTATION",
 }
 

@@ -6,7 +6,7 @@
         await kv.put("x", b"1")
         assert await kv.get("x") == b"1"          # linearizable (ReadIndex, thesis §6.4)
         assert await kv.cas("x", b"1", b"2")      # True: swapped
-        assert await kv.delete("x")               # True: it existed
+        assert await kv.delete("x")               # its revision (0 if it was absent)
 
 Addresses are ``"HOST:PORT"``, ``"ID=HOST:PORT"`` or a mapping ``{id: "host:port"}``.
 With a node id the connection's hello names that node (and is refused by any
@@ -24,6 +24,21 @@ state machine applies it once however often it is sent. Each command also
 carries the lowest serial still waiting for an answer, so the state machine can
 forget older answers (thesis §6.3).
 
+Revisions, ranges, transactions, leases and watches (etcd's client surface)::
+
+    rev = await kv.put("svc/a", b"10.0.0.1", lease=await kv.lease_grant(10))
+    await kv.get_with_revision("svc/a")           # (b"10.0.0.1", rev)
+    await kv.prefix("svc/")                       # [(b"svc/a", b"10.0.0.1", rev)]
+    ok, _ = await kv.txn(compare=[Compare.mod_revision("x") == 0], success=[Op.put("x", b"1")])
+    async for ev in kv.watch("svc/"):             # .type .key .value .mod_revision
+        ...
+
+A watch long-polls one node (any node: its applied state holds committed changes
+only) on a connection of its own, and resumes from the revision after the last
+event it delivered on another node when that one fails: no gaps, no duplicates,
+across leader changes. A start revision that was compacted raises
+`raftx.errors.Compacted`.
+
 Batching: operations issued concurrently (from many tasks) are sent together,
 up to ``max_batch`` per request, with at most ``max_in_flight`` requests
 outstanding: one round trip, one proposal batch, one ReadIndex for many
@@ -34,6 +49,7 @@ from __future__ import annotations
 
 import asyncio
 import heapq
+import math
 import logging
 import random
 import ssl as _ssl
@@ -41,16 +57,18 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from raftx.errors import (
-    BadCommand, ConfigError, HandshakeRejected, KVError, NetworkError, NotAuthorized, RemoteError, RPCError, Timeout,
-    Unreachable,
+    BadCommand, Compacted, ConfigError, HandshakeRejected, KVError, LeaseNotFound, NetworkError, NotAuthorized,
+    RemoteError, RPCError, Timeout, Unreachable,
 )
 from raftx.kv import commands as C
 from raftx.kv import protocol as P
+from raftx.kv.keyspace import Event, prefix_end
+from raftx.kv.txn import Compare, Op
 from raftx.network.backoff import Backoff
 from raftx.network.client import RpcClient
 from raftx.network.raft_rpc import parse_addr
 
-__all__ = ["KVClient", "parse_addrs", "parse_client_addrs"]
+__all__ = ["KVClient", "Watch", "parse_addrs", "parse_client_addrs"]
 
 logger = logging.getLogger(__name__)
 
@@ -188,15 +206,116 @@ class KVClient:
 
     # -- public API --------------------------------------------------------------------
 
-    async def put(self, key: str | bytes, value: str | bytes) -> None:
-        """Set ``key`` to ``value`` (committed and applied when this returns)."""
+    async def put(self, key: str | bytes, value: str | bytes, *, lease: int | None = None) -> int:
+        """Set ``key`` to ``value`` (committed and applied when this returns); the new
+        revision. With ``lease`` (a `lease_grant` id) the key is deleted when the lease
+        ends (`raftx.errors.LeaseNotFound` if it already has)."""
         v = C.to_bytes(value, "value", C.MAX_VALUE_BYTES)
-        self._check(await self._write(C.PUT, key, (v,)))
+        if lease is None:
+            rev: int = self._check(await self._write(C.PUT, key, (v,)))[1]
+        else:
+            if type(lease) is not int or not 0 <= lease < 2**63:
+                raise BadCommand(f"lease must be a lease id, not {lease!r:.50}")
+            rev = self._check(await self._write(C.PUT_LEASE, key, (v, lease)))[1]
+        return rev
 
-    async def delete(self, key: str | bytes) -> bool:
-        """Remove ``key``; True if it existed."""
-        status: int = self._check(await self._write(C.DELETE, key, ()))[0]
-        return status == C.OK
+    async def delete(self, key: str | bytes) -> int:
+        """Remove ``key``; the new revision, or 0 if it did not exist (so the result is
+        truthy exactly when the key existed)."""
+        r = self._check(await self._write(C.DELETE, key, ()))
+        return int(r[1]) if r[0] == C.OK else 0
+
+    async def txn(self, compare: Iterable[Compare] = (), success: Iterable[Op] = (),
+                  failure: Iterable[Op] = ()) -> tuple[bool, list[Any]]:
+        """Run ``success`` if every compare holds, else ``failure``, atomically in one log
+        entry (`raftx.kv.txn`); ``(succeeded, responses)``, one response per operation
+        of the branch that ran (a put: its revision; a delete: its revision or 0; a get:
+        ``(value, mod_revision)`` or None)."""
+        cmp = [c.to_wire() for c in compare]
+        ok_ops = [o.to_wire() for o in success]
+        fail_ops = [o.to_wire() for o in failure]
+        C.encode_txn(cmp, ok_ops, fail_ops)  # BadCommand before anything is sent
+        r = self._check(await self._write(C.TXN, b"", (cmp, ok_ops, fail_ops)))
+        succeeded, responses = r[1]
+        return bool(succeeded), [tuple(x) if isinstance(x, list) else x for x in responses]
+
+    async def lease_grant(self, ttl_seconds: float) -> int:
+        """A new lease of ``ttl_seconds``; its id. Keys put with it are deleted when it is
+        revoked or expires (the leader decides expiry, `raftx.kv.leases`); keep it alive
+        with `lease_keep_alive` well within the TTL."""
+        if (isinstance(ttl_seconds, bool) or not isinstance(ttl_seconds, (int, float))
+                or not 0 < ttl_seconds <= C.MAX_TTL_MS / 1000):  # NaN fails the comparison too
+            raise BadCommand(f"a lease TTL is a number of seconds in (0, {C.MAX_TTL_MS // 1000}], "
+                             f"not {ttl_seconds!r:.50}")
+        ttl_ms = max(1, math.ceil(ttl_seconds * 1000))
+        r = self._check(await self._write(C.LEASE_GRANT, b"", (ttl_ms,)))
+        lease_id: int = r[1][0]
+        return lease_id
+
+    async def lease_keep_alive(self, lease_id: int) -> float:
+        """Refresh the lease once; its TTL in seconds from now (`raftx.errors.LeaseNotFound`
+        if it expired or was revoked)."""
+        r = self._check(await self._write(C.LEASE_KEEPALIVE, b"", (self._lease_id(lease_id),)))
+        return float(r[1]) / 1000
+
+    async def lease_revoke(self, lease_id: int) -> int:
+        """End the lease now, deleting its keys; the revision after that
+        (`raftx.errors.LeaseNotFound` if it was already gone)."""
+        r = self._check(await self._write(C.LEASE_REVOKE, b"", (self._lease_id(lease_id),)))
+        rev: int = r[1]
+        return rev
+
+    @staticmethod
+    def _lease_id(lease_id: Any) -> int:
+        if type(lease_id) is not int or not 0 <= lease_id < 2**63:
+            raise BadCommand(f"a lease id is an int in 0..2**63-1, not {lease_id!r:.50}")
+        return lease_id
+
+    async def get_with_revision(self, key: str | bytes, *,
+                                linearizable: bool | None = None) -> tuple[bytes, int] | None:
+        """``(value, mod_revision)`` of ``key``, or None (linearizable as `get`)."""
+        k = C.to_bytes(key, "key", C.MAX_KEY_BYTES)
+        rows = await self.range(k, k + b"\0", limit=1, linearizable=linearizable)
+        if not rows:
+            return None
+        _, value, rev = rows[0]
+        assert value is not None
+        return value, rev
+
+    async def range(self, start: str | bytes, end: str | bytes | None, *, limit: int | None = None,
+                    keys_only: bool = False,
+                    linearizable: bool | None = None) -> list[tuple[bytes, bytes | None, int]]:
+        """``(key, value, mod_revision)`` for every key with ``start <= key < end`` (``end``
+        None: to the last key) in key order, at most ``limit``; ``keys_only``: values are
+        None. Linearizable as `get`."""
+        s = C.to_bytes(start, "start", C.MAX_KEY_BYTES)
+        # one byte longer than a key: get_with_revision's end is key + b"\0"
+        e = None if end is None else C.to_bytes(end, "end", C.MAX_KEY_BYTES + 1)
+        if limit is not None and (type(limit) is not int or limit < 0):
+            raise BadCommand(f"limit must be an int >= 0, not {limit!r:.50}")
+        lin = self.linearizable if linearizable is None else linearizable
+        payload = P.pack([lin, s, e, limit or 0, bool(keys_only)])
+        item = await self._request(P.RANGE, payload, self.timeout, any_node=not lin, per_attempt=True)
+        _, rows = item
+        return [(k, v, rev) for k, v, rev in rows]
+
+    async def prefix(self, prefix: str | bytes, *, limit: int | None = None, keys_only: bool = False,
+                     linearizable: bool | None = None) -> list[tuple[bytes, bytes | None, int]]:
+        """`range` of every key starting with ``prefix``."""
+        p = C.to_bytes(prefix, "prefix", C.MAX_KEY_BYTES)
+        return await self.range(p, prefix_end(p), limit=limit, keys_only=keys_only, linearizable=linearizable)
+
+    def watch(self, prefix: str | bytes = b"", start_revision: int | None = None, *,
+              max_wait: float = 10.0) -> Watch:
+        """The changes of keys starting with ``prefix``, from ``start_revision`` (None:
+        from the next change) on, as an async iterator of `raftx.kv.keyspace.Event`
+        (``.type``, ``.key``, ``.value``, ``.mod_revision``); see the module docstring.
+        ``max_wait``: seconds one long poll waits. ``async with`` (or `Watch.close`)
+        closes its connection."""
+        p = C.to_bytes(prefix, "prefix", C.MAX_KEY_BYTES)
+        if start_revision is not None and (type(start_revision) is not int or start_revision < 1):
+            raise BadCommand(f"start_revision must be an int >= 1, not {start_revision!r:.50}")
+        return Watch(self, p, start_revision or 0, max_wait)
 
     async def cas(self, key: str | bytes, expected: str | bytes | None, new: str | bytes | None) -> bool:
         """Compare-and-swap: set ``key`` to ``new`` if its value is ``expected``; True if swapped.
@@ -256,19 +375,29 @@ class KVClient:
         return await self._admin(P.MEMBER_REMOVE, [node_id], timeout)
 
     async def _admin(self, method: str, request: list[Any], timeout: float) -> dict[str, Any]:
-        """One membership request to the leader (following redirects), retried on
-        connection failures until ``timeout``. Errors from the leader (`ChangeMembershipError`
-        and the like) come back as `RemoteError` and are not retried; a missing admin
-        credential raises `NotAuthorized`."""
+        """One membership request (`_request`); a missing admin credential raises `NotAuthorized`."""
+        payload = P.pack(request if self._admin_token is None else [*request, self._admin_token])
+        item = await self._request(method, payload, timeout)
+        if not isinstance(item, dict):
+            raise KVError(f"malformed {method} answer {item!r:.100}")
+        return item
+
+    async def _request(self, method: str, payload: bytes, timeout: float, *, any_node: bool = False,
+                       per_attempt: bool = False) -> Any:
+        """One single-item request to the leader (following redirects; ``any_node``:
+        to any node), retried on connection failures and retry statuses until
+        ``timeout`` (one call may take all of it, or ``attempt_timeout`` with
+        ``per_attempt``); the item's value. Errors from the node (`ChangeMembershipError`
+        and the like) come back as `RemoteError` and are not retried."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        payload = P.pack(request if self._admin_token is None else [*request, self._admin_token])
         backoff = Backoff(0.05, 0.5)
         last = "no attempt"
         while True:
             target = self._pick()
             try:
-                raw = await self._conn(target).call(method, payload, max(0.001, deadline - loop.time()))
+                call_timeout = self._attempt(deadline) if per_attempt else max(0.001, deadline - loop.time())
+                raw = await self._conn(target).call(method, payload, call_timeout)
                 target = self._learn(target)
                 reply = P.decode_reply(raw)
             except RemoteError as exc:
@@ -279,16 +408,24 @@ class KVClient:
                 raise
             except (Unreachable, NetworkError, Timeout, BadCommand) as exc:
                 self._failed(target)
+                if isinstance(exc, Timeout) and per_attempt:
+                    self._drop(target)  # answered in order: do not queue behind a stuck request
                 last = f"node {target}: {type(exc).__name__}: {exc}"
             else:
                 if reply[0] == P.REPLY_RESULTS:
-                    self.leader = target
                     item = reply[1][0] if reply[1] else None
-                    if not (isinstance(item, list) and len(item) == 2 and isinstance(item[1], dict)):
+                    if not (isinstance(item, list) and len(item) == 2):
                         raise KVError(f"malformed {method} answer {item!r:.100}")
-                    return item[1]
-                self._redirect(target, reply[1], reply[2])
-                last = f"node {target} is not the leader (leader: {reply[1]})"
+                    if item[0] not in _RETRY_STATUSES:
+                        if not any_node:
+                            self.leader = target
+                        self._check(item)
+                        return item[1]
+                    self._failed(target)
+                    last = f"node {target}: {item[1]!r:.200}"
+                else:
+                    self._redirect(target, reply[1], reply[2])
+                    last = f"node {target} is not the leader (leader: {reply[1]})"
             if loop.time() >= deadline:
                 raise Timeout(f"{method}: not done within {timeout}s (last error: {last})")
             await asyncio.sleep(min(backoff.next_delay(), max(0.0, deadline - loop.time())))
@@ -323,6 +460,8 @@ class KVClient:
         status = r[0]
         if status == C.BAD_COMMAND:
             raise BadCommand(str(r[1]))
+        if status == C.LEASE_NOT_FOUND:
+            raise LeaseNotFound(int(r[1]))
         if status not in (C.OK, C.NOT_FOUND, C.CAS_MISMATCH):
             raise KVError(f"unexpected response status {status} ({r[1]!r:.100})")
         return r
@@ -435,8 +574,14 @@ class KVClient:
                     cmds.append(C.encode_put(op.key, op.args[0], cid, op.serial, acked))
                 elif op.op == C.DELETE:
                     cmds.append(C.encode_delete(op.key, cid, op.serial, acked))
-                else:
+                elif op.op == C.CAS:
                     cmds.append(C.encode_cas(op.key, op.args[0], op.args[1], cid, op.serial, acked))
+                elif op.op == C.PUT_LEASE:
+                    cmds.append(C.encode_put_lease(op.key, op.args[0], op.args[1], cid, op.serial, acked))
+                elif op.op == C.TXN:
+                    cmds.append(C.encode_txn(op.args[0], op.args[1], op.args[2], cid, op.serial, acked))
+                else:
+                    cmds.append(C.encode_lease(op.op, op.args[0], cid, op.serial, acked))
             method, payload = P.WRITE, P.encode_write(cmds)
         else:
             method, payload = P.READ, P.encode_read(kind != "r0", [op.key for op in ops], lease=kind == "rl")
@@ -543,10 +688,116 @@ class KVClient:
     def _conn(self, node_id: int) -> RpcClient:
         c = self._conns.get(node_id)
         if c is None:
-            host, port = parse_addr(self.nodes[node_id])
-            target = node_id if node_id >= 0 else None  # None: any-target hello (plain HOST:PORT)
-            c = RpcClient(host, port, cluster_name=self.cluster_name, node_id=self.client_id, target_id=target,
-                          ssl=self.ssl, max_in_flight=self.max_in_flight, connect_timeout=self.attempt_timeout,
-                          hello_timeout=self.attempt_timeout, backoff=Backoff(0.05, 1.0))
-            self._conns[node_id] = c
+            c = self._conns[node_id] = self._new_conn(node_id)
         return c
+
+    def _new_conn(self, node_id: int) -> RpcClient:
+        host, port = parse_addr(self.nodes[node_id])
+        target = node_id if node_id >= 0 else None  # None: any-target hello (plain HOST:PORT)
+        return RpcClient(host, port, cluster_name=self.cluster_name, node_id=self.client_id, target_id=target,
+                         ssl=self.ssl, max_in_flight=self.max_in_flight, connect_timeout=self.attempt_timeout,
+                         hello_timeout=self.attempt_timeout, backoff=Backoff(0.05, 1.0))
+
+
+class Watch:
+    """An async iterator of `raftx.kv.keyspace.Event` from `KVClient.watch`.
+
+    It long-polls one node on a connection of its own (a poll would otherwise hold up
+    the client's other requests on a shared connection, which are answered in order),
+    remembers the revision to ask for next, and on a failure moves on to another
+    node with the same revision: every change is delivered once, in revision order.
+    Raises `raftx.errors.Compacted` if that revision's history is gone and
+    `raftx.errors.Timeout` if no node answered for the client's ``timeout``.
+    """
+
+    def __init__(self, client: KVClient, prefix: bytes, start_revision: int, max_wait: float) -> None:
+        self.client = client
+        self.prefix = prefix
+        #: The revision the next poll asks for (0: "from the next change", first poll only).
+        self.next_revision = start_revision
+        self.max_wait = max_wait
+        self._buffer: list[Event] = []
+        self._node: int | None = None
+        self._conn: RpcClient | None = None
+        self._closed = False
+
+    def __aiter__(self) -> Watch:
+        return self
+
+    async def start(self) -> int:
+        """Fix where a watch "from the next change" starts, without waiting for one (a
+        poll that returns at once); the revision the watch delivers from. Changes
+        made after this returns are delivered; iterating without it fixes the start
+        at the first poll."""
+        if self.next_revision == 0:
+            await self._poll(0)
+        return self.next_revision
+
+    async def __anext__(self) -> Event:
+        while not self._buffer:
+            if self._closed:
+                raise StopAsyncIteration
+            await self._poll()
+        return self._buffer.pop(0)
+
+    async def _poll(self, wait_ms: int | None = None) -> None:
+        c = self.client
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + c.timeout
+        backoff = Backoff(0.05, 0.5)
+        last = "no attempt"
+        payload_wait = int(self.max_wait * 1000) if wait_ms is None else wait_ms
+        while True:
+            if self._node is None or self._node not in c.nodes:
+                self._node = c._pick()
+            node = self._node
+            try:
+                if self._conn is None:
+                    self._conn = c._new_conn(node)
+                raw = await self._conn.call(P.WATCH, P.pack([self.prefix, self.next_revision, payload_wait, 1024]),
+                                            self.max_wait + c.attempt_timeout)
+                reply = P.decode_reply(raw)
+                item = reply[1][0] if reply[0] == P.REPLY_RESULTS and reply[1] else None
+                if not (isinstance(item, list) and len(item) == 2):
+                    raise BadCommand(f"malformed kv.watch answer {item!r:.100}")
+            except (RPCError, BadCommand) as exc:
+                last = f"node {node}: {type(exc).__name__}: {exc}"
+                await self._switch()
+            else:
+                if item[0] == P.ITEM_COMPACTED:
+                    raise Compacted(f"watch from revision {self.next_revision}: compacted up to {item[1]}",
+                                    int(item[1]))
+                nxt, events = item[1]
+                for typ, key, value, rev in events:
+                    if rev >= self.next_revision:  # never deliver one twice
+                        self._buffer.append(Event("put" if typ == P.EVENT_PUT else "delete", key, value, rev))
+                self.next_revision = max(self.next_revision, int(nxt))
+                return
+            if loop.time() >= deadline:
+                raise Timeout(f"watch: no node answered within {c.timeout}s (last error: {last})")
+            await asyncio.sleep(backoff.next_delay())
+
+    async def _switch(self) -> None:
+        """Drop this node: the next poll goes to another one, from the same revision."""
+        c = self.client
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+        ids = sorted(c.nodes)
+        if self._node in ids and len(ids) > 1:
+            self._node = ids[(ids.index(self._node) + 1) % len(ids)]
+        else:
+            self._node = None
+
+    async def close(self) -> None:
+        """Close the watch's connection; iteration ends. Idempotent."""
+        self._closed = True
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    async def __aenter__(self) -> Watch:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

@@ -10,6 +10,16 @@ and flow control. Payloads are msgpack:
 ``kv.read``   request ``[linearizable, [key, ...]]``: linearizable reads confirm
               leadership first (ReadIndex, thesis §6.4); otherwise any node answers
               from its applied state (possibly stale);
+``kv.range``  request ``[linearizable, start, end, limit, keys_only]`` (``end`` nil: to the
+              last key; ``limit`` 0: all); one item ``[OK, [revision, [[key, value, mod_revision],
+              ...]]]`` (values nil with ``keys_only``; ``revision``: the node's applied one);
+``kv.watch``  request ``[prefix, start_revision, max_wait_ms, max_events]`` (``start_revision``
+              0: from the node's next revision): a long poll, answered once there are changes
+              of keys under ``prefix`` from ``start_revision`` on, or after ``max_wait_ms``
+              (at most `MAX_WATCH_WAIT_MS`); one item ``[OK, [next_revision, [[type, key, value,
+              mod_revision], ...]]]`` (type `EVENT_PUT` / `EVENT_DELETE`; ask from
+              ``next_revision`` next time), or ``[ITEM_COMPACTED, compact_revision]``. Any node
+              answers (its applied state holds committed changes only, §5.4);
 ``kv.status`` request empty; response a map (`STATUS_FIELDS`).
 ``kv.member_add``     request ``[node_id, "host:port"(, token)]``: add the node as a learner,
               wait until it caught up, then make it a voter (joint consensus,
@@ -44,9 +54,15 @@ from raftx.errors import BadCommand
 from raftx.kv.commands import MAX_KEY_BYTES
 
 __all__ = [
+    "EVENT_DELETE",
+    "EVENT_PUT",
+    "ITEM_COMPACTED",
     "ITEM_REDIRECT",
     "ITEM_UNAVAILABLE",
     "MAX_BATCH",
+    "MAX_WATCH_WAIT_MS",
+    "RANGE",
+    "WATCH",
     "READ",
     "REPLY_REDIRECT",
     "REPLY_RESULTS",
@@ -59,6 +75,8 @@ __all__ = [
     "decode_reply",
     "decode_status",
     "decode_member",
+    "decode_range",
+    "decode_watch",
     "decode_write",
     "encode_read",
     "encode_write",
@@ -68,6 +86,8 @@ __all__ = [
 WRITE = "kv.write"
 READ = "kv.read"
 STATUS = "kv.status"
+RANGE = "kv.range"
+WATCH = "kv.watch"
 MEMBER_ADD = "kv.member_add"
 MEMBER_REMOVE = "kv.member_remove"
 
@@ -76,6 +96,13 @@ REPLY_REDIRECT = 1
 
 ITEM_REDIRECT = 100
 ITEM_UNAVAILABLE = 101
+ITEM_COMPACTED = 102
+
+EVENT_PUT = 0
+EVENT_DELETE = 1
+
+#: Longest a ``kv.watch`` long poll waits for a change.
+MAX_WATCH_WAIT_MS = 60_000
 
 #: Most items in one request.
 MAX_BATCH = 65_536
@@ -83,7 +110,7 @@ MAX_BATCH = 65_536
 #: The keys of a ``kv.status`` response.
 STATUS_FIELDS = ("id", "state", "term", "leader", "leader_addr", "last_log_index", "committed",
                  "last_applied", "members", "learners", "nodes", "keys", "sessions", "bad_commands",
-                 "running", "replication")
+                 "running", "replication", "revision", "compact_revision", "leases")
 
 pack: Callable[[Any], bytes] = msgpack.Packer(use_bin_type=True).pack
 
@@ -128,6 +155,27 @@ def decode_read(payload: Any) -> tuple[bool, list[bytes]]:
     """``(linearizable, keys)`` of a ``kv.read`` request; `BadCommand` if malformed."""
     linearizable, keys, _ = decode_read_lease(payload)
     return linearizable, keys
+
+
+def decode_range(payload: Any) -> tuple[bool, bytes, bytes | None, int, bool]:
+    """``(linearizable, start, end, limit, keys_only)`` of a ``kv.range``; `BadCommand` if malformed."""
+    obj = _unpack(payload, "kv.range request", MAX_KEY_BYTES + 1)  # end may be a longest key + b"\0"
+    if not (isinstance(obj, list) and len(obj) == 5 and isinstance(obj[0], bool) and type(obj[1]) is bytes
+            and (obj[2] is None or type(obj[2]) is bytes) and type(obj[3]) is int and 0 <= obj[3] < 2**63
+            and isinstance(obj[4], bool)):
+        raise BadCommand("kv.range takes [linearizable, start, end or nil, limit, keys_only]")
+    return obj[0], obj[1], obj[2], obj[3], obj[4]
+
+
+def decode_watch(payload: Any) -> tuple[bytes, int, int, int]:
+    """``(prefix, start_revision, max_wait_ms, max_events)`` of a ``kv.watch``; `BadCommand` if malformed."""
+    obj = _unpack(payload, "kv.watch request", MAX_KEY_BYTES)
+    if not (isinstance(obj, list) and len(obj) == 4 and type(obj[0]) is bytes
+            and all(type(x) is int for x in obj[1:]) and 0 <= obj[1] < 2**63
+            and 0 <= obj[2] <= MAX_WATCH_WAIT_MS and 1 <= obj[3] <= MAX_BATCH):
+        raise BadCommand(f"kv.watch takes [prefix, start_revision, max_wait_ms <= {MAX_WATCH_WAIT_MS}, "
+                         f"max_events in 1..{MAX_BATCH}]")
+    return obj[0], obj[1], obj[2], obj[3]
 
 
 def decode_reply(payload: Any) -> list[Any]:

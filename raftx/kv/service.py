@@ -9,6 +9,13 @@ its public `raftx.Raft` API:
   machine's `KVResponse`;
 * linearizable reads: `Raft.ensure_linearizable` (ReadIndex, thesis §6.4) once per
   batch, then local reads of the applied state; stale reads skip the first step;
+* ranges (``kv.range``): as linearizable reads, one ordered slice of the keyspace
+  with mod revisions (`raftx.kv.keyspace`);
+* watches (``kv.watch``): a long poll on the node's applied history; any node
+  answers, from the revision the client asks for, so a client that loses its node
+  resumes on another after the last revision it saw (no gaps, no duplicates);
+* lease expiry: `KVNodeServer` runs a `raftx.kv.leases.LeaseKeeper` (the leader
+  proposes expiries through the log);
 * a non-leader answers with a redirect carrying the leader's id and address
   (`raftx.errors.ForwardToLeader`), taken from the node's membership;
 * membership admin (``kv.member_add`` / ``kv.member_remove``, what ``raftx member``
@@ -34,10 +41,11 @@ import ssl as _ssl
 from typing import Any
 
 from raftx.errors import (
-    BadCommand, Fatal, ForwardToLeader, NotAuthorized, ProtocolError, QuorumNotEnough, Unreachable,
+    BadCommand, Compacted, Fatal, ForwardToLeader, NotAuthorized, ProtocolError, QuorumNotEnough, Unreachable,
 )
 from raftx.kv import protocol as P
 from raftx.kv.commands import NOT_FOUND, OK, decode_fields
+from raftx.kv.leases import LeaseKeeper
 from raftx.kv.state_machine import KVStateMachine
 from raftx.network import tls
 from raftx.network.raft_rpc import RaftRpcHandler, RaftServer, parse_addr
@@ -84,6 +92,10 @@ class KVService:
             return await self._write(payload)
         if method == P.READ:
             return await self._read(payload)
+        if method == P.RANGE:
+            return await self._range(payload)
+        if method == P.WATCH:
+            return await self._watch(payload)
         if method == P.STATUS:
             return P.pack(self.status())
         if method in (P.MEMBER_ADD, P.MEMBER_REMOVE):
@@ -128,23 +140,62 @@ class KVService:
                 out.append([P.ITEM_UNAVAILABLE, f"{type(r).__name__}: {r}"[:500]])
         return P.pack([P.REPLY_RESULTS, out])
 
+    async def _read_index(self, n: int, lease: bool = False) -> bytes | None:
+        """Confirm leadership for a linearizable read (thesis §6.4; with ``lease``, by the
+        leader lease while it holds); None when confirmed, else the reply to send (a
+        redirect, or ``n`` items ``ITEM_UNAVAILABLE``)."""
+        try:
+            async with asyncio.timeout(self.read_timeout):
+                await self.raft.ensure_linearizable(ReadPolicy.LEASE_READ if lease else ReadPolicy.READ_INDEX)
+        except ForwardToLeader as err:
+            return self._redirect(err)
+        except (QuorumNotEnough, TimeoutError) as exc:
+            reason = f"read index not confirmed: {type(exc).__name__} {exc}"[:500]
+            return P.pack([P.REPLY_RESULTS, [[P.ITEM_UNAVAILABLE, reason]] * n])
+        return None
+
     async def _read(self, payload: memoryview) -> bytes:
         linearizable, keys, lease = P.decode_read_lease(payload)
         if linearizable:
-            try:
-                async with asyncio.timeout(self.read_timeout):
-                    await self.raft.ensure_linearizable(ReadPolicy.LEASE_READ if lease else ReadPolicy.READ_INDEX)
-            except ForwardToLeader as err:
-                return self._redirect(err)
-            except (QuorumNotEnough, TimeoutError) as exc:
-                reason = f"read index not confirmed: {type(exc).__name__} {exc}"[:500]
-                return P.pack([P.REPLY_RESULTS, [[P.ITEM_UNAVAILABLE, reason]] * len(keys)])
+            refused = await self._read_index(len(keys), lease)
+            if refused is not None:
+                return refused
         get = self.sm.get
         out = []
         for k in keys:
             v = get(k)
             out.append([NOT_FOUND, None] if v is None else [OK, v])
         return P.pack([P.REPLY_RESULTS, out])
+
+    async def _range(self, payload: memoryview) -> bytes:
+        linearizable, start, end, limit, keys_only = P.decode_range(payload)
+        if linearizable:
+            refused = await self._read_index(1)
+            if refused is not None:
+                return refused
+        rows = self.sm.range(start, end, limit or None, keys_only)
+        return P.pack([P.REPLY_RESULTS, [[OK, [self.sm.revision, rows]]]])
+
+    async def _watch(self, payload: memoryview) -> bytes:
+        prefix, start, max_wait_ms, max_events = P.decode_watch(payload)
+        sm = self.sm
+        start = start or sm.revision + 1
+        try:
+            async with asyncio.timeout(max_wait_ms / 1000):
+                while True:
+                    events = sm.events(prefix, start, max_events)
+                    if events:
+                        break
+                    start = max(start, sm.revision + 1)  # nothing under the prefix up to here
+                    await sm.wait_changed(start - 1)
+        except Compacted as exc:
+            return P.pack([P.REPLY_RESULTS, [[P.ITEM_COMPACTED, exc.compact_revision]]])
+        except TimeoutError:
+            return P.pack([P.REPLY_RESULTS, [[OK, [start, []]]]])
+        nxt = events[-1].mod_revision + 1 if len(events) >= max_events else max(start, sm.revision + 1)
+        wire = [[P.EVENT_PUT if e.type == "put" else P.EVENT_DELETE, e.key, e.value, e.mod_revision]
+                for e in events]
+        return P.pack([P.REPLY_RESULTS, [[OK, [nxt, wire]]]])
 
     async def _member(self, method: str, payload: memoryview) -> bytes:
         """Add (learner, then voter) or remove one node; on the leader only (thesis §4.3)."""
@@ -218,6 +269,9 @@ class KVService:
             # On the leader: [[node_id, matched index or None], ...] (§5.3 matchIndex); else None.
             "replication": None if m.replication is None else [
                 [i, None if lid is None else lid.index] for i, lid in sorted(m.replication.items())],
+            "revision": self.sm.revision,
+            "compact_revision": self.sm.compact_revision,
+            "leases": len(self.sm.leases),
         }
 
 
@@ -258,3 +312,18 @@ class KVNodeServer(RaftServer):
         server_options.setdefault("client_methods", KVService.handles)
         super().__init__(raft, host, port, ssl=ssl, handler=_NodeHandler(self.kv, RaftRpcHandler(raft)),
                          **server_options)
+        #: Proposes lease expiries while this node leads (`raftx.kv.leases`).
+        self.lease_keeper = LeaseKeeper(raft, state_machine)
+        self._keeper_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await super().start()
+        if self._keeper_task is None:
+            self._keeper_task = asyncio.get_running_loop().create_task(self.lease_keeper.run())
+
+    async def close(self) -> None:
+        task, self._keeper_task = self._keeper_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await super().close()

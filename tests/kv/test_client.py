@@ -30,8 +30,8 @@ async def test_put_get_delete_cas() -> None:
         assert await kv.get("a") == b"2"
         assert await kv.cas("new", None, "x") is True
         assert await kv.cas("new", None, "y") is False
-        assert await kv.delete("a") is True
-        assert await kv.delete("a") is False
+        assert await kv.delete("a")  # the revision of the delete: truthy when the key existed
+        assert await kv.delete("a") == 0
         assert await kv.get("a") is None
         # every replica applied the same state (§5.3 log matching → same state machine)
         leader = await cl.leader()
@@ -108,7 +108,7 @@ async def test_retried_write_applies_once_end_to_end() -> None:
             other = C.encode_put("ctr", b"9", client_id=778, serial=1, acked=1)
             await rpc.call(P.WRITE, P.encode_write([other]), WAIT)
             again = P.decode_reply(await rpc.call(P.WRITE, P.encode_write([incr]), WAIT))
-            assert first == again == [P.REPLY_RESULTS, [[C.OK, None]]]
+            assert first == again == [P.REPLY_RESULTS, [[C.OK, 1]]]  # the revision of the one write
             read = P.decode_reply(await rpc.call(P.READ, P.encode_read(True, [b"ctr"]), WAIT))
             assert read == [P.REPLY_RESULTS, [[C.OK, b"9"]]]
 

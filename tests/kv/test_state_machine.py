@@ -71,11 +71,11 @@ async def test_conformance_with_snapshot_files(case: str, tmp_path: Path) -> Non
 async def test_put_get_delete() -> None:
     log = Log(KVStateMachine())
     assert await log.one(c.encode_get("k")) == (c.NOT_FOUND, None)
-    assert await log.one(c.encode_put("k", b"v1")) == (c.OK, None)
+    assert await log.one(c.encode_put("k", b"v1")) == (c.OK, 1)  # writes answer their revision
     assert await log.one(c.encode_get(b"k")) == (c.OK, b"v1")
-    assert await log.one(c.encode_put(b"k", "v2")) == (c.OK, None)
+    assert await log.one(c.encode_put(b"k", "v2")) == (c.OK, 2)
     assert log.sm.get(b"k") == b"v2"
-    assert await log.one(c.encode_delete("k")) == (c.OK, None)
+    assert await log.one(c.encode_delete("k")) == (c.OK, 3)
     assert await log.one(c.encode_delete("k")) == (c.NOT_FOUND, None)
     assert log.sm.get(b"k") is None and len(log.sm) == 0
 
@@ -83,15 +83,15 @@ async def test_put_get_delete() -> None:
 async def test_cas_semantics() -> None:
     log = Log(KVStateMachine())
     # expected None: create only if absent
-    assert await log.one(c.encode_cas("k", None, b"a")) == (c.OK, None)
+    assert await log.one(c.encode_cas("k", None, b"a")) == (c.OK, 1)
     assert await log.one(c.encode_cas("k", None, b"b")) == (c.CAS_MISMATCH, b"a")
     # expected value: swap only if equal; a mismatch reports the current value
     assert await log.one(c.encode_cas("k", b"x", b"b")) == (c.CAS_MISMATCH, b"a")
     assert log.sm.get(b"k") == b"a"
-    assert await log.one(c.encode_cas("k", b"a", b"b")) == (c.OK, None)
+    assert await log.one(c.encode_cas("k", b"a", b"b")) == (c.OK, 2)
     assert log.sm.get(b"k") == b"b"
     # new None: delete if equal
-    assert await log.one(c.encode_cas("k", b"b", None)) == (c.OK, None)
+    assert await log.one(c.encode_cas("k", b"b", None)) == (c.OK, 3)
     assert b"k" not in log.sm
     assert await log.one(c.encode_cas("k", b"b", b"c")) == (c.CAS_MISMATCH, None)
 
@@ -101,7 +101,7 @@ async def test_batch_gives_one_response_per_entry_in_order() -> None:
     mem = Membership.new({1, 2, 3})
     out = await log.apply(
         None, mem, c.encode_put("a", b"1"), c.encode_get("a"), c.encode_cas("a", b"1", b"2"), c.encode_get("a"))
-    assert out == [None, None, (c.OK, None), (c.OK, b"1"), (c.OK, None), (c.OK, b"2")]
+    assert out == [None, None, (c.OK, 1), (c.OK, b"1"), (c.OK, 2), (c.OK, b"2")]
     assert await log.sm.applied_state() == (LogId(1, 6), StoredMembership(LogId(1, 2), mem))
 
 
@@ -157,11 +157,11 @@ async def test_out_of_order_entry_is_refused() -> None:
 async def test_retried_write_is_applied_once() -> None:
     log = Log(KVStateMachine())
     first = await log.one(c.encode_cas("ctr", None, b"1", client_id=42, serial=1, acked=1))
-    assert first == (c.OK, None)
+    assert first == (c.OK, 1)
     # The client did not see the answer and retries: same serial, same response, no change.
     await log.one(c.encode_put("ctr", b"other", client_id=99, serial=1, acked=1))
     retry = await log.one(c.encode_cas("ctr", None, b"1", client_id=42, serial=1, acked=1))
-    assert retry == (c.OK, None)
+    assert retry == (c.OK, 1)
     assert log.sm.get(b"ctr") == b"other"
     # A put retried after someone else wrote is not re-applied either.
     await log.one(c.encode_put("p", b"mine", client_id=42, serial=2, acked=2))
@@ -179,7 +179,7 @@ async def test_pipelined_serials_and_acknowledgement() -> None:
     await log.one(c.encode_delete("b", client_id=5, serial=3, acked=1))
     assert b"b" not in log.sm
     # A retry of 2 (still unacknowledged) is answered from the table, not re-applied.
-    assert await log.one(c.encode_put("b", b"2", client_id=5, serial=2, acked=1)) == (c.OK, None)
+    assert await log.one(c.encode_put("b", b"2", client_id=5, serial=2, acked=1)) == (c.OK, 1)
     assert b"b" not in log.sm
     # Once the client acknowledges up to 4, a late duplicate of 2 is STALE and changes nothing.
     await log.one(c.encode_put("z", b"z", client_id=5, serial=4, acked=4))
@@ -244,7 +244,7 @@ async def test_snapshot_round_trip_includes_dedup_table(files: bool, tmp_path: P
     # the dedup table came along: a retry of client 77's last write is not re-applied
     follow = Log(b, log.index)
     await follow.one(c.encode_put("k49", b"new"))
-    assert await follow.one(c.encode_put("k49", bytes([49]) * 100, client_id=77, serial=50, acked=50)) == (c.OK, None)
+    assert await follow.one(c.encode_put("k49", bytes([49]) * 100, client_id=77, serial=50, acked=50)) == (c.OK, 50)
     assert b.get(b"k49") == b"new"
 
 

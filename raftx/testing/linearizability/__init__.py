@@ -1,7 +1,8 @@
 """A linearizability checker for client histories (Wing & Gong / Porcupine style).
 
 Record what clients did (`History`, or build `Operation` lists yourself), pick a
-sequential `Model` (`REGISTER`, `CAS_REGISTER`, `KV`, or your own), and ask whether
+sequential `Model` (`REGISTER`, `CAS_REGISTER`, `KV`, `TXN_KV` for revisions and
+multi-key transactions, or your own), and ask whether
 some order of the operations that respects real time is legal for the model:
 
 >>> from raftx.testing.linearizability import History, REGISTER
@@ -29,11 +30,13 @@ from raftx.testing.linearizability.history import History
 from raftx.testing.linearizability.model import UNKNOWN, Model, Operation
 from raftx.testing.linearizability.models import CAS_REGISTER, KV, REGISTER, partition_by_key
 from raftx.testing.linearizability.parsers import parse_jepsen_register_log, parse_kv_edn
+from raftx.testing.linearizability.txn_model import TXN_KV
 
 __all__ = [
     "CAS_REGISTER",
     "KV",
     "REGISTER",
+    "TXN_KV",
     "UNKNOWN",
     "CheckResult",
     "History",
