@@ -35,13 +35,16 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 from raftx.errors import Fatal, RaftError
 from raftx.kv.commands import LEASE_EXPIRE, encode_lease
 from raftx.kv.state_machine import KVStateMachine
 from raftx.runtime.tasks import first_of
 from raftx.types import ServerState
+
+if TYPE_CHECKING:
+    from raftx.raft import Raft
 
 __all__ = ["LeaseKeeper"]
 
@@ -58,7 +61,7 @@ class LeaseKeeper:
     another one). `expiries_proposed` counts what it proposed.
     """
 
-    def __init__(self, raft: Any, sm: KVStateMachine, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, raft: Raft, sm: KVStateMachine, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.raft = raft
         self.sm = sm
         self.clock = clock

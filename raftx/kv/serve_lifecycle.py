@@ -21,10 +21,13 @@ import asyncio
 import logging
 import ssl as _ssl
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 from raftx.metrics import RaftMetrics
 from raftx.types import ServerState
+
+if TYPE_CHECKING:
+    from raftx.raft import Raft
 
 __all__ = ["best_successor", "hand_over", "wait_removed"]
 
@@ -46,7 +49,7 @@ def best_successor(m: RaftMetrics) -> int | None:
     return None if best is None else -best[1]
 
 
-async def hand_over(raft: Any, timeout: float) -> int | None:
+async def hand_over(raft: Raft, timeout: float) -> int | None:
     """If this node leads, transfer leadership to `best_successor` and wait at most
     ``timeout`` seconds for another node to lead. Returns the new leader's id, None
     if there was nothing to hand over or the transfer did not finish in time."""
@@ -71,7 +74,7 @@ async def hand_over(raft: Any, timeout: float) -> int | None:
     return None
 
 
-async def wait_removed(raft: Any, cluster_name: str, probe_interval: float, requests: Callable[[], int],
+async def wait_removed(raft: Raft, cluster_name: str, probe_interval: float, requests: Callable[[], int],
                        ssl: _ssl.SSLContext | None = None) -> None:
     """Return once this node was a member (voter or learner) and then learns that it
     was removed (module docstring). ``requests``: how many requests this node's server

@@ -45,7 +45,7 @@ import signal
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TYPE_CHECKING, TypeVar
 
 from raftx import cli_config, cli_tls
 from raftx.config import Config
@@ -58,6 +58,9 @@ from raftx.network.raft_rpc import TcpNetworkFactory
 from raftx.runtime.tasks import first_of
 from raftx.storage import SegmentedLogStore
 from raftx.types import BasicNode
+
+if TYPE_CHECKING:
+    from raftx.raft import Raft
 
 __all__ = ["EXIT_FATAL", "GC_GEN0_THRESHOLD", "MAX_PAYLOAD_ENTRIES", "build_parser", "main", "run_on_loop", "serve",
            "set_gc_threshold"]
@@ -177,7 +180,7 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None,
     return 0
 
 
-async def _until_stopped(raft: Any, stop: asyncio.Event, removed: Coroutine[Any, Any, None]) -> Fatal | None:
+async def _until_stopped(raft: Raft, stop: asyncio.Event, removed: Coroutine[Any, Any, None]) -> Fatal | None:
     """Wait for ``stop``, for the node to stop on its own or to be removed from the
     membership; the `Fatal` that stopped it (None: asked to stop or removed, and the
     node still runs)."""

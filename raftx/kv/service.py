@@ -38,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl as _ssl
-from typing import Any
+from typing import Any, TYPE_CHECKING
 
 from raftx.errors import (
     BadCommand, Compacted, Fatal, ForwardToLeader, NotAuthorized, ProtocolError, QuorumNotEnough, Unreachable,
@@ -51,6 +51,9 @@ from raftx.network import tls
 from raftx.network.raft_rpc import RaftRpcHandler, RaftServer, parse_addr
 from raftx.network.server import current_connection
 from raftx.types import BasicNode, ChangeMembers, ClientWriteResponse, ReadPolicy
+
+if TYPE_CHECKING:
+    from raftx.raft import Raft
 
 __all__ = ["KVNodeServer", "KVService"]
 
@@ -73,7 +76,7 @@ class KVService:
     membership changes besides an admin certificate (module docstring).
     """
 
-    def __init__(self, raft: Any, state_machine: KVStateMachine, *, write_timeout: float = 10.0,
+    def __init__(self, raft: Raft, state_machine: KVStateMachine, *, write_timeout: float = 10.0,
                  read_timeout: float = 5.0, admin_timeout: float = 60.0, admin_token: bytes | None = None) -> None:
         self.raft = raft
         self._admin_token = admin_token
@@ -125,8 +128,9 @@ class KVService:
         except TimeoutError:
             reason = f"not committed within {self.write_timeout}s; outcome unknown"
             return P.pack([P.REPLY_RESULTS, [[P.ITEM_UNAVAILABLE, reason]] * len(cmds)])
-        if results and all(isinstance(r, ForwardToLeader) for r in results):
-            return self._redirect(results[0])
+        first = results[0] if results else None
+        if isinstance(first, ForwardToLeader) and all(isinstance(r, ForwardToLeader) for r in results):
+            return self._redirect(first)
         out: list[Any] = []
         for r in results:
             if isinstance(r, ClientWriteResponse):
@@ -302,7 +306,7 @@ class KVNodeServer(RaftServer):
     ``Config.max_frame_bytes``. ``admin_token``: see `KVService`.
     """
 
-    def __init__(self, raft: Any, state_machine: KVStateMachine, host: str = "127.0.0.1", port: int = 0, *,
+    def __init__(self, raft: Raft, state_machine: KVStateMachine, host: str = "127.0.0.1", port: int = 0, *,
                  ssl: _ssl.SSLContext | None = None, write_timeout: float = 10.0, read_timeout: float = 5.0,
                  admin_token: bytes | None = None, **server_options: Any) -> None:
         self.kv = KVService(raft, state_machine, write_timeout=write_timeout, read_timeout=read_timeout,

@@ -77,7 +77,7 @@ import ssl as _ssl
 import struct
 import zlib
 from collections.abc import Iterator
-from typing import Any, Protocol
+from typing import Any, Protocol, TYPE_CHECKING
 
 import msgpack
 
@@ -104,6 +104,9 @@ from raftx.network.server import RpcServer, current_connection
 from raftx.storage.batch import EncodedBatch
 from raftx.storage.snapshot import decode_meta, encode_meta
 from raftx.types import BasicNode, Entry, LogId, Snapshot, Vote
+
+if TYPE_CHECKING:
+    from raftx.raft import Raft
 
 __all__ = [
     "MemNetworkFactory",
@@ -544,7 +547,7 @@ class RaftRpcHandler:
     (`raftx.network.server.current_connection`) and discarded when it closes.
     """
 
-    def __init__(self, raft: Any) -> None:
+    def __init__(self, raft: Raft) -> None:
         self.raft = raft
 
     async def __call__(self, sender: int, method: str, payload: memoryview) -> bytes:
@@ -562,17 +565,16 @@ class RaftRpcHandler:
             await raft.handle_transfer_leader(decode_request("transfer", payload), sender=sender)
             return b""
         if method == "forward":
-            resp = await raft.serve_forward(decode_request("forward", payload), sender=sender)
-            return encode_forward_response(resp)
+            return encode_forward_response(await raft.serve_forward(decode_request("forward", payload), sender=sender))
         raise ProtocolError(f"unknown Raft RPC method {method!r:.70}")
 
 
-def serve_on_router(router: MemRouter, raft: Any) -> None:
+def serve_on_router(router: MemRouter, raft: Raft) -> None:
     """Register ``raft``'s RPC handler on ``router`` under its node id (a restart re-registers)."""
     router.register(raft.id, RaftRpcHandler(raft))
 
 
-def _is_member(raft: Any, node_id: int) -> bool:
+def _is_member(raft: Raft, node_id: int) -> bool:
     """For `RpcServer`'s budgets: ``node_id`` is in the node's membership (voter or
     learner, joint included) or is its current leader."""
     m = raft.metrics().borrow()
@@ -591,7 +593,7 @@ class RaftServer:
             ...   # server.port is the bound port (useful with port=0)
     """
 
-    def __init__(self, raft: Any, host: str = "127.0.0.1", port: int = 0, *,
+    def __init__(self, raft: Raft, host: str = "127.0.0.1", port: int = 0, *,
                  ssl: _ssl.SSLContext | None = None, handler: Any = None, **server_options: Any) -> None:
         cfg = raft.config
         server_options.setdefault("max_frame_bytes", cfg.max_frame_bytes)
