@@ -6,7 +6,9 @@
   (`raftx.demo`);
 * ``raftx serve``: one key-value node in the foreground (`raftx.kv.server`);
 * ``raftx status HOST:PORT...``: each node's role, term, leader, log progress,
-  membership and replication lag;
+  membership and replication lag (exit 1 if a node is unreachable or no leader is known);
+* ``raftx health --endpoints a,b,c``: exit 0 only with a leader and a quorum answering
+  (`raftx.cli_health`);
 * ``raftx member list|add|remove``: the membership of a running cluster (thesis §4.3);
 * ``raftx bench``: a local multi-process cluster benchmark (`raftx.bench`);
 * ``raftx inspect DATA_DIR``: look inside a data directory (`raftx.storage.inspect`);
@@ -38,6 +40,7 @@ from typing import Any, TextIO
 
 import raftx
 from raftx import _core
+from raftx.cli_health import add_health_command, status_problems
 from raftx.cli_tls import add_client_options
 from raftx.errors import ConfigError, RaftError
 
@@ -213,7 +216,10 @@ def cmd_status(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         print_status_table(rows, sys.stdout)
-    return 0 if all(r["ok"] for r in rows) else 1
+    problems = status_problems(rows)  # exit 1: a node unreachable or no leader known
+    for p in problems:
+        sys.stderr.write(f"raftx status: {p}\n")
+    return 1 if problems else 0
 
 
 def _membership_view(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -326,6 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     _online_options(status)
     add_client_options(status)
     status.set_defaults(func=cmd_status)
+    add_health_command(sub, _online_options, add_client_options)
 
     member = sub.add_parser("member", help="list, add or remove cluster members (thesis §4.3)",
                             description="Membership of a running cluster. add: the leader adds the node as a "

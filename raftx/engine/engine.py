@@ -120,6 +120,9 @@ class Engine:
         self.election_deadline = 0
         #: When this node last heard from a leader (ms); basis of the leader lease.
         self.leader_seen_at: int | None = None
+        #: The highest commit index a current leader told this node (-1: none yet); a
+        #: follower's own ``committed`` stops at its log's end (§5.3), this does not.
+        self.leader_committed = -1
         #: Next heartbeat time on a leader (ms).
         self.next_heartbeat = 0
         #: A transfer request this node must act on once its log caught up.

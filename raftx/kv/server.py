@@ -12,6 +12,8 @@ and serves Raft RPCs and ``kv.*`` clients on ``--listen`` (`KVNodeServer`).
 (ignored when the node already has state, so it is safe on every restart and on
 every node). ``--tls-cert/--tls-key/--tls-ca`` run mutual TLS and
 ``--admin-token-file`` sets the membership admin token (`raftx.cli_tls`, SECURITY.md).
+``--metrics-addr HOST:PORT`` serves HTTP ``/health``, ``/ready`` and ``/metrics``
+(`raftx.kv.monitor.MonitorServer`).
 Logs go to stderr. SIGTERM or SIGINT stops it cleanly: the server closes, the node
 shuts down, the log is closed (exit code 0). If the node stops on its own with
 `raftx.errors.Fatal` (a storage failure, DESIGN §2 rule 7), the process logs the cause
@@ -44,6 +46,7 @@ from raftx import cli_tls
 from raftx.config import Config, SnapshotPolicy
 from raftx.errors import Fatal, NotAllowed, RaftError
 from raftx.kv.client import parse_addrs
+from raftx.kv.monitor import MonitorServer
 from raftx.kv.service import KVNodeServer
 from raftx.kv.state_machine import KVStateMachine
 from raftx.network.raft_rpc import TcpNetworkFactory, parse_addr
@@ -109,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
     ap.add_argument("--log-level", default="INFO")
     ap.add_argument("--ready-file", type=Path, help="write the listen address here once serving")
+    ap.add_argument("--metrics-addr", metavar="HOST:PORT",
+                    help="serve HTTP /health, /ready and /metrics (Prometheus) here (raftx.kv.monitor; "
+                         "/metrics needs the 'metrics' extra: pip install 'raftx[metrics]')")
     ap.add_argument("--gc-gen0", type=int, default=GC_GEN0_THRESHOLD, metavar="N",
                     help="process setting: the generation-0 garbage collection threshold of this node "
                          f"process (default {GC_GEN0_THRESHOLD}; Python's own is 700; 0 keeps Python's)")
@@ -149,6 +155,10 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         logger.info("node %d serving on %s (cluster %r, data %s, loop %s, tls %s, admin token %s)", args.id,
                     server.addr, args.cluster_name, data, type(loop).__module__, server_ssl is not None,
                     admin_token is not None)
+        if args.metrics_addr:
+            mhost, mport = parse_addr(args.metrics_addr)
+            monitor = await stack.enter_async_context(MonitorServer(raft, store, server.rpc.stats, mhost, mport))
+            logger.info("node %d: /health, /ready, /metrics on http://%s", args.id, monitor.addr)
         if args.init:
             members = {args.id: BasicNode(f"{host}:{server.port}"), **{i: BasicNode(a) for i, a in peers.items()}}
             try:
