@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import json
 import logging
-import os
 import platform
 import sys
 import time
@@ -39,7 +38,7 @@ from itertools import repeat
 from typing import Any, TextIO
 
 import raftx
-from raftx import _core
+from raftx import _core, cli_config
 from raftx.cli_health import add_health_command, status_problems
 from raftx.cli_tls import add_client_options
 from raftx.errors import ConfigError, RaftError
@@ -123,7 +122,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 # -- online commands: status, member ------------------------------------------------------
 
-DEFAULT_CLUSTER = os.environ.get("RAFTX_CLUSTER_NAME", "raftx")
+DEFAULT_CLUSTER = "raftx"
 
 
 def host_port(text: str) -> str:
@@ -405,7 +404,7 @@ def cmd_certs(args: argparse.Namespace) -> int:
 
 def _online_options(p: argparse.ArgumentParser, timeout: float = 3.0) -> None:
     p.add_argument("--cluster-name", default=DEFAULT_CLUSTER,
-                   help="the nodes' --cluster-name (default: $RAFTX_CLUSTER_NAME or 'raftx')")
+                   help="the nodes' --cluster-name (default 'raftx')")
     p.add_argument("--timeout", type=float, default=timeout, help=f"seconds to wait (default {timeout:g})")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("-v", "--verbose", action="store_true", help="log connection attempts to stderr")
@@ -419,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["info", *argv]  # bare `raftx [--json]` means `raftx info`
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = cli_config.parse_args(parser, argv)  # flags over RAFTX_<FLAG> over defaults
     except SystemExit as exc:  # --help / --version / bad usage
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
     if getattr(args, "verbose", None) is not None:

@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from raftx import cli_config
 from raftx.errors import RaftError, Timeout
 from raftx.kv.client import KVClient
 from raftx.launcher import LocalCluster
@@ -199,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="raftx demo", description=__doc__.split("\n\n")[0])
     ap.add_argument("--writes", type=int, default=50, help="keys written before and during the failover")
     ap.add_argument("--keep", action="store_true", help="keep the data directory (its path is printed)")
-    args = ap.parse_args(argv)
+    args = cli_config.parse_args(ap, argv)
     if args.writes < 1:
         ap.error("--writes must be >= 1")
     logging.basicConfig(stream=sys.stderr, level=logging.CRITICAL)  # the nodes' restarts make expected noise

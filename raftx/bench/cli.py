@@ -48,6 +48,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from raftx import cli_config
 from raftx.bench import probes, runs
 from raftx.bench.pysyncobj_run import require_pysyncobj
 from raftx.bench.pysyncobj_run import run as run_pysyncobj
@@ -246,7 +247,7 @@ def print_report(out: dict[str, Any], stream: TextIO) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``raftx bench``; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = cli_config.parse_args(parser, argv)
     if args.client == "kv" and any(b > 1 for b in args.batch):
         parser.error("--batch > 1 applies to the in-process client only (--client in-process or both); "
                      "KVClient already coalesces concurrent puts into batched requests")

@@ -34,6 +34,7 @@ import argparse
 import asyncio
 import contextlib
 import gc
+import json
 import logging
 import os
 import signal
@@ -42,14 +43,15 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from raftx import cli_tls
-from raftx.config import Config, SnapshotPolicy
-from raftx.errors import Fatal, NotAllowed, RaftError
-from raftx.kv.client import parse_addrs
+from raftx import cli_config, cli_tls
+from raftx.config import Config
+from raftx.errors import ConfigError, Fatal, NotAllowed, RaftError
+from raftx.kv import serve_config
 from raftx.kv.monitor import MonitorServer
+from raftx.kv.serve_config import MAX_PAYLOAD_ENTRIES
 from raftx.kv.service import KVNodeServer
 from raftx.kv.state_machine import KVStateMachine
-from raftx.network.raft_rpc import TcpNetworkFactory, parse_addr
+from raftx.network.raft_rpc import TcpNetworkFactory
 from raftx.runtime.tasks import first_of
 from raftx.storage import SegmentedLogStore
 from raftx.types import BasicNode
@@ -67,12 +69,6 @@ logger = logging.getLogger(__name__)
 #: thousands of times a second for nothing; a larger gen-0 budget collects them
 #: far less often. A *process* setting made by `main`, never by the library.
 GC_GEN0_THRESHOLD = 50_000
-
-#: Entries per AppendEntries for a served node (`Config.max_payload_entries`):
-#: one full leader batch (`Config.api_batch_capacity`) per frame. openraft's default
-#: of 300 cuts a busy leader's batch into many frames, and in Python each frame costs
-#: the leader and every follower a fixed overhead (and the follower an fsync).
-MAX_PAYLOAD_ENTRIES = 4096
 
 #: Exit code of a node process whose node stopped with `raftx.errors.Fatal`
 #: (70 = EX_SOFTWARE in sysexits.h; 1 is a failure to start, 2 bad usage).
@@ -119,23 +115,18 @@ def build_parser() -> argparse.ArgumentParser:
                     help="process setting: the generation-0 garbage collection threshold of this node "
                          f"process (default {GC_GEN0_THRESHOLD}; Python's own is 700; 0 keeps Python's)")
     cli_tls.add_serve_options(ap)
+    serve_config.add_options(ap)
     return ap
 
 
-async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> int:
-    """Run the node until ``stop`` is set or SIGTERM/SIGINT arrives."""
+async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None,
+                plan: serve_config.NodePlan | None = None) -> int:
+    """Run the node until ``stop`` is set or SIGTERM/SIGINT arrives (``plan``: the
+    validated `serve_config.NodePlan`, made from ``args`` when not given)."""
     from raftx.raft import Raft
 
-    host, port = parse_addr(args.listen)
-    peers = parse_addrs(args.peer) if args.peer else {}
-    if args.id in peers:
-        raise RaftError(f"--peer lists this node's own id {args.id}")
-    lo, hi = args.election_timeout_ms
-    config = Config(cluster_name=args.cluster_name, heartbeat_interval=args.heartbeat_ms,
-                    election_timeout_min=lo, election_timeout_max=hi, max_payload_entries=MAX_PAYLOAD_ENTRIES,
-                    snapshot_policy=SnapshotPolicy(args.snapshot_every),
-                    max_in_snapshot_log_to_keep=args.snapshot_keep_log,
-                    allow_log_reversion=args.allow_log_reversion).validate()
+    plan = plan or serve_config.make_plan(args)
+    host, port, peers, config = plan.host, plan.port, plan.peers, plan.config
     server_ssl, peer_ssl, admin_token = cli_tls.serve_credentials(args, args.id, host)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -151,16 +142,16 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
         raft = await Raft.new(args.id, config, TcpNetworkFactory(ssl=peer_ssl), store, sm)
         stack.push_async_callback(raft.shutdown)
         server = await stack.enter_async_context(KVNodeServer(raft, sm, host, port, ssl=server_ssl,
-                                                              admin_token=admin_token))
-        logger.info("node %d serving on %s (cluster %r, data %s, loop %s, tls %s, admin token %s)", args.id,
-                    server.addr, args.cluster_name, data, type(loop).__module__, server_ssl is not None,
-                    admin_token is not None)
-        if args.metrics_addr:
-            mhost, mport = parse_addr(args.metrics_addr)
-            monitor = await stack.enter_async_context(MonitorServer(raft, store, server.rpc.stats, mhost, mport))
+                                                              admin_token=admin_token, **plan.server_options))
+        advertised = plan.advertised(server.port)
+        logger.info("node %d serving on %s, advertised as %s (cluster %r, data %s, loop %s, tls %s, admin token "
+                    "%s, pre-vote %s)", args.id, server.addr, advertised, args.cluster_name, data,
+                    type(loop).__module__, server_ssl is not None, admin_token is not None, config.enable_pre_vote)
+        if plan.metrics is not None:
+            monitor = await stack.enter_async_context(MonitorServer(raft, store, server.rpc.stats, *plan.metrics))
             logger.info("node %d: /health, /ready, /metrics on http://%s", args.id, monitor.addr)
         if args.init:
-            members = {args.id: BasicNode(f"{host}:{server.port}"), **{i: BasicNode(a) for i, a in peers.items()}}
+            members = {args.id: BasicNode(advertised), **{i: BasicNode(a) for i, a in peers.items()}}
             try:
                 await raft.initialize(members)
                 logger.info("initialized the cluster with %s", sorted(members))
@@ -214,15 +205,28 @@ def run_on_loop(coro: Coroutine[Any, Any, T], choice: str = "auto") -> T:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default: ``sys.argv[1:]``), run the node, return the exit code."""
-    args = build_parser().parse_args(argv)
-    if args.gc_gen0 < 0:
-        build_parser().error("--gc-gen0 must be >= 0")
+    parser = build_parser()
+    try:
+        layered = cli_config.layered_parse(parser, sys.argv[1:] if argv is None else argv, file_tables=("raft",))
+        args = layered.args
+        if args.gc_gen0 < 0:
+            raise ConfigError("--gc-gen0 must be >= 0")
+        plan = serve_config.make_plan(args, layered.table.get("raft"), str(layered.config_file))
+        if args.check_config:
+            cli_tls.serve_credentials(args, args.id, plan.host)  # the TLS files load and name this node
+            json.dump(serve_config.effective_config(plan, args, layered.sources, layered.config_file),
+                      sys.stdout, indent=2)
+            sys.stdout.write("\n")
+            return 0
+    except ConfigError as exc:
+        sys.stderr.write(f"raftx serve: {exc}\n")
+        return 2
     set_gc_threshold(args.gc_gen0)
     logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
                         format=f"%(asctime)s node{args.id} %(levelname)s %(name)s: %(message)s")
     try:
         with _runner(args.loop) as runner:
-            return runner.run(serve(args))
+            return runner.run(serve(args, plan=plan))
     except RaftError as exc:
         logger.error("node %d failed: %s", args.id, exc)
         return 1

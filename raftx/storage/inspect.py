@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from raftx import _core
+from raftx import _core, cli_config
 from raftx.errors import StorageCorrupted, StorageError
 from raftx.storage.faults import FileIO
 from raftx.storage.recovery import LogScan, SegmentScan, scan_log_dir
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dump", action="store_true", help="print every entry")
     parser.add_argument("--json", action="store_true", help="print JSON")
     try:
-        args = parser.parse_args(argv)
+        args = cli_config.parse_args(parser, argv)
     except SystemExit as exc:
         return int(exc.code or 0)
     if not args.data_dir.is_dir():
