@@ -56,7 +56,7 @@ from raftx.stats import NodeStats
 from raftx.storage.helper import get_initial_state
 from raftx.storage.batch import EncodedBatch
 from raftx.storage.protocols import RaftLogStorage, RaftStateMachine
-from raftx.types import BasicNode, ServerState, StoredMembership
+from raftx.types import BasicNode, ServerState, StoredMembership, Vote
 
 __all__ = ["RaftCore"]
 
@@ -615,8 +615,18 @@ async def restore_state(log_store: RaftLogStorage, sm: RaftStateMachine) -> Rest
     memberships: list[StoredMembership] = [m.committed]
     if m.effective != m.committed:
         memberships.append(m.effective)
+    vote = init.vote
+    if last is not None and vote.term < last.term:
+        # currentTerm >= every term in the log (Figure 2: entries come from leaders of
+        # the node's term, §5.3). Only data assembled by hand breaks it, e.g. a backup
+        # snapshot restored into a fresh data directory (README "Backup by snapshot"):
+        # without this the restored cluster elects a leader of a term below the
+        # snapshot's, whose first append fails ("terms never decrease").
+        logger.warning("saved vote %s is below the last log id %s (restored data?): starting in term %d",
+                       vote, last, last.term)
+        vote = Vote(last.term)
     return RestoredState(
-        vote=init.vote,
+        vote=vote,
         log_runs=runs,
         last_index=-1 if last is None else last.index,
         purged=purged,

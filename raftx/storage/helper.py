@@ -170,9 +170,7 @@ async def get_initial_state(
       `raftx.errors.StorageError` ("inverted log order").
     * Entries in ``(last_applied, committed]`` (the saved committed id, R6) are
       re-applied so the state machine is not behind what was reported committed.
-    * The vote defaults to ``Vote(0, node_id)`` when none was saved, and is raised to
-      ``Vote(t)`` (term ``t``, no vote cast) when the last log id's term ``t`` is above it
-      (a restored snapshot in a fresh data directory: README "Backup by snapshot").
+    * The vote defaults to ``Vote(0, node_id)`` when none was saved.
     """
     vote = await store.read_vote()
     if vote is None:
@@ -201,15 +199,6 @@ async def get_initial_state(
             await sm.apply(entries)
         applied, _ = await sm.applied_state()
 
-    last = state.last_log_id
-    if last is not None and vote.term < last.term:
-        # currentTerm >= every term in the log (Figure 2: a node only appends entries of
-        # leaders of its term, §5.3). Only a data directory assembled by hand breaks it,
-        # e.g. a backup snapshot restored into a fresh one: without this its first leader
-        # would append entries of a term below the snapshot's and fail (terms never decrease).
-        logger.warning("saved vote %s is below the last log id %s (restored data?): starting in term %d",
-                       vote, last, last.term)
-        vote = Vote(last.term)
     membership = await get_membership_state(store, sm)
     key_ids = await get_key_log_ids(store)
     return InitialState(
