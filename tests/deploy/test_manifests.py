@@ -88,6 +88,39 @@ def test_the_docker_build_context_is_what_the_dockerfile_copies() -> None:
                 assert src not in ignored and src.rstrip("/") not in ignored, src
 
 
+@pytest.mark.slow
+def test_the_build_stage_context_builds_a_compiled_wheel(tmp_path: Path) -> None:
+    """Stage 1's ``pip wheel`` from exactly the files it COPYs (no network: build
+    isolation off, the build requirements are installed here) yields raftx with every
+    compiled twin and the monitor; ~1 min of compiling, hence slow."""
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    ins = _dockerfile()
+    second_from = [i for i, (w, _) in enumerate(ins) if w == "FROM"][1]
+    for word, rest in ins[:second_from]:  # the build stage's COPYs, relative to WORKDIR
+        if word == "COPY":
+            *sources, dest = rest.split()
+            for src in sources:
+                target = ctx / dest / Path(src).name if dest.endswith("/") else ctx / dest
+                if (ROOT / src).is_dir():
+                    shutil.copytree(ROOT / src, target, ignore=shutil.ignore_patterns("*.so", "*_c.c", "__pycache__"))
+                else:
+                    shutil.copy2(ROOT / src, target)
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-cache-dir",
+                        "-q", "--wheel-dir", str(tmp_path / "wheels"), "."], cwd=ctx, capture_output=True, text=True,
+                       timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (wheel,) = (tmp_path / "wheels").glob("raftx-*.whl")
+    import zipfile
+
+    names = zipfile.ZipFile(wheel).namelist()
+    from raftx import _core
+
+    for module in _core.MODULES:
+        assert any(n.startswith(f"raftx/_core/{module}_c.") and n.endswith(".so") for n in names), module
+    assert "raftx/kv/monitor.py" in names
+
+
 # -- docker-compose.yml ---------------------------------------------------------------------
 
 
