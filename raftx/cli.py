@@ -210,14 +210,14 @@ def _credentials(args: argparse.Namespace) -> tuple[Any, bytes | None]:
 def cmd_status(args: argparse.Namespace) -> int:
     ssl, _ = _credentials(args)
     rows = _run_value(fetch_statuses(args.addrs, args.cluster_name, args.timeout, ssl))
-    if args.json:
-        json.dump({"format": 1, "nodes": rows}, sys.stdout, indent=2)
+    problems = status_problems(rows)  # exit 1: a node unreachable or no leader known
+    if args.json:  # the reasons in the document, nothing on stderr
+        json.dump({"format": 1, "nodes": rows, "problems": problems}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         print_status_table(rows, sys.stdout)
-    problems = status_problems(rows)  # exit 1: a node unreachable or no leader known
-    for p in problems:
-        sys.stderr.write(f"raftx status: {p}\n")
+        for p in problems:
+            sys.stderr.write(f"raftx status: {p}\n")
     return 1 if problems else 0
 
 

@@ -236,10 +236,17 @@ class MonitorServer:
     def metrics_text(self) -> bytes:
         """``/metrics``: every family in the Prometheus text format."""
         if self._registry is None:
-            from prometheus_client import CollectorRegistry  # the `metrics` extra, imported lazily
+            from prometheus_client import (  # the `metrics` extra, imported lazily
+                CollectorRegistry, GCCollector, PlatformCollector, ProcessCollector)
 
-            self._registry = CollectorRegistry(auto_describe=False)
-            self._registry.register(_Collector(self))
+            # A registry of our own (not the process-global one): two nodes in one process
+            # each export their own; plus process_* (CPU, memory, fds), python_gc_*, python_info.
+            registry = CollectorRegistry(auto_describe=False)
+            registry.register(_Collector(self))
+            ProcessCollector(registry=registry)
+            PlatformCollector(registry=registry)
+            GCCollector(registry=registry)
+            self._registry = registry
         from prometheus_client import generate_latest
 
         return bytes(generate_latest(self._registry))

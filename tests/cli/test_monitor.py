@@ -149,6 +149,7 @@ def test_metrics_parse_and_match_the_cluster(cluster: tuple[LocalCluster, dict[i
                  "raftx_network_sent_frames", "raftx_network_received_frames"):
         assert value(lf, name, side="server") > 0 and value(lf, name, side="client") > 0, name
     assert value(lf, "raftx_network_refused_requests", reason="unauthorized") == 0
+    assert value(lf, "process_resident_memory_bytes") > 0 and "python_info" in lf
     assert value(lf, "raftx_network_refused_connections", reason="hello_rejected") >= 0
     for i in c.nodes:
         if i != leader:
@@ -255,6 +256,9 @@ def test_a_node_without_leader_is_not_healthy_not_ready_and_status_exits_1(
         captured = capsys.readouterr()
         assert "UNREACHABLE" not in captured.out
         assert "no node that answered knows a leader" in captured.err
+        assert main(["status", c.addrs[1], "--cluster-name", CLUSTER, "--json"]) == 1
+        doc = json.loads(capsys.readouterr().out)
+        assert doc["problems"] == ["no node that answered knows a leader"] and doc["nodes"][0]["ok"]
         assert main(["health", "-e", c.addrs[1], "--cluster-name", CLUSTER]) == 1
         assert "no leader" in capsys.readouterr().err
     finally:
