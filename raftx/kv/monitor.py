@@ -33,7 +33,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from raftx.errors import BindError
+from raftx.errors import BindError, Fatal
 from raftx.stats import CLIENT_TRAFFIC, SERVER_TRAFFIC, Histogram, Traffic
 from raftx.types import ServerState
 
@@ -106,7 +106,7 @@ class MonitorServer:
         """Stop listening and drop open connections (idempotent)."""
         if self._ready_task is not None:
             self._ready_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # closing must not fail the node's exit
                 await self._ready_task
             self._ready_task = None
         if self._server is not None:
@@ -126,9 +126,12 @@ class MonitorServer:
 
     async def _watch_ready(self) -> None:
         # Follows metrics only until ready: afterwards nothing watches them.
-        async for m in self.raft.metrics():
-            if m.running_state is not None or self._check_ready(m):
-                return
+        try:
+            async for m in self.raft.metrics():
+                if m.running_state is not None or self._check_ready(m):
+                    return
+        except Fatal:  # the node stopped: /ready says so from its metrics
+            return
 
     def _check_ready(self, m: Any) -> bool:
         """Fix the target at the first leader contact, then compare applied with it."""

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import json
 import socket
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -284,3 +285,28 @@ def test_a_restarted_lagging_follower_is_ready_only_after_catching_up(tmp_path: 
         ready = wait_status(maddrs[lagging], "/ready", 200)
         assert ready["target"] >= committed, (ready, committed)
         assert ready["applied"] >= committed
+
+
+def test_serve_with_a_monitor_still_exits_fatal_at_once(tmp_path: Any) -> None:
+    """The monitor closes with the node: a node stopping with Fatal still exits 70 by
+    itself (tests/cli/test_serve_fatal.py's file-size limit), /health answered before."""
+    from raftx.kv.server import EXIT_FATAL
+    from raftx.launcher import ManagedProcess, child_env, wait_for_file
+
+    from test_serve_fatal import _WITH_FSIZE_LIMIT, _write_until_refused
+
+    port, mport = free_ports(2)
+    addr, maddr = f"127.0.0.1:{port}", f"127.0.0.1:{mport}"
+    ready = tmp_path / "ready"
+    p = ManagedProcess([sys.executable, "-c", _WITH_FSIZE_LIMIT, "serve", "--id", "1", "--listen", addr,
+                        "--data-dir", str(tmp_path / "data"), "--cluster-name", "fatal-test", "--init",
+                        "--ready-file", str(ready), "--metrics-addr", maddr],
+                       log_path=tmp_path / "node.log", env=child_env(), name="raftx-serve-fatal-monitor")
+    p.start()
+    try:
+        wait_for_file(ready, WAIT, [p])
+        assert wait_status(maddr, "/health", 200)["health"] is True
+        asyncio.run(_write_until_refused(addr))
+        assert p.wait(WAIT) == EXIT_FATAL, p.log_tail(5000)
+    finally:
+        p.kill()
