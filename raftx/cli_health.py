@@ -41,6 +41,8 @@ def cluster_health(rows: list[dict[str, Any]]) -> tuple[bool, str, dict[str, Any
     leaders = [r for r in ok if r.get("state") == "Leader"]
     detail: dict[str, Any] = {"answered": [r["id"] for r in ok],
                               "unreachable": {r["address"]: r["error"] for r in rows if not r["ok"]}}
+    if not ok:
+        return False, f"no endpoint answered ({len(rows)} tried)", detail
     if not leaders:
         known = sorted({r["leader"] for r in ok if r.get("leader") is not None})
         why = (f"no endpoint is the leader (they name {known}; list the leader's address too)" if known
