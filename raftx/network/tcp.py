@@ -71,7 +71,8 @@ class FlowControl:
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.writelines(out)
-            self.traffic.bytes_sent += sum(map(len, out))  # once per flush, not per message
+            # Once per flush, not per message; a memoryview's len() counts items, not bytes.
+            self.traffic.bytes_sent += sum([b.nbytes if type(b) is memoryview else len(b) for b in out])
 
     def pause_writing(self) -> None:
         self._write_paused = True
