@@ -5,8 +5,10 @@
 * ``raftx demo``: a 3-process cluster on 127.0.0.1 that loses its leader and recovers
   (`raftx.demo`);
 * ``raftx serve``: one key-value node in the foreground (`raftx.kv.server`);
-* ``raftx status``: each node's role, term, leader, log progress, membership and
-  replication lag;
+* ``raftx status HOST:PORT...``: each node's role, term, leader, log progress,
+  membership and replication lag (exit 1 if a node is unreachable or no leader is known);
+* ``raftx health --endpoints a,b,c``: exit 0 only with a leader and a quorum answering
+  (`raftx.cli_health`);
 * ``raftx put KEY VALUE`` / ``get KEY [--serializable]`` / ``del KEY``: etcdctl's verbs,
   through `raftx.kv.KVClient`;
 * ``raftx member list|add|remove``: the membership of a running cluster (thesis §4.3);
@@ -42,6 +44,7 @@ from typing import Any, TextIO
 
 import raftx
 from raftx import _core, cli_config
+from raftx.cli_health import add_health_command, status_problems
 from raftx.cli_tls import add_client_options
 from raftx.errors import ConfigError, RaftError
 
@@ -225,12 +228,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         args.usage_error("give the nodes to ask: HOST:PORT... or --endpoints HOST:PORT[,...]")
     ssl, _ = _credentials(args)
     rows = _run_value(fetch_statuses(addrs, args.cluster_name, args.timeout, ssl))
-    if args.json:
-        json.dump({"format": 1, "nodes": rows}, sys.stdout, indent=2)
+    problems = status_problems(rows)  # exit 1: a node unreachable or no leader known
+    if args.json:  # the reasons in the document, nothing on stderr
+        json.dump({"format": 1, "nodes": rows, "problems": problems}, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         print_status_table(rows, sys.stdout)
-    return 0 if all(r["ok"] for r in rows) else 1
+        for p in problems:
+            sys.stderr.write(f"raftx status: {p}\n")
+    return 1 if problems else 0
 
 
 def _membership_view(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -437,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
         _online_options(kv)
         add_client_options(kv)
         kv.set_defaults(func=cmd_kv)
+    add_health_command(sub, _online_options, add_client_options)
 
     member = sub.add_parser("member", help="list, add or remove cluster members (thesis §4.3)",
                             description="Membership of a running cluster. add: the leader adds the node as a "

@@ -33,6 +33,7 @@ import asyncio
 import logging
 import random
 import warnings
+import time
 from typing import Any, Awaitable, Callable, Generator, Iterable, Mapping
 
 from raftx.config import Config
@@ -62,6 +63,7 @@ from raftx.runtime.snapshot_recv import SnapshotReceiver
 from raftx.runtime.state import RaftState
 from raftx.runtime.tasks import close_quietly
 from raftx.runtime.wait import Wait
+from raftx.stats import NodeStats
 from raftx.runtime.watch import WatchReceiver
 from raftx.network.protocols import RaftNetworkFactory
 from raftx.storage.protocols import RaftLogStorage, RaftStateMachine
@@ -257,6 +259,12 @@ class Raft:
         return self._core.id
 
     @property
+    def stats(self) -> NodeStats:
+        """This node's counters and latency histograms (`raftx.stats.NodeStats`), read by
+        ``raftx serve --metrics-addr``'s ``/metrics``."""
+        return self._core.stats
+
+    @property
     def config(self) -> Config:
         """The node's `Config` (treat as read-only): ``raft.config.heartbeat_interval``."""
         return self._core.config
@@ -318,7 +326,16 @@ class Raft:
             if isinstance(result, BaseException):
                 raise result
             return result
-        return await self._core.submit_write(_as_payload(data))  # type: ignore[no-any-return]
+        stats = self._core.stats
+        started = time.perf_counter()
+        try:
+            resp: ClientWriteResponse = await self._core.submit_write(_as_payload(data))
+        except BaseException:
+            stats.proposals_failed += 1
+            raise
+        stats.proposals_committed += 1
+        stats.proposal_seconds.observe(time.perf_counter() - started)
+        return resp
 
     async def client_write_ff(self, data: bytes) -> Awaitable[ClientWriteResponse]:
         """Propose ``data`` and return at once with an awaitable for its response
@@ -342,7 +359,18 @@ class Raft:
         if forward:
             return await self._forwarder.write_many(payloads)  # type: ignore[arg-type]
         # One queue item and one future for the whole batch (not one per value).
-        return await self._core.submit_write_many(payloads)
+        stats = self._core.stats
+        started = time.perf_counter()
+        try:
+            results: list[ClientWriteResponse | BaseException] = await self._core.submit_write_many(payloads)
+        except BaseException:
+            stats.proposals_failed += len(payloads)
+            raise
+        failed = sum(isinstance(r, BaseException) for r in results)
+        stats.proposals_failed += failed
+        stats.proposals_committed += len(results) - failed
+        stats.proposal_seconds.observe(time.perf_counter() - started)  # one observation per batch
+        return results
 
     # -- reads -----------------------------------------------------------------------
 
@@ -415,6 +443,26 @@ class Raft:
         """
         self._core.check_running()
         return self._core.metrics_tx.value.current_leader
+
+    def millis_since_leader_seen(self) -> int | None:
+        """Milliseconds since this node last heard from a leader (on the leader: since a
+        quorum last acknowledged it, §6 of the thesis' lease), or None if it never did.
+        Not a metrics field: it changes on every heartbeat, and would wake every
+        metrics watcher that often. ``/health`` compares it with the election timeout.
+
+        Example: ``healthy = (ms := raft.millis_since_leader_seen()) is not None and ms < 600``
+        """
+        seen = self._core.engine.leader_seen_at
+        return None if seen is None else max(0, self._core.now_ms() - seen)
+
+    def leader_committed_index(self) -> int:
+        """The highest commit index a leader sent this node (-1: none yet; on a leader:
+        its own commit index). Unlike ``metrics().committed`` on a lagging follower it
+        is not capped by this node's log, so ``/ready`` waits until it is applied."""
+        eng = self._core.engine
+        if eng.leader is not None:
+            return -1 if eng.committed is None else int(eng.committed.index)
+        return int(eng.leader_committed)
 
     # -- membership (thesis §4.3) ----------------------------------------------------
 

@@ -123,6 +123,9 @@ class Engine:
         #: The last AppendEntries/snapshot send id of this node's latest leadership
         #: (the next leadership continues after it, `LeaderState.next_send_id`).
         self.last_send_id = 0
+        #: The highest commit index a current leader told this node (-1: none yet); a
+        #: follower's own ``committed`` stops at its log's end (§5.3), this does not.
+        self.leader_committed = -1
         #: Next heartbeat time on a leader (ms).
         self.next_heartbeat = 0
         #: A transfer request this node must act on once its log caught up.

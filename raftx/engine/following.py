@@ -112,6 +112,8 @@ def handle_append_entries(eng: Engine, req: AppendEntriesRequest, responder: Any
     if not accept_leader(eng, req.vote):
         eng.respond(responder, AppendEntriesResponse(eng.vote, False), eng.flushed_condition())
         return
+    if req.leader_commit is not None and req.leader_commit.index > eng.leader_committed:
+        eng.leader_committed = req.leader_commit.index  # even if our log lags (readiness)
     log = eng.log
     prev = req.prev_log_id
     if prev is not None and prev.index > log.purged_index and log.term_at(prev.index) != prev.leader_id:

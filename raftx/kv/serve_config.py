@@ -107,6 +107,8 @@ class NodePlan:
     peers: dict[int, str]
     config: Config
     server_options: dict[str, Any] = field(default_factory=dict)
+    #: ``--metrics-addr`` as (host, port): the HTTP /health, /ready, /metrics listener.
+    metrics: tuple[str, int] | None = None
 
     def advertised(self, bound_port: int) -> str:
         """The advertised address once the server is bound (on ``bound_port``)."""
@@ -172,7 +174,9 @@ def make_plan(args: argparse.Namespace, raft_table: Any = None, where: str = "--
                   max_frame_bytes=config.max_frame_bytes, **options)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    return NodePlan(args.id, host, port, advertise, peers, config, options)
+    metrics_addr = getattr(args, "metrics_addr", None)
+    metrics = _addr(metrics_addr, "--metrics-addr") if metrics_addr else None
+    return NodePlan(args.id, host, port, advertise, peers, config, options, metrics)
 
 
 async def _no_handler(sender: int, method: str, payload: memoryview) -> bytes:

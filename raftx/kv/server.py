@@ -19,7 +19,9 @@ SIGTERM or SIGINT stops it cleanly: a leader first hands leadership over
 (`raftx.kv.serve_lifecycle.hand_over`), then the server closes, the node shuts down,
 the log is closed (exit code 0). SIGHUP never stops it: it reopens ``--log-file`` and
 re-reads the log level. A node that learns it was removed from the membership logs it
-and exits 0 (`raftx.kv.serve_lifecycle.wait_removed`). If the node stops on its own with
+and exits 0 (`raftx.kv.serve_lifecycle.wait_removed`). ``--metrics-addr HOST:PORT``
+serves HTTP ``/health``, ``/ready`` and ``/metrics`` (`raftx.kv.monitor.MonitorServer`).
+If the node stops on its own with
 `raftx.errors.Fatal` (a storage failure, DESIGN §2 rule 7), the process logs the cause
 and exits at once with `EXIT_FATAL`, also when a SIGTERM comes after the failure: a
 stopped node must not keep its port and look alive, so that a supervisor (systemd,
@@ -51,6 +53,7 @@ from raftx import cli_config, cli_tls
 from raftx.config import Config
 from raftx.errors import ConfigError, Fatal, NotAllowed, RaftError
 from raftx.kv import serve_config, serve_lifecycle, serve_logging
+from raftx.kv.monitor import MonitorServer
 from raftx.kv.serve_config import MAX_PAYLOAD_ENTRIES
 from raftx.kv.service import KVNodeServer
 from raftx.kv.state_machine import KVStateMachine
@@ -114,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
     ap.add_argument("--log-level", default="INFO")
     ap.add_argument("--ready-file", type=Path, help="write the listen address here once serving")
+    ap.add_argument("--metrics-addr", metavar="HOST:PORT",
+                    help="serve HTTP /health, /ready and /metrics (Prometheus) here (raftx.kv.monitor; "
+                         "/metrics needs the 'metrics' extra: pip install 'raftx[metrics]')")
     ap.add_argument("--gc-gen0", type=int, default=GC_GEN0_THRESHOLD, metavar="N",
                     help="process setting: the generation-0 garbage collection threshold of this node "
                          f"process (default {GC_GEN0_THRESHOLD}; Python's own is 700; 0 keeps Python's)")
@@ -155,6 +161,9 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None,
         logger.info("node %d serving on %s, advertised as %s (cluster %r, data %s, loop %s, tls %s, admin token "
                     "%s, pre-vote %s)", args.id, server.addr, advertised, args.cluster_name, data,
                     type(loop).__module__, server_ssl is not None, admin_token is not None, config.enable_pre_vote)
+        if plan.metrics is not None:
+            monitor = await stack.enter_async_context(MonitorServer(raft, store, server.rpc.stats, *plan.metrics))
+            logger.info("node %d: /health, /ready, /metrics on http://%s", args.id, monitor.addr)
         if args.init:
             members = {args.id: BasicNode(advertised), **{i: BasicNode(a) for i, a in peers.items()}}
             try:

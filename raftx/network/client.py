@@ -43,6 +43,7 @@ from raftx.network.backoff import Backoff
 from raftx.network.outage import OutageLog
 from raftx.network.tcp import FlowControl, configure_socket
 from raftx.network.window import InflightWindow
+from raftx.stats import CLIENT_TRAFFIC
 
 __all__ = ["RpcClient"]
 
@@ -51,6 +52,8 @@ logger = logging.getLogger(__name__)
 
 class _ClientConnection(asyncio.Protocol, FlowControl):
     """One connection of an `RpcClient`: hello, then responses matched to pending calls."""
+
+    traffic = CLIENT_TRAFFIC
 
     def __init__(self, client: RpcClient) -> None:
         FlowControl.__init__(self)
@@ -84,8 +87,11 @@ class _ClientConnection(asyncio.Protocol, FlowControl):
     def data_received(self, data: bytes) -> None:
         if self.error is not None:
             return
+        traffic = self.traffic
+        traffic.bytes_received += len(data)
         try:
             frames = self._decoder.feed(data)
+            traffic.frames_received += len(frames)
             for frame_type, body in frames:
                 self._on_frame(frame_type, body)
         except ProtocolError as exc:

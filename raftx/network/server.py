@@ -83,6 +83,7 @@ from raftx import _core
 from raftx.errors import BindError, NotAuthorized, ProtocolError
 from raftx.network import tls, wire
 from raftx.network.tcp import FlowControl, configure_socket
+from raftx.stats import SERVER_TRAFFIC
 
 __all__ = ["RpcServer", "ServerStats", "PeerInfo", "PeerConnection", "Handler", "current_connection"]
 
@@ -177,6 +178,8 @@ class ServerStats:
 class _ServerConnection(asyncio.Protocol, FlowControl):
     """One accepted connection: hello check, then request dispatch."""
 
+    traffic = SERVER_TRAFFIC
+
     def __init__(self, server: RpcServer) -> None:
         FlowControl.__init__(self)
         self._server = server
@@ -242,11 +245,14 @@ class _ServerConnection(asyncio.Protocol, FlowControl):
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
+        traffic = self.traffic
+        traffic.bytes_received += len(data)
         try:
             frames = self._decoder.feed(data)
         except ProtocolError as exc:
             self._bad_frame(str(exc))
             return
+        traffic.frames_received += len(frames)
         server = self._server
         if not self.member:
             self._last_activity = self._loop.time()

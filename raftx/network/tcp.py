@@ -7,6 +7,8 @@ import logging
 import socket
 from typing import Any
 
+from raftx.stats import Traffic
+
 __all__ = ["configure_socket", "FlowControl", "KEEPALIVE_IDLE", "KEEPALIVE_INTERVAL", "KEEPALIVE_COUNT"]
 
 logger = logging.getLogger(__name__)
@@ -47,6 +49,8 @@ class FlowControl:
     """
 
     transport: asyncio.Transport | None
+    #: Where this side's bytes and frames are counted (`raftx.stats`; set by subclasses).
+    traffic: Traffic = Traffic()
 
     def __init__(self) -> None:
         self.transport = None
@@ -60,12 +64,15 @@ class FlowControl:
         if not self._outbox:
             asyncio.get_running_loop().call_soon(self._flush)
         self._outbox.extend(buffers)
+        self.traffic.frames_sent += 1  # every caller sends one framed message
 
     def _flush(self) -> None:
         out, self._outbox = self._outbox, []
         transport = self.transport
         if transport is not None and not transport.is_closing():
             transport.writelines(out)
+            # Once per flush, not per message; a memoryview's len() counts items, not bytes.
+            self.traffic.bytes_sent += sum([b.nbytes if type(b) is memoryview else len(b) for b in out])
 
     def pause_writing(self) -> None:
         self._write_paused = True

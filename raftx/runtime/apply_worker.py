@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from typing import Any, Awaitable, Callable, Sequence, cast
 
@@ -34,6 +35,7 @@ from raftx.runtime.log_cache import LogCache
 from raftx.runtime.storage_worker import StorageWorker
 from raftx.runtime.write_batch import ResponderChain, SlotRun, WriteSlot
 from raftx.runtime.tasks import close_quietly, finish_task
+from raftx.stats import Histogram
 from raftx.storage.protocols import RaftLogStorage, RaftStateMachine
 from raftx.types import ClientWriteResponse, EntryRange, LogId, Membership, SnapshotMeta
 
@@ -84,6 +86,8 @@ class ApplyWorker:
         #: The core's unresolved client write futures: `resolve` discards from it.
         self._writes_waiting: set[Any] = set() if writes_waiting is None else writes_waiting
         self.task: asyncio.Task[None] | None = None
+        #: Seconds per ``sm.apply`` call (one observation per chunk; `raftx.stats`).
+        self.apply_seconds = Histogram()
 
     def start(self) -> None:
         """Start the state-machine task (on the running loop)."""
@@ -176,7 +180,9 @@ class ApplyWorker:
         while pos <= last.index:
             stop = min(last.index + 1, pos + APPLY_CHUNK)
             entries = await self._entries(pos, stop, written_io, last if stop > last.index else None)
+            started = time.perf_counter()
             outputs = await self.sm.apply(entries)
+            self.apply_seconds.observe(time.perf_counter() - started)
             if len(outputs) != len(entries):
                 raise StorageError(f"state machine returned {len(outputs)} responses for {len(entries)} entries")
             while runs and runs[0][0] < stop:

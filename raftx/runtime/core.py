@@ -52,10 +52,11 @@ from raftx.runtime.storage_worker import StorageWorker
 from raftx.runtime.tasks import close_quietly
 from raftx.runtime.watch import WatchSender
 from raftx.runtime.write_batch import ResponderChain, WriteBatch
+from raftx.stats import NodeStats
 from raftx.storage.helper import get_initial_state
 from raftx.storage.batch import EncodedBatch
 from raftx.storage.protocols import RaftLogStorage, RaftStateMachine
-from raftx.types import BasicNode, ServerState, StoredMembership
+from raftx.types import BasicNode, ServerState, StoredMembership, Vote
 
 __all__ = ["RaftCore"]
 
@@ -124,6 +125,9 @@ class RaftCore:
                                      last_index=restored.last_index)
         self.apply_worker = ApplyWorker(sm, log_store, self.storage, self.post, self._on_fatal,
                                         self._on_applied, self.log_cache, self._writes_waiting)
+        #: Counters behind ``/metrics`` (`raftx.stats`); the apply worker times its calls into it.
+        self.stats = NodeStats(apply_seconds=self.apply_worker.apply_seconds)
+        self._known_leader: int | None = None
         self._tick_handle: asyncio.TimerHandle | None = None
         self._tick_at = float("inf")
         self._task: asyncio.Task[None] | None = None
@@ -442,6 +446,10 @@ class RaftCore:
                 self._tick_handle.cancel()
             self._tick_at = due
             self._tick_handle = self._loop.call_at(due / 1000.0, self._on_tick)
+        leader_id = eng.current_leader
+        if leader_id != self._known_leader and leader_id is not None:  # one compare per turn
+            self._known_leader = leader_id
+            self.stats.leader_changes += 1
         # Built when a receiver waits or reads, not on every turn (watch.send_lazy).
         self.metrics_tx.send_lazy(self._running_metrics)
         self.data_tx.send_lazy(self._data_metrics)
@@ -610,8 +618,18 @@ async def restore_state(log_store: RaftLogStorage, sm: RaftStateMachine) -> Rest
     memberships: list[StoredMembership] = [m.committed]
     if m.effective != m.committed:
         memberships.append(m.effective)
+    vote = init.vote
+    if last is not None and vote.term < last.term:
+        # currentTerm >= every term in the log (Figure 2: entries come from leaders of
+        # the node's term, §5.3). Only data assembled by hand breaks it, e.g. a backup
+        # snapshot restored into a fresh data directory (README "Backup by snapshot"):
+        # without this the restored cluster elects a leader of a term below the
+        # snapshot's, whose first append fails ("terms never decrease").
+        logger.warning("saved vote %s is below the last log id %s (restored data?): starting in term %d",
+                       vote, last, last.term)
+        vote = Vote(last.term)
     return RestoredState(
-        vote=init.vote,
+        vote=vote,
         log_runs=runs,
         last_index=-1 if last is None else last.index,
         purged=purged,

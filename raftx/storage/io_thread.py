@@ -31,12 +31,14 @@ import asyncio
 import logging
 import os
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from raftx.errors import StorageError
+from raftx.stats import Histogram
 from raftx.storage.faults import FileIO
 
 __all__ = ["IOThread", "RoundOwner"]
@@ -160,6 +162,10 @@ class IOThread:
         self.back = _Doorbell(blocking=False)  # I/O thread -> loop
         self._stop_lock = threading.Lock()
         self._stopping = False
+        #: Seconds per group-commit round's fdatasync calls, and their number
+        #: (written by the I/O thread only, read by ``/metrics``; `raftx.stats`).
+        self.fsync_seconds = Histogram()
+        self.fsyncs = 0
         loop.add_reader(self.back.rfd, _run_posted, self.back, self.done)
         self.thread = threading.Thread(target=_io_main, args=(self, io, weakref.ref(owner)), name=name, daemon=True)
         self.thread.start()
@@ -249,11 +255,14 @@ def _sync_round(
     """fdatasync ``fds`` (never again after a failure, R10) and report up to ``seq``."""
     err = failed
     if err is None:
+        start = time.perf_counter()
         try:
             for fd in fds:
                 io.fdatasync(fd)
+                iot.fsyncs += 1
         except BaseException as exc:  # noqa: BLE001 - OSError (R10) or a simulated crash
             err = exc
+        iot.fsync_seconds.observe(time.perf_counter() - start)  # one observation per round
     owner = owner_ref()
     if owner is not None:
         iot.post(owner._synced, seq, err)

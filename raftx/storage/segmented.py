@@ -54,6 +54,7 @@ from typing import Any, NoReturn, TypeVar
 
 from raftx import _core
 from raftx.errors import StorageCorrupted, StorageError
+from raftx.stats import Histogram
 from raftx.storage.base import LogStoreBase, check_callback, check_log_id, check_vote, fire
 from raftx.storage.batch import EncodedBatch
 from raftx.storage.dirlock import lock_path
@@ -668,6 +669,12 @@ class SegmentedLogStore(LogStoreBase):
     def segment_info(self) -> list[tuple[int, int, int, int, Path]]:
         """``(sequence, first_index, last_index, size_bytes, path)`` of each segment."""
         return [(s.seq, s.first_index, s.last_index, s.size, s.path) for s in self._segments]
+
+    def fsync_stats(self) -> tuple[int, Histogram] | None:
+        """The fdatasync calls made so far and the seconds per group-commit round
+        (`raftx.stats.Histogram`); None before ``open`` (``/metrics`` reads it)."""
+        iot = self._iot
+        return None if iot is None else (iot.fsyncs, iot.fsync_seconds)
 
     @property
     def log_index(self) -> Any:
