@@ -188,8 +188,14 @@ class RaftCore:
     # -- feeding the core ----------------------------------------------------------------
 
     def now_ms(self) -> int:
-        """The loop clock in whole milliseconds (the ticks the engine is given)."""
-        return int(self._loop.time() * 1000)
+        """The loop clock in whole milliseconds (the ticks the engine is given).
+
+        Rounded to the microsecond first: a timer set for ``due / 1000`` s must see
+        ``due`` ms when it fires, and ``1.003 * 1000`` is ``1002.99...`` in floating
+        point (the tick would find itself early, re-arm for the same instant and spin;
+        seen on the simulation's exact clock, and with uvloop's millisecond clock).
+        """
+        return int(round(self._loop.time() * 1_000_000)) // 1000
 
     def post(self, event: Any) -> None:
         """Queue an engine event (or an internal ``(fn, future)`` item) for the core task."""
