@@ -15,7 +15,7 @@ from raftx.storage.batch import EncodedBatch, as_batch
 from raftx.storage.protocols import IOCallback, LogState, RaftLogReader, RaftLogStorage
 from raftx.types import Entry, LogId, Vote
 
-__all__ = ["LogReader", "LogStoreBase", "fire"]
+__all__ = ["LogReader", "LogStoreBase", "check_callback", "check_index", "check_log_id", "check_vote", "fire"]
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +28,40 @@ def fire(callback: IOCallback | None, error: BaseException | None) -> None:
         callback(error)
     except Exception:  # a buggy callback must not wedge the store
         logger.exception("append callback raised")
+
+
+# -- argument checks: every public store method runs them before touching any state --
+
+
+def check_vote(vote: object) -> Vote:
+    """``vote`` if it is a `Vote`, else `TypeError` (``save_vote(None)`` would erase it, §5.2)."""
+    if not isinstance(vote, Vote):
+        raise TypeError(f"vote must be a Vote, not {type(vote).__name__}")
+    return vote
+
+
+def check_log_id(log_id: object, *, optional: bool = False) -> LogId | None:
+    """``log_id`` if it is a `LogId` (or None when ``optional``), else `TypeError`."""
+    if log_id is None and optional:
+        return None
+    if not isinstance(log_id, LogId):
+        raise TypeError(f"expected a LogId{' or None' if optional else ''}, not {type(log_id).__name__}")
+    return log_id
+
+
+def check_index(index: object, what: str = "index") -> int:
+    """``index`` if it is an int ``>= 0`` (not a bool): `TypeError` / `ValueError` otherwise."""
+    if not isinstance(index, int) or isinstance(index, bool):
+        raise TypeError(f"{what} must be an int, not {type(index).__name__}")
+    if index < 0:
+        raise ValueError(f"{what} must be >= 0, not {index}")
+    return index
+
+
+def check_callback(callback: object) -> None:
+    """An append callback is None or callable (`TypeError` otherwise)."""
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, not {type(callback).__name__}")
 
 
 class LogReader(RaftLogReader):
@@ -103,9 +137,10 @@ class LogStoreBase(RaftLogStorage):
     # -- checks ----------------------------------------------------------------------
 
     def _prepare_append(self, entries: Sequence[Entry] | EncodedBatch) -> EncodedBatch:
-        """Encode if needed and check the batch continues the log (§5.3, no hole)."""
-        self._check()
+        """Check and encode the arguments (`as_batch`), then that the batch continues
+        the log (§5.3, no hole)."""
         batch = as_batch(entries)
+        self._check()
         if not batch:
             return batch
         last = self._last if self._last is not None else self._purged
@@ -121,9 +156,9 @@ class LogStoreBase(RaftLogStorage):
         return batch
 
     def _clamp(self, start: int, stop: int) -> tuple[int, int]:
+        check_index(start, "start")
+        check_index(stop, "stop")
         self._check()
-        if start < 0 or stop < 0:
-            raise StorageError(f"negative log range [{start}, {stop})")
         return max(start, self._first_index()), min(stop, self._last_index() + 1 if self._last is not None else 0)
 
     # -- reads -----------------------------------------------------------------------
@@ -168,8 +203,9 @@ class LogStoreBase(RaftLogStorage):
             self._last = None
 
     def _truncation_point(self, since: int) -> int | None:
-        """Check the store; ``since`` raised to the first readable index, or None when no
-        entry is at or after it (the truncate is a no-op, §5.3)."""
+        """Check ``since`` and the store; ``since`` raised to the first readable index,
+        or None when no entry is at or after it (the truncate is a no-op, §5.3)."""
+        check_index(since, "since")
         self._check()
         since = max(since, self._first_index())
         if self._last is None or since > self._last.index:
@@ -177,7 +213,9 @@ class LogStoreBase(RaftLogStorage):
         return since
 
     def _check_purge(self, log_id: LogId) -> bool:
-        """True if the purge changes anything (purging never goes backwards)."""
+        """Check ``log_id`` and the store; True if the purge changes anything (purging
+        never goes backwards)."""
+        check_log_id(log_id)
         self._check()
         if self._purged is not None and log_id.index <= self._purged.index:
             return False

@@ -8,19 +8,23 @@ operation by raising `SimulatedCrash` — after which every operation through it
 raises too, as if the process were gone, until `revive` (the restart).
 
 This is not a mock of the store: the store runs its real code over real files; the
-injector only decides where the machine stops.
+injector only decides where the machine stops. `FaultGate` holds the arming and
+numbering, shared with `raftx.testing.simfs.SimFS` (an in-memory disk that also
+models power loss).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import logging
+import mmap
 import os
 import threading
 from collections.abc import Iterator
 
-__all__ = ["FaultInjector", "FileIO", "SimulatedCrash"]
+__all__ = ["FaultGate", "FaultInjector", "FileIO", "SimulatedCrash"]
 
 logger = logging.getLogger(__name__)
 
@@ -113,27 +117,63 @@ class FileIO:
         finally:
             os.close(fd)
 
+    def size(self, fd: int) -> int:
+        """The file's current size in bytes (``os.fstat``)."""
+        return os.fstat(fd).st_size
 
-class FaultInjector(FileIO):
-    """A `FileIO` that fails, tears or crashes on request (tests only; see module doc).
+    @contextlib.contextmanager
+    def mapped(self, fd: int, size: int) -> Iterator[memoryview]:
+        """The first ``size`` bytes of the file as a read-only buffer for the block
+        (``mmap``: no copy of a 64 MiB segment); ``size`` must be > 0."""
+        with mmap.mmap(fd, size, prot=mmap.PROT_READ) as mm:
+            view = memoryview(mm)
+            try:
+                yield view
+            finally:
+                view.release()
+
+    def listdir(self, path: str) -> list[str]:
+        """Names in directory ``path`` (``os.listdir``)."""
+        return os.listdir(path)
+
+    def makedirs(self, path: str) -> None:
+        """Create directory ``path`` and its parents if missing."""
+        os.makedirs(path, exist_ok=True)
+
+    def lock(self, fd: int) -> None:
+        """Take an exclusive ``flock`` on ``fd`` without waiting; `BlockingIOError` if
+        another open file holds it. Released when ``fd`` is closed (or the process dies)."""
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def read_file(self, path: str) -> bytes:
+        """The whole content of ``path`` (through `open` / `size` / `pread`)."""
+        fd = self.open(path, os.O_RDONLY)
+        try:
+            return self.pread(fd, self.size(fd), 0)
+        finally:
+            self.close(fd)
+
+
+class FaultGate:
+    """The arming and numbering shared by `FaultInjector` (real files) and
+    `raftx.testing.simfs.SimFS` (an in-memory disk).
 
     Mutating operations (open-for-write, pwrite, fsync, fdatasync, ftruncate,
     rename, unlink, fsync_dir) are numbered from 0 in ``ops``; ``trace`` records
-    ``(number, name, detail)`` for each. Safe to use from the store's I/O thread and
-    the event loop thread at once (the numbering is done under a lock).
+    ``(number, name, detail)`` for each. A subclass calls `_gate` before each such
+    operation and implements `_close_all` (what the death of the process closes).
     """
 
     MUTATING = ("open", "pwrite", "fsync", "fdatasync", "ftruncate", "rename", "unlink", "fsync_dir")
 
-    def __init__(self) -> None:
+    def _init_gate(self) -> None:
         self.ops = 0
         self.trace: list[tuple[int, str, str]] = []
         self.dead = False
         self._crash_at: int | None = None
         self._tear: int | None = None
         self._fail: dict[str, int] = {}
-        self._fds: set[int] = set()
-        self._gate_lock = threading.Lock()
+        self._gate_lock = threading.RLock()
 
     # -- arming ----------------------------------------------------------------------
 
@@ -157,14 +197,10 @@ class FaultInjector(FileIO):
         self._fail.clear()
 
     def kill(self) -> None:
-        """The process dies now: close every descriptor opened through this injector."""
-        self.dead = True
-        for fd in list(self._fds):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self._fds.clear()
+        """The process dies now: close every descriptor it opened."""
+        with self._gate_lock:
+            self.dead = True
+            self._close_all()
 
     def revive(self) -> None:
         """The restart after `kill`: operations work again, nothing armed."""
@@ -172,26 +208,58 @@ class FaultInjector(FileIO):
         self.dead = False
         self.disarm()
 
+    def _close_all(self) -> None:
+        raise NotImplementedError
+
     # -- the gate ----------------------------------------------------------------------
 
     def _gate(self, name: str, detail: str = "") -> None:
         with self._gate_lock:
-            self._gate_locked(name, detail)
+            if self.dead:
+                raise SimulatedCrash(f"process is dead ({name} {detail})")
+            n = self.ops
+            if self._crash_at is not None and n >= self._crash_at:
+                self._crash_at = None
+                self.kill()
+                logger.debug("simulated crash before op %d %s %s", n, name, detail)
+                raise SimulatedCrash(f"crash before op {n}: {name} {detail}")
+            self.ops += 1
+            self.trace.append((n, name, detail))
+            err = self._fail.pop(name, None)
+            if err is not None:
+                raise OSError(err, f"injected {os.strerror(err)} in {name}")
 
-    def _gate_locked(self, name: str, detail: str) -> None:
+    def _take_tear(self) -> int | None:
+        """The armed tear length for this pwrite (disarmed by taking it), or None."""
+        k, self._tear = self._tear, None
+        return k
+
+    def _alive(self, what: str) -> None:
         if self.dead:
-            raise SimulatedCrash(f"process is dead ({name} {detail})")
-        n = self.ops
-        if self._crash_at is not None and n >= self._crash_at:
-            self._crash_at = None
-            self.kill()
-            logger.debug("simulated crash before op %d %s %s", n, name, detail)
-            raise SimulatedCrash(f"crash before op {n}: {name} {detail}")
-        self.ops += 1
-        self.trace.append((n, name, detail))
-        err = self._fail.pop(name, None)
-        if err is not None:
-            raise OSError(err, f"injected {os.strerror(err)} in {name}")
+            raise SimulatedCrash(f"process is dead ({what})")
+
+    def ops_since(self, start: int) -> Iterator[tuple[int, str, str]]:
+        """The traced operations numbered ``>= start``."""
+        return (t for t in self.trace if t[0] >= start)
+
+
+class FaultInjector(FaultGate, FileIO):
+    """A `FileIO` over real files that fails, tears or crashes on request (tests
+    only; see module doc and `FaultGate`). Safe to use from the store's I/O thread
+    and the event loop thread at once (the numbering is done under a lock).
+    """
+
+    def __init__(self) -> None:
+        self._init_gate()
+        self._fds: set[int] = set()
+
+    def _close_all(self) -> None:
+        for fd in list(self._fds):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self._fds.clear()
 
     # -- FileIO ----------------------------------------------------------------------
 
@@ -199,8 +267,8 @@ class FaultInjector(FileIO):
         """Open; numbered (and may crash or fail) when it may create or write the file."""
         if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT):
             self._gate("open", path)
-        elif self.dead:
-            raise SimulatedCrash("process is dead (open)")
+        else:
+            self._alive("open")
         fd = super().open(path, flags, mode)
         self._fds.add(fd)
         return fd
@@ -214,8 +282,8 @@ class FaultInjector(FileIO):
     def pwrite(self, fd: int, data: bytes | memoryview, offset: int) -> None:
         """A mutating pwrite: numbered; an armed tear writes only a prefix, then crashes."""
         self._gate("pwrite", f"{len(data)}@{offset}")
-        if self._tear is not None:
-            k, self._tear = self._tear, None
+        k = self._take_tear()
+        if k is not None:
             super().pwrite(fd, memoryview(data)[:k], offset)
             self.kill()
             raise SimulatedCrash(f"torn write: {k} of {len(data)} bytes at {offset}")
@@ -223,8 +291,7 @@ class FaultInjector(FileIO):
 
     def pread(self, fd: int, size: int, offset: int) -> bytes:
         """Read (not numbered); `SimulatedCrash` once dead."""
-        if self.dead:
-            raise SimulatedCrash("process is dead (pread)")
+        self._alive("pread")
         return super().pread(fd, size, offset)
 
     def fdatasync(self, fd: int) -> None:
@@ -256,7 +323,3 @@ class FaultInjector(FileIO):
         """A mutating `FileIO.fsync_dir`: numbered; crashes or fails if so armed."""
         self._gate("fsync_dir", path)
         super().fsync_dir(path)
-
-    def ops_since(self, start: int) -> Iterator[tuple[int, str, str]]:
-        """The traced operations numbered ``>= start``."""
-        return (t for t in self.trace if t[0] >= start)

@@ -8,35 +8,50 @@ Reads files only (never opens the store for writing, never repairs anything):
 * snapshot files (``*.snap``) in ``DATA_DIR``, ``DATA_DIR/snap`` or
   ``DATA_DIR/snapshots``.
 
-``--verify`` checks every header, record CRC, index continuity and snapshot checksum
-and exits 1 naming the first problem (file, offset); ``--dump`` prints every entry;
-``--json`` prints one JSON document instead of text. Exit codes: 0 fine, 1 corrupt,
-2 bad usage or unreadable directory.
+The log is always checked by `raftx.storage.recovery.scan_log_dir`: the very
+validation `SegmentedLogStore.open` runs (headers, identity, sequence, checksum
+chain, every record CRC, index continuity, lost files, committed beyond the log),
+so whatever ``open`` refuses is reported, with the file and offset; a torn write
+that ``open`` would cut is shown, not an error. ``--verify`` also checks every
+snapshot's checksum; ``--dump`` prints every entry; ``--json`` prints one JSON
+document instead of text. Exit codes: 0 fine, 1 ``open`` would refuse (or a
+snapshot is corrupt), 2 bad usage, an unreadable directory, or one that is not a
+raftx data directory (no segments, hard state or snapshots).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import mmap
-import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
 from raftx import _core
 from raftx.errors import StorageCorrupted, StorageError
-from raftx.storage.segment import HARDSTATE_NAME, HEADER_SIZE, HardState, SegmentHeader, parse_segment_name
-from raftx.storage.segmented import _is_torn_tail
+from raftx.storage.faults import FileIO
+from raftx.storage.recovery import LogScan, SegmentScan, scan_log_dir
+from raftx.storage.segment import HARDSTATE_NAME, HEADER_SIZE, parse_segment_name
 from raftx.storage.snapshot import StoredSnapshot, log_id_to_list
 from raftx.types import Entry
 
-__all__ = ["main", "inspect_dir"]
+__all__ = ["NotADataDirectory", "main", "inspect_dir"]
 
 
-def _log_dir(root: Path) -> Path:
+def _names(io: FileIO, d: Path) -> list[str]:
+    try:
+        return io.listdir(str(d))
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _has_log(names: list[str]) -> bool:
+    return HARDSTATE_NAME in names or any(parse_segment_name(n) for n in names)
+
+
+def _log_dir(io: FileIO, root: Path) -> Path:
     for d in (root, root / "log"):
-        if any(parse_segment_name(p.name) for p in d.glob("*.seg")) or (d / HARDSTATE_NAME).exists():
+        if _has_log(_names(io, d)):
             return d
     return root
 
@@ -59,10 +74,35 @@ def _describe(e: Entry) -> dict[str, Any]:
     return {"term": e.log_id.leader_id, "index": e.log_id.index, "kind": e.kind.name, "payload": payload}
 
 
-def inspect_dir(root: Path, *, verify: bool = False, dump: bool = False) -> dict[str, Any]:
+class NotADataDirectory(StorageError):
+    """The directory holds no raftx log, hard state or snapshot."""
+
+
+def _segment_info(seg: SegmentScan) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "file": seg.path.name, "sequence": seg.seq, "first_index": seg.first_index, "size": seg.size,
+        "cluster": seg.header.cluster_name, "node_id": seg.header.node_id, "last_index": seg.last_index,
+        "entries": seg.count, "valid_bytes": seg.end, "last_crc": seg.last_crc,
+    }
+    if seg.torn is not None:
+        info["tail_error"] = f"torn write at offset {seg.end} ({seg.torn}), cut on the next open (R8)"
+    return info
+
+
+def inspect_dir(root: Path, *, verify: bool = False, dump: bool = False, io: FileIO | None = None) -> dict[str, Any]:
     """Everything `main` prints, as a dict; ``report["error"]`` is the first problem
-    found by ``verify`` (``{"file", "offset", "what"}``) or None."""
-    log_dir = _log_dir(root)
+    found (``{"file", "offset", "what"}``) or None.
+
+    The log is checked by `raftx.storage.recovery.scan_log_dir`, exactly the
+    validation `SegmentedLogStore.open` runs, so the error is what ``open`` would
+    refuse; ``verify`` adds the snapshots' checksums. ``io`` reads the log (default:
+    the real file system). Raises `NotADataDirectory`.
+    """
+    io = io if io is not None else FileIO()
+    log_dir = _log_dir(io, root)
+    snapshots = _snapshot_paths(root)
+    if not snapshots and not _has_log(_names(io, log_dir)):
+        raise NotADataDirectory(f"{root} is not a raftx data directory (no log segments, hard state or snapshots)")
     report: dict[str, Any] = {"directory": str(root), "segments": [], "hard_state": None, "snapshots": [], "error": None}
     if dump:
         report["entries"] = []
@@ -71,68 +111,28 @@ def inspect_dir(root: Path, *, verify: bool = False, dump: bool = False) -> dict
         if report["error"] is None:
             report["error"] = {"file": None if path is None else str(path), "offset": offset, "what": what}
 
-    hard_path = log_dir / HARDSTATE_NAME
-    if hard_path.exists():
-        try:
-            h = HardState.decode(hard_path.read_bytes(), str(hard_path))
-            v = h.vote
-            report["hard_state"] = {
-                "cluster": h.cluster_name, "node_id": h.node_id,
-                "vote": None if v is None else {"term": v.term, "node_id": v.node_id, "committed": v.committed},
-                "committed": log_id_to_list(h.committed), "purged": log_id_to_list(h.purged),
-            }
-        except StorageCorrupted as exc:
-            problem(str(exc), hard_path, exc.offset)
+    scan = LogScan(log_dir, None)
+    try:
+        scan_log_dir(io, log_dir, into=scan)
+    except StorageCorrupted as exc:
+        problem(str(exc), exc.path, exc.offset)
+    except StorageError as exc:  # a lost file
+        problem(str(exc), log_dir, None)
+    h = scan.hard
+    if h is not None:
+        v = h.vote
+        report["hard_state"] = {
+            "cluster": h.cluster_name, "node_id": h.node_id,
+            "vote": None if v is None else {"term": v.term, "node_id": v.node_id, "committed": v.committed},
+            "committed": log_id_to_list(h.committed), "purged": log_id_to_list(h.purged),
+        }
+    for seg in scan.segments:
+        report["segments"].append(_segment_info(seg))
+        if dump and seg.count:
+            data = io.read_file(str(seg.path))[HEADER_SIZE : seg.end]
+            report["entries"] += [_describe(Entry.from_record(*r)) for r in _core.codec.decode_entries(data, seg.first_index)]
 
-    segs: list[tuple[tuple[int, int], Path]] = []
-    for p in log_dir.glob("*.seg"):
-        parsed = parse_segment_name(p.name)
-        if parsed is not None:
-            segs.append((parsed, p))
-    segs.sort()
-    prev: dict[str, Any] | None = None
-    for (seq, first), path in segs:
-        info: dict[str, Any] = {"file": path.name, "sequence": seq, "first_index": first, "size": path.stat().st_size}
-        report["segments"].append(info)
-        try:
-            with open(path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                hdr = SegmentHeader.decode(f.read(HEADER_SIZE), str(path))
-                info.update(cluster=hdr.cluster_name, node_id=hdr.node_id)
-                if prev is not None and verify:
-                    if seq != prev["sequence"] + 1:
-                        problem(f"sequence gap: {prev['sequence']} then {seq}", path, 0)
-                    if first != prev["last_index"] + 1:
-                        problem(f"index gap: previous segment ends at {prev['last_index']}", path, 0)
-                    if hdr.prev_checksum != prev["last_crc"]:
-                        problem("checksum chain broken (prev_checksum)", path, 40)
-                count, last_crc, end, err, torn = 0, hdr.prev_checksum, HEADER_SIZE, None, False
-                if size > HEADER_SIZE:
-                    with mmap.mmap(f.fileno(), size, prot=mmap.PROT_READ) as mm:
-                        scan = _core.codec.scan_records(memoryview(mm), HEADER_SIZE, first)
-                        count, end, err = scan.count, scan.end, scan.error
-                        torn = err is not None and path == segs[-1][1] and _is_torn_tail(mm, end, size, scan.error_kind)
-                        if count:
-                            last_crc = int.from_bytes(mm[scan.offsets[-1] + 4 : scan.offsets[-1] + 8], "little")
-                        if dump:
-                            data = bytes(mm[HEADER_SIZE:end])
-                if dump and count:
-                    report["entries"] += [
-                        _describe(Entry.from_record(*r)) for r in _core.codec.decode_entries(data, first)
-                    ]
-                info.update(last_index=first + count - 1, entries=count, valid_bytes=end, last_crc=last_crc)
-                if err is not None and torn:
-                    info["tail_error"] = f"torn tail at offset {end}, cut on the next open (R8)"
-                elif err is not None:
-                    info["tail_error"] = f"{err}"
-                    if verify:
-                        problem(f"bad record: {err}", path, end)
-        except StorageCorrupted as exc:
-            problem(str(exc), path, exc.offset)
-            info.update(last_index=first - 1, last_crc=0)
-        prev = info
-
-    for path in _snapshot_paths(root):
+    for path in snapshots:
         try:
             snap = StoredSnapshot.read_header(path)
             if verify:
@@ -173,7 +173,7 @@ def _print_text(report: dict[str, Any], out: TextIO, verify: bool) -> None:
     if err is not None:
         w(f"CORRUPT: {err['file']} at offset {err['offset']}: {err['what']}\n")
     elif verify:
-        w("verify: all checksums OK\n")
+        w("verify: the log passes every check SegmentedLogStore.open makes; snapshot checksums OK\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         report = inspect_dir(args.data_dir, verify=args.verify, dump=args.dump)
-    except (OSError, StorageError) as exc:
+    except (OSError, NotADataDirectory) as exc:
         sys.stderr.write(f"raftx inspect: {exc}\n")
         return 2
     if args.json:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from raftx.storage.base import LogStoreBase, fire
+from raftx.storage.base import LogStoreBase, check_callback, check_log_id, check_vote, fire
 from raftx.storage.batch import EncodedBatch
 from raftx.storage.protocols import IOCallback
 from raftx.types import Entry, LogId, Vote
@@ -36,6 +36,7 @@ class MemLogStore(LogStoreBase):
 
     async def save_vote(self, vote: Vote) -> None:
         """Keep ``vote`` (in memory: not durable)."""
+        check_vote(vote)
         self._check()
         self._vote = vote
 
@@ -46,6 +47,7 @@ class MemLogStore(LogStoreBase):
 
     async def save_committed(self, committed: LogId | None) -> None:
         """Keep the committed log id (in memory: not durable)."""
+        check_log_id(committed, optional=True)
         self._check()
         self._committed = committed
 
@@ -56,6 +58,7 @@ class MemLogStore(LogStoreBase):
 
     async def append(self, entries: Sequence[Entry] | EncodedBatch, callback: IOCallback | None = None) -> None:
         """Append ``entries`` (§5.3: no hole, terms never decrease); ``callback`` fires before return."""
+        check_callback(callback)
         try:
             batch = self._prepare_append(entries)
         except BaseException as exc:

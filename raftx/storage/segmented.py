@@ -40,7 +40,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import mmap
 import os
 import struct
 from collections import deque
@@ -50,18 +49,19 @@ from typing import Any, NoReturn, TypeVar
 
 from raftx import _core
 from raftx.errors import StorageCorrupted, StorageError
-from raftx.storage.base import LogStoreBase, fire
+from raftx.storage.base import LogStoreBase, check_callback, check_log_id, check_vote, fire
 from raftx.storage.batch import EncodedBatch
+from raftx.storage.dirlock import lock_path
 from raftx.storage.faults import FileIO
 from raftx.storage.io_thread import IOThread
 from raftx.storage.protocols import IOCallback
+from raftx.storage.recovery import LOCK_NAME, SegmentScan, scan_log_dir
 from raftx.storage.segment import (
     HARDSTATE_NAME,
     HEADER_SIZE,
     HardState,
     SegmentHeader,
     cluster_bytes,
-    parse_segment_name,
     segment_name,
 )
 from raftx.types import Entry, LogId, Vote
@@ -73,7 +73,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 #: Bytes a purged segment is cut by per ``ftruncate`` before it is unlinked.
 DELETE_CHUNK = 4 * 1024 * 1024
-_SECTOR = 512
 _U32 = struct.Struct("<I")
 T = TypeVar("T")
 
@@ -109,32 +108,6 @@ def _reraise(err: BaseException, exc: BaseException) -> NoReturn:
     if err is exc:
         raise exc
     raise err from exc
-
-
-def _is_torn_tail(buf: Any, end: int, size: int, kind: str | None) -> bool:
-    """etcd's rule (R8): is the bad region ``[end, size)`` at the end of the last
-    segment an interrupted write rather than corruption?
-
-    Truncated records are torn; so is an all-zero tail; a CRC-bad record reaching
-    exactly the end of the file is torn if one of its 512-byte sectors is all zeros.
-    """
-    if kind == "truncated":
-        return True
-    tail = bytes(buf[end:size])
-    if tail.count(0) == len(tail):
-        return True
-    if size - end < 4:
-        return False
-    length = _U32.unpack_from(tail, 0)[0]
-    if end + _core.codec.RECORD_HEADER_SIZE + length != size:
-        return False
-    first_sector = (end // _SECTOR) * _SECTOR
-    for s in range(first_sector, size, _SECTOR):
-        lo, hi = max(s, end) - end, min(s + _SECTOR, size) - end
-        chunk = tail[lo:hi]
-        if chunk and chunk.count(0) == len(chunk):
-            return True
-    return False
 
 
 class SegmentedLogStore(LogStoreBase):
@@ -182,6 +155,7 @@ class SegmentedLogStore(LogStoreBase):
         self._lock = asyncio.Lock()
         self._busy = 0  # coroutines holding or waiting for _lock (see _exclusive)
         self._iot: IOThread | None = None
+        self._lock_fd: int | None = None  # holds the directory's flock (one owner)
         #: Deleting the files of purged segments, in the background (`purge`).
         self._deleting: asyncio.Task[None] | None = None
         # group commit state
@@ -231,12 +205,19 @@ class SegmentedLogStore(LogStoreBase):
         return self.directory / segment_name(seq, first_index)
 
     def _close_files(self) -> None:
+        """Close every segment, then release the directory lock."""
         for seg in self._segments:
             try:
                 self._io.close(seg.fd)
             except OSError:
                 pass
         self._segments = []
+        if self._lock_fd is not None:
+            fd, self._lock_fd = self._lock_fd, None
+            try:
+                self._io.close(fd)
+            except OSError:
+                pass
 
     def _guard(self, exc: BaseException, what: str) -> BaseException:
         """Turn an exception from a write path into what to raise; mark the store failed."""
@@ -249,77 +230,38 @@ class SegmentedLogStore(LogStoreBase):
     # -- recovery -------------------------------------------------------------------------
 
     def _recover(self) -> None:
+        """Lock the directory, validate it (`raftx.storage.recovery.scan_log_dir`, the
+        checks ``raftx inspect --verify`` runs too), then make the repairs it lists."""
         io = self._io
         d = self.directory
         try:
-            d.mkdir(parents=True, exist_ok=True)
-            names = sorted(os.listdir(d))
+            io.makedirs(str(d))
         except OSError as exc:
             raise StorageError(f"cannot open log directory {d}: {exc}") from exc
-        stale = [n for n in names if n.endswith(".tmp")]
-        for n in stale:  # interrupted segment creation or hard-state save: never durable (R7)
-            logger.warning("removing interrupted file %s", d / n)
-            io.unlink(str(d / n))
-        if stale:
+        self._lock_fd = lock_path(io, str(d / LOCK_NAME), record_pid=True)
+        scan = scan_log_dir(io, d, cluster_name=self.cluster_name, node_id=self.node_id)
+        for n in scan.stale:  # interrupted segment creation or hard-state save: never durable (R7)
+            logger.warning("removing interrupted file %s", n)
+            io.unlink(n)
+        if scan.stale:
             io.fsync_dir(str(d))
-
-        if HARDSTATE_NAME in names:
-            path = d / HARDSTATE_NAME
-            try:
-                data = path.read_bytes()
-            except OSError as exc:
-                raise StorageError(f"cannot read {path}: {exc}") from exc
-            hard = HardState.decode(data, str(path))
-            if hard.cluster_name != self.cluster_name or hard.node_id != self.node_id:
-                raise StorageCorrupted(
-                    f"hard state belongs to cluster {hard.cluster_name!r} node {hard.node_id}, "
-                    f"not cluster {self.cluster_name!r} node {self.node_id} (R3)",
-                    str(path),
-                    0,
-                )
-            self._hard = hard
+        for n in scan.unknown:
+            logger.warning("ignoring unknown file %s in log directory", n)
+        if scan.fresh:  # a new log: its hard state exists from now on (a lost one is detected)
+            self._write_hard_sync(self._hard.encode())
+        elif scan.hard is not None:
+            self._hard = scan.hard
+        if scan.purged_files:  # finish an interrupted purge (R12)
+            self._unlink(scan.purged_files)
+        for seg in scan.segments:
+            self._open_segment(seg)
         purged = self._hard.purged
-
-        seg_files = []
-        for n in names:
-            parsed = parse_segment_name(n)
-            if parsed is not None:
-                seg_files.append((parsed[0], parsed[1], d / n))
-            elif not n.endswith(".tmp") and n != HARDSTATE_NAME:
-                logger.warning("ignoring unknown file %s in log directory", d / n)
-        seg_files.sort()
-
-        # A segment the next one shows to be wholly at or below the purge point is what an
-        # interrupted purge left (maybe cut short by `_unlink`): delete it, do not read it.
-        gone = 0
-        while (purged is not None and gone + 1 < len(seg_files)
-               and seg_files[gone + 1][1] <= purged.index + 1):
-            gone += 1
-        if gone:
-            self._unlink([str(path) for _, _, path in seg_files[:gone]])
-        for k, (seq, first, path) in enumerate(seg_files[gone:], gone):
-            self._recover_segment(seq, first, path, last=(k == len(seg_files) - 1))
-
-        # Finish an interrupted purge (R12): drop whole segments at or below the point.
         if purged is not None:
-            self._delete_purged_segments(purged.index)
-            if self._segments and self._segments[0].first_index > purged.index + 1:
-                seg = self._segments[0]
-                raise StorageCorrupted(
-                    f"hole after the purge point {purged}: first segment starts at {seg.first_index}", str(seg.path), 0
-                )
             self._index.purge_upto(purged.index)
             self._purged = purged
         last = self._index.last_index
         if len(self._index):
             self._last = LogId(self._index.term_at(last), last)
-        committed = self._hard.committed
-        if committed is not None and committed.index > self._last_index():
-            raise StorageCorrupted(
-                f"saved committed id {committed} is beyond the durable log (last {self._last_index()}): "
-                "acknowledged entries are missing (R6, R9)",
-                str(d / HARDSTATE_NAME),
-            )
         if self._segments:
             self._next_seq = self._segments[-1].seq + 1
             self._chain_crc = self._segments[-1].last_crc
@@ -328,51 +270,19 @@ class SegmentedLogStore(LogStoreBase):
             self._index.first_index, last, purged,
         )
 
-    def _recover_segment(self, seq: int, first: int, path: Path, last: bool) -> None:
+    def _open_segment(self, scan: SegmentScan) -> None:
+        """Open a validated segment for writing; cut a torn tail (R8); index its records."""
         io = self._io
-        fd = io.open(str(path), os.O_RDWR)
-        seg = _Segment(seq, first, path, fd, 0, 0, 0)
+        fd = io.open(str(scan.path), os.O_RDWR)
+        seg = _Segment(scan.seq, scan.first_index, scan.path, fd, scan.end, scan.last_crc, scan.count)
         self._segments.append(seg)  # closed by _close_files on failure
-        size = os.fstat(fd).st_size
-        hdr = SegmentHeader.decode(io.pread(fd, HEADER_SIZE, 0), str(path))
-        p = str(path)
-        if hdr.cluster_name != self.cluster_name or hdr.node_id != self.node_id:
-            raise StorageCorrupted(
-                f"segment belongs to cluster {hdr.cluster_name!r} node {hdr.node_id}, "
-                f"not cluster {self.cluster_name!r} node {self.node_id} (R3)", p, 0,
-            )
-        if hdr.sequence != seq or hdr.first_index != first:
-            raise StorageCorrupted(f"header (seq {hdr.sequence}, first {hdr.first_index}) disagrees with the file name", p, 0)
-        if len(self._segments) > 1:
-            prev = self._segments[-2]
-            if seq != prev.seq + 1:
-                raise StorageCorrupted(f"segment sequence gap: {prev.seq} then {seq} (R3)", p, 0)
-            if first != prev.last_index + 1:
-                raise StorageCorrupted(f"index gap: previous segment ends at {prev.last_index}, this starts at {first} (R17)", p, 0)
-            if hdr.prev_checksum != prev.last_crc:
-                raise StorageCorrupted(
-                    f"checksum chain broken: header says {hdr.prev_checksum:#010x}, previous segment ends with "
-                    f"{prev.last_crc:#010x} (R1)", p, 40,
-                )
-        seg.last_crc = hdr.prev_checksum
-        seg.size = HEADER_SIZE
-        if size <= HEADER_SIZE:
-            return
-        with mmap.mmap(fd, size, prot=mmap.PROT_READ) as mm:
-            scan = _core.codec.scan_records(memoryview(mm), HEADER_SIZE, first)
-            torn = scan.error is not None and last and _is_torn_tail(mm, scan.end, size, scan.error_kind)
-            if scan.count:
-                seg.last_crc = _U32.unpack_from(mm, scan.offsets[-1] + 4)[0]
-        if scan.error is not None:
-            if not torn:
-                raise StorageCorrupted(f"{scan.error_kind} record: {scan.error} (R9)", p, scan.end)
-            logger.warning("%s: cutting a torn tail of %d bytes at offset %d (R8)", path, size - scan.end, scan.end)
+        if scan.torn is not None:
+            logger.warning("%s: cutting a torn write of %d bytes at offset %d: %s (R8)",
+                           scan.path, scan.size - scan.end, scan.end, scan.torn)
             io.ftruncate(fd, scan.end)
             io.fdatasync(fd)
         if scan.count:
-            self._index.extend(first, scan.terms, seq, scan.offsets, scan.lengths)
-        seg.size = scan.end
-        seg.count = scan.count
+            self._index.extend(scan.first_index, scan.terms, scan.seq, scan.offsets, scan.lengths)
 
     def _delete_purged_segments(self, upto: int) -> None:
         """Unlink, oldest first, every segment whose entries are all ``<= upto``."""
@@ -399,7 +309,7 @@ class SegmentedLogStore(LogStoreBase):
             try:  # a file already gone is fine: a deletion still running from before got to it
                 fd = io.open(path, os.O_RDWR)
                 try:
-                    size = os.fstat(fd).st_size
+                    size = io.size(fd)
                     while size > DELETE_CHUNK:
                         size -= DELETE_CHUNK
                         io.ftruncate(fd, size)
@@ -445,6 +355,7 @@ class SegmentedLogStore(LogStoreBase):
 
         Readable on return; ``callback`` fires once they are durable (group commit, R4).
         """
+        check_callback(callback)
         batch = None
         if not self._busy:  # the fast path: no lock, no await
             batch = self._prepare(entries, callback)
@@ -594,6 +505,7 @@ class SegmentedLogStore(LogStoreBase):
 
     async def save_vote(self, vote: Vote) -> None:
         """Persist ``vote``; durable on return, after every earlier append (R5, R14)."""
+        check_vote(vote)
         async with self._exclusive():
             self._check()
             await self._write_hard(vote=vote)  # after the earlier appends are durable (R14)
@@ -605,6 +517,7 @@ class SegmentedLogStore(LogStoreBase):
 
     async def save_committed(self, committed: LogId | None) -> None:
         """Persist the committed log id; durable on return, never ahead of the entries (R6, R14)."""
+        check_log_id(committed, optional=True)
         async with self._exclusive():
             self._check()
             await self._write_hard(committed=committed)  # never durable ahead of the entries (R6, R14)
@@ -651,11 +564,23 @@ class SegmentedLogStore(LogStoreBase):
             io.fdatasync(seg.fd)
         seg.count = since - seg.first_index
         seg.size = offset
-        if seg.count:
-            prev_off, _ = self._index.locate(since - 1)[1:]
-            seg.last_crc = _U32.unpack(io.pread(seg.fd, 4, prev_off + 4))[0]
-        else:
-            seg.last_crc = SegmentHeader.decode(io.pread(seg.fd, HEADER_SIZE, 0), str(seg.path)).prev_checksum
+        seg.last_crc = self._crc_before(seg, since, offset)
+
+    def _crc_before(self, seg: _Segment, since: int, offset: int) -> int:
+        """The CRC of the record before ``since`` (at ``offset``) in ``seg``: what the
+        next segment's header chains to (R1)."""
+        io = self._io
+        if since == seg.first_index:
+            return SegmentHeader.decode(io.pread(seg.fd, HEADER_SIZE, 0), str(seg.path)).prev_checksum
+        if since - 1 >= self._index.first_index:
+            prev_off = self._index.locate(since - 1)[1]
+            return int(_U32.unpack(io.pread(seg.fd, 4, prev_off + 4))[0])
+        # ``since - 1`` is purged (a truncate right after a purge, e.g. a snapshot then a
+        # conflict): still in the file, no longer in the index, so find it by a scan
+        scan = _core.codec.scan_records(io.pread(seg.fd, offset - HEADER_SIZE, HEADER_SIZE), 0, seg.first_index)
+        if scan.error is not None or scan.count != since - seg.first_index:
+            raise StorageCorrupted(f"bad record before {since} on truncate: {scan.error} (R9)", str(seg.path), HEADER_SIZE + scan.end)
+        return int(_U32.unpack_from(io.pread(seg.fd, 4, HEADER_SIZE + scan.offsets[-1] + 4))[0])
 
     async def purge(self, log_id: LogId) -> None:
         """Delete every entry ``<= log_id.index`` (§7); the purge point is durable first (R12)."""

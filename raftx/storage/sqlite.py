@@ -9,11 +9,17 @@ Every operation runs in one dedicated thread (sqlite connections are thread-boun
 which also gives submission order for free (R14). `append` commits before it returns,
 then fires the callback. `purge` deletes rows and records the purge point in one
 transaction (R12).
+
+Every ``sqlite3`` error (a damaged page, a full disk, a locked database) surfaces as
+`raftx.errors.StorageError` naming the database file, never as a raw
+``sqlite3.Error``; one from a write fails the store (R10). One process owns the
+database: an exclusive ``flock`` on the file is taken at open (`raftx.storage.dirlock`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
@@ -24,8 +30,10 @@ from typing import Any, TypeVar
 import msgpack
 
 from raftx.errors import CorruptRecord, StorageCorrupted, StorageError
-from raftx.storage.base import LogStoreBase, fire
+from raftx.storage.base import LogStoreBase, check_callback, check_log_id, check_vote, fire
 from raftx.storage.batch import EncodedBatch
+from raftx.storage.dirlock import lock_path
+from raftx.storage.faults import FileIO
 from raftx.storage.protocols import IOCallback
 from raftx.types import Entry, LogId, Vote
 
@@ -49,20 +57,22 @@ def _pack(v: Any) -> bytes:
     return data
 
 
-def _unpack(b: bytes | None) -> Any:
+def _unpack(b: bytes | None, path: str, key: str, want: type) -> Any:
+    """The meta value of ``key``, which must decode to ``want`` (or None)."""
     if b is None:
         return None
+    v: Any = None
     try:
         v = msgpack.unpackb(b, raw=False)
         if v is None:
             return None
-        if v[0] == "vote":
+        if v[0] == "vote" and want is Vote:
             return Vote(int(v[1]), None if v[2] is None else int(v[2]), bool(v[3]))
-        if v[0] == "log_id":
+        if v[0] == "log_id" and want is LogId:
             return LogId(int(v[1]), int(v[2]))
-    except (ValueError, TypeError, IndexError, msgpack.UnpackException) as exc:
-        raise StorageCorrupted(f"malformed sqlite meta value: {exc!r}") from exc
-    raise StorageCorrupted(f"unknown sqlite meta value {v!r}")
+    except (ValueError, TypeError, IndexError, KeyError, msgpack.UnpackException) as exc:
+        raise StorageCorrupted(f"malformed sqlite meta value {key!r}: {exc!r}", path) from exc
+    raise StorageCorrupted(f"sqlite meta value {key!r} is {v!r}, not a {want.__name__}", path)
 
 
 class SqliteLogStore(LogStoreBase):
@@ -77,6 +87,7 @@ class SqliteLogStore(LogStoreBase):
         self._committed: LogId | None = None
         self._first_stored = 0
         self._lock = asyncio.Lock()
+        self._lock_fd: int | None = None  # the file's flock: one owner (raftx.storage.dirlock)
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> SqliteLogStore:
@@ -85,6 +96,8 @@ class SqliteLogStore(LogStoreBase):
         try:
             await store._run(store._open_sync)
         except BaseException:
+            with contextlib.suppress(StorageError):
+                await store._run(store._close_sync)
             store._executor.shutdown(wait=False)
             raise
         return store
@@ -92,26 +105,46 @@ class SqliteLogStore(LogStoreBase):
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
+    def _error(self, exc: sqlite3.Error, what: str) -> StorageError:
+        """A sqlite error as the `StorageError` to raise, naming the file."""
+        return StorageError(f"{what}: sqlite error in {self.path}: {exc}")
+
     async def _write(self, what: str, fn: Callable[..., T], *args: Any) -> T:
         self._check()
         try:
             return await self._run(fn, *args)
         except sqlite3.Error as exc:
-            raise self._fail(exc, what) from exc
+            raise self._fail(self._error(exc, what), what) from exc
 
     def _open_sync(self) -> None:
         try:
-            db = sqlite3.connect(self.path, isolation_level=None)
+            self._lock_fd = lock_path(FileIO(), self.path, record_pid=False)
+            db = self._db = sqlite3.connect(self.path, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             db.executescript(_SCHEMA)
+            self._load(db)
         except sqlite3.Error as exc:
-            raise StorageError(f"cannot open sqlite log {self.path}: {exc}") from exc
-        self._db = db
+            raise self._error(exc, "cannot open the sqlite log") from exc
+
+    def _close_sync(self) -> None:
+        """Close the connection, then release the file's lock (after sqlite let go of it)."""
+        db, self._db = self._db, None
+        try:
+            if db is not None:
+                db.close()
+        except sqlite3.Error as exc:
+            raise self._error(exc, "closing the sqlite log failed") from exc
+        finally:
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)
+                self._lock_fd = None
+
+    def _load(self, db: sqlite3.Connection) -> None:
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        self._vote = _unpack(meta.get("vote"))
-        self._committed = _unpack(meta.get("committed"))
-        self._purged = _unpack(meta.get("purged"))
+        self._vote = _unpack(meta.get("vote"), self.path, "vote", Vote)
+        self._committed = _unpack(meta.get("committed"), self.path, "committed", LogId)
+        self._purged = _unpack(meta.get("purged"), self.path, "purged", LogId)
         row = db.execute("SELECT idx, term FROM log ORDER BY idx DESC LIMIT 1").fetchone()
         first = db.execute("SELECT MIN(idx), COUNT(*) FROM log").fetchone()
         if row is not None:
@@ -133,6 +166,7 @@ class SqliteLogStore(LogStoreBase):
 
     async def save_vote(self, vote: Vote) -> None:
         """Persist ``vote``; durable on return (``synchronous=FULL``, R5)."""
+        check_vote(vote)
         async with self._lock:
             await self._write("saving the vote failed", self._put_meta, "vote", vote)
             self._vote = vote
@@ -144,6 +178,7 @@ class SqliteLogStore(LogStoreBase):
 
     async def save_committed(self, committed: LogId | None) -> None:
         """Persist the committed log id; durable on return (R6)."""
+        check_log_id(committed, optional=True)
         async with self._lock:
             await self._write("saving committed failed", self._put_meta, "committed", committed)
             self._committed = committed
@@ -160,6 +195,7 @@ class SqliteLogStore(LogStoreBase):
 
         Durable when ``callback`` fires, which it does before returning.
         """
+        check_callback(callback)
         async with self._lock:
             try:
                 batch = self._prepare_append(entries)
@@ -222,7 +258,7 @@ class SqliteLogStore(LogStoreBase):
         try:
             rows = await self._run(self._read_sync, lo, hi)
         except sqlite3.Error as exc:
-            raise self._fail(exc, "read failed") from exc
+            raise self._fail(self._error(exc, "read failed"), "read failed") from exc
         data = b"".join(r[0] for r in rows)
         try:
             return EncodedBatch.from_bytes(data, lo)
@@ -239,9 +275,10 @@ class SqliteLogStore(LogStoreBase):
             return
         async with self._lock:
             self._closed = True
-            if self._db is not None:
-                await self._run(self._db.close)
-            self._executor.shutdown(wait=False)
+            try:
+                await self._run(self._close_sync)
+            finally:
+                self._executor.shutdown(wait=False)
 
     # -- testing aid -----------------------------------------------------------------
 

@@ -2,6 +2,9 @@
 
 * storage conformance suite: `run_log_store_suite`, `run_log_store_case`,
   `log_store_suite_cases`, `StoreCapabilities` (see `raftx.testing.log_suite`).
+* `SimFS`: an in-memory file system that loses power like a disk (unsynced
+  writes and directory entries dropped, sector tears, fsync failures), to run the
+  real `SegmentedLogStore` over (see `raftx.testing.simfs`).
 * linearizability checker: `check_operations`, `History`, models `REGISTER`,
   `CAS_REGISTER`, `KV` (see `raftx.testing.linearizability`).
 """
@@ -13,6 +16,7 @@ from raftx.testing.log_suite import (
     run_log_store_case,
     run_log_store_suite,
 )
+from raftx.testing.simfs import SimFS
 from raftx.testing.linearizability import (
     CAS_REGISTER,
     KV,
@@ -34,6 +38,7 @@ __all__ = [
     "log_store_suite_cases",
     "run_log_store_case",
     "run_log_store_suite",
+    "SimFS",
     "CAS_REGISTER",
     "KV",
     "REGISTER",

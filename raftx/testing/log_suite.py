@@ -6,6 +6,12 @@ last record, a flipped bit in a middle record, crash between truncate and append
 crash during purge and during a vote save, reopen equals the state before close,
 fsync failure surfaced as `StorageError`).
 
+Plus the cases of storage that must survive power loss and operator mistakes: a
+multi-record write torn at sector granularity by a power loss (over `SimFS`), a
+lost first segment, a lost hard state, truncate right after purge, wrong
+arguments to every method, a second owner of the data, and an offline verifier
+(``raftx inspect --verify``) that agrees with ``open`` on every corruption.
+
 Use it on your own store::
 
     async def builder():
@@ -42,9 +48,10 @@ from typing import Any
 
 from raftx.errors import LeaderChanged, StorageError
 from raftx.storage.batch import EncodedBatch
-from raftx.storage.faults import FaultInjector, SimulatedCrash
+from raftx.storage.faults import FaultGate, SimulatedCrash
 from raftx.storage import helper
 from raftx.storage.protocols import LogState, RaftLogStorage, RaftStateMachine
+from raftx.testing.simfs import SimFS
 from raftx.types import Entry, LogId, Membership, StoredMembership, Vote
 
 __all__ = [
@@ -68,19 +75,33 @@ class StoreCapabilities:
     * ``reopen``: async callable returning a new ``(log_store, state_machine)`` over
       the same data (called after the old store was closed, or abandoned after a
       `SimulatedCrash`).
-    * ``faults``: the `FaultInjector` the store performs its file I/O through.
+    * ``faults``: the `FaultInjector` (or `SimFS`) the store performs its file I/O through.
     * ``corrupt_entry``: callable (sync or async) flipping one bit of the stored
       record of a log index while the store is closed.
     * ``detects_corruption_on_open``: True if a corrupt record makes ``reopen``
       raise; otherwise reading it must raise.
+    * ``simfs``: the `raftx.testing.simfs.SimFS` the store performs its file I/O
+      through (the power-loss cases cut power with it; it also serves as ``faults``).
+    * ``lose_file``: callable (sync or async) deleting, while the store is closed,
+      the file that holds ``"first_segment"`` (the head of the log) or
+      ``"hard_state"`` (vote, committed, purge point) -- an operator's mistake.
+    * ``open_other_owner``: async callable opening a second store over the same
+      data, as another process would, while the case's store is open.
+    * ``verify``: callable (sync or async) checking the closed data offline (what
+      ``raftx inspect --verify`` does); returns None when it is fine, else what is
+      wrong. It must agree with ``reopen`` on every corruption case.
     * ``cleanup``: callable (sync or async) run after the case.
     """
 
     durable: bool = False
     reopen: Callable[[], Awaitable[Pair]] | None = None
-    faults: FaultInjector | None = None
+    faults: FaultGate | None = None
     corrupt_entry: Callable[[int], Any] | None = None
     detects_corruption_on_open: bool = True
+    simfs: SimFS | None = None
+    lose_file: Callable[[str], Any] | None = None
+    open_other_owner: Callable[[], Awaitable[Pair]] | None = None
+    verify: Callable[[], Any] | None = None
     cleanup: Callable[[], Any] | None = None
 
 
@@ -240,6 +261,14 @@ def _missing(caps: StoreCapabilities, needs: tuple[str, ...]) -> str | None:
             return "store declares no fault injector (StoreCapabilities.faults)"
         if need == "corrupt" and (caps.corrupt_entry is None or caps.reopen is None):
             return "store declares no corrupt_entry capability"
+        if need == "simfs" and (caps.simfs is None or caps.reopen is None):
+            return "store declares no simulated file system (StoreCapabilities.simfs)"
+        if need == "lose_file" and (caps.lose_file is None or caps.reopen is None):
+            return "store declares no lose_file capability (it keeps no separate files)"
+        if need == "other_owner" and caps.open_other_owner is None:
+            return "store declares no open_other_owner capability (it has no shared data to own)"
+        if need == "verify" and (caps.verify is None or caps.reopen is None):
+            return "store declares no offline verify (StoreCapabilities.verify)"
     return None
 
 
@@ -958,6 +987,256 @@ async def vote_fsync_failure_is_storage_error(ctx: _Ctx) -> None:
     await _raises(StorageError, ctx.ls.save_vote(Vote(2, 0)), "save_vote whose fsync fails")
     faults.disarm()
     await _raises(StorageError, ctx.append([blank(1, 11)]), "append on a failed store")
+
+
+# == power loss and operator mistakes (issue 12) ===============================================
+
+
+async def _fresh(ctx: _Ctx) -> _Ctx:
+    ls, sm, caps = await _build_more(ctx)
+    sub = _Ctx(ls, sm, caps)
+    sub.builder = ctx.builder
+    return sub
+
+
+def _last_write(first: int) -> list[Entry]:
+    """Eight records of ~230 bytes: one write spanning several 512-byte sectors."""
+    return [normal(1, i, b"w%04d-" % i * 33) for i in range(first, first + 8)]
+
+
+async def _torn_last_write(sub: _Ctx, torn: str) -> list[Entry]:
+    """Acknowledged 0..10, then a write whose fdatasync never happens; cut the power
+    and tear it (``torn``). Returns the lost write's entries."""
+    fs = sub.caps.simfs
+    assert fs is not None
+    await feed_10_logs_vote_self(sub)
+    last = _last_write(11)
+    fs.crash_after(1)  # the pwrite reaches the page cache; the process dies before the fdatasync
+    try:
+        await sub.ls.append(last)
+        await sub.ls.save_committed(lid(1, 10))  # waits for the doomed round (R14)
+    except (SimulatedCrash, StorageError):
+        pass
+    fs.power_loss(kept=0, torn=torn)
+    return last
+
+
+@_case("simfs")
+async def power_loss_tears_multi_record_write(ctx: _Ctx) -> None:
+    """A power loss tears the last, never-acknowledged multi-record write: one sector,
+    or the tail from a sector boundary, reads as zeros, the file size kept. Reopen cuts
+    the records from the first damaged one on (R8) and keeps every acknowledged one."""
+    acked = [lid(0, 0)] + [lid(1, i) for i in range(1, 11)]
+    for trial in range(16):
+        sub = await _fresh(ctx)
+        try:
+            last = await _torn_last_write(sub, ("sector", "tail")[trial % 2])
+            if sub.caps.verify is not None:
+                _eq(await _maybe_await(sub.caps.verify()), None, f"verify of a torn write (trial {trial})")
+            assert sub.caps.reopen is not None
+            sub.ls, sub.sm = await sub.caps.reopen()
+            got = ids(await sub.entries())
+            _eq(got[:11], acked, f"acknowledged entries after a torn write (trial {trial})")
+            _eq(got[11:], ids(last)[: len(got) - 11], f"a valid prefix of the torn write (trial {trial})")
+            _check(len(got) < len(acked) + len(last), f"the damaged record was cut (trial {trial})")
+            await sub.append(last[len(got) - 11 :])
+            await sub.reopen()
+            _eq(ids(await sub.entries()), acked + ids(last), f"re-append after the cut (trial {trial})")
+        finally:
+            await _dispose(sub)
+
+
+@_case("simfs", "corrupt")
+async def power_loss_after_a_flipped_bit_is_refused(ctx: _Ctx) -> None:
+    """A torn last write does not excuse earlier damage: a flipped bit in acknowledged
+    entry 5 with valid records after it is corruption, tear or not (R9)."""
+    sub = await _fresh(ctx)
+    try:
+        await _torn_last_write(sub, "tail")
+        assert sub.caps.corrupt_entry is not None and sub.caps.reopen is not None
+        await _maybe_await(sub.caps.corrupt_entry(5))
+        if sub.caps.verify is not None:
+            _check(await _maybe_await(sub.caps.verify()) is not None, "verify names the flipped bit")
+        await _raises(StorageError, sub.caps.reopen(), "reopen over a flipped bit before a torn write")
+    finally:
+        await _dispose(sub)
+
+
+async def _long_log(ctx: _Ctx, n: int = 200) -> None:
+    """Entries 0..n-1 in batches (several segments on a segmented store), vote saved."""
+    await feed_10_logs_vote_self(ctx)
+    for i in range(11, n, 9):
+        await ctx.append([normal(1, j) for j in range(i, min(i + 9, n))])
+
+
+@_case("lose_file")
+async def lost_first_segment_is_refused(ctx: _Ctx) -> None:
+    """The head of a never-purged log deleted: refuse to open (acknowledged entries are
+    gone), with a StorageError saying what is missing."""
+    await _long_log(ctx)
+    await ctx.ls.close()
+    assert ctx.caps.lose_file is not None and ctx.caps.reopen is not None
+    await _maybe_await(ctx.caps.lose_file("first_segment"))
+    err = await _raises(StorageError, ctx.caps.reopen(), "reopen without the first segment")
+    _check("missing" in str(err), f"the error says what is missing: {err}")
+
+
+@_case("lose_file")
+async def lost_hard_state_is_refused(ctx: _Ctx) -> None:
+    """The hard state deleted after a purge: refuse to open (the vote is gone: a second
+    vote in the same term would break §5.2; purged entries would come back)."""
+    await _long_log(ctx)
+    await ctx.ls.purge(lid(1, 30))
+    await ctx.ls.close()
+    assert ctx.caps.lose_file is not None and ctx.caps.reopen is not None
+    await _maybe_await(ctx.caps.lose_file("hard_state"))
+    err = await _raises(StorageError, ctx.caps.reopen(), "reopen without the hard state")
+    _check("hard state" in str(err) and "missing" in str(err), f"the error says what is missing: {err}")
+
+
+@_case()
+async def truncate_right_after_purge(ctx: _Ctx) -> None:
+    """A follower installs a snapshot (purge up to 5), then meets a conflict at 6."""
+    await feed_10_logs_vote_self(ctx)
+    await ctx.ls.purge(lid(1, 5))
+    await ctx.ls.truncate(8)
+    _eq(await ctx.ls.get_log_state(), LogState(lid(1, 5), lid(1, 7)), "truncate(8) after purge(5)")
+    await ctx.ls.truncate(6)
+    _eq(await ctx.ls.get_log_state(), LogState(lid(1, 5), lid(1, 5)), "truncate(6) after purge(5)")
+    _eq(await ctx.entries(), [], "no entry left")
+    await ctx.append([normal(2, 6, b"new-6"), normal(2, 7)])
+    _eq(ids(await ctx.entries()), [lid(2, 6), lid(2, 7)], "append after the truncate")
+    if ctx.caps.durable and ctx.caps.reopen is not None:
+        before = await _snapshot_state(ctx.ls)
+        await ctx.reopen()
+        _eq(await _snapshot_state(ctx.ls), before, "state after reopen")
+
+
+def _bad_calls() -> list[tuple[str, tuple[Any, ...]]]:
+    """Wrong arguments for every public method of a log store and its reader."""
+    e11 = normal(2, 11)
+    return [
+        ("append", ([1, 2],)), ("append", ("abc",)), ("append", (b"abc",)), ("append", (None,)),
+        ("append", (123,)), ("append", ([Entry((2, 11), b"x")],)),  # type: ignore[arg-type]
+        ("append", ([Entry(LogId(2, 11), 123)],)), ("append", ([Entry(LogId(2, 11), [1, 2, 3])],)),  # type: ignore[arg-type]
+        ("append", ([Entry(LogId(2, 11), "text")],)), ("append", ([normal(2, 12), e11],)),  # type: ignore[arg-type]
+        ("append", ([e11], "not callable")),
+        ("save_vote", (None,)), ("save_vote", ("x",)), ("save_vote", (lid(1, 1),)),
+        ("save_committed", (7,)), ("save_committed", ("x",)), ("save_committed", (Vote(1, 0),)),
+        ("truncate", ("6",)), ("truncate", (-1,)), ("truncate", (None,)), ("truncate", (True,)), ("truncate", (6.0,)),
+        ("purge", (5,)), ("purge", (None,)), ("purge", ("x",)), ("purge", (Vote(1, 0),)),
+        ("try_get_log_entries", (-1, 3)), ("try_get_log_entries", ("0", 3)), ("try_get_log_entries", (0, None)),
+        ("try_get_log_bytes", (0, -5)), ("try_get_log_bytes", (1.5, 3)),
+        ("reader.try_get_log_entries", (None, 3)), ("reader.try_get_log_bytes", (0, "9")),
+        ("reader.limited_get_log_entries", ("a", 3)),
+    ]
+
+
+@_case()
+async def bad_arguments_are_refused_cleanly(ctx: _Ctx) -> None:
+    """Every public method refuses wrong arguments with a typed error (TypeError /
+    ValueError), changes nothing, stays usable, and an append's callback hears of it
+    exactly once."""
+    await feed_10_logs_vote_self(ctx)
+    await ctx.ls.save_committed(lid(1, 4))
+    before = await _snapshot_state(ctx.ls)
+    reader = await ctx.ls.get_log_reader()
+    for name, args in _bad_calls():
+        target: Any = reader if name.startswith("reader.") else ctx.ls
+        fn = getattr(target, name.split(".")[-1])
+        calls: list[BaseException | None] = []
+        if name == "append" and len(args) == 1:
+            args = (*args, calls.append)
+        try:
+            await fn(*args)
+        except (TypeError, ValueError) as exc:
+            _check(not isinstance(exc, StorageError),
+                   f"{name}{args!r}: a caller's mistake is not a StorageError (which is fatal): {exc!r}")
+            if name == "append" and callable(args[-1]):
+                _check(len(calls) == 1 and calls[0] is exc, f"{name}{args!r}: callback fired {calls!r}")
+        except BaseException as exc:
+            raise AssertionError(f"{name}{args!r} raised {exc!r}, not TypeError/ValueError") from exc
+        else:
+            raise AssertionError(f"{name}{args!r} was accepted")
+        _check(not getattr(ctx.ls, "failed", False), f"{name}{args!r} left the store failed")
+        _eq(await _snapshot_state(ctx.ls), before, f"state after {name}{args!r}")
+    await ctx.append([normal(1, 11)])
+    await ctx.ls.save_vote(Vote(2, 1))
+    _eq((await ctx.ls.get_log_state()).last_log_id, lid(1, 11), "the store still works")
+    if ctx.caps.durable and ctx.caps.reopen is not None:
+        after = await _snapshot_state(ctx.ls)
+        await ctx.reopen()
+        _eq(await _snapshot_state(ctx.ls), after, "nothing bad was stored (reopen)")
+
+
+@_case("other_owner")
+async def second_owner_is_refused(ctx: _Ctx) -> None:
+    """Two owners of one log corrupt it (two leaders append to one segment): a second
+    open while the first is open fails with "data directory in use by pid N"."""
+    await feed_10_logs_vote_self(ctx)
+    assert ctx.caps.open_other_owner is not None
+    err = await _raises(StorageError, ctx.caps.open_other_owner(), "a second owner")
+    _check("in use by pid" in str(err), f"the error names the owner: {err}")
+    await ctx.append([normal(1, 11)])
+    _eq((await ctx.ls.get_log_state()).last_log_id, lid(1, 11), "the first owner is unaffected")
+    await ctx.ls.close()
+    ls, _sm = await ctx.caps.open_other_owner()  # once the first is closed, the next may own it
+    try:
+        _eq((await ls.get_log_state()).last_log_id, lid(1, 11), "the next owner sees the log")
+    finally:
+        await ls.close()
+
+
+@_case("verify")
+async def inspect_agrees_with_open(ctx: _Ctx) -> None:
+    """The offline verifier (``raftx inspect --verify``) passes exactly the data that
+    ``open`` accepts: a clean log, a flipped bit, a lost first segment, a lost hard
+    state, a torn write -- whichever the store can produce."""
+    caps = ctx.caps
+
+    async def clean(sub: _Ctx) -> None:
+        await _long_log(sub)
+        await sub.ls.close()
+
+    async def flipped(sub: _Ctx) -> None:
+        await clean(sub)
+        assert sub.caps.corrupt_entry is not None
+        await _maybe_await(sub.caps.corrupt_entry(5))
+
+    def lost(what: str) -> Callable[[_Ctx], Awaitable[None]]:
+        async def setup(sub: _Ctx) -> None:
+            await _long_log(sub)
+            await sub.ls.purge(lid(1, 3))
+            await sub.ls.close()
+            assert sub.caps.lose_file is not None
+            await _maybe_await(sub.caps.lose_file(what))
+        return setup
+
+    async def torn(sub: _Ctx) -> None:
+        await _torn_last_write(sub, "sector")
+
+    scenarios: list[tuple[str, Callable[[_Ctx], Awaitable[None]]]] = [("clean", clean)]
+    if caps.corrupt_entry is not None:
+        scenarios.append(("flipped bit", flipped))
+    if caps.lose_file is not None:
+        scenarios += [("lost first segment", lost("first_segment")), ("lost hard state", lost("hard_state"))]
+    if caps.simfs is not None:
+        scenarios.append(("torn write", torn))
+    for what, setup in scenarios:
+        sub = await _fresh(ctx)
+        try:
+            await setup(sub)
+            assert sub.caps.verify is not None and sub.caps.reopen is not None
+            problem = await _maybe_await(sub.caps.verify())
+            try:
+                sub.ls, sub.sm = await sub.caps.reopen()
+                opened: BaseException | None = None
+            except StorageError as exc:
+                opened = exc
+            _check((problem is None) == (opened is None),
+                   f"{what}: verify says {problem!r} but open {'fails: %r' % opened if opened else 'succeeds'}")
+        finally:
+            await _dispose(sub)
 
 
 # -- plumbing ---------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import logging
 import threading
 from collections.abc import Callable
@@ -111,6 +112,9 @@ async def test_open_races_a_deletion_left_running_by_a_crashed_store(tmp_path: P
     cut = old.segment_info()[2][2]
     await old.purge(LogId(1, cut))
     assert await asyncio.to_thread(unlinking.wait, 30)
+    assert old._lock_fd is not None
+    os.close(old._lock_fd)  # the process died: its directory lock goes with it
+    old._lock_fd = None
     new = await SegmentedLogStore.open(tmp_path, **OPTS, io=Racing())
     assert [e.log_id.index for e in await read_all(new)] == list(range(cut + 1, 60))
     await new.close()
@@ -165,18 +169,21 @@ async def test_truncate_across_segments_then_append(tmp_path: Path) -> None:
     [({"cluster_name": "other"}, "cluster"), ({"node_id": 2}, "node")],
 )
 async def test_refuses_foreign_cluster_or_node(tmp_path: Path, opts: dict[str, object], what: str) -> None:
-    (await filled(tmp_path)).segment_info()
+    await (await filled(tmp_path)).close()
     with pytest.raises(StorageCorrupted, match=what):
         await SegmentedLogStore.open(tmp_path, **{**OPTS, **opts})
 
 
-async def test_refuses_foreign_segment_without_hard_state(tmp_path: Path) -> None:
-    log = await filled(tmp_path)
-    await log.close()
-    (tmp_path / HARDSTATE_NAME).unlink(missing_ok=True)
-    with pytest.raises(StorageCorrupted, match="node 1, not") as exc:
-        await SegmentedLogStore.open(tmp_path, **{**OPTS, "node_id": 9})
-    assert exc.value.path is not None and exc.value.path.endswith(".seg") and exc.value.offset == 0
+async def test_refuses_a_segment_copied_from_another_node(tmp_path: Path) -> None:
+    """An operator copies a segment of node 9 over one of node 1's: refused (R3), naming it."""
+    mine, other = tmp_path / "mine", tmp_path / "other"
+    await (await filled(mine)).close()
+    await (await filled(other, node_id=9)).close()
+    victim = sorted(mine.glob("*.seg"))[1]
+    victim.write_bytes((other / victim.name).read_bytes())
+    with pytest.raises(StorageCorrupted, match="node 9, not") as exc:
+        await SegmentedLogStore.open(mine, **OPTS)
+    assert exc.value.path == str(victim) and exc.value.offset == 0
 
 
 async def test_refuses_sequence_gap(tmp_path: Path) -> None:
@@ -338,8 +345,9 @@ async def test_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         SegmentedLogStore(tmp_path, node_id=-1)
     log = await SegmentedLogStore.open(tmp_path, **OPTS)
-    with pytest.raises(StorageError):
+    with pytest.raises(ValueError):  # a caller's mistake, not a failed store
         await log.try_get_log_entries(-1, 3)
+    assert not log.failed
     await log.close()
     with pytest.raises(StorageError, match="closed"):
         await log.read_vote()

@@ -159,8 +159,10 @@ async def test_vote_is_saved_after_pending_appends_and_before_later_ones(tmp_pat
 async def test_failed_round_fails_every_append_in_it_and_the_store(tmp_path: Path) -> None:
     io = GatedIO()
     log = await SegmentedLogStore.open(tmp_path, io=io, **OPTS)
+    first = Acks()
+    await log.append(entries(0, 1), first.cb("0"))
+    await first.all()  # its round is over: the held sync below is a's
     acks = Acks()
-    await log.append(entries(0, 1))
     await io.hold_next_sync()
     await log.append(entries(1, 2), acks.cb("a"))
     await io.wait_entered()
