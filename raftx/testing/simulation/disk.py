@@ -72,7 +72,7 @@ def failure_injected(sim: Simulation, disk: _Disk | None) -> bool:
 
 
 def start_faults(sim: Simulation) -> None:
-    """Fail an fsync now and then (the plan's rate per 10 ms per node)."""
+    """Fail an fsync now and then (the plan's rate per 100 ms per node)."""
     rate = sim.plan.fsync_failure
     if not rate or SimFS is None:
         return
@@ -89,9 +89,9 @@ def start_faults(sim: Simulation) -> None:
                 d.failures += 1
                 d.fs.fail_next("fdatasync")
                 sim.trace(f"fault fsync failure armed on node {n.id}")
-        sim.later(10, tick)
+        sim.later(100, tick)
 
-    sim.later(10, tick)
+    sim.later(100, tick)
 
 
 def stop_faults(sim: Simulation) -> None:
