@@ -14,7 +14,8 @@
 Every command has ``--help``; output is for humans unless ``--json``. Online commands
 take plain ``HOST:PORT`` addresses (no node ids needed) and ``--cluster-name``
 (default ``$RAFTX_CLUSTER_NAME`` or ``raftx``, as ``raftx serve``). Exit codes: 0 done,
-1 failed (a node did not answer, the change was refused), 2 bad usage.
+1 failed (a node did not answer, the change was refused), 2 bad usage; ``raftx serve``
+exits 70 at once when its node stops with ``Fatal`` (e.g. a storage failure).
 """
 
 from __future__ import annotations

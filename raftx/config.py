@@ -64,6 +64,15 @@ class Config:
     max_inflight_appends: int = 64
     max_inflight_bytes: int = 64 * 1024 * 1024
     max_frame_bytes: int = 64 * 1024 * 1024
+    #: What a leader does when a follower rejects entries it had acknowledged, i.e. its
+    #: log went back (restarted with the same id and a wiped or older data directory).
+    #: False (openraft's default): refuse to repair it; log an error and count it in
+    #: ``RaftMetrics.log_reversions`` (the follower stays behind until its data is
+    #: back or it is replaced under a new id). True: forget what it matched and
+    #: replicate to it from the start (log or snapshot). Losing a replica's log can
+    #: lose committed entries (they may then sit on fewer nodes than a quorum), so
+    #: only enable this when that is acceptable, e.g. exactly one wiped node, or tests.
+    allow_log_reversion: bool = False
 
     @property
     def max_payload_bytes(self) -> int:

@@ -124,6 +124,10 @@ class ManagedProcess:
         except ProcessLookupError:
             pass
 
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` to the process's group if it runs (e.g. SIGSTOP / SIGCONT: a pause)."""
+        self._signal_group(sig)
+
     def kill(self, timeout: float = 10.0) -> int | None:
         """SIGKILL the process (a crash: nothing is flushed) and reap it."""
         self._signal_group(signal.SIGKILL)

@@ -40,7 +40,10 @@ class RaftMetrics:
     * ``replication``: on a leader, target id -> matched log id (None: nothing
       matched yet); None on any other node;
     * ``millis_since_quorum_ack``: on a leader, ms since a quorum last answered;
-    * ``running_state``: None while running, else the `Fatal` that stopped the node.
+    * ``running_state``: None while running, else the `Fatal` that stopped the node;
+    * ``log_reversions``: how many times, as leader, this node saw a follower reject
+      entries it had acknowledged (its log went back: a wiped data directory); see
+      ``Config.allow_log_reversion``.
     """
 
     id: int
@@ -58,6 +61,7 @@ class RaftMetrics:
     replication: Mapping[int, LogId | None] | None = None
     millis_since_quorum_ack: int | None = None
     running_state: Fatal | None = None
+    log_reversions: int = 0
 
     @property
     def membership(self) -> Membership:

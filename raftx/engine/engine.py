@@ -113,6 +113,8 @@ class Engine:
         self.server_state = ServerState.FOLLOWER
         self.leader: LeaderState | None = None
         self.candidate: CandidateState | None = None
+        #: Rejections of acknowledged entries seen as leader (`raftx.engine.reversion`).
+        self.log_reversions = 0
         #: When the election timer fires (ms); randomized per §5.2.
         self.election_deadline = 0
         #: When this node last heard from a leader (ms); basis of the leader lease.

@@ -60,7 +60,7 @@ class Progress:
 
     __slots__ = (
         "matching", "next_index", "state", "sends", "inflight_entries",
-        "acked_send_id", "acked_sent_at",
+        "acked_send_id", "acked_sent_at", "reverted_at",
     )
 
     def __init__(self, next_index: int) -> None:
@@ -77,6 +77,8 @@ class Progress:
         self.acked_send_id = -1
         #: When the request with the largest answered send id was sent (leader lease).
         self.acked_sent_at = -1
+        #: The match found lost when the target's log went back (logged once per value).
+        self.reverted_at: LogId | None = None
 
     @property
     def matching_index(self) -> int:

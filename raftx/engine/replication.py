@@ -18,7 +18,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Sequence, cast
 
 from raftx import _core
-from raftx.engine import reads
+from raftx.engine import reads, reversion
 from raftx.engine.commands import Replicate, SendSnapshot, BuildSnapshot
 from raftx.engine.progress import Progress, ProgressState, Send
 from raftx.messages import AppendEntriesResponse, PayloadBatch, SnapshotResponse
@@ -249,7 +249,7 @@ def handle_append_response(eng: Engine, target: int, send_id: int, resp: AppendE
             p.state = ProgressState.REPLICATE
             p.next_index = max(p.next_index, p.matching_index + 1)
     elif not send.heartbeat or send.prev_log_id is not None:
-        _backtrack(eng, p, send, resp)
+        _backtrack(eng, target, p, send, resp)
     if eng.leader is not None:
         send_to(eng, target, p)
         from raftx.engine import transfer
@@ -257,18 +257,19 @@ def handle_append_response(eng: Engine, target: int, send_id: int, resp: AppendE
         transfer.maybe_send_transfer(eng)
 
 
-def _backtrack(eng: Engine, p: Progress, send: Send, resp: AppendEntriesResponse) -> None:
+def _backtrack(eng: Engine, target: int, p: Progress, send: Send, resp: AppendEntriesResponse) -> None:
     """The consistency check failed at ``send.prev_log_id`` (§5.3): probe lower.
 
     The follower's hint (``conflict_index``, ``conflict_term``) names the last
     index where its term is <= our prev term; our own log answers which index
-    below that can match, skipping a whole term per round trip. A rejection at or
-    below the matching index is stale (a reordered answer, etcd ``MaybeDecrTo``)
-    and changes nothing.
+    below that can match, skipping a whole term per round trip. ``send`` is still
+    in flight (answers to forgotten requests never get here) and from this term, so
+    a rejection at or below the matching index is no reordered answer: the
+    follower lost entries it had acknowledged (`raftx.engine.reversion`).
     """
     rejected = -1 if send.prev_log_id is None else send.prev_log_id.index
     if rejected <= p.matching_index:
-        logger.debug("stale rejection at %s (matching %s) ignored", send.prev_log_id, p.matching)
+        reversion.on_follower_log_reverted(eng, target, p, send, resp)
         return
     probe, _ = eng.log.find_conflict_by_term(min(resp.conflict_index, rejected), resp.conflict_term)
     if resp.conflict_index < 0:

@@ -11,7 +11,11 @@ and serves Raft RPCs and ``kv.*`` clients on ``--listen`` (`KVNodeServer`).
 ``--init`` initializes a pristine cluster with this node and the peers as voters
 (ignored when the node already has state, so it is safe on every restart and on
 every node). Logs go to stderr. SIGTERM or SIGINT stops it cleanly: the server
-closes, the node shuts down, the log is closed (exit code 0). uvloop is used when
+closes, the node shuts down, the log is closed (exit code 0). If the node stops on
+its own with `raftx.errors.Fatal` (a storage failure, DESIGN §2 rule 7), the process
+logs the cause and exits at once with `EXIT_FATAL`, also when a SIGTERM comes after
+the failure: a stopped node must not keep its port and look alive, so that a
+supervisor (systemd, Kubernetes) restarts it. uvloop is used when
 installed unless ``--loop asyncio``. ``--gc-gen0 N`` sets the process's
 generation-0 garbage collection threshold (`GC_GEN0_THRESHOLD` by default): a
 process setting, made here and never by the library.
@@ -35,15 +39,16 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from raftx.config import Config, SnapshotPolicy
-from raftx.errors import NotAllowed, RaftError
+from raftx.errors import Fatal, NotAllowed, RaftError
 from raftx.kv.client import parse_addrs
 from raftx.kv.service import KVNodeServer
 from raftx.kv.state_machine import KVStateMachine
 from raftx.network.raft_rpc import TcpNetworkFactory, parse_addr
+from raftx.runtime.tasks import first_of
 from raftx.storage import SegmentedLogStore
 from raftx.types import BasicNode
 
-__all__ = ["GC_GEN0_THRESHOLD", "MAX_PAYLOAD_ENTRIES", "build_parser", "main", "run_on_loop", "serve",
+__all__ = ["EXIT_FATAL", "GC_GEN0_THRESHOLD", "MAX_PAYLOAD_ENTRIES", "build_parser", "main", "run_on_loop", "serve",
            "set_gc_threshold"]
 
 T = TypeVar("T")
@@ -62,6 +67,10 @@ GC_GEN0_THRESHOLD = 50_000
 #: of 300 cuts a busy leader's batch into many frames, and in Python each frame costs
 #: the leader and every follower a fixed overhead (and the follower an fsync).
 MAX_PAYLOAD_ENTRIES = 4096
+
+#: Exit code of a node process whose node stopped with `raftx.errors.Fatal`
+#: (70 = EX_SOFTWARE in sysexits.h; 1 is a failure to start, 2 bad usage).
+EXIT_FATAL = 70
 
 
 def set_gc_threshold(gen0: int) -> None:
@@ -86,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--election-timeout-ms", type=int, nargs=2, default=[300, 600], metavar=("MIN", "MAX"))
     ap.add_argument("--snapshot-every", type=int, default=100_000, metavar="N",
                     help="build a snapshot after N applied entries (0: never)")
+    keep = Config().max_in_snapshot_log_to_keep
+    ap.add_argument("--snapshot-keep-log", type=int, default=keep, metavar="N",
+                    help="entries a snapshot covers that stay in the log for lagging followers "
+                         f"(Config.max_in_snapshot_log_to_keep, default {keep})")
+    ap.add_argument("--allow-log-reversion", action="store_true",
+                    help="as leader, replicate again from scratch to a follower that lost its log "
+                         "(Config.allow_log_reversion; can lose committed data, see README)")
     ap.add_argument("--no-fsync", action="store_true", help="NOT DURABLE: skip fsync (benchmarks only)")
     ap.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
     ap.add_argument("--log-level", default="INFO")
@@ -107,7 +123,9 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
     lo, hi = args.election_timeout_ms
     config = Config(cluster_name=args.cluster_name, heartbeat_interval=args.heartbeat_ms,
                     election_timeout_min=lo, election_timeout_max=hi, max_payload_entries=MAX_PAYLOAD_ENTRIES,
-                    snapshot_policy=SnapshotPolicy(args.snapshot_every)).validate()
+                    snapshot_policy=SnapshotPolicy(args.snapshot_every),
+                    max_in_snapshot_log_to_keep=args.snapshot_keep_log,
+                    allow_log_reversion=args.allow_log_reversion).validate()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -135,10 +153,27 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None) -> 
             tmp = Path(f"{args.ready_file}.tmp")
             tmp.write_text(server.addr)
             os.replace(tmp, args.ready_file)
-        await stop.wait()
+        fatal = await _until_stopped(raft, stop)
+        if fatal is not None:
+            logger.error("node %d stopped: %s; exiting with status %d so that a supervisor restarts it",
+                         args.id, fatal, EXIT_FATAL)
+            return EXIT_FATAL
         logger.info("node %d stopping", args.id)
     logger.info("node %d stopped", args.id)
     return 0
+
+
+async def _until_stopped(raft: Any, stop: asyncio.Event) -> Fatal | None:
+    """Wait for ``stop`` or for the node to stop on its own; the `Fatal` that stopped
+    it (None: asked to stop and the node still runs)."""
+    async def node_stopped() -> None:
+        async for m in raft.metrics():
+            if m.running_state is not None:
+                return
+
+    await first_of([stop.wait(), node_stopped()])
+    fatal: Fatal | None = raft.metrics().borrow().running_state  # also when SIGTERM came after it
+    return fatal
 
 
 def _runner(choice: str) -> asyncio.Runner:

@@ -120,7 +120,8 @@ class RaftCore:
         self.replicators: dict[int, Replicator] = {}
         self.clients = PeerClients(self)
         self.storage = StorageWorker(log_store, self.post, self._on_fatal,
-                                     commit_save_interval=max(0.5, 10 * hb / 1000.0))
+                                     commit_save_interval=max(0.5, 10 * hb / 1000.0),
+                                     last_index=restored.last_index)
         self.apply_worker = ApplyWorker(sm, log_store, self.storage, self.post, self._on_fatal,
                                         self._on_applied, self.log_cache, self._writes_waiting)
         self._tick_handle: asyncio.TimerHandle | None = None
@@ -481,6 +482,7 @@ class RaftCore:
             replication=self._replication(),
             millis_since_quorum_ack=None if leader is None else max(0, eng.now - leader.last_quorum_acked),
             running_state=running,
+            log_reversions=eng.log_reversions,
         )
 
     def _data_metrics(self) -> RaftDataMetrics:

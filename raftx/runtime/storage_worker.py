@@ -12,13 +12,20 @@ back to the engine as `raftx.engine.IOFlushed`:
   "updated on stable storage before responding to RPCs");
 * ``purge``: deferred and coalesced (the latest purge point wins), carried out at
   most once per ``commit_save_interval`` when the queue is idle, and always before
-  the next vote / truncate / install / close. A purge is only compaction (§7): the
-  entries it drops are covered by a durable snapshot, and keeping them a little
-  longer is always safe, while each purge is a durable hard-state write (two
-  fsyncs and a rename) that every later append would wait behind. Its io id is
-  reported flushed as soon as every earlier io is durable;
+  the next vote / truncate / install / close. A purge that stays inside the log is
+  only compaction (§7): the entries it drops are covered by a durable snapshot,
+  keeping them a little longer is always safe, and later appends commute with it,
+  while each purge is a durable hard-state write (two fsyncs and a rename) that
+  every later append would wait behind. Such a purge's io id is reported flushed
+  as soon as every earlier io is durable. A purge *past the log's last entry* is
+  not compaction: it is what moves the log to continue at ``upto + 1`` (after a
+  snapshot install whose last entry this log lacks, §7 "discards the entire log"),
+  so the appends after it depend on it; it runs in io-id order like a truncate;
 * ``install``: waits for the state-machine worker to install the snapshot (§7)
   so the log writes after it (the purge) stay ordered behind it.
+
+The worker tracks the index of the last entry it handed the store (appends,
+truncates and in-order purges move it) to tell the two kinds of purge apart.
 
 ``written_io`` is the io id of the last command submitted; readers of the log
 (replication, apply) wait for it with `wait_written` before reading entries the
@@ -40,6 +47,7 @@ from typing import Any, Callable
 
 from raftx.engine.events import Event, IOFlushed
 from raftx.runtime.tasks import finish_task
+from raftx.storage.batch import EncodedBatch
 from raftx.storage.protocols import RaftLogStorage
 from raftx.types import LogId
 
@@ -57,7 +65,10 @@ class StorageWorker:
         post: Callable[[Event], None],
         on_fatal: Callable[[BaseException, str], None],
         commit_save_interval: float = 0.5,
+        last_index: int = -1,
     ) -> None:
+        """``last_index``: the store's last log index at start (-1: empty or unknown; an
+        underestimate only makes more purges run in order, never an error)."""
         self.store = store
         self._post = post
         self._on_fatal = on_fatal
@@ -81,6 +92,8 @@ class StorageWorker:
         self.durable_io = -1
         #: io ids of deferred purges, reported once every earlier io is durable.
         self._free: deque[int] = deque()
+        #: Index of the last entry submitted to the store (see the module docstring).
+        self._last_index = last_index
         self.task: asyncio.Task[None] | None = None
 
     # -- feeding ---------------------------------------------------------------------
@@ -144,6 +157,8 @@ class StorageWorker:
             self._purge_timer = None
         if upto is None:
             return True
+        if upto.index > self._last_index:
+            self._last_index = upto.index
         try:
             await self.store.purge(upto)
         except asyncio.CancelledError:
@@ -188,7 +203,16 @@ class StorageWorker:
                 continue
             kind, io_id, arg = queue.popleft()
             if kind == "purge":
-                self._defer_purge(io_id, arg)
+                if arg.index <= self._last_index:
+                    self._defer_purge(io_id, arg)
+                    continue
+                # past the log's end: the next append continues at arg.index + 1 (§7)
+                if self._purge_pending is None or self._purge_pending.index < arg.index:
+                    self._purge_pending = arg
+                if not await self._run_purge():
+                    return
+                self._set_written(io_id)
+                self._durable(io_id)
                 continue
             if kind != "append" and self._purge_pending is not None and not await self._run_purge():
                 return  # a deferred purge goes before any other write (R14 order)
@@ -203,12 +227,15 @@ class StorageWorker:
     async def _do(self, kind: str, io_id: int, arg: Any) -> None:
         store = self.store
         if kind == "append":
+            if arg:
+                self._last_index = arg.last_index if isinstance(arg, EncodedBatch) else arg[-1].log_id.index
             await store.append(arg, self._append_callback(io_id))
             self._set_written(io_id)
             return
         if kind == "vote":
             await store.save_vote(arg)
         elif kind == "truncate":
+            self._last_index = -1 if arg is None else arg.index
             await store.truncate_after(arg)
         elif kind == "install":
             await arg  # the state-machine worker's install (a future)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Iterable
 from typing import Any
 
-__all__ = ["close_quietly", "finish_task"]
+__all__ = ["close_quietly", "finish_task", "first_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +22,17 @@ async def finish_task(task: asyncio.Task[Any] | None, timeout: float, name: str)
         logger.warning("%s did not finish within %.1fs; cancelling it", name, timeout)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def first_of(aws: Iterable[Awaitable[Any]]) -> None:
+    """Wait until the first of ``aws`` finishes (or fails); cancel and reap the rest."""
+    waits = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
 
 
 def close_quietly(f: Any) -> None:

@@ -18,6 +18,7 @@ from raftx import Config
 from raftx.network import MemRouter
 from raftx.network.raft_rpc import MemNetworkFactory, RaftServer, TcpNetworkFactory, serve_on_router
 from raftx.raft import Raft
+from raftx.runtime.tasks import first_of
 from raftx.storage import MemLogStore, MemStateMachine, SegmentedLogStore
 from raftx.types import BasicNode, ServerState
 
@@ -140,13 +141,7 @@ async def agreed_leader(nodes: Mapping[int, Raft], timeout: float = WAIT) -> int
             for i, m in zip(ids, ms):
                 if m.state == ServerState.LEADER and all(x.current_leader == i for x in ms):
                     return i
-            waits = [asyncio.ensure_future(rx.changed()) for rx in rxs]
-            try:
-                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for w in waits:
-                    w.cancel()
-                await asyncio.gather(*waits, return_exceptions=True)
+            await first_of(rx.changed() for rx in rxs)
 
 
 def loop_factories(item: Any, files: tuple[str, ...] | None = None) -> dict[str, Any]:
