@@ -12,6 +12,10 @@ against the node it believes leads:
   outcome unknown: the entry may still commit, so the operation stays open (it may
   take effect any time after its call, or never) and the client continues under a
   new id.
+* **every write is answered**: a write whose entry the node it was submitted to
+  applied (in the same life) must have been answered — with its response, or an
+  error — by the time the client gives up on it; silence then is a lost responder
+  (`InvariantViolation` "unanswered write").
 * **read** ``get(key)`` through `raftx.Raft.ensure_linearizable` (ReadIndex, thesis
   §6.4), then the node's state machine. A read that fails or times out had no
   effect and is dropped.
@@ -22,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from raftx.errors import ForwardToLeader
 from raftx.testing.linearizability import History
@@ -62,6 +66,8 @@ class ClientPool:
         self.clients = [_Client(i) for i in range(n)]
         self.active = False
         self.acked = self.unknown = self.failed = self.reads = 0
+        #: Payloads of writes waiting for an answer -> (node id, its life, when applied there).
+        self.waiting: dict[bytes, list[Any]] = {}
 
     def start(self) -> None:
         self.active = True
@@ -105,9 +111,19 @@ class ClientPool:
         op = h.invoke(c.name, ("put", key, value), time=sim.now_ms())
         was_leader, vote = eng.is_leader, eng.vote
         sim.trace(f"client {c.name} put {key}={value} via {node.id}")
+        self.waiting[payload] = [node.id, life, None]
         try:
-            async with asyncio.timeout(self.op_timeout / 1000):
-                resp = await raft.client_write(payload)
+            try:
+                async with asyncio.timeout(self.op_timeout / 1000):
+                    resp = await raft.client_write(payload)
+            except TimeoutError:
+                applied_at = self.waiting[payload][2]
+                if applied_at is not None and applied_at < sim.loop.time():
+                    sim.fail("unanswered write", f"client {c.name}'s put {key}={value} was applied by node "
+                             f"{node.id} at {applied_at * 1000:.3f} ms but never answered")
+                raise
+            finally:
+                del self.waiting[payload]
         except ForwardToLeader as exc:
             if not was_leader and node.life is life and eng.vote == vote:
                 h.fail(op)  # refused before it was appended
@@ -122,6 +138,12 @@ class ClientPool:
         h.complete(op, None, time=sim.now_ms())
         self.acked += 1
         sim.on_write_acked(resp.log_id, payload)
+
+    def on_apply(self, node_id: int, life: Any, payload: Any) -> None:
+        """Node ``node_id`` (in ``life``) applied ``payload``: its client's answer is due."""
+        w = self.waiting.get(payload) if type(payload) is bytes else None
+        if w is not None and w[0] == node_id and w[1] is life and w[2] is None:
+            w[2] = self.sim.loop.time()
 
     def _give_up(self, c: _Client, why: BaseException) -> None:
         """The outcome is unknown: leave the operation open, continue as a new client."""

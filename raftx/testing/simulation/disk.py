@@ -95,5 +95,10 @@ def start_faults(sim: Simulation) -> None:
 
 
 def stop_faults(sim: Simulation) -> None:
-    """No new fsync failures (one already armed still fires: the node stops, restarts)."""
+    """No more fsync failures (an armed one is disarmed: the liveness phase is healthy)."""
     sim._fsync_faults = False  # type: ignore[attr-defined]
+    for _, n in sorted(sim.nodes.items()):
+        d = n.disk
+        if d is not None and d.fail_armed:
+            d.fs.disarm()
+            d.fail_armed = False

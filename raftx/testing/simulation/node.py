@@ -34,6 +34,7 @@ from raftx.raft import Raft
 from raftx.storage.mem import MemLogStore
 from raftx.storage.protocols import RaftLogStorage
 from raftx.storage.snapshot import MemSnapshotStore
+from raftx.testing.simulation.invariants import InvariantViolation
 from raftx.testing.simulation.loop import LIFE, Life
 from raftx.testing.simulation.simnet import SimNetworkFactory
 from raftx.testing.simulation.statemachine import SimKVStateMachine
@@ -170,8 +171,13 @@ class SimNode:
         eng = self.engine
         if eng is None or self.life is None or LIFE.get() is not self.life:
             return
-        for e in entries:
-            self.sim.invariants.on_apply(self.id, eng, e)
+        sim = self.sim
+        try:
+            for e in entries:
+                sim.invariants.on_apply(self.id, eng, e)
+                sim.clients.on_apply(self.id, self.life, e.payload)
+        except InvariantViolation as exc:  # raised inside the apply worker: report, do not crash it
+            sim.fail(exc.invariant, exc.detail)
 
     def call(self, what: str, coro: Any) -> None:
         """Run an API call ``coro`` of this node as a background task; trace its outcome."""

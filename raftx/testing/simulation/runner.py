@@ -329,6 +329,9 @@ class Simulation:
         while loop.time() < limit:
             await asyncio.sleep(self.tick_ms / 1000)
             self._retire_removed()
+            for _, n in sorted(self.nodes.items()):
+                if n.down and n.id not in self.retired:
+                    n.restart()  # e.g. stopped by an fsync failure armed before the heal
             leader = self.leader()
             if leader is None or leader.engine is None or leader.engine.leader is None:
                 continue
