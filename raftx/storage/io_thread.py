@@ -163,10 +163,10 @@ class IOThread:
         self.done: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
         self._stopping = False
         schedule_io = getattr(loop, "schedule_io", None)
+        self._inline: _InlineRounds | None = None
         if callable(schedule_io):  # inline mode (module docstring): no thread
             self._inline = _InlineRounds(self, io, weakref.ref(owner), schedule_io)
             return
-        self._inline = None
         self.bell = _Doorbell(blocking=True)  # loop -> I/O thread
         self.back = _Doorbell(blocking=False)  # I/O thread -> loop
         self._stop_lock = threading.Lock()

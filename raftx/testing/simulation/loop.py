@@ -102,12 +102,12 @@ class _Timer(events.TimerHandle):
 
     def __lt__(self, other: object) -> bool:
         if isinstance(other, _Timer):
-            return (self._when, self._seq) < (other._when, other._seq)
+            return (self.when(), self._seq) < (other.when(), other._seq)
         return NotImplemented
 
     def __le__(self, other: object) -> bool:
         if isinstance(other, _Timer):
-            return (self._when, self._seq) <= (other._when, other._seq)
+            return (self.when(), self._seq) <= (other.when(), other._seq)
         return NotImplemented
 
     def _run(self) -> None:
@@ -168,12 +168,12 @@ class SimLoop(asyncio.BaseEventLoop):
         """The virtual clock, in seconds."""
         return self._now
 
-    def call_at(self, when: float, callback: Callable[..., Any], *args: Any,
+    def call_at(self, when: float, callback: Callable[..., Any], *args: Any,  # type: ignore[override]
                 context: contextvars.Context | None = None) -> events.TimerHandle:
         """As `asyncio.AbstractEventLoop.call_at`, with a deterministic tie-break."""
         if when is None:
             raise TypeError("when cannot be None")
-        self._check_closed()
+        self._check_closed()  # type: ignore[attr-defined]
         self._seq += 1
         timer = _Timer(when, self._seq, callback, args, self, context)
         heapq.heappush(self._scheduled, timer)  # type: ignore[attr-defined]
@@ -186,7 +186,7 @@ class SimLoop(asyncio.BaseEventLoop):
         self._ready.append(handle)  # type: ignore[attr-defined]
         return handle
 
-    def create_task(self, coro: Any, *, name: str | None = None,
+    def create_task(self, coro: Any, *, name: str | None = None,  # type: ignore[override]
                     context: contextvars.Context | None = None) -> asyncio.Task[Any]:
         """As `asyncio.AbstractEventLoop.create_task`; a node's tasks are held (module doc)."""
         task = super().create_task(coro, name=name, context=context)
@@ -211,7 +211,7 @@ class SimLoop(asyncio.BaseEventLoop):
             for task in held:
                 if not task.done():
                     try:
-                        task.get_coro().close()  # type: ignore[union-attr]
+                        task.get_coro().close()
                     except BaseException:  # noqa: BLE001 - code of a dead run; nothing to report
                         pass
             del held
@@ -225,7 +225,8 @@ class SimLoop(asyncio.BaseEventLoop):
         lo, hi = self.io_delay
         self.call_later(self.io_rng.uniform(lo, hi), callback)
 
-    def run_in_executor(self, executor: Any, func: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+    def run_in_executor(self, executor: Any, func: Callable[..., Any],  # type: ignore[override]
+                        *args: Any) -> asyncio.Future[Any]:
         """Run ``func(*args)`` now, on the loop (no thread pool in a simulation)."""
         fut = self.create_future()
         try:
@@ -242,13 +243,13 @@ class SimLoop(asyncio.BaseEventLoop):
     def _write_to_self(self) -> None:
         pass
 
-    def add_reader(self, fd: Any, callback: Callable[..., Any], *args: Any) -> None:
+    def add_reader(self, fd: Any, callback: Callable[..., Any], *args: Any) -> None:  # type: ignore[override]
         raise NotImplementedError("SimLoop has no real I/O")
 
-    def add_writer(self, fd: Any, callback: Callable[..., Any], *args: Any) -> None:
+    def add_writer(self, fd: Any, callback: Callable[..., Any], *args: Any) -> None:  # type: ignore[override]
         raise NotImplementedError("SimLoop has no real I/O")
 
-    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any,
+    def call_soon_threadsafe(self, callback: Callable[..., Any], *args: Any,  # type: ignore[override]
                              context: contextvars.Context | None = None) -> events.Handle:
         return self.call_soon(callback, *args, context=context)
 

@@ -135,7 +135,8 @@ class SimNode:
             if self._mem_log is None:
                 self._mem_log = MemLogStore()
             return self._mem_log
-        return await self.sim.open_log(self.id, self.disk)
+        store: RaftLogStorage = await self.sim.open_log(self.id, self.disk)
+        return store
 
     def crash(self, why: str) -> None:
         """Kill the life and cut the disk's power (see the module docstring)."""

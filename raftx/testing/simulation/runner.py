@@ -229,7 +229,7 @@ class Simulation:
                 continue
             eng = n.engine
             assert eng is not None
-            self.invariants.after_step(i, eng, leaders)  # type: ignore[arg-type]
+            self.invariants.after_step(i, eng, leaders)
             parts.append(f"{i}:{eng.vote.term}{'L' if eng.is_leader else ''}/{eng.log.last_index}/"
                          f"{-1 if eng.committed is None else eng.committed.index}")
         line = " ".join(parts)

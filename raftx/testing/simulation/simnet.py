@@ -31,7 +31,7 @@ import asyncio
 import contextvars
 import random
 from dataclasses import dataclass, replace
-from typing import Any, Awaitable, Callable, Iterable, Iterator
+from typing import Any, Callable, Coroutine, Iterable, Iterator
 
 from raftx.config import Config
 from raftx.errors import ConfigError, NetworkError, RemoteError, Timeout, Unreachable
@@ -42,7 +42,7 @@ from raftx.types import BasicNode
 
 __all__ = ["LinkFaults", "SimNetwork", "SimNetworkFactory"]
 
-Handler = Callable[[int, str, memoryview], Awaitable[bytes]]
+Handler = Callable[[int, str, memoryview], Coroutine[Any, Any, bytes]]
 
 
 @dataclass(frozen=True, slots=True)
