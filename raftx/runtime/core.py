@@ -595,7 +595,11 @@ async def restore_state(log_store: RaftLogStorage, sm: RaftStateMachine) -> Rest
     snap = await sm.get_current_snapshot()
     meta = None
     if snap is not None:
-        meta = snap.meta
+        # A snapshot of nothing (built before the first entry was applied) is no state:
+        # adopting it would make a pristine node refuse `initialize` forever (as the
+        # engine ignores such a snapshot when it is built).
+        if snap.meta.last_log_id is not None:
+            meta = snap.meta
         close_quietly(snap.snapshot)
     purged, last = init.last_purged_log_id, init.last_log_id
     runs: list[tuple[int, int]] = []

@@ -93,8 +93,11 @@ class ClientPool:
             node = self._pick_node(c)
             if node is None:
                 continue
-            if self.rng.random() < self.read_ratio:
+            r = self.rng.random()
+            if r < self.read_ratio:
                 await self._read(c, node)
+            elif r < self.read_ratio + 0.1:
+                await self._write_many(c, node, self.rng.randint(2, 4))
             else:
                 await self._write(c, node)
 
@@ -138,6 +141,42 @@ class ClientPool:
         h.complete(op, None, time=sim.now_ms())
         self.acked += 1
         sim.on_write_acked(resp.log_id, payload)
+
+    async def _write_many(self, c: _Client, node: SimNode, n: int) -> None:
+        """``n`` puts in one `raftx.Raft.client_write_many` call (one outcome each)."""
+        sim, h = self.sim, self.history
+        raft, eng, life = node.raft, node.engine, node.life
+        assert raft is not None and eng is not None
+        was_leader, vote = eng.is_leader, eng.vote
+        ops, payloads = [], []
+        for _ in range(n):
+            c.seq += 1
+            key = self.rng.choice(self.keys)
+            value = f"{c.number}.{c.generation}.{c.seq}"
+            payloads.append(encode_put(key, value))
+            # one history client per write: the batch's writes are concurrent with each other
+            ops.append(h.invoke(f"{c.name}/{len(ops)}", ("put", key, value), time=sim.now_ms()))
+        sim.trace(f"client {c.name} puts {n} via {node.id}")
+        try:
+            async with asyncio.timeout(self.op_timeout / 1000):
+                results = await raft.client_write_many(payloads)
+        except Exception as exc:  # noqa: BLE001 - every outcome unknown
+            self._give_up(c, exc)
+            return
+        refused = not was_leader and node.life is life and eng.vote == vote  # as in `_write`
+        for op, payload, res in zip(ops, payloads, results):
+            if isinstance(res, ForwardToLeader) and refused:
+                h.fail(op)
+                self.failed += 1
+                c.hint = res.leader_id
+            elif isinstance(res, BaseException):
+                self.unknown += 1  # left open: it may still commit
+            else:
+                h.complete(op, None, time=sim.now_ms())
+                self.acked += 1
+                sim.on_write_acked(res.log_id, payload)
+        if any(isinstance(res, BaseException) for res in results) and not refused:
+            c.generation += 1
 
     def on_apply(self, node_id: int, life: Any, payload: Any) -> None:
         """Node ``node_id`` (in ``life``) applied ``payload``: its client's answer is due."""

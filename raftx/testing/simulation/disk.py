@@ -7,6 +7,8 @@ its `raftx.storage.io_thread.IOThread` (inline on the `SimLoop`: no thread),
 hard-state files, segment creation and rolling (small segments), truncation,
 purge, recovery with torn-tail repair.
 
+* ``sync_in_thread`` (per seed) picks the store's fdatasync path: its I/O rounds, or
+  inline on the loop;
 * a crash is a power loss (`SimFS.power_loss`): unsynced writes are lost, the
   last one may be torn at sector granularity (per the seed's plan: some unsynced
   writes kept or none, tears on or off);
@@ -24,7 +26,7 @@ from raftx.storage.segmented import SegmentedLogStore
 if TYPE_CHECKING:
     from raftx.testing.simulation.runner import Simulation
 
-__all__ = ["SEGMENT_BYTES", "failure_injected", "make_disk", "open_log", "power_loss", "start_faults",
+__all__ = ["SEGMENT_BYTES", "failure_injected", "make_disk", "open_log", "power_loss", "process_crash", "start_faults",
            "stop_faults"]
 
 #: Small segments, so a short run rolls, truncates across and purges whole segments.
@@ -53,7 +55,7 @@ def make_disk(sim: Simulation, node_id: int) -> _Disk | None:
 
 async def open_log(sim: Simulation, node_id: int, disk: _Disk) -> SegmentedLogStore:
     return await SegmentedLogStore.open(f"/n{node_id}/log", io=disk.fs, node_id=node_id,
-                                        segment_bytes=SEGMENT_BYTES)
+                                        segment_bytes=SEGMENT_BYTES, sync_in_thread=sim.plan.sync_in_thread)
 
 
 def power_loss(sim: Simulation, disk: _Disk | None) -> str:
@@ -64,6 +66,15 @@ def power_loss(sim: Simulation, disk: _Disk | None) -> str:
     disk.fail_armed = False
     disk.fs.power_loss(kept=None if plan.keep_unsynced else 0, torn="random" if plan.torn_writes else None)
     return "power loss"
+
+
+def process_crash(sim: Simulation, disk: _Disk | None) -> str:
+    """Only the process dies: descriptors closed, nothing written is lost."""
+    if disk is None:
+        return ""
+    disk.fail_armed = False
+    disk.fs.crash()
+    return "process crash"
 
 
 def failure_injected(sim: Simulation, disk: _Disk | None) -> bool:

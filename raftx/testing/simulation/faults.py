@@ -15,6 +15,8 @@ performs one enabled action every few hundred virtual milliseconds:
 ``crash``                 crash a node (restart later)
 ``crash_mid_step``        crash a node within the next few ms (between any two callbacks)
 ``restart``               restart a crashed node
+``kill``                  kill a node's process (kill -9: its disk keeps every write)
+``shutdown``              an operator restart: graceful `Raft.shutdown`, then boot
 ``add_learner``           leader adds a non-member as learner (thesis §4.3)
 ``promote``               leader makes a learner a voter (joint consensus)
 ``remove_voter``          leader removes a voter (kept as learner or dropped)
@@ -40,7 +42,7 @@ __all__ = ["ACTIONS", "FaultInjector", "FaultPlan"]
 
 ACTIONS = (
     "partition", "one_way", "isolate_leader", "slow_link", "heal", "crash", "crash_mid_step", "restart",
-    "add_learner", "promote", "remove_voter", "transfer_leader", "snapshot",
+    "add_learner", "promote", "remove_voter", "transfer_leader", "snapshot", "kill", "shutdown",
 )
 
 
@@ -59,6 +61,7 @@ class FaultPlan:
     pre_vote: bool = False
     leader_lease: bool = True
     snapshot_every: int = 0
+    sync_in_thread: bool = True
 
     @classmethod
     def random(cls, rng: random.Random) -> FaultPlan:
@@ -66,7 +69,7 @@ class FaultPlan:
         actions = tuple(a for a in ACTIONS if rng.random() < 0.5)
         if "heal" not in actions and any(a in actions for a in ("partition", "one_way", "isolate_leader")):
             actions += ("heal",)
-        if "crash" in actions or "crash_mid_step" in actions:
+        if "crash" in actions or "crash_mid_step" in actions or "kill" in actions:
             actions += ("restart",) if "restart" not in actions else ()
         return cls(
             drop=rng.choice((0.0, 0.0, 0.01, 0.05, 0.15)),
@@ -80,12 +83,14 @@ class FaultPlan:
             pre_vote=rng.random() < 0.5,
             leader_lease=rng.random() < 0.5,
             snapshot_every=rng.choice((0, 25, 25)),
+            sync_in_thread=rng.random() < 0.7,
         )
 
     def describe(self) -> str:
         return (f"drop={self.drop} delay<={self.max_delay} reorder={self.reorder} "
                 f"fsync_fail={self.fsync_failure} keep_unsynced={self.keep_unsynced} torn={self.torn_writes} "
                 f"pre_vote={self.pre_vote} lease={self.leader_lease} snapshot_every={self.snapshot_every} "
+                f"sync_in_thread={self.sync_in_thread} "
                 f"actions={','.join(self.actions) or '-'}")
 
 
@@ -190,6 +195,20 @@ class FaultInjector:
 
         self.sim.later(delay, crash)
         return f"node {n.id} in {delay:.3f} ms"
+
+    def _kill(self) -> str | None:
+        n = self._random_up()
+        if n is None:
+            return None
+        n.crash("kill -9", power_loss=False)
+        return f"node {n.id}"
+
+    def _shutdown(self) -> str | None:
+        n = self._random_up()
+        if n is None:
+            return None
+        n.shutdown()
+        return f"node {n.id}"
 
     def _restart(self) -> str | None:
         down = [n for _, n in sorted(self.sim.nodes.items()) if n.down and n.id not in self.sim.retired]

@@ -1,4 +1,10 @@
-"""Raft's safety properties, checked after every simulation step.
+"""Raft's safety properties, checked on the running nodes after every instant.
+
+The simulation hands `after_step` the engine *inside* each node's production
+`raftx.runtime.RaftCore` (read only) once all the work of an instant of virtual
+time is done, `on_apply` every entry the node's state machine applied, `on_ack`
+every write a client got a response for, and `check_final` the entries read back
+from every node's log store at the end.
 
 `Invariants` keeps global facts gathered from every node (who led which term,
 which log id sits at a committed index, what was applied at each index, what

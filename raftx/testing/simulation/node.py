@@ -66,6 +66,8 @@ class SimNode:
         self.disk = sim.make_disk(node_id)
         self._mem_log: MemLogStore | None = None
         self.booting = False
+        #: A graceful `shutdown` is in progress (the runtime stopping is expected).
+        self.shutting_down = False
         #: The durable vote when the node last crashed (checked at the next boot).
         self.last_flushed_vote: Vote | None = None
 
@@ -138,8 +140,9 @@ class SimNode:
         store: RaftLogStorage = await self.sim.open_log(self.id, self.disk)
         return store
 
-    def crash(self, why: str) -> None:
-        """Kill the life and cut the disk's power (see the module docstring)."""
+    def crash(self, why: str, power_loss: bool = True) -> None:
+        """Kill the life and cut the disk's power (see the module docstring); with
+        ``power_loss=False`` only the process dies (kill -9: the page cache survives)."""
         life = self.life
         if life is None:
             return
@@ -152,9 +155,26 @@ class SimNode:
         self.booting = False
         self.incarnation += 1
         self.sim.net.down(self.id)
-        note = self.sim.power_loss(self.disk)
+        self.shutting_down = False
+        note = self.sim.power_loss(self.disk) if power_loss else self.sim.process_crash(self.disk)
         self.sim.invariants.forget(self.id)
         self.sim.trace(f"crash {self.id} ({why}{'; ' + note if note else ''})")
+
+    def shutdown(self) -> None:
+        """An operator's restart: `Raft.shutdown`, close the log store, boot again."""
+        raft, store, life = self.raft, self.store, self.life
+        if raft is None or store is None or life is None or self.context is None or self.shutting_down:
+            return
+        self.shutting_down = True
+
+        async def run() -> None:
+            await raft.shutdown()
+            await store.close()
+            if self.life is life:
+                self.crash("graceful shutdown", power_loss=False)
+                self.boot()
+
+        self.sim.loop.create_task(run(), context=self.context)
 
     def restart(self) -> None:
         """Boot again after a crash (no-op while alive)."""

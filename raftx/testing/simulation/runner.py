@@ -198,6 +198,9 @@ class Simulation:
     def power_loss(self, disk: Any) -> str:
         return simdisk.power_loss(self, disk)
 
+    def process_crash(self, disk: Any) -> str:
+        return simdisk.process_crash(self, disk)
+
     def on_write_acked(self, log_id: LogId, payload: bytes) -> None:
         self.invariants.on_ack(log_id.index, log_id, payload)
 
@@ -222,6 +225,8 @@ class Simulation:
         parts = []
         for i, n in sorted(self.nodes.items()):
             if n.raft is None:
+                continue
+            if n.shutting_down:
                 continue
             cause = n.fatal_cause()
             if cause is not None:
