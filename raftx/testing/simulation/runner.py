@@ -112,12 +112,14 @@ class SimResult:
 
 
 def engine_config(plan: FaultPlan) -> Config:
-    """Small timeouts and windows, so a short run exercises elections and flow control."""
+    """Small timeouts, windows and snapshot chunks, so a short run exercises elections,
+    flow control and chunked snapshot transfer."""
     snapshot = SnapshotPolicy.LogsSinceLast(plan.snapshot_every) if plan.snapshot_every else SnapshotPolicy.Never()
     return Config(
         election_timeout_min=150, election_timeout_max=300, heartbeat_interval=50,
         max_payload_entries=8, max_inflight_appends=3, replication_lag_threshold=60,
         snapshot_policy=snapshot, max_in_snapshot_log_to_keep=5, purge_batch_size=1,
+        snapshot_max_chunk_size=128,  # snapshots travel in several chunks
         enable_pre_vote=plan.pre_vote, enable_leader_lease=plan.leader_lease,
     ).validate()
 
