@@ -139,3 +139,25 @@ def test_network_serves_in_the_target_life_keeps_link_order_and_fails_like_a_net
             await net.call(1, 2, "m", b"", 0.5)
 
     run(loop, main())
+
+
+def test_a_node_on_an_exact_millisecond_clock_does_not_spin() -> None:
+    """RaftCore.now_ms on a clock that lands exactly on its timers: the tick set for
+    ``due / 1000`` s must see ``due`` ms (``int(1.003 * 1000)`` is 1002), or it re-arms
+    for the same instant forever (found by the simulation: `SimulationLivelock`)."""
+    from raftx import Config, Raft
+    from raftx.network import MemRouter
+    from raftx.network.raft_rpc import MemNetworkFactory
+    from raftx.storage import MemLogStore, MemStateMachine
+
+    loop = SimLoop()
+
+    async def main() -> None:
+        raft = await Raft.new(1, Config(), MemNetworkFactory(MemRouter(), 1), MemLogStore(), MemStateMachine(),
+                              rng=random.Random(1))
+        await raft.initialize([1])
+        await asyncio.sleep(30)  # 30 virtual seconds of heartbeats and election timers
+        assert raft._core.engine.is_leader
+        await raft.shutdown()
+
+    run(loop, main())
