@@ -8,7 +8,11 @@
 * `MemStateMachine` (reference state machine), `FileSnapshotStore` (snapshot files).
 * Start-up helpers: `get_initial_state`, `get_membership_state`, ...
 * `FileIO` / `FaultInjector` / `SimulatedCrash`: the file-system seam used by the
-  crash and fault tests.
+  crash and fault tests (`raftx.testing.simfs.SimFS` is an in-memory one that loses
+  power).
+* `raftx.storage.recovery.scan_log_dir`: the validation of a segmented log that
+  ``open`` and ``raftx inspect --verify`` share; `raftx.storage.dirlock`: one owner
+  per data directory.
 
 Every store is checked by `raftx.testing.run_log_store_suite`.
 """

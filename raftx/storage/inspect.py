@@ -14,7 +14,8 @@ chain, every record CRC, index continuity, lost files, committed beyond the log)
 so whatever ``open`` refuses is reported, with the file and offset; a torn write
 that ``open`` would cut is shown, not an error. ``--verify`` also checks every
 snapshot's checksum; ``--dump`` prints every entry; ``--json`` prints one JSON
-document instead of text. Exit codes: 0 fine, 1 ``open`` would refuse (or a
+document instead of text; ``--cluster-name`` / ``--node-id`` check the identity
+the node will open the log with, as ``open`` does. Exit codes: 0 fine, 1 ``open`` would refuse (or a
 snapshot is corrupt), 2 bad usage, an unreadable directory, or one that is not a
 raftx data directory (no segments, hard state or snapshots).
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -43,6 +45,17 @@ def _names(io: FileIO, d: Path) -> list[str]:
         return io.listdir(str(d))
     except (FileNotFoundError, NotADirectoryError):
         return []
+
+
+def _size(io: FileIO, path: Path) -> int | None:
+    try:
+        fd = io.open(str(path), os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return io.size(fd)
+    finally:
+        io.close(fd)
 
 
 def _has_log(names: list[str]) -> bool:
@@ -89,7 +102,10 @@ def _segment_info(seg: SegmentScan) -> dict[str, Any]:
     return info
 
 
-def inspect_dir(root: Path, *, verify: bool = False, dump: bool = False, io: FileIO | None = None) -> dict[str, Any]:
+def inspect_dir(
+    root: Path, *, verify: bool = False, dump: bool = False, io: FileIO | None = None,
+    cluster_name: str | None = None, node_id: int | None = None,
+) -> dict[str, Any]:
     """Everything `main` prints, as a dict; ``report["error"]`` is the first problem
     found (``{"file", "offset", "what"}``) or None.
 
@@ -113,7 +129,7 @@ def inspect_dir(root: Path, *, verify: bool = False, dump: bool = False, io: Fil
 
     scan = LogScan(log_dir, None)
     try:
-        scan_log_dir(io, log_dir, into=scan)
+        scan_log_dir(io, log_dir, cluster_name=cluster_name, node_id=node_id, into=scan)
     except StorageCorrupted as exc:
         problem(str(exc), exc.path, exc.offset)
     except StorageError as exc:  # a lost file
@@ -128,6 +144,16 @@ def inspect_dir(root: Path, *, verify: bool = False, dump: bool = False, io: Fil
         }
     for seg in scan.segments:
         report["segments"].append(_segment_info(seg))
+    listed = {s.path.name for s in scan.segments}
+    purged = {Path(p).name for p in scan.purged_files}
+    for name in sorted(_names(io, log_dir)):  # purge leftovers, and what a failed scan did not reach
+        parsed = parse_segment_name(name)
+        if parsed is not None and name not in listed:
+            note = "left by an interrupted purge, deleted on the next open" if name in purged else "not validated"
+            report["segments"].append({"file": name, "sequence": parsed[0], "first_index": parsed[1],
+                                       "size": _size(io, log_dir / name), "tail_error": note})
+    report["segments"].sort(key=lambda info: info["sequence"])
+    for seg in scan.segments:
         if dump and seg.count:
             data = io.read_file(str(seg.path))[HEADER_SIZE : seg.end]
             report["entries"] += [_describe(Entry.from_record(*r)) for r in _core.codec.decode_entries(data, seg.first_index)]
@@ -183,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verify", action="store_true", help="check every checksum; exit 1 on the first problem")
     parser.add_argument("--dump", action="store_true", help="print every entry")
     parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.add_argument("--cluster-name", help="the cluster name the node opens the log with (checked like open does)")
+    parser.add_argument("--node-id", type=int, help="the node id the node opens the log with (checked like open does)")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:
@@ -191,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"raftx inspect: {args.data_dir} is not a directory\n")
         return 2
     try:
-        report = inspect_dir(args.data_dir, verify=args.verify, dump=args.dump)
+        report = inspect_dir(args.data_dir, verify=args.verify, dump=args.dump,
+                             cluster_name=args.cluster_name, node_id=args.node_id)
     except (OSError, NotADataDirectory) as exc:
         sys.stderr.write(f"raftx inspect: {exc}\n")
         return 2

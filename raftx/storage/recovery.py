@@ -44,6 +44,7 @@ SECTOR_SIZE = 512
 LOCK_NAME = "LOCK"
 _U32 = struct.Struct("<I")
 _RESERVED = b"\0" * 7  # header bytes 25..31 of every valid record (codec format 1)
+_MIN_PIECE = 8  # payload_length + crc: never both zero in a valid record
 
 
 @dataclass
@@ -99,13 +100,14 @@ def _zero(chunk: bytes) -> bool:
 
 def _first_zero_sector(buf: Any, start: int, size: int) -> int | None:
     """Offset of the first 512-byte sector piece ``[max(s, start), min(s+512, size))``
-    (``s`` a multiple of 512) that is all zeros, or None. A piece shorter than a
-    record header counts only at the end of the file: a few zero bytes inside a
-    record are normal (a small term or index, the reserved bytes)."""
+    (``s`` a multiple of 512) that is all zeros, or None. Only the first piece (from
+    ``start``, the bad record) and the last (at the end of the file) can be short;
+    the first counts from 8 bytes on: a record whose length and CRC fields are both
+    zero is impossible, while fewer zero bytes there can be a real length's."""
     s = start - start % SECTOR_SIZE
     while s < size:
         lo, hi = max(s, start), min(s + SECTOR_SIZE, size)
-        if (hi - lo >= _core.codec.RECORD_HEADER_SIZE or hi == size) and _zero(bytes(buf[lo:hi])):
+        if (hi - lo >= _MIN_PIECE or hi == size) and _zero(bytes(buf[lo:hi])):
             return lo
         s += SECTOR_SIZE
     return None
@@ -193,10 +195,11 @@ def scan_log_dir(
     files.sort()
     if hard is not None:
         ident = (hard.cluster_name, hard.node_id)
-        if (cluster_name is not None and hard.cluster_name != cluster_name) or (node_id is not None and hard.node_id != node_id):
+        want = (hard.cluster_name if cluster_name is None else cluster_name, hard.node_id if node_id is None else node_id)
+        if want != ident:
             raise _corrupt(
                 f"hard state belongs to cluster {hard.cluster_name!r} node {hard.node_id}, "
-                f"not cluster {cluster_name!r} node {node_id} (R3)", d / HARDSTATE_NAME,
+                f"not cluster {want[0]!r} node {want[1]} (R3)", d / HARDSTATE_NAME,
             )
     elif files:
         raise StorageError(

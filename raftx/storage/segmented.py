@@ -26,11 +26,16 @@ Formats are in `raftx.storage.segment`. Behaviour (the rules are
   every intermediate state is a prefix of the log, never a hole.
 * **Purge** (R12) records the purge point durably first, then deletes whole
   segments wholly at or below it; an interrupted purge is finished on open.
-* **Recovery** (R8, R9, R16, R17, R3) rebuilds the `LogIndex` from the records
-  (`_core.codec.scan_records`); a torn tail of the *last* segment is cut off and
-  synced; anything else — a bad record elsewhere, a sequence gap, an index gap, a
-  broken checksum chain, a header of another cluster or node — refuses to open with
-  `raftx.errors.StorageCorrupted` naming the file and offset.
+* **Recovery** (R8, R9, R16, R17, R3): `raftx.storage.recovery.scan_log_dir`
+  validates the directory (the same function ``raftx inspect --verify`` runs) and
+  the `LogIndex` is rebuilt from the records; a torn write at the end of the *last*
+  segment is cut and synced; anything else -- a bad record elsewhere, a sequence or
+  index gap, a broken checksum chain, a header of another cluster or node, a lost
+  hard state or first segment -- refuses to open with `raftx.errors.StorageCorrupted`
+  / `StorageError` naming the file and offset.
+* **One owner**: ``open`` takes an exclusive ``flock`` on ``LOCK`` in the directory
+  (`raftx.storage.dirlock`); a second owner gets "data directory in use by pid N".
+* **Arguments** are checked before any state changes (`TypeError` / `ValueError`).
 * **Failures** (R10): an ``OSError`` from any write or fsync raises `StorageError`
   and leaves the store failed; fsync is never retried.
 """

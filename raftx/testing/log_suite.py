@@ -83,8 +83,9 @@ class StoreCapabilities:
     * ``simfs``: the `raftx.testing.simfs.SimFS` the store performs its file I/O
       through (the power-loss cases cut power with it; it also serves as ``faults``).
     * ``lose_file``: callable (sync or async) deleting, while the store is closed,
-      the file that holds ``"first_segment"`` (the head of the log) or
-      ``"hard_state"`` (vote, committed, purge point) -- an operator's mistake.
+      the file that holds ``"first_segment"`` (the head of the log),
+      ``"last_segment"`` (its tail) or ``"hard_state"`` (vote, committed, purge
+      point) -- an operator's mistake.
     * ``open_other_owner``: async callable opening a second store over the same
       data, as another process would, while the case's store is open.
     * ``verify``: callable (sync or async) checking the closed data offline (what
@@ -1062,6 +1063,68 @@ async def power_loss_after_a_flipped_bit_is_refused(ctx: _Ctx) -> None:
         await _dispose(sub)
 
 
+@_case("simfs")
+async def power_loss_at_every_operation(ctx: _Ctx) -> None:
+    """Cut the power before the 0th, 1st, 2nd, ... file operation of a workload of
+    appends (with rotation), a vote save, a truncate, a re-append and a purge; a
+    random prefix of every file's unsynced operations survives, the next one torn.
+    The log always opens, and keeps what was acknowledged (R4, R5, R7, R8, R11, R12)."""
+    old_vote, new_vote = Vote(1, 0), Vote(2, 0)
+    for crash_at in range(400):
+        sub = await _fresh(ctx)
+        fs = sub.caps.simfs
+        assert fs is not None and sub.caps.reopen is not None
+        acked: dict[int, LogId] = {}
+        done: list[str] = []
+        try:
+            await feed_10_logs_vote_self(sub)
+            acked.update({i: e for i, e in enumerate([lid(0, 0)] + [lid(1, i) for i in range(1, 11)])})
+            fs.crash_after(crash_at)
+            try:
+                for i in range(11, 60, 7):
+                    batch = [normal(1, j, b"e%03d" % j * 50) for j in range(i, min(i + 7, 60))]
+                    await sub.append(batch)
+                    acked.update({e.log_id.index: e.log_id for e in batch})
+                await sub.ls.save_vote(new_vote)
+                done.append("vote")
+                for i in range(40, 60):  # an interrupted truncate may have removed any of them
+                    acked.pop(i, None)
+                await sub.ls.truncate(40)
+                done.append("truncate")
+                batch = [normal(2, j, b"t%03d" % j * 50) for j in range(40, 46)]
+                await sub.append(batch)
+                acked.update({e.log_id.index: e.log_id for e in batch})
+                await sub.ls.purge(lid(1, 20))
+                done.append("purge")
+                crashed = False
+            except (SimulatedCrash, StorageError):
+                crashed = True
+            fs.power_loss(kept=None, torn="random")
+            try:
+                sub.ls, sub.sm = await sub.caps.reopen()
+            except StorageError as exc:
+                raise AssertionError(f"power loss before op {crash_at} left a log that does not open: {exc}") from exc
+            state = await sub.ls.get_log_state()
+            first = 0 if state.last_purged_log_id is None else state.last_purged_log_id.index + 1
+            got = {e.log_id.index: e.log_id for e in await sub.entries()}
+            _eq(sorted(got), list(range(first, first + len(got))), f"indexes after a power loss before op {crash_at}")
+            lost = [v for i, v in acked.items() if i >= first and got.get(i) != v]
+            _check(not lost, f"power loss before op {crash_at}: acknowledged entries lost: {lost}")
+            if "truncate" in done:
+                stale = [v for i, v in got.items() if i >= 40 and v.leader_id == 1]
+                _check(not stale, f"power loss before op {crash_at}: truncated entries came back: {stale}")
+            vote = await sub.ls.read_vote()
+            _check(vote == new_vote if "vote" in done else vote in (old_vote, new_vote),
+                   f"power loss before op {crash_at}: vote {vote!r} (done: {done})")
+            if "purge" in done:
+                _eq(state.last_purged_log_id, lid(1, 20), f"purge point after a power loss before op {crash_at}")
+        finally:
+            await _dispose(sub)
+        if not crashed:
+            return
+    raise AssertionError("the workload never completed in 400 attempts")
+
+
 async def _long_log(ctx: _Ctx, n: int = 200) -> None:
     """Entries 0..n-1 in batches (several segments on a segmented store), vote saved."""
     await feed_10_logs_vote_self(ctx)
@@ -1190,8 +1253,9 @@ async def second_owner_is_refused(ctx: _Ctx) -> None:
 @_case("verify")
 async def inspect_agrees_with_open(ctx: _Ctx) -> None:
     """The offline verifier (``raftx inspect --verify``) passes exactly the data that
-    ``open`` accepts: a clean log, a flipped bit, a lost first segment, a lost hard
-    state, a torn write -- whichever the store can produce."""
+    ``open`` accepts: a clean log, a flipped bit, a lost first or last segment (with
+    the committed index beyond what is left), a lost hard state, a torn write --
+    whichever the store can produce."""
     caps = ctx.caps
 
     async def clean(sub: _Ctx) -> None:
@@ -1207,6 +1271,7 @@ async def inspect_agrees_with_open(ctx: _Ctx) -> None:
         async def setup(sub: _Ctx) -> None:
             await _long_log(sub)
             await sub.ls.purge(lid(1, 3))
+            await sub.ls.save_committed(lid(1, 199))  # losing the tail loses committed entries
             await sub.ls.close()
             assert sub.caps.lose_file is not None
             await _maybe_await(sub.caps.lose_file(what))
@@ -1219,7 +1284,8 @@ async def inspect_agrees_with_open(ctx: _Ctx) -> None:
     if caps.corrupt_entry is not None:
         scenarios.append(("flipped bit", flipped))
     if caps.lose_file is not None:
-        scenarios += [("lost first segment", lost("first_segment")), ("lost hard state", lost("hard_state"))]
+        scenarios += [("lost first segment", lost("first_segment")), ("lost last segment", lost("last_segment")),
+                      ("lost hard state", lost("hard_state"))]
     if caps.simfs is not None:
         scenarios.append(("torn write", torn))
     for what, setup in scenarios:

@@ -39,8 +39,16 @@ The model (correctness-notes §5.6):
 
 Deterministic: every random choice comes from ``random.Random(seed)`` and files are
 visited in sorted order; no threads are started, and an internal lock makes it
-safe to call from the store's I/O thread. Paths are normalised strings (a
-``pathlib.Path`` works); nothing touches the real disk.
+safe to call from the store's I/O thread (the store still runs its blocking jobs
+there; with ``sync_in_thread=False`` its fdatasync runs on the caller's thread).
+Paths are normalised strings (a ``pathlib.Path`` works); nothing touches the real
+disk. Inspection for tests: `files` (what a process reads), `durable_files` (what
+a power loss that kept nothing unsynced would leave), `write_file` /
+`remove_file` (an operator's hand), ``power_losses`` (a counter).
+
+The whole interface, in short: ``SimFS(seed)``; pass it as ``io=`` to
+`SegmentedLogStore.open`; ``power_loss(kept=None, torn="random")``; ``crash()``;
+``fail_next(op)``, ``crash_after(n)``, ``tear_next_write(k)``, ``disarm()``.
 """
 
 from __future__ import annotations

@@ -41,9 +41,10 @@ def flip_bit_in_segment_record(directory: Path, index: int, fs: SimFS | None = N
 
 
 def lose_segmented_file(directory: Path, what: str, fs: SimFS | None = None) -> None:
-    """Delete the first segment or the hard state of a closed segmented log."""
+    """Delete the first or last segment or the hard state of a closed segmented log."""
     names = sorted(fs.listdir(str(directory)) if fs is not None else (p.name for p in directory.iterdir()))
-    name = HARDSTATE_NAME if what == "hard_state" else next(n for n in names if n.endswith(".seg"))
+    segments = [n for n in names if n.endswith(".seg")]
+    name = {"hard_state": HARDSTATE_NAME, "first_segment": segments[0], "last_segment": segments[-1]}[what]
     if fs is not None:
         fs.remove_file(str(directory / name))
     else:
