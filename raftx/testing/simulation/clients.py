@@ -148,7 +148,8 @@ class ClientPool:
         raft, eng, life = node.raft, node.engine, node.life
         assert raft is not None and eng is not None
         was_leader, vote = eng.is_leader, eng.vote
-        ops, payloads = [], []
+        ops: list[int] = []
+        payloads: list[bytes] = []
         for _ in range(n):
             c.seq += 1
             key = self.rng.choice(self.keys)
