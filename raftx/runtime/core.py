@@ -49,7 +49,7 @@ from raftx.runtime.log_cache import LogCache
 from raftx.runtime.replication import PeerClients, Replicator, send_transfer_leader, send_vote
 from raftx.runtime.state import RaftState
 from raftx.runtime.storage_worker import StorageWorker
-from raftx.runtime.tasks import close_quietly
+from raftx.runtime.tasks import OrderedSet, close_quietly
 from raftx.runtime.watch import WatchSender
 from raftx.runtime.write_batch import ResponderChain, WriteBatch
 from raftx.storage.helper import get_initial_state
@@ -106,17 +106,17 @@ class RaftCore:
         self.dispatched_io = -1
         self._pending: list[Any] = []
         self._received: dict[Any, Any] = {}
-        self._waiting: set[asyncio.Future[Any]] = set()
+        self._waiting: OrderedSet[asyncio.Future[Any]] = OrderedSet()
         #: Client write futures not yet resolved. Unlike `_waiting` (a done callback per
         #: future), every path that resolves one discards it (`ApplyWorker.resolve`):
         #: a done callback per write would cost a second loop callback per write.
-        self._writes_waiting: set[asyncio.Future[Any]] = set()
+        self._writes_waiting: OrderedSet[asyncio.Future[Any]] = OrderedSet()
         #: Queued or proposed `WriteBatch` objects whose future is not resolved yet (failed by `_stop`).
-        self._batches_waiting: set[WriteBatch] = set()
+        self._batches_waiting: OrderedSet[WriteBatch] = OrderedSet()
         #: The latest appended batches as encoded once (DESIGN §2 rule 3), for the
         #: replicators and the apply worker.
         self.log_cache = LogCache()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: OrderedSet[asyncio.Task[Any]] = OrderedSet()
         self.replicators: dict[int, Replicator] = {}
         self.clients = PeerClients(self)
         self.storage = StorageWorker(log_store, self.post, self._on_fatal,
