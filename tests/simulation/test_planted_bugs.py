@@ -31,6 +31,7 @@ def first_violation(expected: set[str]) -> tuple[int, str]:
     raise AssertionError(f"not caught within {BOUND} seeds")
 
 
+@pytest.mark.timeout(1800)  # bounded by BOUND seeds
 def test_no_forced_purge_before_an_append(monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 10 bug 1 put back: every purge is deferred, also the one after a snapshot
     install that moves the log's start (the worker believes every purge is inside the log)."""
@@ -39,6 +40,7 @@ def test_no_forced_purge_before_an_append(monkeypatch: pytest.MonkeyPatch) -> No
     first_violation({"node stopped"})
 
 
+@pytest.mark.timeout(1800)  # bounded by BOUND seeds
 def test_an_append_acknowledged_before_its_fsync(monkeypatch: pytest.MonkeyPatch) -> None:
     """The storage worker reports an append durable as soon as it is written."""
     do = StorageWorker._do
@@ -53,6 +55,7 @@ def test_an_append_acknowledged_before_its_fsync(monkeypatch: pytest.MonkeyPatch
                      "linearizability", "monotonic vote", "election safety", "restart", "node stopped"})
 
 
+@pytest.mark.timeout(1800)  # bounded by BOUND seeds
 def test_apply_out_of_order(monkeypatch: pytest.MonkeyPatch) -> None:
     """The apply worker takes the newest queued range first (LIFO)."""
 
@@ -64,6 +67,7 @@ def test_apply_out_of_order(monkeypatch: pytest.MonkeyPatch) -> None:
     first_violation({"node stopped", "state machine safety"})
 
 
+@pytest.mark.timeout(1800)  # bounded by BOUND seeds
 def test_a_dropped_responder(monkeypatch: pytest.MonkeyPatch) -> None:
     """The apply worker forgets to answer the writes of one applied range in three."""
     respond: Callable[..., None] = ApplyWorker._respond

@@ -122,12 +122,13 @@ def test_issue10_bug1_seeds_pass(seed: int) -> None:
     assert r.ok, r.report()
 
 
-def test_seed_2870_a_node_restarts_after_a_tear_near_a_sector_end() -> None:
-    """The 10,000-seed sweep's one finding on 03c699b: after a power loss that tore a
-    write starting 9 bytes before a sector boundary, node 1 refused to reopen its log
-    (``StorageCorrupted: CRC32C mismatch ... at offset 2039``); fixed in the segmented
-    log's tear detection (issue 12, 86afd88)."""
-    r = run_seed(2870)
+@pytest.mark.parametrize("seed", (2870, 9657))
+def test_a_node_restarts_after_a_tear_near_a_sector_end(seed: int) -> None:
+    """The 10,000-seed sweep's findings on 03c699b: after a power loss that tore a write
+    starting 9 (26) bytes before a sector boundary, a node refused to reopen its log
+    (``StorageCorrupted: CRC32C mismatch ... at offset 2039`` / ``998``); fixed in the
+    segmented log's tear detection (issue 12, 86afd88)."""
+    r = run_seed(seed)
     assert r.ok, r.report()
 
 
