@@ -51,7 +51,7 @@ def test_an_append_acknowledged_before_its_fsync(monkeypatch: pytest.MonkeyPatch
             self._durable(io_id)
 
     monkeypatch.setattr(StorageWorker, "_do", early)
-    first_violation({"acknowledged write lost", "leader completeness", "state machine safety", "log matching",
+    first_violation({"durable log lost", "acknowledged write lost", "leader completeness", "state machine safety", "log matching",
                      "linearizability", "monotonic vote", "election safety", "restart", "node stopped"})
 
 

@@ -38,7 +38,7 @@ from raftx.testing.simulation.invariants import InvariantViolation
 from raftx.testing.simulation.loop import LIFE, Life
 from raftx.testing.simulation.simnet import SimNetworkFactory
 from raftx.testing.simulation.statemachine import SimKVStateMachine
-from raftx.types import Entry, Vote
+from raftx.types import Entry, LogId, Vote
 
 if TYPE_CHECKING:
     from raftx.testing.simulation.runner import Simulation
@@ -70,6 +70,8 @@ class SimNode:
         self.shutting_down = False
         #: The durable vote when the node last crashed (checked at the next boot).
         self.last_flushed_vote: Vote | None = None
+        #: The last log id its runtime had reported flushed when it last crashed.
+        self.last_flushed_log_id: LogId | None = None
 
     # -- state ----------------------------------------------------------------------
 
@@ -129,7 +131,11 @@ class SimNode:
         assert self.context is not None
         sim.net.serve(self.id, RaftRpcHandler(raft), self.context)
         eng = raft._core.engine
-        sim.invariants.on_start(self.id, eng, self.last_flushed_vote, self.snapshot_index())
+        try:
+            sim.invariants.on_start(self.id, eng, self.last_flushed_vote, self.snapshot_index(),
+                                    self.last_flushed_log_id)
+        except InvariantViolation as exc:
+            sim.fail(exc.invariant, exc.detail)
         sim.trace(f"up {self.id} inc={self.incarnation} {eng!r}")
 
     async def _open_store(self) -> RaftLogStorage:
@@ -149,6 +155,7 @@ class SimNode:
         eng = self.engine
         if eng is not None:
             self.last_flushed_vote = eng.io.flushed_vote
+            self.last_flushed_log_id = eng.io.flushed_log_id
         life.alive = False
         self.life = self.context = None
         self.raft = self.sm = self.store = None
