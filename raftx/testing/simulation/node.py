@@ -155,7 +155,15 @@ class SimNode:
         eng = self.engine
         if eng is not None:
             self.last_flushed_vote = eng.io.flushed_vote
-            self.last_flushed_log_id = eng.io.flushed_log_id
+            # What the disk must keep: the flushed log, cut to the lowest point a write
+            # still in flight (a truncate) may legitimately leave it at.
+            promised = eng.io.flushed_log_id
+            for _, _, lid in eng.io._pending:
+                if promised is None:
+                    break
+                if lid is None or lid.index < promised.index:
+                    promised = lid
+            self.last_flushed_log_id = promised
         life.alive = False
         self.life = self.context = None
         self.raft = self.sm = self.store = None
