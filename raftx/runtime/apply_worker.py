@@ -34,7 +34,7 @@ from raftx.errors import StorageError
 from raftx.runtime.log_cache import LogCache
 from raftx.runtime.storage_worker import StorageWorker
 from raftx.runtime.write_batch import ResponderChain, SlotRun, WriteSlot
-from raftx.runtime.tasks import close_quietly, finish_task
+from raftx.runtime.tasks import OrderedSet, close_quietly, finish_task
 from raftx.stats import Histogram
 from raftx.storage.protocols import RaftLogStorage, RaftStateMachine
 from raftx.types import ClientWriteResponse, EntryRange, LogId, Membership, SnapshotMeta
@@ -70,7 +70,7 @@ class ApplyWorker:
         on_fatal: Callable[[BaseException, str], None],
         on_applied: Callable[[LogId], None],
         cache: LogCache | None = None,
-        writes_waiting: set[Any] | None = None,
+        writes_waiting: OrderedSet[Any] | None = None,
     ) -> None:
         self.sm = sm
         self.log_store = log_store
@@ -84,7 +84,7 @@ class ApplyWorker:
         self._reader: Any = None
         self._cache = cache
         #: The core's unresolved client write futures: `resolve` discards from it.
-        self._writes_waiting: set[Any] = set() if writes_waiting is None else writes_waiting
+        self._writes_waiting: OrderedSet[Any] = OrderedSet() if writes_waiting is None else writes_waiting
         self.task: asyncio.Task[None] | None = None
         #: Seconds per ``sm.apply`` call (one observation per chunk; `raftx.stats`).
         self.apply_seconds = Histogram()

@@ -49,7 +49,7 @@ from raftx.runtime.log_cache import LogCache
 from raftx.runtime.replication import PeerClients, Replicator, send_transfer_leader, send_vote
 from raftx.runtime.state import RaftState
 from raftx.runtime.storage_worker import StorageWorker
-from raftx.runtime.tasks import close_quietly
+from raftx.runtime.tasks import OrderedSet, close_quietly
 from raftx.runtime.watch import WatchSender
 from raftx.runtime.write_batch import ResponderChain, WriteBatch
 from raftx.stats import NodeStats
@@ -107,17 +107,17 @@ class RaftCore:
         self.dispatched_io = -1
         self._pending: list[Any] = []
         self._received: dict[Any, Any] = {}
-        self._waiting: set[asyncio.Future[Any]] = set()
+        self._waiting: OrderedSet[asyncio.Future[Any]] = OrderedSet()
         #: Client write futures not yet resolved. Unlike `_waiting` (a done callback per
         #: future), every path that resolves one discards it (`ApplyWorker.resolve`):
         #: a done callback per write would cost a second loop callback per write.
-        self._writes_waiting: set[asyncio.Future[Any]] = set()
+        self._writes_waiting: OrderedSet[asyncio.Future[Any]] = OrderedSet()
         #: Queued or proposed `WriteBatch` objects whose future is not resolved yet (failed by `_stop`).
-        self._batches_waiting: set[WriteBatch] = set()
+        self._batches_waiting: OrderedSet[WriteBatch] = OrderedSet()
         #: The latest appended batches as encoded once (DESIGN §2 rule 3), for the
         #: replicators and the apply worker.
         self.log_cache = LogCache()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: OrderedSet[asyncio.Task[Any]] = OrderedSet()
         self.replicators: dict[int, Replicator] = {}
         self.clients = PeerClients(self)
         self.storage = StorageWorker(log_store, self.post, self._on_fatal,
@@ -193,8 +193,14 @@ class RaftCore:
     # -- feeding the core ----------------------------------------------------------------
 
     def now_ms(self) -> int:
-        """The loop clock in whole milliseconds (the ticks the engine is given)."""
-        return int(self._loop.time() * 1000)
+        """The loop clock in whole milliseconds (the ticks the engine is given).
+
+        Rounded to the microsecond first: a timer set for ``due / 1000`` s must see
+        ``due`` ms when it fires, and ``1.003 * 1000`` is ``1002.99...`` in floating
+        point (the tick would find itself early, re-arm for the same instant and spin;
+        seen on the simulation's exact clock, and with uvloop's millisecond clock).
+        """
+        return int(round(self._loop.time() * 1_000_000)) // 1000
 
     def post(self, event: Any) -> None:
         """Queue an engine event (or an internal ``(fn, future)`` item) for the core task."""
@@ -602,7 +608,11 @@ async def restore_state(log_store: RaftLogStorage, sm: RaftStateMachine) -> Rest
     snap = await sm.get_current_snapshot()
     meta = None
     if snap is not None:
-        meta = snap.meta
+        # A snapshot of nothing (built before the first entry was applied) is no state:
+        # adopting it would make a pristine node refuse `initialize` forever (as the
+        # engine ignores such a snapshot when it is built).
+        if snap.meta.last_log_id is not None:
+            meta = snap.meta
         close_quietly(snap.snapshot)
     purged, last = init.last_purged_log_id, init.last_log_id
     runs: list[tuple[int, int]] = []

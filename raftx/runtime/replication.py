@@ -36,7 +36,7 @@ from raftx.messages import AppendEntriesRequest, AppendEntriesResponse, Snapshot
 from raftx.network.backoff import Backoff
 from raftx.network.protocols import RaftNetwork, RPCOption
 from raftx.runtime.entries import BatchEntries
-from raftx.runtime.tasks import close_quietly
+from raftx.runtime.tasks import OrderedSet, close_quietly
 from raftx.storage.batch import EncodedBatch
 from raftx.types import BasicNode
 
@@ -132,7 +132,7 @@ class Replicator:
         self.target = target
         self._queue: deque[tuple[Replicate | SendSnapshot, int]] = deque()
         self._wake = asyncio.Event()
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: OrderedSet[asyncio.Task[Any]] = OrderedSet()
         self._reader: Any = None
         #: After `Unreachable`, entries and snapshots wait until this loop time (backoff);
         #: heartbeats still go, and the first answer ends the backoff.

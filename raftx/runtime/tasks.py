@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["close_quietly", "finish_task", "first_of"]
+__all__ = ["OrderedSet", "close_quietly", "finish_task", "first_of"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,3 +41,25 @@ def close_quietly(f: Any) -> None:
         f.close()
     except Exception:  # noqa: BLE001
         logger.debug("closing %r failed", f, exc_info=True)
+
+
+T = TypeVar("T")
+
+
+class OrderedSet(dict[T, None]):
+    """A set that iterates in insertion order (a dict of ``None``s).
+
+    The runtime's sets of pending futures and tasks are iterated when a node stops
+    (each is failed or cancelled in turn); a plain `set` of futures iterates in
+    address-hash order, so the order of the callbacks that follow changes from run
+    to run. This keeps a stop deterministic (the simulation replays seeds exactly).
+    """
+
+    __slots__ = ()
+
+    add = dict.setdefault  # ``s.add(x)``: at C speed on the write path
+
+    def discard(self, item: T) -> None:
+        """Remove ``item`` if present (usable as a done callback)."""
+        self.pop(item, None)
+

@@ -23,6 +23,11 @@ stopped by ``close`` (or when the store is garbage-collected). Contract:
 * **Lifetime.** The thread holds only a weak reference to its owner; it finishes
   what is queued and exits on `IOThread.stop`, or when the owner is collected. It
   closes its doorbells itself on the way out (no fd is closed while it may use it).
+* **Inline mode (deterministic simulation).** On a loop with a ``schedule_io``
+  method (`raftx.testing.simulation.SimLoop`) no thread and no doorbell is made:
+  each round runs as a loop callback that ``loop.schedule_io`` schedules (after a
+  simulated I/O delay), with the same order, grouping and sticky failure, and its
+  reports run as ordinary loop callbacks. Nothing else changes for the owner.
 """
 
 from __future__ import annotations
@@ -158,14 +163,19 @@ class IOThread:
         self.loop = loop
         self.items: deque[Any] = deque()
         self.done: deque[tuple[Callable[..., None], tuple[Any, ...]]] = deque()
-        self.bell = _Doorbell(blocking=True)  # loop -> I/O thread
-        self.back = _Doorbell(blocking=False)  # I/O thread -> loop
-        self._stop_lock = threading.Lock()
         self._stopping = False
         #: Seconds per group-commit round's fdatasync calls, and their number
         #: (written by the I/O thread only, read by ``/metrics``; `raftx.stats`).
         self.fsync_seconds = Histogram()
         self.fsyncs = 0
+        schedule_io = getattr(loop, "schedule_io", None)
+        self._inline: _InlineRounds | None = None
+        if callable(schedule_io):  # inline mode (module docstring): no thread
+            self._inline = _InlineRounds(self, io, weakref.ref(owner), schedule_io)
+            return
+        self.bell = _Doorbell(blocking=True)  # loop -> I/O thread
+        self.back = _Doorbell(blocking=False)  # I/O thread -> loop
+        self._stop_lock = threading.Lock()
         loop.add_reader(self.back.rfd, _run_posted, self.back, self.done)
         self.thread = threading.Thread(target=_io_main, args=(self, io, weakref.ref(owner)), name=name, daemon=True)
         self.thread.start()
@@ -174,12 +184,14 @@ class IOThread:
     def put(self, item: Any) -> None:
         """Queue ``item`` (loop thread)."""
         self.items.append(item)
-        self.bell.ring()
+        if self._inline is not None:
+            self._inline.wake()
+        else:
+            self.bell.ring()
 
     def sync(self, seq: int, fd: int) -> None:
         """Queue "append number ``seq`` wrote to ``fd``": it is reported durable by a later round."""
-        self.items.append((seq, fd))
-        self.bell.ring()
+        self.put((seq, fd))
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on this thread, after everything queued before it (R14)."""
@@ -189,11 +201,19 @@ class IOThread:
 
     def post(self, fn: Callable[..., None], *args: Any) -> None:
         """Have the loop thread call ``fn(*args)`` (I/O thread)."""
+        if self._inline is not None:
+            self.loop.call_soon(fn, *args)
+            return
         self.done.append((fn, args))
         self.back.ring()
 
     def stop(self) -> None:
         """On the loop thread (or once the loop is closed): finish what is queued, exit."""
+        if self._inline is not None:
+            if not self._stopping:
+                self._stopping = True
+                self.put(None)
+            return
         with self._stop_lock:
             if self._stopping:
                 return
@@ -223,29 +243,65 @@ def _io_main(iot: IOThread, io: FileIO, owner_ref: weakref.ref[RoundOwner]) -> N
     while True:
         while not items:
             wait()
-        fds: list[int] = []
-        seq = 0
-        stop = False
-        while items:
-            item = items.popleft()
-            if type(item) is tuple:
-                seq, fd = item
-                if fd not in fds:
-                    fds.append(fd)
-            elif item is None:
-                stop = True
-                break
-            else:
-                if fds:  # R14: the appends queued before this job are durable first
-                    failed = _sync_round(iot, io, fds, seq, owner_ref, failed)
-                    fds = []
-                item.run(iot, failed)
-        if fds:
-            failed = _sync_round(iot, io, fds, seq, owner_ref, failed)
-        del item, fds  # hold nothing while idle
+        failed, stop = _round(iot, io, owner_ref, failed)
         if stop:
             iot._exit()
             return
+
+
+def _round(iot: IOThread, io: FileIO, owner_ref: weakref.ref[RoundOwner],
+           failed: BaseException | None) -> tuple[BaseException | None, bool]:
+    """One round: everything queued so far, in order; ``(failure so far, stopped)``."""
+    items = iot.items
+    fds: list[int] = []
+    seq = 0
+    while items:
+        item = items.popleft()
+        if type(item) is tuple:
+            seq, fd = item
+            if fd not in fds:
+                fds.append(fd)
+        elif item is None:
+            if fds:
+                failed = _sync_round(iot, io, fds, seq, owner_ref, failed)
+            return failed, True
+        else:
+            if fds:  # R14: the appends queued before this job are durable first
+                failed = _sync_round(iot, io, fds, seq, owner_ref, failed)
+                fds = []
+            item.run(iot, failed)
+    if fds:
+        failed = _sync_round(iot, io, fds, seq, owner_ref, failed)
+    return failed, False
+
+
+class _InlineRounds:
+    """Inline mode (module docstring): rounds as loop callbacks, one scheduled at a time."""
+
+    __slots__ = ("iot", "io", "owner_ref", "schedule", "scheduled", "failed", "stopped")
+
+    def __init__(self, iot: IOThread, io: FileIO, owner_ref: weakref.ref[RoundOwner],
+                 schedule: Callable[[Callable[[], None]], None]) -> None:
+        self.iot = iot
+        self.io = io
+        self.owner_ref = owner_ref
+        self.schedule = schedule
+        self.scheduled = False
+        self.failed: BaseException | None = None
+        self.stopped = False
+
+    def wake(self) -> None:
+        if not self.scheduled and not self.stopped:
+            self.scheduled = True
+            self.schedule(self.run)
+
+    def run(self) -> None:
+        self.scheduled = False
+        if self.stopped:
+            return
+        self.failed, self.stopped = _round(self.iot, self.io, self.owner_ref, self.failed)
+        if self.iot.items and not self.stopped:
+            self.wake()
 
 
 def _sync_round(

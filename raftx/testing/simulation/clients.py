@@ -1,32 +1,36 @@
-"""Simulated clients: unique writes and linearizable reads, recorded in a `History`.
+"""Simulated clients: unique writes and linearizable reads through the `raftx.Raft` API.
 
-Each client runs one operation at a time against the node it believes leads:
+Each client is a task (outside every node's life) running one operation at a time
+against the node it believes leads:
 
 * **write** ``put(key, value)`` with a value no other operation writes, through
-  `ClientWrite`. It completes when the entry is applied. A `ForwardToLeader`
-  answered while the call is still being handled means the engine refused it
-  before appending: the write *certainly* did not happen (`History.fail`). Any
-  later error, or no answer within ``op_timeout``, leaves the outcome unknown: the
-  entry may still commit (another leader may keep it), so the operation stays
-  open (it may take effect any time after its call, or never) and the client
-  continues under a new id.
-* **read** ``get(key)`` through the ReadIndex path (thesis §6.4): `GetReadLogId`,
-  then wait until that node applied ``read_log_id``, then read its state machine.
-  A read that fails or times out had no effect and is dropped.
+  `raftx.Raft.client_write`. It completes when the entry is applied. A
+  `ForwardToLeader` from a node that was not leader when the write was submitted
+  and whose vote did not change until the answer *certainly* did not append it
+  (a node appends only as leader, and becoming leader changes its vote):
+  `History.fail`. Any other error, or no answer within ``op_timeout``, leaves the
+  outcome unknown: the entry may still commit, so the operation stays open (it may
+  take effect any time after its call, or never) and the client continues under a
+  new id.
+* **every write is answered**: a write whose entry the node it was submitted to
+  applied (in the same life) must have been answered — with its response, or an
+  error — by the time the client gives up on it; silence then is a lost responder
+  (`InvariantViolation` "unanswered write").
+* **read** ``get(key)`` through `raftx.Raft.ensure_linearizable` (ReadIndex, thesis
+  §6.4), then the node's state machine. A read that fails or times out had no
+  effect and is dropped.
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from raftx.engine import events as ev
 from raftx.errors import ForwardToLeader
 from raftx.testing.linearizability import History
-from raftx.testing.simulation.node import ClientResponder
 from raftx.testing.simulation.statemachine import encode_put
-from raftx.types import ClientWriteResponse
 
 if TYPE_CHECKING:
     from raftx.testing.simulation.node import SimNode
@@ -61,20 +65,18 @@ class ClientPool:
         self.history = History()
         self.clients = [_Client(i) for i in range(n)]
         self.active = False
-        self.busy = 0
         self.acked = self.unknown = self.failed = self.reads = 0
+        #: Payloads of writes waiting for an answer -> (node id, its life, when applied there).
+        self.waiting: dict[bytes, list[Any]] = {}
 
     def start(self) -> None:
         self.active = True
         for c in self.clients:
-            self._later(c)
+            self.sim.spawn(self._run(c))
 
     def stop(self) -> None:
         """Issue no new operations (the ones in flight still finish)."""
         self.active = False
-
-    def _later(self, c: _Client) -> None:
-        self.sim.scheduler.after(self.rng.randint(*self.think), lambda: self._next(c))
 
     def _pick_node(self, c: _Client) -> SimNode | None:
         nodes = self.sim.nodes
@@ -83,98 +85,132 @@ class ClientPool:
         up = [n for _, n in sorted(nodes.items()) if n.up]
         return self.rng.choice(up) if up else None
 
-    def _next(self, c: _Client) -> None:
-        if not self.active:
-            return
-        node = self._pick_node(c)
-        if node is None:
-            self._later(c)
-            return
-        self.busy += 1
-        if self.rng.random() < self.read_ratio:
-            self._read(c, node)
-        else:
-            self._write(c, node)
-
-    def _finish(self, c: _Client) -> None:
-        self.busy -= 1
-        self._later(c)
+    async def _run(self, c: _Client) -> None:
+        while True:
+            await asyncio.sleep(self.rng.randint(*self.think) / 1000)
+            if not self.active:
+                return
+            node = self._pick_node(c)
+            if node is None:
+                continue
+            r = self.rng.random()
+            if r < self.read_ratio:
+                await self._read(c, node)
+            elif r < self.read_ratio + 0.1:
+                await self._write_many(c, node, self.rng.randint(2, 4))
+            else:
+                await self._write(c, node)
 
     # -- writes ---------------------------------------------------------------------
 
-    def _write(self, c: _Client, node: SimNode) -> None:
+    async def _write(self, c: _Client, node: SimNode) -> None:
         sim, h = self.sim, self.history
+        raft, eng, life = node.raft, node.engine, node.life
+        assert raft is not None and eng is not None
         c.seq += 1
         key = self.rng.choice(self.keys)
         value = f"{c.number}.{c.generation}.{c.seq}"
-        op = h.invoke(c.name, ("put", key, value), time=sim.scheduler.now)
-        state = {"done": False, "calling": True}
-
-        def answered(v: Any) -> None:
-            if state["done"]:
-                return
-            state["done"] = True
-            if isinstance(v, ClientWriteResponse):
-                h.complete(op, None, time=sim.scheduler.now)
-                self.acked += 1
-            elif isinstance(v, ForwardToLeader) and state["calling"]:
+        payload = encode_put(key, value)
+        op = h.invoke(c.name, ("put", key, value), time=sim.now_ms())
+        was_leader, vote = eng.is_leader, eng.vote
+        sim.trace(f"client {c.name} put {key}={value} via {node.id}")
+        self.waiting[payload] = [node.id, life, None]
+        try:
+            try:
+                async with asyncio.timeout(self.op_timeout / 1000):
+                    resp = await raft.client_write(payload)
+            except TimeoutError:
+                applied_at = self.waiting[payload][2]
+                if applied_at is not None and applied_at < sim.loop.time():
+                    sim.fail("unanswered write", f"client {c.name}'s put {key}={value} was applied by node "
+                             f"{node.id} at {applied_at * 1000:.3f} ms but never answered")
+                raise
+            finally:
+                del self.waiting[payload]
+        except ForwardToLeader as exc:
+            if not was_leader and node.life is life and eng.vote == vote:
                 h.fail(op)  # refused before it was appended
                 self.failed += 1
-                c.hint = v.leader_id
+                c.hint = exc.leader_id
             else:
-                self._give_up(c, v)
-            self._finish(c)
+                self._give_up(c, exc)
+            return
+        except Exception as exc:  # noqa: BLE001 - timeout, Fatal, ...: outcome unknown
+            self._give_up(c, exc)
+            return
+        h.complete(op, None, time=sim.now_ms())
+        self.acked += 1
+        sim.on_write_acked(resp.log_id, payload)
 
-        def timed_out() -> None:
-            if not state["done"]:
-                state["done"] = True
-                self._give_up(c, "timeout")
-                self._finish(c)
+    async def _write_many(self, c: _Client, node: SimNode, n: int) -> None:
+        """``n`` puts in one `raftx.Raft.client_write_many` call (one outcome each)."""
+        sim, h = self.sim, self.history
+        raft, eng, life = node.raft, node.engine, node.life
+        assert raft is not None and eng is not None
+        was_leader, vote = eng.is_leader, eng.vote
+        ops: list[int] = []
+        payloads: list[bytes] = []
+        for _ in range(n):
+            c.seq += 1
+            key = self.rng.choice(self.keys)
+            value = f"{c.number}.{c.generation}.{c.seq}"
+            payloads.append(encode_put(key, value))
+            # one history client per write: the batch's writes are concurrent with each other
+            ops.append(h.invoke(f"{c.name}/{len(ops)}", ("put", key, value), time=sim.now_ms()))
+        sim.trace(f"client {c.name} puts {n} via {node.id}")
+        try:
+            async with asyncio.timeout(self.op_timeout / 1000):
+                results = await raft.client_write_many(payloads)
+        except Exception as exc:  # noqa: BLE001 - every outcome unknown
+            self._give_up(c, exc)
+            return
+        refused = not was_leader and node.life is life and eng.vote == vote  # as in `_write`
+        for op, payload, res in zip(ops, payloads, results):
+            if isinstance(res, ForwardToLeader) and refused:
+                h.fail(op)
+                self.failed += 1
+                c.hint = res.leader_id
+            elif isinstance(res, BaseException):
+                self.unknown += 1  # left open: it may still commit
+            else:
+                h.complete(op, None, time=sim.now_ms())
+                self.acked += 1
+                sim.on_write_acked(res.log_id, payload)
+        if any(isinstance(res, BaseException) for res in results) and not refused:
+            c.generation += 1
 
-        sim.scheduler.after(self.op_timeout, timed_out)
-        sim.trace(f"client {c.name} put {key}={value} via {node.id}")
-        node.call(ev.ClientWrite([encode_put(key, value)], [ClientResponder(answered)]))
-        state["calling"] = False
+    def on_apply(self, node_id: int, life: Any, payload: Any) -> None:
+        """Node ``node_id`` (in ``life``) applied ``payload``: its client's answer is due."""
+        w = self.waiting.get(payload) if type(payload) is bytes else None
+        if w is not None and w[0] == node_id and w[1] is life and w[2] is None:
+            w[2] = self.sim.loop.time()
 
-    def _give_up(self, c: _Client, why: Any) -> None:
+    def _give_up(self, c: _Client, why: BaseException) -> None:
         """The outcome is unknown: leave the operation open, continue as a new client."""
         self.unknown += 1
-        self.sim.trace(f"client {c.name} gives up: {why!r}")
+        self.sim.trace(f"client {c.name} gives up: {type(why).__name__}")
         c.generation += 1
         c.hint = why.leader_id if isinstance(why, ForwardToLeader) else None
 
     # -- reads ----------------------------------------------------------------------
 
-    def _read(self, c: _Client, node: SimNode) -> None:
+    async def _read(self, c: _Client, node: SimNode) -> None:
         sim, h = self.sim, self.history
+        raft, life = node.raft, node.life
+        assert raft is not None
         key = self.rng.choice(self.keys)
-        op = h.invoke(c.name, ("get", key), time=sim.scheduler.now)
-        state = {"done": False}
-        inc = node.incarnation
-
-        def finish(value: str | None) -> None:
-            if state["done"]:
-                return
-            state["done"] = True
-            if value is None:
-                h.fail(op)
-            else:
-                h.complete(op, value, time=sim.scheduler.now)
-                self.reads += 1
-            self._finish(c)
-
-        def answered(v: Any) -> None:
-            if state["done"]:
-                return
-            if isinstance(v, tuple):
-                read_log_id = v[0]
-                index = -1 if read_log_id is None else read_log_id.index
-                if node.up and node.incarnation == inc:
-                    node.when_applied(index, lambda: finish(node.sm.get(key)))
-                return
-            c.hint = v.leader_id if isinstance(v, ForwardToLeader) else None
-            finish(None)
-
-        sim.scheduler.after(self.op_timeout, lambda: finish(None))
+        op = h.invoke(c.name, ("get", key), time=sim.now_ms())
         sim.trace(f"client {c.name} get {key} via {node.id}")
-        node.call(ev.GetReadLogId(ClientResponder(answered)))
+        try:
+            async with asyncio.timeout(self.op_timeout / 1000):
+                await raft.ensure_linearizable()
+        except Exception as exc:  # noqa: BLE001 - the read had no effect
+            c.hint = exc.leader_id if isinstance(exc, ForwardToLeader) else None
+            h.fail(op)
+            return
+        sm = node.sm
+        if node.life is not life or sm is None:
+            h.fail(op)
+            return
+        h.complete(op, sm.value(key), time=sim.now_ms())
+        self.reads += 1

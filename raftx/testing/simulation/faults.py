@@ -1,9 +1,9 @@
 """Which faults a seed injects (`FaultPlan`) and the injector that injects them.
 
 `FaultPlan.random` draws, from the seed, the network knobs (loss, delay,
-duplication, reordering), which fault *actions* are enabled, the disk behaviour
-(fsync failures, torn and partially kept unsynced writes), and engine options
-(pre-vote, leader lease, snapshots). During the safety phase `FaultInjector`
+reordering), which fault *actions* are enabled, the disk behaviour (fsync
+failures, torn and partially kept unsynced writes at a power loss), and engine
+options (pre-vote, leader lease, snapshots). During the safety phase `FaultInjector`
 performs one enabled action every few hundred virtual milliseconds:
 
 ========================  ==============================================================
@@ -13,8 +13,10 @@ performs one enabled action every few hundred virtual milliseconds:
 ``slow_link``             make one link slow and lossy
 ``heal``                  unblock everything, default knobs everywhere
 ``crash``                 crash a node (restart later)
-``crash_mid_step``        crash a node after its next few commands (mid-step)
+``crash_mid_step``        crash a node within the next few ms (between any two callbacks)
 ``restart``               restart a crashed node
+``kill``                  kill a node's process (kill -9: its disk keeps every write)
+``shutdown``              an operator restart: graceful `Raft.shutdown`, then boot
 ``add_learner``           leader adds a non-member as learner (thesis §4.3)
 ``promote``               leader makes a learner a voter (joint consensus)
 ``remove_voter``          leader removes a voter (kept as learner or dropped)
@@ -29,8 +31,6 @@ import random
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from raftx.engine import events as ev
-from raftx.testing.simulation.node import ClientResponder
 from raftx.types import BasicNode, ChangeMembers
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ __all__ = ["ACTIONS", "FaultInjector", "FaultPlan"]
 
 ACTIONS = (
     "partition", "one_way", "isolate_leader", "slow_link", "heal", "crash", "crash_mid_step", "restart",
-    "add_learner", "promote", "remove_voter", "transfer_leader", "snapshot",
+    "add_learner", "promote", "remove_voter", "transfer_leader", "snapshot", "kill", "shutdown",
 )
 
 
@@ -52,7 +52,6 @@ class FaultPlan:
 
     drop: float = 0.0
     max_delay: int = 3
-    duplicate: float = 0.0
     reorder: float = 0.0
     actions: tuple[str, ...] = ()
     interval: tuple[int, int] = (40, 300)
@@ -62,6 +61,7 @@ class FaultPlan:
     pre_vote: bool = False
     leader_lease: bool = True
     snapshot_every: int = 0
+    sync_in_thread: bool = True
 
     @classmethod
     def random(cls, rng: random.Random) -> FaultPlan:
@@ -69,12 +69,11 @@ class FaultPlan:
         actions = tuple(a for a in ACTIONS if rng.random() < 0.5)
         if "heal" not in actions and any(a in actions for a in ("partition", "one_way", "isolate_leader")):
             actions += ("heal",)
-        if "crash" in actions or "crash_mid_step" in actions:
+        if "crash" in actions or "crash_mid_step" in actions or "kill" in actions:
             actions += ("restart",) if "restart" not in actions else ()
         return cls(
             drop=rng.choice((0.0, 0.0, 0.01, 0.05, 0.15)),
             max_delay=rng.choice((2, 5, 15, 30)),
-            duplicate=rng.choice((0.0, 0.0, 0.02, 0.1)),
             reorder=rng.choice((0.0, 0.05, 0.2)),
             actions=actions,
             interval=rng.choice(((30, 150), (80, 400))),
@@ -83,13 +82,15 @@ class FaultPlan:
             torn_writes=rng.random() < 0.7,
             pre_vote=rng.random() < 0.5,
             leader_lease=rng.random() < 0.5,
-            snapshot_every=rng.choice((0, 0, 25)),
+            snapshot_every=rng.choice((0, 25, 25)),
+            sync_in_thread=rng.random() < 0.7,
         )
 
     def describe(self) -> str:
-        return (f"drop={self.drop} delay<={self.max_delay} dup={self.duplicate} reorder={self.reorder} "
+        return (f"drop={self.drop} delay<={self.max_delay} reorder={self.reorder} "
                 f"fsync_fail={self.fsync_failure} keep_unsynced={self.keep_unsynced} torn={self.torn_writes} "
                 f"pre_vote={self.pre_vote} lease={self.leader_lease} snapshot_every={self.snapshot_every} "
+                f"sync_in_thread={self.sync_in_thread} "
                 f"actions={','.join(self.actions) or '-'}")
 
 
@@ -112,7 +113,7 @@ class FaultInjector:
         self.active = False
 
     def _schedule(self) -> None:
-        self.sim.scheduler.after(self.rng.randint(*self.plan.interval), self._fire)
+        self.sim.later(self.rng.randint(*self.plan.interval), self._fire)
 
     def _fire(self) -> None:
         if not self.active:
@@ -137,19 +138,8 @@ class FaultInjector:
         return self.rng.choice(up) if up else None
 
     def _leader(self) -> tuple[SimNode, Engine] | None:
-        best = None
-        for n in self._up():
-            e = n.engine
-            if e is not None and e.is_leader and (best is None or e.vote.term > best[1].vote.term):
-                best = (n, e)
-        return best
-
-    def _change(self, leader: SimNode, event: ev.Event, what: str) -> str:
-        leader.call(event)
-        return what
-
-    def _responder(self, what: str) -> ClientResponder:
-        return ClientResponder(lambda v: self.sim.trace(f"{what} -> {type(v).__name__}"))
+        n = self.sim.leader()
+        return None if n is None or n.engine is None else (n, n.engine)
 
     # -- network --------------------------------------------------------------------------
 
@@ -180,6 +170,7 @@ class FaultInjector:
 
     def _heal(self) -> str:
         self.sim.net.heal()
+        self.sim.net.default = self.sim.default_link
         return "all links"
 
     # -- nodes -----------------------------------------------------------------------------
@@ -195,11 +186,32 @@ class FaultInjector:
         n = self._random_up()
         if n is None:
             return None
-        n.crash_after = self.rng.randint(0, 6)
-        return f"node {n.id} after {n.crash_after} commands"
+        life = n.life
+        delay = self.rng.uniform(0, 3)
+
+        def crash() -> None:
+            if n.life is life:
+                n.crash("fault mid-step")
+
+        self.sim.later(delay, crash)
+        return f"node {n.id} in {delay:.3f} ms"
+
+    def _kill(self) -> str | None:
+        n = self._random_up()
+        if n is None:
+            return None
+        n.crash("kill -9", power_loss=False)
+        return f"node {n.id}"
+
+    def _shutdown(self) -> str | None:
+        n = self._random_up()
+        if n is None:
+            return None
+        n.shutdown()
+        return f"node {n.id}"
 
     def _restart(self) -> str | None:
-        down = [n for _, n in sorted(self.sim.nodes.items()) if not n.up and n.id not in self.sim.retired]
+        down = [n for _, n in sorted(self.sim.nodes.items()) if n.down and n.id not in self.sim.retired]
         if not down:
             return None
         n = self.rng.choice(down)
@@ -208,9 +220,9 @@ class FaultInjector:
 
     def _snapshot(self) -> str | None:
         n = self._random_up()
-        if n is None:
+        if n is None or n.raft is None:
             return None
-        n.call(ev.TriggerSnapshot())
+        n.call(f"snapshot {n.id}", n.raft.trigger().snapshot())
         return f"node {n.id}"
 
     # -- membership (through the leader, thesis §4.3) ----------------------------------------
@@ -228,7 +240,9 @@ class FaultInjector:
         self.sim.retired.discard(node_id)
         self.sim.nodes[node_id].restart()
         what = f"add learner {node_id}"
-        return self._change(leader, ev.AddLearner(node_id, BasicNode(f"n{node_id}"), self._responder(what)), what)
+        assert leader.raft is not None
+        leader.call(what, leader.raft.add_learner(node_id, BasicNode(f"n{node_id}"), blocking=False))
+        return what
 
     def _promote(self) -> str | None:
         found = self._leader()
@@ -240,8 +254,9 @@ class FaultInjector:
             return None
         node_id = self.rng.choice(learners)
         what = f"promote {node_id}"
-        change = ChangeMembers.AddVoterIds([node_id])
-        return self._change(leader, ev.ChangeMembership(change, True, self._responder(what)), what)
+        assert leader.raft is not None
+        leader.call(what, leader.raft.change_membership(ChangeMembers.AddVoterIds([node_id]), retain=True))
+        return what
 
     def _remove_voter(self) -> str | None:
         found = self._leader()
@@ -254,8 +269,9 @@ class FaultInjector:
         node_id = self.rng.choice(voters)
         retain = self.rng.random() < 0.5
         what = f"remove voter {node_id} retain={retain}"
-        change = ChangeMembers.RemoveVoters([node_id])
-        return self._change(leader, ev.ChangeMembership(change, retain, self._responder(what)), what)
+        assert leader.raft is not None
+        leader.call(what, leader.raft.change_membership(ChangeMembers.RemoveVoters([node_id]), retain=retain))
+        return what
 
     def _transfer_leader(self) -> str | None:
         found = self._leader()
@@ -266,5 +282,6 @@ class FaultInjector:
         if not others:
             return None
         to = self.rng.choice(others)
-        leader.call(ev.TriggerTransferLeader(to))
+        assert leader.raft is not None
+        leader.call(f"transfer {leader.id} -> {to}", leader.raft.trigger().transfer_leader(to))
         return f"{leader.id} -> {to}"

@@ -1,4 +1,10 @@
-"""Raft's safety properties, checked after every simulation step.
+"""Raft's safety properties, checked on the running nodes after every instant.
+
+The simulation hands `after_step` the engine *inside* each node's production
+`raftx.runtime.RaftCore` (read only) once all the work of an instant of virtual
+time is done, `on_apply` every entry the node's state machine applied, `on_ack`
+every write a client got a response for, and `check_final` the entries read back
+from every node's log store at the end.
 
 `Invariants` keeps global facts gathered from every node (who led which term,
 which log id sits at a committed index, what was applied at each index, what
@@ -109,8 +115,15 @@ class Invariants:
                                      f"{self.applied_at.get(index)!r} at {index}")
         self.acked[index] = (log_id, payload)
 
-    def on_start(self, node_id: int, eng: Engine, flushed_vote: Vote | None, snapshot_index: int) -> None:
-        """A node (re)started from its disk: its durable vote and snapshot survived."""
+    def on_start(self, node_id: int, eng: Engine, flushed_vote: Vote | None, snapshot_index: int,
+                 flushed_log_id: LogId | None = None) -> None:
+        """A node (re)started from its disk: its durable vote, snapshot and log survived
+        (every entry its runtime had reported flushed, §5.2 persist before acknowledge)."""
+        if flushed_log_id is not None and flushed_log_id.index > eng.log.purged_index and (
+                eng.log.last_index < flushed_log_id.index or eng.log.term_at(flushed_log_id.index)
+                != flushed_log_id.leader_id):
+            raise InvariantViolation("durable log lost", f"node {node_id} restarts with last {eng.log.last_log_id}, "
+                                     f"but its runtime had reported {flushed_log_id} flushed")
         if flushed_vote is not None and not vote_ge(eng.vote, flushed_vote):
             raise InvariantViolation("monotonic vote",
                                      f"node {node_id} restarts with vote {eng.vote}, below its durable {flushed_vote}")

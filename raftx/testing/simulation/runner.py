@@ -1,11 +1,15 @@
 """One seeded simulation run: wiring, the safety phase, the liveness phase, the verdict.
 
-`run_seed` builds a `Simulation` and runs it:
+`run_seed` builds a `Simulation` and runs it. Every node is the production
+runtime (`raftx.Raft`, `raftx.runtime.RaftCore` and its workers) over the
+production log store and state machine, all on one deterministic virtual-time
+`SimLoop`; the network and the disk are simulated (`raftx.testing.simulation.node`):
 
 1. **set-up**: ``nodes`` nodes boot on empty disks; node 1 initializes the cluster
    with the first ``initial_voters`` as voters (the others may join as learners);
 2. **safety phase** (``safety_ms`` virtual ms): clients write and read while the
-   `FaultInjector` injects the seed's faults; every step is checked;
+   `FaultInjector` injects the seed's faults; the invariants are checked after the
+   work of every instant of virtual time (before the clock moves on);
 3. **liveness phase**: faults stop, links heal, crashed nodes restart (a node no
    longer in the membership is shut down, as an operator would). Within
    ``liveness_timeouts`` election timeouts there must be a leader that committed an
@@ -19,25 +23,28 @@ trace (one line per step) is hashed, so a rerun must give the same `SimResult.tr
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import hashlib
 import logging
 import random
 import traceback
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any, Callable, Coroutine
 
 from raftx.config import Config, SnapshotPolicy
-from raftx.engine import events as ev
-from raftx.errors import ConfigError
+from raftx.errors import ConfigError, Fatal
 from raftx.testing.linearizability import KV, Verdict
+from raftx.testing.simulation import disk as simdisk
 from raftx.testing.simulation.clients import ClientPool
-from raftx.testing.simulation.clock import Scheduler
 from raftx.testing.simulation.faults import FaultInjector, FaultPlan
 from raftx.testing.simulation.invariants import InvariantViolation, Invariants
-from raftx.testing.simulation.node import ClientResponder, SimNode
-from raftx.testing.simulation.simdisk import SimDisk
-from raftx.testing.simulation.simnet import LinkFaults, Msg, SimNetwork
-from raftx.types import BasicNode, Entry, Membership
+from raftx.testing.simulation.loop import SimLoop
+from raftx.testing.simulation.node import SimNode
+from raftx.testing.simulation.simnet import LinkFaults, SimNetwork
+from raftx.testing.simulation.statemachine import encode_put
+from raftx.types import BasicNode, Entry, LogId, Membership
 
 __all__ = ["SimOptions", "SimResult", "Simulation", "run_seed"]
 
@@ -105,22 +112,22 @@ class SimResult:
 
 
 def engine_config(plan: FaultPlan) -> Config:
-    """Small timeouts and windows, so a short run exercises elections and flow control."""
+    """Small timeouts, windows and snapshot chunks, so a short run exercises elections,
+    flow control and chunked snapshot transfer."""
     snapshot = SnapshotPolicy.LogsSinceLast(plan.snapshot_every) if plan.snapshot_every else SnapshotPolicy.Never()
     return Config(
         election_timeout_min=150, election_timeout_max=300, heartbeat_interval=50,
         max_payload_entries=8, max_inflight_appends=3, replication_lag_threshold=60,
         snapshot_policy=snapshot, max_in_snapshot_log_to_keep=5, purge_batch_size=1,
+        snapshot_max_chunk_size=128,  # snapshots travel in several chunks
         enable_pre_vote=plan.pre_vote, enable_leader_lease=plan.leader_lease,
     ).validate()
 
 
 class Simulation:
-    """N nodes, a network, disks, clients and faults under one virtual clock."""
+    """N production nodes, a network, disks, clients and faults on one `SimLoop`."""
 
     tick_ms = 10
-    fsync_delay = (1, 6)
-    rpc_timeout = 150
 
     def __init__(self, seed: int, options: SimOptions | None = None) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -128,56 +135,76 @@ class Simulation:
         self.seed = seed
         self.options = (options or SimOptions()).validate()
         master = random.Random(seed)
-        streams = [random.Random(master.getrandbits(64)) for _ in range(6)]
-        self.rng, net_rng, disk_rng, client_rng, fault_rng, plan_rng = streams
+        streams = [random.Random(master.getrandbits(64)) for _ in range(7)]
+        self.rng, net_rng, self.disk_rng, client_rng, fault_rng, plan_rng, io_rng = streams
         self.plan = self.options.plan or FaultPlan.random(plan_rng)
         self.config = engine_config(self.plan)
-        self.scheduler = Scheduler()
+        self.loop = SimLoop(io_rng)
+        self.loop.on_advance = self._on_advance
+        self._root = contextvars.Context()
+        self._tasks: list[asyncio.Task[Any]] = []
         self._hash = hashlib.sha256()
         self._tail: deque[str] = deque(maxlen=self.options.trace_tail)
+        self._state_line = ""
+        self._violation: InvariantViolation | None = None
+        self.steps = 0
         self.invariants = Invariants()
-        default = LinkFaults(drop=self.plan.drop, min_delay=1, max_delay=self.plan.max_delay,
-                             duplicate=self.plan.duplicate, reorder=self.plan.reorder)
-        self.net = SimNetwork(self.scheduler, net_rng, self._deliver, default)
+        self.default_link = LinkFaults(drop=self.plan.drop, min_delay=0.5, max_delay=self.plan.max_delay,
+                                       reorder=self.plan.reorder)
+        self.net = SimNetwork(self.loop, net_rng, self.default_link)
         self.nodes: dict[int, SimNode] = {}
         for i in range(1, self.options.nodes + 1):
-            disk = SimDisk(random.Random(disk_rng.getrandbits(64)), self.plan.fsync_failure,
-                           self.plan.keep_unsynced, self.plan.torn_writes)
-            self.nodes[i] = SimNode(self, i, self.config, disk)
+            self.nodes[i] = SimNode(self, i, self.config)
         #: Nodes shut down for good (removed from the cluster).
         self.retired: set[int] = set()
         self.clients = ClientPool(self, client_rng, self.options.clients, self.options.keys)
         self.injector = FaultInjector(self, self.plan, fault_rng)
-        self._rid = 0
         self.probe_acked = False
         self.initialized = False
+        self._initializing = False
 
     # -- services for the parts ---------------------------------------------------------
 
+    def now_ms(self) -> int:
+        """Virtual time in whole microseconds (history timestamps)... in ms for traces."""
+        return round(self.loop.time() * 1_000_000)
+
     def trace(self, line: str) -> None:
         """Record one trace line (hashed; the last few kept for a report)."""
-        text = f"{self.scheduler.now} {line}"
+        text = f"{self.loop.time() * 1000:.3f} {line}"
         self._hash.update(text.encode())
         self._hash.update(b"\n")
         self._tail.append(text)
 
-    def next_rid(self) -> int:
-        self._rid += 1
-        return self._rid
+    def later(self, ms: float, fn: Callable[[], None]) -> None:
+        """Run ``fn`` in ``ms`` virtual milliseconds, outside every node's life."""
+        self.loop.call_later(ms / 1000, fn, context=self._root)
 
-    def _deliver(self, m: Msg) -> None:
-        node = self.nodes.get(m.dst)
-        if node is not None:
-            node.receive(m)
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        """Run ``coro`` as a task outside every node's life (clients, API calls)."""
+        self._tasks.append(self.loop.create_task(coro, context=self._root.copy()))
+        if len(self._tasks) > 256:
+            self._tasks = [t for t in self._tasks if not t.done()]
 
-    def after_step(self, node: SimNode) -> None:
-        assert node.engine is not None
-        leaders = [(n.id, n.engine) for _, n in sorted(self.nodes.items())
-                   if n.up and n.engine is not None and n.engine.is_leader]
-        self.invariants.after_step(node.id, node.engine, leaders)
+    def fail(self, invariant: str, detail: str) -> None:
+        """Record a finding made inside a task; the run stops at the next instant."""
+        if self._violation is None:
+            self._violation = InvariantViolation(invariant, detail)
 
-    def on_write_acked(self, entry: Entry) -> None:
-        self.invariants.on_ack(entry.log_id.index, entry.log_id, entry.payload)
+    def make_disk(self, node_id: int) -> Any:
+        return simdisk.make_disk(self, node_id)
+
+    async def open_log(self, node_id: int, disk: Any) -> Any:
+        return await simdisk.open_log(self, node_id, disk)
+
+    def power_loss(self, disk: Any) -> str:
+        return simdisk.power_loss(self, disk)
+
+    def process_crash(self, disk: Any) -> str:
+        return simdisk.process_crash(self, disk)
+
+    def on_write_acked(self, log_id: LogId, payload: bytes) -> None:
+        self.invariants.on_ack(log_id.index, log_id, payload)
 
     def leader(self) -> SimNode | None:
         """The live leader of the highest term, if any."""
@@ -188,31 +215,60 @@ class Simulation:
                 best = n
         return best
 
-    # -- running --------------------------------------------------------------------------
+    # -- after every instant ----------------------------------------------------------------
 
-    def run_until(self, t: int) -> None:
-        s = self.scheduler
-        while True:
-            nxt = s.next_time()
-            if nxt is None or nxt > t:
-                break
-            s.run_next()
-        s.now = max(s.now, t)
+    def _on_advance(self) -> None:
+        """All the work of one instant is done: check every node, hash the state."""
+        self.steps += 1
+        if self._violation is not None:
+            raise self._violation
+        leaders = [(n.id, n.engine) for _, n in sorted(self.nodes.items())
+                   if n.up and n.engine is not None and n.engine.is_leader]
+        parts = []
+        for i, n in sorted(self.nodes.items()):
+            if n.raft is None:
+                continue
+            if n.shutting_down:
+                continue
+            cause = n.fatal_cause()
+            if cause is not None:
+                self._stopped(n, cause)
+                continue
+            eng = n.engine
+            assert eng is not None
+            self.invariants.after_step(i, eng, leaders)
+            parts.append(f"{i}:{eng.vote.term}{'L' if eng.is_leader else ''}/{eng.log.last_index}/"
+                         f"{-1 if eng.committed is None else eng.committed.index}")
+        line = " ".join(parts)
+        if line != self._state_line:
+            self._state_line = line
+            self.trace(line)
+
+    def _stopped(self, n: SimNode, cause: Fatal) -> None:
+        """The runtime stopped itself: fine after an injected fsync failure, else a finding."""
+        if simdisk.failure_injected(self, n.disk):
+            n.crash(f"Fatal after an injected fsync failure: {cause}")
+            return
+        root = cause.__cause__ or cause.__context__
+        raise InvariantViolation("node stopped", f"node {n.id} stopped by itself: {cause!r} (cause {root!r})")
+
+    # -- running --------------------------------------------------------------------------
 
     def run(self) -> SimResult:
         """Run both phases and the final checks; never raises for a finding."""
         res = SimResult(self.seed, self.plan)
         try:
-            self._setup()
-            self.run_until(self.options.safety_ms)
-            self._liveness()
-            self._final(res)
+            self.loop.run_until_complete(self._main(res))
+            if self._violation is not None:
+                raise self._violation
         except InvariantViolation as exc:
             res.violation, res.detail = exc.invariant, exc.detail
-        except Exception as exc:  # an engine assertion or crash is a finding too
+        except Exception as exc:  # an assertion or crash in the runtime is a finding too
             res.violation = f"exception {type(exc).__name__}"
             res.detail = f"{exc}\n{traceback.format_exc(limit=8)}"
-        res.steps, res.virtual_ms = self.scheduler.steps, self.scheduler.now
+        finally:
+            self._close()
+        res.steps, res.virtual_ms = self.steps, round(self.loop.time() * 1000)
         res.trace_hash = self._hash.hexdigest()
         res.tail = list(self._tail)
         res.faults = dict(sorted(self.injector.done.items()))
@@ -222,13 +278,31 @@ class Simulation:
             logger.warning("%s", res.report())
         return res
 
+    def _close(self) -> None:
+        for n in self.nodes.values():
+            if n.life is not None:
+                n.life.alive = False
+        self._tasks.clear()
+        loop = self.loop
+        if loop.is_running():  # pragma: no cover - run_until_complete returned or raised
+            return
+        loop.on_advance = None
+        loop.close()
+
+    async def _main(self, res: SimResult) -> None:
+        self._setup()
+        await asyncio.sleep(self.options.safety_ms / 1000)
+        await self._liveness()
+        await self._final(res)
+
     def _setup(self) -> None:
         self.trace(f"seed {self.seed} plan {self.plan.describe()}")
         for _, n in sorted(self.nodes.items()):
             n.boot()
-        self._initialize()
+        self.later(1, self._initialize)
         self.clients.start()
         self.injector.start()
+        simdisk.start_faults(self)
 
     def _initialize(self) -> None:
         """Node 1 initializes the cluster; like an operator, retry until it is durable
@@ -237,72 +311,77 @@ class Simulation:
             return
         first = self.nodes[1]
         eng = first.engine
-        if first.up and eng is not None and eng.vote.term == 0 and eng.log.last_index < 0:
-            voters = {i: BasicNode(f"n{i}") for i in range(1, self.options.initial_voters + 1)}
+        if first.up and eng is not None and first.raft is not None:
+            if eng.vote.term == 0 and eng.log.last_index < 0:
+                voters = {i: BasicNode(f"n{i}") for i in range(1, self.options.initial_voters + 1)}
+                first.call("initialize", first.raft.initialize(Membership.new(voters)))
+            else:
+                self.initialized = True  # its initial entry is there: it is not pristine any more
+                return
+        self.later(2 * self.config.election_timeout_max, self._initialize)
 
-            def answered(v: object) -> None:
-                self.trace(f"initialize -> {v!r}")
-                if v is None:
-                    self.initialized = True
-
-            first.call(ev.Initialize(Membership.new(voters), ClientResponder(answered)))
-        elif first.up and eng is not None:
-            self.initialized = True  # its initial entry survived: it is not pristine any more
-        self.scheduler.after(4 * self.config.election_timeout_max, self._initialize)
-
-    def _liveness(self) -> None:
+    async def _liveness(self) -> None:
         """Heal everything; require a leader with progress within a bounded time."""
         self.injector.stop()
+        simdisk.stop_faults(self)
         self.net.heal()
-        self.net.default = LinkFaults(min_delay=1, max_delay=3)
+        self.net.default = LinkFaults(min_delay=0.5, max_delay=3)
         self.trace("liveness phase")
         for _, n in sorted(self.nodes.items()):
-            n.disk.fsync_failure = 0.0
-            n.crash_after = None
-            if not n.up and n.id not in self.retired:
+            if n.down and n.id not in self.retired:
                 n.restart()
-        limit = self.scheduler.now + self.options.liveness_timeouts * self.config.election_timeout_max
-        probe_due = 0
-        while self.scheduler.now < limit:
-            self.run_until(self.scheduler.now + self.tick_ms)
+        loop = self.loop
+        limit = loop.time() + self.options.liveness_timeouts * self.config.election_timeout_max / 1000
+        probe_due = 0.0
+        while loop.time() < limit:
+            await asyncio.sleep(self.tick_ms / 1000)
             self._retire_removed()
+            for _, n in sorted(self.nodes.items()):
+                if n.down and n.id not in self.retired:
+                    n.restart()  # e.g. stopped by an fsync failure armed before the heal
             leader = self.leader()
             if leader is None or leader.engine is None or leader.engine.leader is None:
                 continue
             eng = leader.engine
-            state = leader.engine.leader
+            state = eng.leader
+            assert state is not None
             if eng.committed is None or eng.committed < state.noop_log_id:
                 continue
             if self.probe_acked:
                 self.clients.stop()
-                self.run_until(self.scheduler.now + 2 * self.clients.op_timeout)
+                await asyncio.sleep(2 * self.clients.op_timeout / 1000)
                 return
-            if self.scheduler.now >= probe_due:  # (re)send a probe write
-                probe_due = self.scheduler.now + self.clients.op_timeout
+            if loop.time() >= probe_due:  # (re)send a probe write
+                probe_due = loop.time() + self.clients.op_timeout / 1000
                 self._probe(leader)
         raise InvariantViolation(
             "liveness",
             f"no leader with commit progress and an applied write within {self.options.liveness_timeouts} "
             f"election timeouts after healing; nodes: "
-            + "; ".join(f"{i}:{'up' if n.up else 'down'} {n.engine!r}" for i, n in sorted(self.nodes.items())))
+            + "; ".join(f"{i}:{'up' if n.up else 'booting' if n.booting else 'down'} {n.engine!r}"
+                        for i, n in sorted(self.nodes.items())))
 
     def _probe(self, leader: SimNode) -> None:
-        from raftx.testing.simulation.statemachine import encode_put
-        from raftx.types import ClientWriteResponse
-
         h = self.clients.history
-        value = f"probe.{leader.id}.{self.scheduler.now}"
-        op = h.invoke("probe", ("put", "k0", value), time=self.scheduler.now)
+        value = f"probe.{leader.id}.{self.now_ms()}"
+        payload = encode_put("k0", value)
+        op = h.invoke("probe", ("put", "k0", value), time=self.now_ms())
+        raft = leader.raft
+        assert raft is not None
 
-        def answered(v: object) -> None:
-            if isinstance(v, ClientWriteResponse):
-                h.complete(op, None, time=self.scheduler.now)
-                self.probe_acked = True
-            else:
-                self.trace(f"probe {value} -> {type(v).__name__}")  # outcome unknown: left open
+        async def write() -> None:
+            try:
+                async with asyncio.timeout(self.clients.op_timeout / 1000):
+                    resp = await raft.client_write(payload)
+            except Exception as exc:  # noqa: BLE001 - outcome unknown: left open
+                self.trace(f"probe {value} -> {type(exc).__name__}")
+                return
+            h.complete(op, None, time=self.now_ms())
+            self.on_write_acked(resp.log_id, payload)
+            self.probe_acked = True
 
         self.trace(f"probe write {value} via {leader.id}")
-        leader.call(ev.ClientWrite([encode_put("k0", value)], [ClientResponder(answered)]))
+        self.spawn(write())
 
     def _retire_removed(self) -> None:
         """Shut down nodes the leader's committed membership no longer lists."""
@@ -316,12 +395,17 @@ class Simulation:
         for i, n in sorted(self.nodes.items()):
             if i not in members and i not in self.retired:
                 self.retired.add(i)
-                if n.up:
-                    n.crash("retired: not a member")
+                n.crash("retired: not a member")
 
-    def _final(self, res: SimResult) -> None:
+    async def _final(self, res: SimResult) -> None:
         leader = self.leader()
-        logs = {i: list(n.disk.cache.entries) for i, n in sorted(self.nodes.items()) if n.up}
+        logs: dict[int, list[Entry]] = {}
+        for i, n in sorted(self.nodes.items()):
+            eng = n.engine
+            if not n.up or n.store is None or eng is None:
+                continue
+            reader = await n.store.get_log_reader()
+            logs[i] = list(await reader.try_get_log_entries(eng.log.purged_index + 1, eng.log.last_index + 1))
         self.invariants.check_final(logs, None if leader is None else leader.id,
                                     None if leader is None else leader.engine)
         result = self.clients.history.check(KV, budget=self.options.check_budget)

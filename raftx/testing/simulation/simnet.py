@@ -1,28 +1,48 @@
-"""The simulated network: per-link loss, delay, duplication, reordering, partitions.
+"""The simulated network: the production RPC seam over seeded, faulty in-memory links.
 
-Every message travels on a *directed* link ``(src, dst)``. A link has `LinkFaults`
-(drop probability, a uniform delay range, a duplicate probability, and a reorder
-probability that adds an extra delay so later messages overtake it). A link can be
-*blocked* (a one-way partition: ``a -> b`` blocked while ``b -> a`` works, the case
-of openraft's ``t14_one_way_isolation``); `partition` and `isolate` block both
-directions between groups. A message is lost if its link is blocked when it is sent
-or when it would arrive. Loss is silent, as on a real network: the sender's RPC
-layer notices by timeout (`raftx.testing.simulation.node`).
+`SimNetworkFactory` is a `raftx.network.RaftNetworkFactory`, like
+`raftx.network.raft_rpc.MemNetworkFactory`: each target gets a real
+`raftx.network.raft_rpc.RpcRaftNetwork`, so every request and response is encoded
+and decoded by the production codec, and served on the target by the production
+`raftx.network.raft_rpc.RaftRpcHandler` (`SimNetwork.serve`). Only the wire is
+simulated, by `SimNetwork.call`:
 
-All randomness comes from the injected ``rng``; delivery is scheduled on the
-`raftx.testing.simulation.clock.Scheduler`, so a seed fixes every decision.
+* every message travels on a *directed* link ``(src, dst)`` with `LinkFaults`: a drop
+  probability, a uniform delay range (ms) and a reorder probability (an extra delay,
+  so later messages overtake it; with none, a link delivers in order like one TCP
+  connection);
+* a link can be *blocked* (a one-way partition: ``a -> b`` blocked while ``b -> a``
+  works, openraft's ``t14_one_way_isolation``); `partition` and `isolate` block both
+  directions between groups;
+* a request that is blocked, dropped, or sent to a node that is down fails the
+  caller with `raftx.errors.Unreachable` after its link delay (the handler did not
+  run); a lost response raises `raftx.errors.NetworkError` (the handler ran); no
+  answer within the caller's deadline raises `raftx.errors.Timeout`. A request to a
+  crashed node is never answered (its process is gone), so the caller times out.
+
+The request runs on the target as a task in the *target's* context (its `Life`), the
+response is delivered in the caller's: a crashed node neither serves nor hears.
+All randomness comes from the injected ``rng``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import random
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Coroutine, Iterable, Iterator
 
-from raftx.errors import ConfigError
-from raftx.testing.simulation.clock import Scheduler
+from raftx.config import Config
+from raftx.errors import ConfigError, NetworkError, RemoteError, Timeout, Unreachable
+from raftx.network.backoff import Backoff
+from raftx.network.raft_rpc import RpcRaftNetwork
+from raftx.network.wire import Buffer
+from raftx.types import BasicNode
 
-__all__ = ["LinkFaults", "Msg", "SimNetwork"]
+__all__ = ["LinkFaults", "SimNetwork", "SimNetworkFactory"]
+
+Handler = Callable[[int, str, memoryview], Coroutine[Any, Any, bytes]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,14 +50,13 @@ class LinkFaults:
     """Fault knobs of one directed link (probabilities in [0, 1], delays in ms)."""
 
     drop: float = 0.0
-    min_delay: int = 1
-    max_delay: int = 3
-    duplicate: float = 0.0
+    min_delay: float = 0.5
+    max_delay: float = 3.0
     reorder: float = 0.0
-    reorder_delay: int = 40
+    reorder_delay: float = 40.0
 
     def validate(self) -> LinkFaults:
-        for name in ("drop", "duplicate", "reorder"):
+        for name in ("drop", "reorder"):
             p = getattr(self, name)
             if not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
                 raise ConfigError(f"LinkFaults.{name} must be a probability, not {p!r}")
@@ -46,94 +65,189 @@ class LinkFaults:
         return self
 
 
-@dataclass(frozen=True, slots=True)
-class Msg:
-    """One message: ``kind`` names it, ``rid`` pairs a response with its request."""
-
-    src: int
-    dst: int
-    kind: str
-    body: Any
-    rid: int = 0
-
-    def describe(self) -> str:
-        return f"{self.kind} {self.src}->{self.dst} #{self.rid}"
-
-
 class SimNetwork:
-    """Directed links with faults; see the module docstring."""
+    """Links between simulated nodes (see the module docstring)."""
 
-    def __init__(self, scheduler: Scheduler, rng: random.Random, deliver: Callable[[Msg], None],
+    def __init__(self, loop: asyncio.AbstractEventLoop, rng: random.Random,
                  default: LinkFaults | None = None) -> None:
-        self.scheduler = scheduler
+        self.loop = loop
         self.rng = rng
-        self.deliver = deliver
         self.default = (default or LinkFaults()).validate()
-        self.links: dict[tuple[int, int], LinkFaults] = {}
-        self.blocked: set[tuple[int, int]] = set()
-        self.sent = self.dropped = self.duplicated = self.delivered = 0
+        self._links: dict[tuple[int, int], LinkFaults] = {}
+        self._blocked: set[tuple[int, int]] = set()
+        self._servers: dict[int, tuple[Handler, contextvars.Context]] = {}
+        #: Per link, the virtual time (s) the last in-order message arrives (FIFO links).
+        self._arrival: dict[tuple[int, int], float] = {}
+        self.sent = self.dropped = self.blocked = 0
 
-    # -- configuration ------------------------------------------------------------------
+    # -- nodes -----------------------------------------------------------------------
 
-    def faults(self, src: int, dst: int) -> LinkFaults:
-        return self.links.get((src, dst), self.default)
+    def serve(self, node_id: int, handler: Handler, context: contextvars.Context) -> None:
+        """``node_id`` is up: serve its requests with ``handler`` in ``context`` (its life)."""
+        self._servers[node_id] = (handler, context)
 
-    def set_link(self, src: int, dst: int, **knobs: Any) -> None:
-        """Change some knobs of the link ``src -> dst``."""
-        self.links[(src, dst)] = replace(self.faults(src, dst), **knobs).validate()
+    def down(self, node_id: int) -> None:
+        """``node_id`` crashed: requests to it go unanswered."""
+        self._servers.pop(node_id, None)
+
+    # -- faults ------------------------------------------------------------------------
+
+    def link(self, src: int, dst: int) -> LinkFaults:
+        return self._links.get((src, dst), self.default)
+
+    def set_link(self, src: int, dst: int, **changes: Any) -> None:
+        self._links[(src, dst)] = replace(self.link(src, dst), **changes).validate()
 
     def block(self, src: int, dst: int) -> None:
-        """Lose every message from ``src`` to ``dst`` (one way)."""
-        if src != dst:
-            self.blocked.add((src, dst))
+        """Drop everything from ``src`` to ``dst`` (one direction)."""
+        self._blocked.add((src, dst))
 
-    def partition(self, *groups: Iterable[int]) -> None:
-        """Block both directions between every two of ``groups``."""
-        sets = [sorted(set(g)) for g in groups]
-        for i, a in enumerate(sets):
-            for b in sets[i + 1:]:
-                for x in a:
-                    for y in b:
-                        self.block(x, y)
-                        self.block(y, x)
+    def partition(self, a: Iterable[int], b: Iterable[int]) -> None:
+        """Cut every link between group ``a`` and group ``b``, both directions."""
+        bs = list(b)
+        for x in a:
+            for y in bs:
+                if x != y:
+                    self._blocked.add((x, y))
+                    self._blocked.add((y, x))
 
-    def isolate(self, node: int, others: Iterable[int]) -> None:
-        """Cut ``node`` off from ``others`` in both directions."""
-        self.partition([node], [o for o in others if o != node])
+    def isolate(self, node: int, everyone: Iterable[int]) -> None:
+        self.partition([node], [n for n in everyone if n != node])
 
     def heal(self) -> None:
-        """Unblock every link and restore the default knobs everywhere."""
-        self.blocked.clear()
-        self.links.clear()
+        """Unblock every link and reset every link's knobs to the default."""
+        self._blocked.clear()
+        self._links.clear()
 
-    def reachable(self, src: int, dst: int) -> bool:
-        return (src, dst) not in self.blocked
+    def is_blocked(self, src: int, dst: int) -> bool:
+        return (src, dst) in self._blocked
 
-    # -- traffic -----------------------------------------------------------------------
+    # -- the wire --------------------------------------------------------------------
 
-    def send(self, msg: Msg) -> None:
-        """Put ``msg`` on its link: maybe lose it, delay it, reorder it, duplicate it."""
+    def _delay(self, src: int, dst: int) -> float:
+        """Seconds from now until a message sent now on ``src -> dst`` arrives."""
+        f = self.link(src, dst)
+        d = self.rng.uniform(f.min_delay, f.max_delay) / 1000.0
+        now = self.loop.time()
+        if f.reorder and self.rng.random() < f.reorder:
+            return d + self.rng.uniform(0, f.reorder_delay) / 1000.0  # overtaken by later messages
+        key = (src, dst)
+        at = max(now + d, self._arrival.get(key, 0.0))  # in order, like one connection
+        self._arrival[key] = at
+        return at - now
+
+    def _lost(self, src: int, dst: int) -> bool:
+        if (src, dst) in self._blocked:
+            self.blocked += 1
+            return True
+        f = self.link(src, dst)
+        if f.drop and self.rng.random() < f.drop:
+            self.dropped += 1
+            return True
+        return False
+
+    async def call(self, src: int, dst: int, method: str, payload: Buffer, timeout: float | None) -> bytes:
+        """One RPC from ``src`` to ``dst`` (see the module docstring for the failures)."""
+        loop = self.loop
         self.sent += 1
-        f = self.faults(msg.src, msg.dst)
-        rng = self.rng
-        if not self.reachable(msg.src, msg.dst) or (f.drop and rng.random() < f.drop):
-            self.dropped += 1
-            return
-        copies = 2 if f.duplicate and rng.random() < f.duplicate else 1
-        if copies == 2:
-            self.duplicated += 1
-        for _ in range(copies):
-            delay = rng.randint(f.min_delay, f.max_delay)
-            if f.reorder and rng.random() < f.reorder:
-                delay += rng.randint(0, f.reorder_delay)
-            self.scheduler.after(delay, self._arrival(msg))
+        answer: asyncio.Future[bytes] = loop.create_future()
+        data = bytes(payload)
+        lost = self._lost(src, dst)
+        delay = self._delay(src, dst)
+        caller = contextvars.copy_context()
+        if lost:
+            loop.call_later(delay, _fail, answer, Unreachable(f"{method} from node {src} to node {dst} lost"))
+        else:
+            # In flight it belongs to no node: it arrives even if the sender crashes meanwhile.
+            loop.call_later(delay, self._arrive, src, dst, method, data, answer, caller, context=_WIRE)
+        try:
+            async with asyncio.timeout(timeout):
+                return await answer
+        except TimeoutError:
+            raise Timeout(f"{method} from node {src} to node {dst} timed out after {timeout}s") from None
 
-    def _arrival(self, msg: Msg) -> Callable[[], None]:
-        return lambda: self._arrive(msg)
+    def _arrive(self, src: int, dst: int, method: str, data: bytes, answer: asyncio.Future[bytes],
+                caller: contextvars.Context) -> None:
+        server = self._servers.get(dst)
+        if server is None:
+            return  # the node is down: nobody answers (the caller times out)
+        handler, ctx = server
+        task = self.loop.create_task(handler(src, method, memoryview(data)), context=ctx)
+        task.add_done_callback(lambda t: self._respond(src, dst, method, t, answer, caller), context=ctx)
 
-    def _arrive(self, msg: Msg) -> None:
-        if not self.reachable(msg.src, msg.dst):
-            self.dropped += 1
+    def _respond(self, src: int, dst: int, method: str, task: asyncio.Task[bytes], answer: asyncio.Future[bytes],
+                 caller: contextvars.Context) -> None:
+        if task.cancelled():
             return
-        self.delivered += 1
-        self.deliver(msg)
+        exc = task.exception()
+        result: Any
+        if exc is not None:
+            err = RemoteError(f"node {dst}: {type(exc).__name__}: {exc}")
+            err.remote_type = type(exc).__name__  # type: ignore[attr-defined]
+            err.remote_message = str(exc)  # type: ignore[attr-defined]
+            result = err
+        else:
+            result = bytes(task.result())
+        if self._lost(dst, src):
+            result = NetworkError(f"response to {method} from node {dst} to node {src} lost")
+        self.loop.call_later(self._delay(dst, src), _settle, answer, result, context=caller)
+
+
+#: The context of messages on the wire (no `Life`: they outlive their sender).
+_WIRE = contextvars.Context()
+
+
+def _fail(fut: asyncio.Future[Any], exc: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(exc)
+
+
+def _settle(fut: asyncio.Future[Any], value: Any) -> None:
+    if fut.done():
+        return
+    if isinstance(value, BaseException):
+        fut.set_exception(value)
+    else:
+        fut.set_result(value)
+
+
+class _Caller:
+    """``src``'s RPC caller for ``dst`` (the `RpcClient` / `MemClient` surface)."""
+
+    def __init__(self, net: SimNetwork, src: int, dst: int) -> None:
+        self.net, self.src, self.dst = net, src, dst
+
+    async def call(self, method: str, payload: Buffer = b"", timeout: float | None = None) -> bytes:
+        return await self.net.call(self.src, self.dst, method, payload, timeout)
+
+    async def close(self) -> None:
+        pass
+
+
+class _SimRaftNetwork(RpcRaftNetwork):
+    """`RpcRaftNetwork` whose backoff jitter comes from the simulation's random stream."""
+
+    def __init__(self, caller: _Caller, chunk_size: int, rng: random.Random) -> None:
+        super().__init__(caller, chunk_size)
+        self._rng = rng
+
+    def backoff(self) -> Iterator[float]:
+        b = self._backoff
+        return iter(Backoff(b.initial, b.maximum, factor=b.factor, jitter=b.jitter, rng=self._rng))
+
+
+class SimNetworkFactory:
+    """The `raftx.network.RaftNetworkFactory` of node ``node_id`` on a `SimNetwork`."""
+
+    def __init__(self, net: SimNetwork, node_id: int, rng: random.Random) -> None:
+        self.net = net
+        self.node_id = node_id
+        self.rng = rng
+        self.chunk_size = 1 << 20
+
+    def bind_local(self, node_id: int, config: Config) -> None:
+        """Called by `raftx.Raft.new` (as for the production factories)."""
+        self.chunk_size = config.snapshot_max_chunk_size
+
+    async def new_client(self, target: int, node: BasicNode) -> RpcRaftNetwork:
+        return _SimRaftNetwork(_Caller(self.net, self.node_id, target), self.chunk_size, self.rng)

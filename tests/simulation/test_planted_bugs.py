@@ -1,0 +1,82 @@
+"""The simulation catches bugs planted in the *runtime* (issue 10 item 2).
+
+Each test breaks one piece of production runtime code with ``monkeypatch`` (the
+simulation runs that code; nothing of the simulation is changed) and runs seeds
+until the simulation reports a violation, within a bound. The seed that caught
+it is printed with ``-s``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import pytest
+
+from raftx.runtime.apply_worker import ApplyWorker
+from raftx.runtime.storage_worker import StorageWorker
+from raftx.testing.simulation import SimOptions, run_seed
+
+#: How many seeds a planted bug may survive before the test fails.
+BOUND = 300
+
+
+def first_violation(expected: set[str]) -> tuple[int, str]:
+    """The first seed (0, 1, ...) that reports a violation, and which; fails after `BOUND` seeds."""
+    for seed in range(BOUND):
+        r = run_seed(seed, SimOptions())
+        if not r.ok:
+            assert r.violation in expected, r.report()
+            print(f"caught at seed {seed}: {r.violation}: {r.detail[:300]}")
+            return seed, str(r.violation)
+    raise AssertionError(f"not caught within {BOUND} seeds")
+
+
+@pytest.mark.timeout(1800)  # bounded by BOUND seeds
+def test_no_forced_purge_before_an_append(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 10 bug 1 put back: every purge is deferred, also the one after a snapshot
+    install that moves the log's start (the worker believes every purge is inside the log)."""
+    monkeypatch.setattr(StorageWorker, "_last_index", property(lambda self: 1 << 62, lambda self, v: None),
+                        raising=False)
+    first_violation({"node stopped"})
+
+
+@pytest.mark.timeout(1800)  # bounded by BOUND seeds
+def test_an_append_acknowledged_before_its_fsync(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The storage worker reports an append durable as soon as it is written."""
+    do = StorageWorker._do
+
+    async def early(self: StorageWorker, kind: str, io_id: int, arg: Any) -> None:
+        await do(self, kind, io_id, arg)
+        if kind == "append":
+            self._durable(io_id)
+
+    monkeypatch.setattr(StorageWorker, "_do", early)
+    first_violation({"durable log lost", "acknowledged write lost", "leader completeness", "state machine safety", "log matching",
+                     "linearizability", "monotonic vote", "election safety", "restart", "node stopped"})
+
+
+@pytest.mark.timeout(1800)  # bounded by BOUND seeds
+def test_apply_out_of_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The apply worker takes the newest queued range first (LIFO)."""
+
+    def lifo(self: ApplyWorker, cmd: Any, written_io: int) -> None:
+        self._queue.appendleft(("apply", (cmd, written_io)))
+        self._wake.set()
+
+    monkeypatch.setattr(ApplyWorker, "apply", lifo)
+    first_violation({"node stopped", "state machine safety"})
+
+
+@pytest.mark.timeout(1800)  # bounded by BOUND seeds
+def test_a_dropped_responder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The apply worker forgets to answer the writes of one applied range in three."""
+    respond: Callable[..., None] = ApplyWorker._respond
+    count = [0]
+
+    def forgetful(self: ApplyWorker, index: int, rs: Any, entries: Any, outputs: Any) -> None:
+        count[0] += 1
+        if count[0] % 3:
+            respond(self, index, rs, entries, outputs)
+
+    monkeypatch.setattr(ApplyWorker, "_respond", forgetful)
+    first_violation({"unanswered write", "liveness"})
