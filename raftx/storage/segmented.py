@@ -286,7 +286,11 @@ class SegmentedLogStore(LogStoreBase):
             logger.warning("%s: cutting a torn write of %d bytes at offset %d: %s (R8)",
                            scan.path, scan.size - scan.end, scan.end, scan.torn)
             io.ftruncate(fd, scan.end)
-            io.fdatasync(fd)
+        # After a process crash (kill -9) the page cache may still hold records whose
+        # fdatasync never ran: they read back fine, and the node will treat its whole
+        # log as durable (acknowledge it, count it toward commit, §5.3). Sync before
+        # that, or a later power loss takes entries this node already vouched for.
+        io.fdatasync(fd)
         if scan.count:
             self._index.extend(scan.first_index, scan.terms, scan.seq, scan.offsets, scan.lengths)
 

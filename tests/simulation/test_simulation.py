@@ -122,6 +122,15 @@ def test_issue10_bug1_seeds_pass(seed: int) -> None:
     assert r.ok, r.report()
 
 
+@pytest.mark.parametrize("seed", (416, 674))
+def test_a_log_read_back_after_kill_9_survives_a_later_power_loss(seed: int) -> None:
+    """Findings of the "durable log lost" invariant: a node killed with records still in
+    the page cache reopened, treated them as durable, and lost them in a later power
+    loss; `SegmentedLogStore.open` now syncs what it reads back."""
+    r = run_seed(seed)
+    assert r.ok, r.report()
+
+
 @pytest.mark.parametrize("seed", (2870, 9657))
 def test_a_node_restarts_after_a_tear_near_a_sector_end(seed: int) -> None:
     """The 10,000-seed sweep's findings on 03c699b: after a power loss that tore a write

@@ -286,3 +286,28 @@ async def test_serve_on_a_locked_directory_exits_non_zero(tmp_path: Path) -> Non
         await log.close()
     assert got.returncode != 0
     assert f"data directory in use by pid {os.getpid()}" in got.stderr, got.stderr
+
+
+async def test_records_read_back_after_a_process_crash_are_synced_at_open() -> None:
+    """kill -9 leaves appended records in the page cache, unsynced; the reopened node
+    treats its whole log as durable (it acknowledges it, §5.3), so `open` must sync it:
+    a power loss after the restart keeps every record the restarted node read back.
+    Found by the simulation (seeds 416 and 674: "durable log lost")."""
+    from raftx.testing.simfs import SimFS
+
+    fs = SimFS(seed=1)
+    d = Path("/sim/log")
+    log = await SegmentedLogStore.open(d, io=fs)
+    await log.append([Entry(LogId(1, i), b"value-%04d" % i) for i in range(10)])  # durable
+    await log.close()
+    log = await SegmentedLogStore.open(d, io=fs, fsync=False)  # these reach the page cache only
+    await log.append([Entry(LogId(1, i), b"value-%04d" % i) for i in range(10, 20)])
+    fs.crash()  # kill -9 before any fdatasync of them: the page cache survives
+    fs.revive()
+    log = await SegmentedLogStore.open(d, io=fs)
+    assert (await log.get_log_state()).last_log_id == LogId(1, 19)  # read back: now vouched for
+    fs.crash()
+    fs.power_loss(kept=0)  # nothing unsynced survives
+    log = await SegmentedLogStore.open(d, io=fs)
+    assert (await log.get_log_state()).last_log_id == LogId(1, 19)
+    await log.close()
