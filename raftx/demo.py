@@ -182,17 +182,21 @@ async def _caught_up(cluster: LocalCluster, node: int, leader: int) -> dict[str,
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block SIGTERM raises `KeyboardInterrupt`, so it cleans up like Ctrl-C
-    (``finally`` blocks kill child processes and remove temp dirs)."""
+    """Within the block SIGTERM (and SIGINT) raise `KeyboardInterrupt`, so the demo
+    cleans up like Ctrl-C (``finally`` blocks kill child processes and remove temp dirs)."""
 
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
     previous = signal.signal(signal.SIGTERM, interrupt)
+    # Ctrl-C too, even when started with SIGINT ignored (a background job of a shell
+    # without job control inherits SIG_IGN, and Python then leaves it ignored).
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,10 +61,17 @@ def test_demo_fails_over_loses_nothing_and_cleans_up() -> None:
     assert not _data_dir(out).exists()
 
 
+def _ignore_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_demo_leaves_no_process_or_directory(sig: signal.Signals) -> None:
+    # The child starts with both signals ignored, as a background job of a shell without
+    # job control starts (SIGINT ignored): the demo must install its own handlers.
     proc = subprocess.Popen([sys.executable, "-m", "raftx", "demo"], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=ENV)
+                            stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=ENV, preexec_fn=_ignore_signals)
     try:
         seen = ""
         assert proc.stdout is not None
