@@ -53,8 +53,7 @@ def unavailable_reason() -> str | None:
 class Network:
     """The namespaces, links and bridge of one nemesis cluster (module docstring)."""
 
-    def __init__(self, node_ids: Iterable[int], rng: random.Random | None = None) -> None:
-        """``rng`` is accepted for the runner's call and unused (see the comment below)."""
+    def __init__(self, node_ids: Iterable[int]) -> None:
         self.node_ids = sorted(node_ids)
         if not self.node_ids or min(self.node_ids) < 1 or max(self.node_ids) > 250:
             raise ValueError("node ids must be in 1..250")

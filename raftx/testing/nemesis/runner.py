@@ -148,7 +148,7 @@ def run_nemesis(config: NemesisConfig) -> NemesisReport:
     own_dir = config.base_dir is None
     base = Path(tempfile.mkdtemp(prefix="raftx-nemesis-")) if own_dir else Path(config.base_dir)  # type: ignore[arg-type]
     base.mkdir(parents=True, exist_ok=True)
-    network = netns.Network([1, 2, 3], rng) if partitions else None
+    network = netns.Network([1, 2, 3]) if partitions else None
     report = NemesisReport(seed, partitions, 0.0, WorkloadCounts(), base_dir=str(base))
     t0 = time.monotonic()
     try:
