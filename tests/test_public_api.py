@@ -62,3 +62,23 @@ def test_server_state_members() -> None:
     from raftx import ServerState
 
     assert {s.name for s in ServerState} == {"LEARNER", "FOLLOWER", "CANDIDATE", "LEADER", "SHUTDOWN"}
+
+
+@pytest.mark.parametrize("name", ["FaultInjector", "SimulatedCrash"])
+def test_crash_simulator_moved_to_testing_and_old_name_still_imports(name: str) -> None:
+    """The crash simulator lives in `raftx.testing`; ``raftx.storage.<name>`` (its old,
+    documented home) is the same object, with a DeprecationWarning."""
+    import raftx.storage
+    import raftx.testing
+
+    with pytest.warns(DeprecationWarning, match=f"raftx.storage.{name} is deprecated"):
+        old = getattr(raftx.storage, name)
+    assert old is getattr(raftx.testing, name)
+    assert name not in raftx.storage.__all__
+
+
+def test_storage_has_no_other_lazy_names() -> None:
+    import raftx.storage
+
+    with pytest.raises(AttributeError):
+        raftx.storage.NoSuchName  # type: ignore[attr-defined]  # noqa: B018

@@ -58,7 +58,7 @@ from raftx.stats import Histogram
 from raftx.storage.base import LogStoreBase, check_callback, check_log_id, check_vote, fire
 from raftx.storage.batch import EncodedBatch
 from raftx.storage.dirlock import lock_path
-from raftx.storage.faults import FileIO
+from raftx.storage.fileio import FileIO
 from raftx.storage.io_thread import IOThread
 from raftx.storage.protocols import IOCallback
 from raftx.storage.recovery import LOCK_NAME, SegmentScan, scan_log_dir
@@ -122,7 +122,7 @@ class SegmentedLogStore(LogStoreBase):
     Create with ``await SegmentedLogStore.open(directory, ...)``. ``cluster_name`` and
     ``node_id`` are written into every header and checked on open (R3).
     ``fsync=False`` skips fdatasync (benchmarks only; logged as a warning, R20).
-    ``io`` replaces the file-system calls (a `raftx.storage.FaultInjector` in tests).
+    ``io`` replaces the file-system calls (a `raftx.testing.FaultInjector` in tests).
     ``sync_in_thread`` (default) runs fdatasync on the store's I/O thread so the
     event loop keeps serving the network during it; False runs it on the loop thread
     (lower latency per append, see benchmarks/bench_storage.py, but the loop stalls).

@@ -38,7 +38,7 @@ from typing import Any, BinaryIO
 import msgpack
 
 from raftx.errors import StorageCorrupted, StorageError
-from raftx.storage.faults import FileIO
+from raftx.storage.fileio import FileIO
 from raftx.types import LogId, Membership, Snapshot, SnapshotMeta, StoredMembership
 
 __all__ = [
