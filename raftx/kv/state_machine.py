@@ -44,12 +44,12 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, BinaryIO, cast
 
-from raftx import _core
 from raftx.errors import BadCommand, StorageCorrupted, StorageError
 from raftx.kv.commands import (
     BAD_COMMAND, CAS, CAS_MISMATCH, DELETE, GET, LEASE_EXPIRE, LEASE_GRANT, LEASE_KEEPALIVE, LEASE_NOT_FOUND,
     LEASE_REVOKE, NOT_FOUND, OK, PUT, PUT_LEASE, TXN, KVResponse, decode,
 )
+from raftx.kv import kvcodec
 from raftx.kv.keyspace import Event, Keyspace, Lease
 from raftx.kv.sessions import DEFAULT_MAX_RESPONSES, DEFAULT_MAX_SESSIONS, SessionTable
 from raftx.storage.protocols import RaftSnapshotBuilder, RaftStateMachine
@@ -86,7 +86,7 @@ def _ok(revision: int) -> KVResponse:
     """``KVResponse(OK, revision)`` without the named tuple's Python-level ``__new__``."""
     return _new_tuple(KVResponse, (OK, revision))
 _BYTES = {bytes}
-_decode_put = _core.kvcodec.decode_put
+_decode_put = kvcodec.decode_put
 
 
 class _Builder(RaftSnapshotBuilder):
