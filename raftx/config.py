@@ -6,7 +6,13 @@ from dataclasses import dataclass, field, fields
 
 from raftx.errors import ConfigError
 
-__all__ = ["Config", "SnapshotPolicy"]
+__all__ = ["DEFAULT_CLUSTER_NAME", "Config", "SnapshotPolicy"]
+
+#: The cluster name used when none is given: `Config.cluster_name`, `SegmentedLogStore`
+#: (written into every segment header and checked on open, R3), `raftx.kv.KVClient`,
+#: ``raftx serve --cluster-name`` and the client commands. A node refuses the hello of a
+#: peer or client with another name, and a log written under another name refuses to open.
+DEFAULT_CLUSTER_NAME = "raftx"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +43,7 @@ class Config:
     Call `validate` (``Raft.new`` does) to reject inconsistent values with `ConfigError`.
     """
 
-    cluster_name: str = "foo"
+    cluster_name: str = DEFAULT_CLUSTER_NAME
     election_timeout_min: int = 150
     election_timeout_max: int = 300
     heartbeat_interval: int = 50

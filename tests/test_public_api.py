@@ -82,3 +82,25 @@ def test_storage_has_no_other_lazy_names() -> None:
 
     with pytest.raises(AttributeError):
         raftx.storage.NoSuchName  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_one_default_cluster_name() -> None:
+    """The library, its stores, the client and the tools agree on the cluster name when none
+    is given (a node refuses a peer or client with another one, a log written under
+    another one refuses to open)."""
+    from raftx import Config
+    from raftx.cli import build_parser as cli_parser
+    from raftx.config import DEFAULT_CLUSTER_NAME
+    from raftx.kv import KVClient
+    from raftx.kv.server import build_parser as serve_parser
+    from raftx.storage import SegmentedLogStore
+
+    def default(fn: object) -> object:
+        return inspect.signature(fn).parameters["cluster_name"].default  # type: ignore[arg-type]
+
+    assert DEFAULT_CLUSTER_NAME == "raftx"
+    assert Config().cluster_name == DEFAULT_CLUSTER_NAME
+    assert default(SegmentedLogStore) == default(KVClient) == DEFAULT_CLUSTER_NAME
+    serve_args = ["--id", "1", "--listen", "127.0.0.1:1", "--data-dir", "d"]
+    assert serve_parser().parse_args(serve_args).cluster_name == DEFAULT_CLUSTER_NAME
+    assert cli_parser().parse_args(["status", "127.0.0.1:1"]).cluster_name == DEFAULT_CLUSTER_NAME

@@ -56,6 +56,7 @@ import ssl as _ssl
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from raftx.config import DEFAULT_CLUSTER_NAME
 from raftx.errors import (
     BadCommand, Compacted, ConfigError, HandshakeRejected, KVError, LeaseNotFound, NetworkError, NotAuthorized,
     RemoteError, RPCError, Timeout, Unreachable,
@@ -146,8 +147,8 @@ class _Op:
 class KVClient:
     """A client of the key-value service (see the module docstring).
 
-    ``cluster_name`` must match the nodes' ``Config.cluster_name`` (``"raftx"`` is
-    what ``raftx serve`` uses by default; an embedded node uses its `Config`'s); ``ssl`` is a
+    ``cluster_name`` must match the nodes' ``Config.cluster_name`` (default for both:
+    `raftx.config.DEFAULT_CLUSTER_NAME`, ``"raftx"``); ``ssl`` is a
     client `ssl.SSLContext` when the nodes use TLS (`raftx.network.tls.client_context`;
     its certificate should name no node: ``raftx-admin`` for membership changes, any
     other name for plain key-value use). ``admin_token``: sent with `member_add` /
@@ -160,7 +161,7 @@ class KVClient:
         self,
         addrs: Iterable[str] | Mapping[int, str],
         *,
-        cluster_name: str = "raftx",
+        cluster_name: str = DEFAULT_CLUSTER_NAME,
         timeout: float = 10.0,
         attempt_timeout: float = 3.0,
         linearizable: bool = True,

@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any, TYPE_CHECKING, TypeVar
 
 from raftx import cli_config, cli_tls
-from raftx.config import Config
+from raftx.config import DEFAULT_CLUSTER_NAME, Config
 from raftx.errors import ConfigError, Fatal, NotAllowed, RaftError
 from raftx.kv import serve_config, serve_lifecycle, serve_logging
 from raftx.kv.monitor import MonitorServer
@@ -101,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--peer", action="append", default=[], metavar="ID=HOST:PORT", help="another voter (repeat)")
     ap.add_argument("--data-dir", required=True, type=Path, help="log and snapshots live here")
     ap.add_argument("--init", action="store_true", help="initialize the cluster if this node is pristine")
-    ap.add_argument("--cluster-name", default="raftx", help="must match on every node and client")
+    ap.add_argument("--cluster-name", default=DEFAULT_CLUSTER_NAME,
+                    help=f"must match on every node and client (default {DEFAULT_CLUSTER_NAME!r})")
     ap.add_argument("--heartbeat-ms", type=int, default=50)
     ap.add_argument("--election-timeout-ms", type=int, nargs=2, default=[300, 600], metavar=("MIN", "MAX"))
     ap.add_argument("--snapshot-every", type=int, default=100_000, metavar="N",

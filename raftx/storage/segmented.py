@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from raftx import _core
+from raftx.config import DEFAULT_CLUSTER_NAME
 from raftx.errors import StorageCorrupted, StorageError
 from raftx.stats import Histogram
 from raftx.storage.base import LogStoreBase, check_callback, check_log_id, check_vote, fire
@@ -135,7 +136,7 @@ class SegmentedLogStore(LogStoreBase):
         *,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         fsync: bool = True,
-        cluster_name: str = "foo",
+        cluster_name: str = DEFAULT_CLUSTER_NAME,
         node_id: int = 0,
         io: FileIO | None = None,
         sync_in_thread: bool = True,
