@@ -52,7 +52,6 @@ class Config:
     #: would fill over half of ``max_frame_bytes``; a throughput-bound service should
     #: raise it to ``api_batch_capacity`` (``raftx serve`` does: fewer, larger frames).
     max_payload_entries: int = 300
-    max_append_entries: int = 4096
     replication_lag_threshold: int = 5000
     snapshot_policy: SnapshotPolicy = field(default_factory=SnapshotPolicy)
     snapshot_max_chunk_size: int = 3 * 1024 * 1024
@@ -128,9 +127,8 @@ class Config:
                 f"election_timeout_min ({self.election_timeout_min}) must be > "
                 f"heartbeat_interval ({self.heartbeat_interval})"
             )
-        for name in ("heartbeat_interval", "max_payload_entries", "max_append_entries",
-                     "purge_batch_size", "api_batch_capacity", "max_inflight_appends",
-                     "max_inflight_bytes", "max_frame_bytes", "snapshot_max_chunk_size",
+        for name in ("heartbeat_interval", "max_payload_entries", "purge_batch_size", "api_batch_capacity",
+                     "max_inflight_appends", "max_inflight_bytes", "max_frame_bytes", "snapshot_max_chunk_size",
                      "max_snapshot_bytes"):
             if getattr(self, name) == 0:
                 raise ConfigError(f"{name} must be > 0")

@@ -104,3 +104,19 @@ def test_one_default_cluster_name() -> None:
     serve_args = ["--id", "1", "--listen", "127.0.0.1:1", "--data-dir", "d"]
     assert serve_parser().parse_args(serve_args).cluster_name == DEFAULT_CLUSTER_NAME
     assert cli_parser().parse_args(["status", "127.0.0.1:1"]).cluster_name == DEFAULT_CLUSTER_NAME
+
+
+def test_every_config_field_is_read_by_the_library() -> None:
+    """A `Config` field nothing reads is a knob that does nothing (``max_append_entries``
+    was one: openraft's storage-append merge limit, which raftx never had)."""
+    import dataclasses
+    import re
+    from pathlib import Path
+
+    from raftx import Config
+
+    root = Path(inspect.getfile(Config)).parent
+    sources = [p.read_text() for p in root.rglob("*.py") if p.name != "config.py"]
+    unused = [f.name for f in dataclasses.fields(Config)
+              if not any(re.search(rf"\b{f.name}\b", text) for text in sources)]
+    assert not unused, f"Config fields nothing outside raftx/config.py reads: {unused}"
