@@ -64,6 +64,7 @@ from raftx.errors import (
 from raftx.kv import commands as C
 from raftx.kv import protocol as P
 from raftx.kv.keyspace import Event, prefix_end
+from raftx.kv.retry import RetryPolicy
 from raftx.kv.txn import Compare, Op
 from raftx.network.backoff import Backoff
 from raftx.network.client import RpcClient
@@ -154,7 +155,8 @@ class KVClient:
     other name for plain key-value use). ``admin_token``: sent with `member_add` /
     `member_remove` (the nodes' ``--admin-token-file``). ``timeout``: seconds an
     operation may take in total, retries included; ``attempt_timeout``: one
-    request. ``linearizable``: the default for `get`.
+    request. ``linearizable``: the default for `get`. ``retry``: how long to wait between
+    attempts (`raftx.kv.RetryPolicy`; every retry loop of the client uses it).
     """
 
     def __init__(
@@ -170,6 +172,7 @@ class KVClient:
         ssl: _ssl.SSLContext | None = None,
         client_id: int | None = None,
         admin_token: bytes | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         if max_batch < 1 or max_batch > P.MAX_BATCH or max_in_flight < 1:
             raise ConfigError(f"max_batch must be in 1..{P.MAX_BATCH} and max_in_flight >= 1")
@@ -186,6 +189,8 @@ class KVClient:
         self.max_batch = max_batch
         self.max_in_flight = max_in_flight
         self.ssl = ssl
+        #: How the client waits between the attempts of an operation.
+        self.retry = retry if retry is not None else RetryPolicy()
         self._admin_token = admin_token
         self.client_id = client_id if client_id is not None else random.SystemRandom().randrange(1 << 62, 1 << 63)
         self.leader: int | None = None
@@ -343,6 +348,7 @@ class KVClient:
         """``kv.status`` of ``node_id`` (default: the leader if known, else any node that answers)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
+        backoff = self.retry.backoff()
         last: BaseException | None = None
         while True:
             target = node_id if node_id is not None else self._pick()
@@ -360,7 +366,7 @@ class KVClient:
                     self._failed(target)
             if loop.time() >= deadline:
                 raise Timeout(f"kv.status: no answer within {self.timeout}s (last error: {last})")
-            await asyncio.sleep(0.05)
+            await self.retry.pause(backoff, deadline)
 
     async def member_add(self, node_id: int, addr: str, timeout: float = 60.0) -> dict[str, Any]:
         """Add node ``node_id`` (serving at ``addr``) to the cluster: the leader adds it as a
@@ -392,7 +398,7 @@ class KVClient:
         and the like) come back as `RemoteError` and are not retried."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        backoff = Backoff(0.05, 0.5)
+        backoff = self.retry.backoff()
         last = "no attempt"
         while True:
             target = self._pick()
@@ -429,7 +435,7 @@ class KVClient:
                     last = f"node {target} is not the leader (leader: {reply[1]})"
             if loop.time() >= deadline:
                 raise Timeout(f"{method}: not done within {timeout}s (last error: {last})")
-            await asyncio.sleep(min(backoff.next_delay(), max(0.0, deadline - loop.time())))
+            await self.retry.pause(backoff, deadline)
 
     async def close(self) -> None:
         """Cancel pending operations and close every connection. Idempotent."""
@@ -528,7 +534,7 @@ class KVClient:
     async def _send(self, kind: str, ops: list[_Op]) -> None:
         assert self._slots is not None
         loop = asyncio.get_running_loop()
-        backoff = Backoff(0.02, 0.5)
+        backoff = self.retry.backoff()
         last: str = "no attempt"
         try:
             while True:
@@ -559,7 +565,7 @@ class KVClient:
                     return
                 self.retries += 1
                 ops = retry
-                await asyncio.sleep(min(backoff.next_delay(), max(0.0, deadline - loop.time())))
+                await self.retry.pause(backoff, deadline)
         finally:
             self._sending -= 1
             self._slots.release()
@@ -745,7 +751,7 @@ class Watch:
         c = self.client
         loop = asyncio.get_running_loop()
         deadline = loop.time() + c.timeout
-        backoff = Backoff(0.05, 0.5)
+        backoff = c.retry.backoff()
         last = "no attempt"
         payload_wait = int(self.max_wait * 1000) if wait_ms is None else wait_ms
         while True:
@@ -776,7 +782,7 @@ class Watch:
                 return
             if loop.time() >= deadline:
                 raise Timeout(f"watch: no node answered within {c.timeout}s (last error: {last})")
-            await asyncio.sleep(backoff.next_delay())
+            await c.retry.pause(backoff, deadline)
 
     async def _switch(self) -> None:
         """Drop this node: the next poll goes to another one, from the same revision."""
