@@ -58,6 +58,7 @@ from raftx.kv.serve_config import MAX_PAYLOAD_ENTRIES
 from raftx.kv.service import KVNodeServer
 from raftx.kv.state_machine import KVStateMachine
 from raftx.network.raft_rpc import TcpNetworkFactory
+from raftx.storage.fileio import FileIO
 from raftx.runtime.tasks import first_of
 from raftx.storage import SegmentedLogStore
 from raftx.types import BasicNode
@@ -173,9 +174,8 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None,
             except NotAllowed:
                 logger.info("already initialized; --init ignored")
         if args.ready_file is not None:
-            tmp = Path(f"{args.ready_file}.tmp")
-            tmp.write_text(server.addr)
-            os.replace(tmp, args.ready_file)
+            # A marker for whoever started us (whole or absent, never half), not durable state.
+            FileIO().write_atomic(os.fspath(args.ready_file), server.addr.encode(), sync=False)
         removed = serve_lifecycle.wait_removed(raft, config.cluster_name, 2 * config.election_timeout_max / 1000,
                                                lambda: server.rpc.stats.requests, peer_ssl)
         fatal = await _until_stopped(raft, stop, removed)

@@ -128,6 +128,36 @@ class FileIO:
         another open file holds it. Released when ``fd`` is closed (or the process dies)."""
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
+    # -- the atomic write (R7), written once -----------------------------------------
+
+    def replace(self, fd: int, tmp: str, path: str, *, sync: bool = True) -> None:
+        """Finish an atomic write: fsync ``fd`` (temp file ``tmp``, complete), rename ``tmp``
+        over ``path``, fsync the directory (R7). After a crash ``path`` holds its old
+        content or all of the new, and once this returns the new content and its name
+        are durable. ``sync=False`` skips both fsyncs (still atomic, not durable)."""
+        if sync:
+            self.fsync(fd)
+        self.rename(tmp, path)
+        if sync:
+            self.fsync_dir(os.path.dirname(path) or ".")
+
+    def create_atomic(self, path: str, data: bytes | memoryview, *, sync: bool = True) -> int:
+        """Create or replace ``path`` with exactly ``data``: written to ``<path>.tmp``, then
+        `replace`. Returns the new file's descriptor, open for reading and writing."""
+        tmp = path + ".tmp"
+        fd = self.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
+        try:
+            self.pwrite(fd, data, 0)
+            self.replace(fd, tmp, path, sync=sync)
+        except BaseException:
+            self.close(fd)
+            raise
+        return fd
+
+    def write_atomic(self, path: str, data: bytes | memoryview, *, sync: bool = True) -> None:
+        """`create_atomic`, closing the file."""
+        self.close(self.create_atomic(path, data, sync=sync))
+
     def read_file(self, path: str) -> bytes:
         """The whole content of ``path`` (through `open` / `size` / `pread`)."""
         fd = self.open(path, os.O_RDONLY)

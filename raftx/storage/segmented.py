@@ -470,18 +470,7 @@ class SegmentedLogStore(LogStoreBase):
         prev = self._segments[-1].last_crc if self._segments else self._chain_crc
         header = SegmentHeader(self.cluster_name, self.node_id, seq, first_index, prev).encode()
         path = self._seg_path(seq, first_index)
-        tmp = str(path) + ".tmp"
-        fd = io.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
-        try:
-            io.pwrite(fd, header, 0)
-            if self.fsync:
-                io.fsync(fd)
-            io.rename(tmp, str(path))
-            if self.fsync:
-                io.fsync_dir(str(self.directory))
-        except BaseException:
-            io.close(fd)
-            raise
+        fd = io.create_atomic(str(path), header, sync=self.fsync)
         seg = _Segment(seq, first_index, path, fd, HEADER_SIZE, prev, 0)
         self._segments.append(seg)
         self._next_seq = seq + 1
@@ -500,19 +489,7 @@ class SegmentedLogStore(LogStoreBase):
         self._hard = new
 
     def _write_hard_sync(self, data: bytes) -> None:
-        io = self._io
-        path = str(self.directory / HARDSTATE_NAME)
-        tmp = path + ".tmp"
-        fd = io.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        try:
-            io.pwrite(fd, data, 0)
-            if self.fsync:
-                io.fsync(fd)
-        finally:
-            io.close(fd)
-        io.rename(tmp, path)
-        if self.fsync:
-            io.fsync_dir(str(self.directory))
+        self._io.write_atomic(str(self.directory / HARDSTATE_NAME), data, sync=self.fsync)
 
     async def save_vote(self, vote: Vote) -> None:
         """Persist ``vote``; durable on return, after every earlier append (R5, R14)."""
