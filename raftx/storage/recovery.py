@@ -32,7 +32,7 @@ from typing import Any
 
 from raftx import _core
 from raftx.errors import StorageCorrupted, StorageError
-from raftx.storage.faults import FileIO
+from raftx.storage.fileio import FileIO
 from raftx.storage.segment import HARDSTATE_NAME, HEADER_SIZE, HardState, SegmentHeader, parse_segment_name
 
 __all__ = ["LOCK_NAME", "LogScan", "SECTOR_SIZE", "SegmentScan", "is_torn_write", "scan_log_dir"]

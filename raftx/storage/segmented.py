@@ -53,12 +53,13 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from raftx import _core
+from raftx.config import DEFAULT_CLUSTER_NAME
 from raftx.errors import StorageCorrupted, StorageError
 from raftx.stats import Histogram
 from raftx.storage.base import LogStoreBase, check_callback, check_log_id, check_vote, fire
 from raftx.storage.batch import EncodedBatch
 from raftx.storage.dirlock import lock_path
-from raftx.storage.faults import FileIO
+from raftx.storage.fileio import FileIO
 from raftx.storage.io_thread import IOThread
 from raftx.storage.protocols import IOCallback
 from raftx.storage.recovery import LOCK_NAME, SegmentScan, scan_log_dir
@@ -122,7 +123,7 @@ class SegmentedLogStore(LogStoreBase):
     Create with ``await SegmentedLogStore.open(directory, ...)``. ``cluster_name`` and
     ``node_id`` are written into every header and checked on open (R3).
     ``fsync=False`` skips fdatasync (benchmarks only; logged as a warning, R20).
-    ``io`` replaces the file-system calls (a `raftx.storage.FaultInjector` in tests).
+    ``io`` replaces the file-system calls (a `raftx.testing.FaultInjector` in tests).
     ``sync_in_thread`` (default) runs fdatasync on the store's I/O thread so the
     event loop keeps serving the network during it; False runs it on the loop thread
     (lower latency per append, see benchmarks/bench_storage.py, but the loop stalls).
@@ -135,7 +136,7 @@ class SegmentedLogStore(LogStoreBase):
         *,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         fsync: bool = True,
-        cluster_name: str = "foo",
+        cluster_name: str = DEFAULT_CLUSTER_NAME,
         node_id: int = 0,
         io: FileIO | None = None,
         sync_in_thread: bool = True,
@@ -469,18 +470,7 @@ class SegmentedLogStore(LogStoreBase):
         prev = self._segments[-1].last_crc if self._segments else self._chain_crc
         header = SegmentHeader(self.cluster_name, self.node_id, seq, first_index, prev).encode()
         path = self._seg_path(seq, first_index)
-        tmp = str(path) + ".tmp"
-        fd = io.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
-        try:
-            io.pwrite(fd, header, 0)
-            if self.fsync:
-                io.fsync(fd)
-            io.rename(tmp, str(path))
-            if self.fsync:
-                io.fsync_dir(str(self.directory))
-        except BaseException:
-            io.close(fd)
-            raise
+        fd = io.create_atomic(str(path), header, sync=self.fsync)
         seg = _Segment(seq, first_index, path, fd, HEADER_SIZE, prev, 0)
         self._segments.append(seg)
         self._next_seq = seq + 1
@@ -499,19 +489,7 @@ class SegmentedLogStore(LogStoreBase):
         self._hard = new
 
     def _write_hard_sync(self, data: bytes) -> None:
-        io = self._io
-        path = str(self.directory / HARDSTATE_NAME)
-        tmp = path + ".tmp"
-        fd = io.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        try:
-            io.pwrite(fd, data, 0)
-            if self.fsync:
-                io.fsync(fd)
-        finally:
-            io.close(fd)
-        io.rename(tmp, path)
-        if self.fsync:
-            io.fsync_dir(str(self.directory))
+        self._io.write_atomic(str(self.directory / HARDSTATE_NAME), data, sync=self.fsync)
 
     async def save_vote(self, vote: Vote) -> None:
         """Persist ``vote``; durable on return, after every earlier append (R5, R14)."""
