@@ -206,7 +206,7 @@ class Raft:
             self.begin_receiving_snapshot,
             lambda vote, snapshot, sender: self.install_full_snapshot(vote, snapshot, sender=sender),
             core.config.max_snapshot_bytes,
-            admit=lambda req, sender: following.admit_snapshot_chunk(core.engine, req, sender),
+            admit=lambda req, sender: following.admit_snapshot_chunk(core.engine.state, req, sender),
         )
         self._forwarder = Forwarder(core, self.get_read_log_id)
 
@@ -586,9 +586,9 @@ class Raft:
         core = self._core
         core.check_running()
         try:
-            peer_check.check_member(core.engine, sender, "forwarded client call")
+            peer_check.check_member(core.engine.state, sender, "forwarded client call")
         except ProtocolError as exc:
-            raise peer_check.refuse(core.engine, exc, sender) from None
+            raise peer_check.refuse(core.engine.state, exc, sender) from None
         if req.kind == "read":
             try:
                 read_log_id, _ = await self.get_read_log_id()
@@ -628,7 +628,7 @@ class Raft:
             raise ProtocolError("install_full_snapshot takes a Vote and a Snapshot")
         core = self._core
         core.check_running()
-        stale = following.admit_snapshot_chunk(core.engine, InstallSnapshotRequest(vote, snapshot.meta), sender)
+        stale = following.admit_snapshot_chunk(core.engine.state, InstallSnapshotRequest(vote, snapshot.meta), sender)
         if stale is not None:
             close_quietly(snapshot.snapshot)
             return stale
