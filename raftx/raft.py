@@ -699,7 +699,7 @@ class Raft:
         core = self._core
         if core.stopped is not None:
             return
-        core.post((fn, None))
+        core.call_soon(fn)
 
     def metrics(self) -> WatchReceiver[RaftMetrics]:
         """A watch receiver of this node's `RaftMetrics` (``borrow()``, ``await changed()``,

@@ -105,13 +105,7 @@ def describe(graph: dict[str, set[str]], comp: list[str]) -> str:
     return "; ".join(f"{m} -> {sorted(graph[m] & members)}" for m in comp)
 
 
-#: Packages that still have a cycle (issue 17); strict: the mark must go once fixed.
-KNOWN_CYCLES = {"raftx.runtime"}
-
-
-@pytest.mark.parametrize("package", [
-    pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="issue 17: cycle not removed yet"))
-    if p in KNOWN_CYCLES else p for p in PACKAGES])
+@pytest.mark.parametrize("package", PACKAGES)
 def test_no_import_cycle_in_package(package: str) -> None:
     graph = package_graph(package)
     assert len(graph) > 3, graph  # the package was found
