@@ -77,7 +77,7 @@ def _check_append(st: EngineState, roles: Roles, req: AppendEntriesRequest,
     log = st.log
     prev = req.prev_log_id
     committed_index = -1 if st.committed is None else st.committed.index
-    if prev is not None and prev.index > log.purged_index and log.term_at(prev.index) != prev.leader_id:
+    if prev is not None and prev.index > log.purged_index and log.term_at(prev.index) != prev.term:
         if prev.index <= committed_index:
             raise ProtocolError(f"prev_log_id {prev} conflicts with committed {st.committed}")
         return entries, 0, None
@@ -93,7 +93,7 @@ def _check_append(st: EngineState, roles: Roles, req: AppendEntriesRequest,
         t = log.term_at(lid.index)
         if t is None:
             break
-        if t != lid.leader_id:
+        if t != lid.term:
             if lid.index <= committed_index:
                 raise ProtocolError(f"entry {lid} conflicts with committed {st.committed}")
             return entries, start, lid.index - 1
@@ -119,8 +119,8 @@ def handle_append_entries(st: EngineState, roles: Roles, out: Output, req: Appen
         st.leader_committed = req.leader_commit.index  # even if our log lags (readiness)
     log = st.log
     prev = req.prev_log_id
-    if prev is not None and prev.index > log.purged_index and log.term_at(prev.index) != prev.leader_id:
-        hint_index, hint_term = log.find_conflict_by_term(prev.index, prev.leader_id)
+    if prev is not None and prev.index > log.purged_index and log.term_at(prev.index) != prev.term:
+        hint_index, hint_term = log.find_conflict_by_term(prev.index, prev.term)
         out.respond(
             responder,
             AppendEntriesResponse(st.vote, False, None, hint_index, hint_term),

@@ -33,10 +33,10 @@ async def restore_state(log_store: RaftLogStorage, sm: RaftStateMachine) -> Rest
         first_index = 0 if purged is None else purged.index + 1
         keys = [k for k in init.key_log_ids if purged is None or k.index > purged.index]
         if purged is not None and (not keys or keys[0].index != first_index):
-            runs.append((first_index, purged.leader_id))  # the first run continues the purged term
+            runs.append((first_index, purged.term))  # the first run continues the purged term
         for k in keys:
-            if not runs or runs[-1][1] != k.leader_id:
-                runs.append((k.index, k.leader_id))
+            if not runs or runs[-1][1] != k.term:
+                runs.append((k.index, k.term))
     m = init.membership
     memberships: list[StoredMembership] = [m.committed]
     if m.effective != m.committed:
