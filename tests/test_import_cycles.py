@@ -27,9 +27,10 @@ def module_files(package: str) -> dict[str, str]:
     return out
 
 
-def import_edges(module: str, source: str, modules: set[str]) -> set[str]:
-    """The modules of ``modules`` that ``source`` (the text of ``module``) imports, anywhere in it."""
-    package = module if module in {p for p in PACKAGES} else module.rsplit(".", 1)[0]
+def import_edges(module: str, source: str, modules: set[str], is_package: bool = False) -> set[str]:
+    """The modules of ``modules`` that ``source`` (the text of ``module``, a package's
+    ``__init__`` if ``is_package``) imports, anywhere in it."""
+    package = module if is_package else module.rsplit(".", 1)[0]
     found: set[str] = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
@@ -97,7 +98,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 def package_graph(package: str) -> dict[str, set[str]]:
     files = module_files(package)
     names = set(files)
-    return {m: import_edges(m, src, names) for m, src in files.items()}
+    return {m: import_edges(m, src, names, is_package=m == package) for m, src in files.items()}
 
 
 def describe(graph: dict[str, set[str]], comp: list[str]) -> str:

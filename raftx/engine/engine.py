@@ -73,7 +73,6 @@ class Engine:
         config.validate()
         self.id = node_id
         self.config = config
-        self.rng = rng
         mem = list(r.memberships)
         if r.snapshot is not None and r.snapshot.last_membership.log_id is not None:
             snap_sm = r.snapshot.last_membership
