@@ -151,7 +151,7 @@ class CounterSet(RaftStateMachine):
         # Capture the state now: entries applied after this call are not in the snapshot.
         last = self.last_applied
         seq = next(self._ids)
-        snapshot_id = "empty" if last is None else f"{last.leader_id}-{last.index}-{seq}"
+        snapshot_id = "empty" if last is None else f"{last.term}-{last.index}-{seq}"
         meta = SnapshotMeta(last, self.last_membership, snapshot_id)
         data = json.dumps({"counter": self.counter, "items": sorted(self.items)}).encode()
         return _Builder(self._snapshots, meta, data)

@@ -116,8 +116,8 @@ class EntryList:
         runs: list[tuple[int, int]] = []
         last_term = -1
         for e in self.entries:
-            if e.log_id.leader_id != last_term:
-                last_term = e.log_id.leader_id
+            if e.log_id.term != last_term:
+                last_term = e.log_id.term
                 runs.append((e.log_id.index, last_term))
         return runs
 
@@ -220,7 +220,7 @@ def _check_log_id(log_id: Any, what: str) -> None:
         return
     if not isinstance(log_id, LogId):
         raise ProtocolError(f"{what} must be a LogId or None, not {type(log_id).__name__}")
-    if log_id.leader_id > MAX_TERM or log_id.index > MAX_INDEX:
+    if log_id.term > MAX_TERM or log_id.index > MAX_INDEX:
         raise ProtocolError(f"{what} {log_id} is out of range (term <= {MAX_TERM}, index <= {MAX_INDEX})")
 
 
@@ -310,7 +310,7 @@ class AppendEntriesRequest:
         if n == 0:
             return entries
         expect = -1 if self.prev_log_id is None else self.prev_log_id.index
-        last_term = -1 if self.prev_log_id is None else self.prev_log_id.leader_id
+        last_term = -1 if self.prev_log_id is None else self.prev_log_id.term
         first = entries.log_id_at(0)
         last = entries.log_id_at(n - 1)
         if first.index != expect + 1 or last.index != expect + n:
@@ -383,8 +383,8 @@ class InstallSnapshotRequest:
         _check_log_id(meta.last_log_id, "InstallSnapshot: meta.last_log_id")
         if meta.last_log_id is None:
             raise ProtocolError("InstallSnapshot: a snapshot of an empty log")
-        if meta.last_log_id.leader_id > self.vote.term:
-            raise ProtocolError(f"InstallSnapshot: snapshot term {meta.last_log_id.leader_id} above the "
+        if meta.last_log_id.term > self.vote.term:
+            raise ProtocolError(f"InstallSnapshot: snapshot term {meta.last_log_id.term} above the "
                                 f"leader's term {self.vote.term}")
         sm = meta.last_membership
         _check_log_id(sm.log_id, "InstallSnapshot: membership log id")

@@ -79,7 +79,7 @@ class Raft:
             self.begin_receiving_snapshot,
             lambda vote, snapshot, sender: self.install_full_snapshot(vote, snapshot, sender=sender),
             core.config.max_snapshot_bytes,
-            admit=lambda req, sender: following.admit_snapshot_chunk(core.engine, req, sender),
+            admit=lambda req, sender: following.admit_snapshot_chunk(core.engine.state, req, sender),
         )
         self._forwarder = Forwarder(core, self.get_read_log_id)
 
@@ -525,7 +525,7 @@ class Raft:
         core = self._core
         if core.stopped is not None:
             return
-        core.post((fn, None))
+        core.call_soon(fn)
 
     def metrics(self) -> WatchReceiver[RaftMetrics]:
         """A watch receiver of this node's `RaftMetrics` (``borrow()``, ``await changed()``,

@@ -71,9 +71,9 @@ async def serve_forward(core: RaftCore, req: ForwardRequest, sender: int | None,
     req.validate()
     core.check_running()
     try:
-        peer_check.check_member(core.engine, sender, "forwarded client call")
+        peer_check.check_member(core.engine.state, sender, "forwarded client call")
     except ProtocolError as exc:
-        raise peer_check.refuse(core.engine, exc, sender) from None
+        raise peer_check.refuse(core.engine.state, exc, sender) from None
     if req.kind == "read":
         try:
             read_log_id, _ = await get_read_log_id()
@@ -91,7 +91,7 @@ async def install_full_snapshot(core: RaftCore, vote: Vote, snapshot: Snapshot, 
     if not isinstance(vote, Vote) or not isinstance(snapshot, Snapshot):
         raise ProtocolError("install_full_snapshot takes a Vote and a Snapshot")
     core.check_running()
-    stale = following.admit_snapshot_chunk(core.engine, InstallSnapshotRequest(vote, snapshot.meta), sender)
+    stale = following.admit_snapshot_chunk(core.engine.state, InstallSnapshotRequest(vote, snapshot.meta), sender)
     if stale is not None:
         close_quietly(snapshot.snapshot)
         return stale

@@ -184,7 +184,7 @@ class Entry:
 
     def to_record(self) -> tuple[int, int, int, bytes]:
         """``(term, index, kind, payload_bytes)``, the shape `_core.codec` encodes."""
-        return (self.log_id.leader_id, self.log_id.index, *Entry.payload_record(self.payload))
+        return (self.log_id.term, self.log_id.index, *Entry.payload_record(self.payload))
 
     @staticmethod
     def payload_record(payload: bytes | Membership | None) -> tuple[EntryKind, bytes]:
@@ -250,7 +250,7 @@ class EntryRange(Sequence[Entry]):
         first = entries[0].log_id.index if entries else 0
         if any(e.log_id.index != first + i for i, e in enumerate(entries)):
             raise ValueError("entries are not consecutive")
-        return cls(first, [e.log_id.leader_id for e in entries], [e.payload for e in entries])
+        return cls(first, [e.log_id.term for e in entries], [e.payload for e in entries])
 
     def __len__(self) -> int:
         return len(self.payloads)

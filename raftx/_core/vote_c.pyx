@@ -11,6 +11,7 @@ from cpython.object cimport Py_EQ, Py_GE, Py_GT, Py_LE, Py_LT, Py_NE
 from libc.stdint cimport int64_t
 
 import logging
+import warnings
 
 logger = logging.getLogger(__name__)
 
@@ -169,33 +170,36 @@ cdef class Vote(_LeaderFields):
 cdef class LogId:
     """See ``vote_py.LogId``."""
 
-    cdef readonly int64_t leader_id
+    cdef readonly int64_t term
     cdef readonly int64_t index
 
-    def __init__(self, leader_id, index):
-        self.leader_id = _check("leader_id", leader_id)
+    def __init__(self, term, index):
+        self.term = _check("term", term)
         self.index = _check("index", index)
 
     @property
-    def term(self):
-        return self.leader_id
+    def leader_id(self):
+        """Deprecated alias of ``term``; see ``vote_py.LogId.leader_id``."""
+        warnings.warn("LogId.leader_id is deprecated: it is the term, use LogId.term", DeprecationWarning,
+                      stacklevel=2)
+        return self.term
 
     def __reduce__(self):
-        return (LogId, (self.leader_id, self.index))
+        return (LogId, (self.term, self.index))
 
     def __repr__(self):
-        return f"LogId({self.leader_id}, {self.index})"
+        return f"LogId({self.term}, {self.index})"
 
     def __hash__(self):
-        return hash((self.leader_id, self.index))
+        return hash((self.term, self.index))
 
     def __richcmp__(self, other, int op):
         if not isinstance(other, LogId):
             return NotImplemented
         cdef LogId o = <LogId>other
         cdef int c
-        if self.leader_id != o.leader_id:
-            c = -1 if self.leader_id < o.leader_id else 1
+        if self.term != o.term:
+            c = -1 if self.term < o.term else 1
         elif self.index != o.index:
             c = -1 if self.index < o.index else 1
         else:
@@ -208,8 +212,8 @@ cdef inline bint _log_id_lt(LogId a, LogId b) noexcept:
         return False
     if a is None:
         return True
-    if a.leader_id != b.leader_id:
-        return a.leader_id < b.leader_id
+    if a.term != b.term:
+        return a.term < b.term
     return a.index < b.index
 
 

@@ -13,9 +13,10 @@ leader per term, so a committed leader id is just the term.
   incomparable, a committed vote is greater than an uncommitted one (both can't be
   granted by a quorum in one term); otherwise they are incomparable. A node grants an incoming vote iff ``incoming >= current``
   (`vote_can_grant`).
-* `LogId(leader_id, index)`: the id of a log entry. ``leader_id`` is the term of the
-  leader that created it (openraft's ``CommittedLeaderId`` in std mode); `term` is an
-  alias. Totally ordered by ``(term, index)`` (§5.4.1).
+* `LogId(term, index)`: the id of a log entry. ``term`` is the term of the leader
+  that created it (openraft's ``CommittedLeaderId`` in std mode, which openraft names
+  ``leader_id``: the deprecated alias `LogId.leader_id` warns). Totally ordered by
+  ``(term, index)`` (§5.4.1).
 
 All three are immutable, hashable and picklable. ``None`` stands for "no log id"
 and sorts below every `LogId` in `log_id_lt` / `log_id_max`.
@@ -28,6 +29,7 @@ class raises `TypeError`.
 
 from __future__ import annotations
 
+import warnings
 from operator import index as _as_int
 from typing import Any
 
@@ -190,56 +192,59 @@ class Vote:
 class LogId:
     """The id of a log entry: the creating leader's term and the index (§5.3)."""
 
-    __slots__ = ("leader_id", "index")
+    __slots__ = ("term", "index")
 
-    leader_id: int
+    term: int
     index: int
 
-    def __init__(self, leader_id: int, index: int) -> None:
-        object.__setattr__(self, "leader_id", _check("leader_id", leader_id))
+    def __init__(self, term: int, index: int) -> None:
+        object.__setattr__(self, "term", _check("term", term))
         object.__setattr__(self, "index", _check("index", index))
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable")
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (LogId, (self.leader_id, self.index))
+        return (LogId, (self.term, self.index))
 
     @property
-    def term(self) -> int:
-        """The term of the entry (an alias of ``leader_id`` in std leader-id mode)."""
-        return self.leader_id
+    def leader_id(self) -> int:
+        """Deprecated alias of `term` (openraft's name: in std leader-id mode the
+        leader id of an entry is its term). Warns `DeprecationWarning`."""
+        warnings.warn("LogId.leader_id is deprecated: it is the term, use LogId.term", DeprecationWarning,
+                      stacklevel=2)
+        return self.term
 
     def __repr__(self) -> str:
-        return f"LogId({self.leader_id}, {self.index})"
+        return f"LogId({self.term}, {self.index})"
 
     def __hash__(self) -> int:
-        return hash((self.leader_id, self.index))
+        return hash((self.term, self.index))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, LogId):
             return NotImplemented
-        return self.leader_id == other.leader_id and self.index == other.index
+        return self.term == other.term and self.index == other.index
 
     def __lt__(self, other: LogId) -> bool:
         if not isinstance(other, LogId):
             return NotImplemented
-        return (self.leader_id, self.index) < (other.leader_id, other.index)
+        return (self.term, self.index) < (other.term, other.index)
 
     def __le__(self, other: LogId) -> bool:
         if not isinstance(other, LogId):
             return NotImplemented
-        return (self.leader_id, self.index) <= (other.leader_id, other.index)
+        return (self.term, self.index) <= (other.term, other.index)
 
     def __gt__(self, other: LogId) -> bool:
         if not isinstance(other, LogId):
             return NotImplemented
-        return (self.leader_id, self.index) > (other.leader_id, other.index)
+        return (self.term, self.index) > (other.term, other.index)
 
     def __ge__(self, other: LogId) -> bool:
         if not isinstance(other, LogId):
             return NotImplemented
-        return (self.leader_id, self.index) >= (other.leader_id, other.index)
+        return (self.term, self.index) >= (other.term, other.index)
 
 
 def vote_can_grant(current: Vote, incoming: Vote) -> bool:

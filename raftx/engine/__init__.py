@@ -38,9 +38,10 @@ Entries received from the network need only the small `raftx.messages.LogEntries
 surface (log id by position, term runs, membership entries, slicing), so the
 runtime may pass its encoded batch straight through.
 
-Queries for metrics: ``engine.vote``, ``engine.server_state``,
-``engine.current_leader``, ``engine.log.last_log_id``, ``engine.committed``,
-``engine.applied``, ``engine.snapshot``, ``engine.log.purged``,
+Queries for metrics (read-only properties over ``engine.state``, the
+`raftx.engine.state.EngineState`, and ``engine.roles``): ``engine.vote``,
+``engine.server_state``, ``engine.current_leader``, ``engine.log.last_log_id``,
+``engine.committed``, ``engine.applied``, ``engine.snapshot``, ``engine.log.purged``,
 ``engine.membership.effective`` / ``.committed``, ``engine.leader.progress``.
 """
 

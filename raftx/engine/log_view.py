@@ -63,7 +63,7 @@ class LogView:
         """The term of the entry at ``index``; None if absent (purged or beyond the end)."""
         purged = self.purged
         if purged is not None and index == purged.index:
-            return purged.leader_id
+            return purged.term
         if index > self.last_index or index <= self.purged_index or index < 0:
             return None
         k = bisect_right(self._starts, index) - 1
@@ -86,7 +86,7 @@ class LogView:
 
     def has(self, log_id: LogId | None) -> bool:
         """True iff ``log_id`` is in the log (None, the empty prefix, always is)."""
-        return log_id is None or self.term_at(log_id.index) == log_id.leader_id
+        return log_id is None or self.term_at(log_id.index) == log_id.term
 
     def term_runs(self) -> list[tuple[int, int]]:
         """``(first_index, term)`` per run of present entries."""
@@ -107,8 +107,8 @@ class LogView:
             index = self._starts[k] - 1
             k -= 1
         purged = self.purged
-        if purged is not None and index >= purged.index and purged.leader_id <= term:
-            return purged.index, purged.leader_id
+        if purged is not None and index >= purged.index and purged.term <= term:
+            return purged.index, purged.term
         return -1, -1
 
     # -- changes -----------------------------------------------------------------------

@@ -38,14 +38,10 @@ first; both kinds of check come before the leader is accepted (following, §5.3)
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
+from raftx.engine.state import EngineState, RefusalCounters
 from raftx.errors import PeerNotAuthorized, ProtocolError
 from raftx.types import Vote
-
-if TYPE_CHECKING:
-    from raftx.engine.engine import Engine
 
 __all__ = ["RefusalCounters", "check_member", "check_names_sender", "refuse"]
 
@@ -55,47 +51,35 @@ logger = logging.getLogger(__name__)
 _LOG_EVERY_MS = 1000
 
 
-@dataclass(slots=True)
-class RefusalCounters:
-    """Requests refused without touching state (monotonic counters)."""
-
-    #: The sender is no member / not the leader, or the request names another node.
-    unauthorized: int = 0
-    #: Malformed or out-of-range content (`ProtocolError` answers of request checks).
-    invalid: int = 0
-    _logged_at: dict[str, int] = field(default_factory=dict)
-    _suppressed: dict[str, int] = field(default_factory=dict)
-
-
-def refuse(eng: Engine, exc: ProtocolError, sender: int | None) -> ProtocolError:
+def refuse(st: EngineState, exc: ProtocolError, sender: int | None) -> ProtocolError:
     """Count ``exc`` (the answer to a refused request) and log it, rate-limited; return it."""
-    c = eng.refusals
+    c = st.refusals
     kind = "unauthorized" if isinstance(exc, PeerNotAuthorized) else "invalid"
     if kind == "unauthorized":
         c.unauthorized += 1
     else:
         c.invalid += 1
     last = c._logged_at.get(kind)
-    if last is not None and eng.now < last + _LOG_EVERY_MS:
+    if last is not None and st.now < last + _LOG_EVERY_MS:
         c._suppressed[kind] = c._suppressed.get(kind, 0) + 1
         return exc
     more = c._suppressed.pop(kind, 0)
-    c._logged_at[kind] = eng.now
-    logger.warning("node %s refused a request from node %s: %s%s", eng.id, sender, exc,
+    c._logged_at[kind] = st.now
+    logger.warning("node %s refused a request from node %s: %s%s", st.id, sender, exc,
                    f" (and {more} more {kind} since the last report)" if more else "")
     return exc
 
 
-def check_member(eng: Engine, sender: int | None, what: str) -> None:
+def check_member(st: EngineState, sender: int | None, what: str) -> None:
     """Raise `PeerNotAuthorized` unless ``sender`` may send Raft RPCs to this node."""
     if sender is None:
         return
-    if sender == eng.id:
+    if sender == st.id:
         raise PeerNotAuthorized(f"{what} from a connection claiming to be this node ({sender})")
-    m = eng.membership.effective.membership
+    m = st.membership.effective.membership
     if not m.nodes and not m.configs:
         return  # bootstrapping rule (module docstring)
-    if sender in m.nodes or sender == eng.current_leader:
+    if sender in m.nodes or sender == st.current_leader:
         return
     raise PeerNotAuthorized(f"{what} from node {sender}, which is not a member of this cluster")
 

@@ -17,7 +17,8 @@
   (estimated) bytes; ``next_index`` moves optimistically past what was sent;
 * ``SNAPSHOT``: a snapshot is being sent (§7); nothing else until it is answered.
 
-Invariant: ``matching.index < next_index``.
+Invariant: ``matching.index < next_index``. Every change of ``state`` is one of the
+``become_*`` methods (etcd ``tracker.Progress``); the handlers never set it.
 """
 
 from __future__ import annotations
@@ -114,13 +115,44 @@ class Progress:
         if sent_at > self.acked_sent_at:
             self.acked_sent_at = sent_at
 
-    def reset_to_probe(self) -> None:
-        """Forget every replication request in flight and probe from ``matching`` on."""
-        for k in [k for k, s in self.sends.items() if not s.heartbeat]:
-            del self.sends[k]
+    # -- transitions (etcd ``Progress.BecomeProbe`` / ``BecomeReplicate`` / ``BecomeSnapshot``) --
+
+    def become_probe(self, next_index: int | None = None, *, drop_heartbeats: bool = False) -> None:
+        """Forget every replication request in flight and probe from ``next_index``
+        (default: right after ``matching``; never at or below it)."""
+        if drop_heartbeats:
+            self.sends.clear()
+        else:
+            for k in [k for k, s in self.sends.items() if not s.heartbeat]:
+                del self.sends[k]
         self.inflight_entries = 0
         self.state = ProgressState.PROBE
-        self.next_index = self.matching_index + 1
+        after_match = self.matching_index + 1
+        self.next_index = after_match if next_index is None else max(next_index, after_match)
+
+    def become_replicate(self) -> None:
+        """The target's log was found to match: pipeline from what is known to match on.
+        After a snapshot, exactly right after it; after a probe, keep what was sent."""
+        after_match = self.matching_index + 1
+        self.next_index = after_match if self.state is ProgressState.SNAPSHOT else max(self.next_index, after_match)
+        self.state = ProgressState.REPLICATE
+
+    def become_snapshot(self, send: Send) -> None:
+        """Send the snapshot (``send``, §7); nothing else goes until it is answered."""
+        self.become_probe()
+        self.state = ProgressState.SNAPSHOT
+        self.add(send)
+
+    def sent_entries(self, send: Send) -> None:
+        """Entries up to ``send.last_index`` left (optimistically: the next request follows them)."""
+        self.add(send)
+        self.next_index = send.last_index + 1
+
+    def forget_matching(self, next_index: int) -> None:
+        """The target lost what it matched (`raftx.engine.reversion`): probe anew from ``next_index``."""
+        self.matching = None
+        self.reverted_at = None
+        self.become_probe(next_index)
 
     def update_matching(self, log_id: LogId | None) -> bool:
         """``log_id`` is known to match; True if ``matching`` moved forward."""

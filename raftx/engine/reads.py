@@ -48,120 +48,104 @@ ReadIndex (openraft does the same).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from raftx import _core
-from raftx.engine.state import PendingRead
+from raftx.engine import sending
+from raftx.engine.output import Output
+from raftx.engine.roles import LeaderState, PendingRead
+from raftx.engine.state import EngineState
 from raftx.errors import QuorumNotEnough
-
-if TYPE_CHECKING:
-    from raftx.engine.engine import Engine
 
 __all__ = ["expire_pending_reads", "fail_pending_reads", "get_read_log_id", "lease_valid", "on_quorum_ack",
            "read_lease_end"]
 
 
-def get_read_log_id(eng: Engine, responder: Any, lease: bool = False, now: int | None = None) -> None:
+def get_read_log_id(st: EngineState, leader: LeaderState, out: Output, responder: Any, lease: bool = False,
+                    now: int | None = None) -> None:
     """Start a ReadIndex read (thesis §6.4); answer after one quorum round, or at once
     when ``lease`` is asked for and the read lease holds at ``now`` (module docstring)."""
-    from raftx.engine import replication
-
-    leader = eng.leader
-    if leader is None:
-        eng.respond(responder, eng.forward_to_leader())
-        return
-    if now is not None and now > eng.now:
-        eng.now = now  # a fresher reading of the same clock Tick carries
-    read_log_id = _core.vote.log_id_max(eng.committed, leader.noop_log_id)
+    if now is not None and now > st.now:
+        st.now = now  # a fresher reading of the same clock Tick carries
+    read_log_id = _core.vote.log_id_max(st.committed, leader.noop_log_id)
     if lease:
-        end = read_lease_end(eng)
-        if end is not None and eng.now < end:
-            eng.respond(responder, (read_log_id, eng.applied))
+        end = read_lease_end(st, leader, out)
+        if end is not None and st.now < end:
+            out.respond(responder, (read_log_id, st.applied))
             return
-    leader.reads.append(PendingRead(leader.next_send_id + 1, read_log_id, responder, eng.now))
-    on_quorum_ack(eng)  # a single voter confirms itself
+    leader.reads.append(PendingRead(leader.next_send_id + 1, read_log_id, responder, st.now))
+    on_quorum_ack(st, leader, out)  # a single voter confirms itself
     if leader.reads:
-        replication.broadcast_heartbeat(eng)
+        sending.broadcast_heartbeat(st, leader, out)
 
 
-def _quorum_value(eng: Engine, values: dict[int, int], own: int) -> int:
+def _quorum_value(st: EngineState, values: dict[int, int], own: int) -> int:
     """The value a quorum of voters has reached (joint aware, thesis §4.3)."""
-    configs = eng.membership.effective.membership.configs
-    halves = [[own if v == eng.id else values.get(v, -1) for v in c] for c in configs]
+    configs = st.membership.effective.membership.configs
+    halves = [[own if v == st.id else values.get(v, -1) for v in c] for c in configs]
     if not halves:
         return -1
     return _core.quorum.joint_committed_index(halves[0], halves[1] if len(halves) > 1 else [])
 
 
-def on_quorum_ack(eng: Engine) -> None:
+def on_quorum_ack(st: EngineState, leader: LeaderState, out: Output) -> None:
     """A target answered: advance the lease and answer the reads a quorum confirmed."""
-    leader = eng.leader
-    if leader is None:
-        return
-    acked_at = _quorum_value(eng, {t: p.acked_sent_at for t, p in leader.progress.items()}, eng.now)
+    acked_at = _quorum_value(st, {t: p.acked_sent_at for t, p in leader.progress.items()}, st.now)
     if acked_at != _core.quorum.INDEX_MAX:
         if acked_at > leader.last_quorum_acked:
             leader.last_quorum_acked = acked_at
-            eng.leader_seen_at = acked_at
+            st.leader_seen_at = acked_at
         if acked_at > leader.lease_acked:
             leader.lease_acked = acked_at
     if not leader.reads:
         return
-    acked = _quorum_value(eng, {t: p.acked_send_id for t, p in leader.progress.items()}, leader.next_send_id + 1)
+    acked = _quorum_value(st, {t: p.acked_send_id for t, p in leader.progress.items()}, leader.next_send_id + 1)
     done = [r for r in leader.reads if r.send_id <= acked]
     if not done:
         return
     leader.reads = [r for r in leader.reads if r.send_id > acked]
     for r in done:
-        eng.respond(r.responder, (r.read_log_id, eng.applied))
+        out.respond(r.responder, (r.read_log_id, st.applied))
 
 
-def read_lease_end(eng: Engine) -> int | None:
+def read_lease_end(st: EngineState, leader: LeaderState, out: Output) -> int | None:
     """When this leader's read lease ends (engine time), or None if it has none (the
     bound and its safety argument: module docstring)."""
-    leader = eng.leader
-    c = eng.config
-    if leader is None or not c.enable_leader_lease or leader.lease_void or leader.transfer_to is not None:
+    c = st.config
+    if not c.enable_leader_lease or leader.lease_void or leader.transfer_to is not None:
         return None
-    on_quorum_ack(eng)  # a single voter is its own quorum, acked now
+    on_quorum_ack(st, leader, out)  # a single voter is its own quorum, acked now
     if leader.lease_acked < 0:
         return None
     return leader.lease_acked + c.election_timeout_min - c.heartbeat_interval - c.election_timeout_min // 10
 
 
-def lease_valid(eng: Engine) -> bool:
+def lease_valid(st: EngineState, leader: LeaderState, out: Output) -> bool:
     """True while a quorum answered this leader within ``election_timeout_max``."""
-    leader = eng.leader
-    if leader is None:
-        return False
-    if not eng.config.enable_leader_lease:
+    if not st.config.enable_leader_lease:
         return True
-    lease = eng.config.election_timeout_max
-    if eng.now < leader.last_quorum_acked + lease:
+    lease = st.config.election_timeout_max
+    if st.now < leader.last_quorum_acked + lease:
         return True
     # A leader that is a quorum by itself (a single voter) has no acks to wait for:
     # recompute with its own "ack" at now before refusing.
-    on_quorum_ack(eng)
-    return eng.now < leader.last_quorum_acked + lease
+    on_quorum_ack(st, leader, out)
+    return st.now < leader.last_quorum_acked + lease
 
 
-def fail_pending_reads(eng: Engine, error: Exception) -> None:
-    leader = eng.leader
-    if leader is None:
-        return
+def fail_pending_reads(leader: LeaderState, out: Output, error: Exception) -> None:
     pending, leader.reads = leader.reads, []
     for r in pending:
-        eng.respond(r.responder, error)
+        out.respond(r.responder, error)
 
 
-def expire_pending_reads(eng: Engine) -> None:
+def expire_pending_reads(st: EngineState, leader: LeaderState, out: Output) -> None:
     """Fail reads that no quorum confirmed within ``election_timeout_max``."""
-    leader = eng.leader
-    if leader is None or not leader.reads:
+    if not leader.reads:
         return
-    limit = eng.now - eng.config.election_timeout_max
+    limit = st.now - st.config.election_timeout_max
     expired = [r for r in leader.reads if r.started_at <= limit]
     if expired:
         leader.reads = [r for r in leader.reads if r.started_at > limit]
         for r in expired:
-            eng.respond(r.responder, QuorumNotEnough("read index round", None))
+            out.respond(r.responder, QuorumNotEnough("read index round", None))

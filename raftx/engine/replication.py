@@ -1,42 +1,38 @@
-"""The leader's side of log replication (§5.3) and commitment (§5.4.2).
+"""The leader's side of log replication (§5.3) and commitment (§5.4.2): client writes
+and the targets' answers. What is sent to each target is `raftx.engine.sending`.
 
 * Client writes are appended as one batch (group commit) and replicated to every
-  other member; the leader names index *ranges* (`Replicate`), the runtime reads
-  the bytes from its log store.
-* Per target a `raftx.engine.progress.Progress` runs probe -> pipelined replicate
-  (bounded window in requests and estimated bytes) -> snapshot when the entries
-  it needs were purged or it lags more than ``replication_lag_threshold`` (§7).
+  other member.
 * A failed consistency check backtracks by term using the follower's hint (§5.3).
 * `maybe_commit` is the one place that advances a leader's commit index: the
   quorum-matched index counts only if its entry is from the current term
   (§5.4.2, Figure 8). The leader's own log counts only once flushed.
+
+Each handler is given the `Roles` (an answer with a higher term ends the
+leadership, §5.1; a commit can end it too, `raftx.engine.membership`).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Sequence, cast
+from typing import Any, Sequence, cast
 
 from raftx import _core
-from raftx.engine import reads, reversion
-from raftx.engine.commands import Replicate, SendSnapshot, BuildSnapshot
+from raftx.engine import log_ops, membership, reads, reversion, sending, server_state, transfer
+from raftx.engine.output import Output
 from raftx.engine.progress import Progress, ProgressState, Send
-from raftx.messages import AppendEntriesResponse, PayloadBatch, SnapshotResponse
+from raftx.engine.roles import LeaderState, Roles
+from raftx.engine.state import EngineState
 from raftx.errors import ClientWriteError, NotLeader
-
-if TYPE_CHECKING:
-    from raftx.engine.engine import Engine
+from raftx.messages import AppendEntriesResponse, PayloadBatch, SnapshotResponse
 
 __all__ = [
-    "broadcast_heartbeat",
     "client_write",
     "handle_append_response",
     "handle_replication_failed",
     "handle_snapshot_response",
-    "leader_append",
     "maybe_commit",
-    "rebuild_progress",
-    "send_to",
+    "on_local_flushed",
 ]
 
 logger = logging.getLogger(__name__)
@@ -48,8 +44,8 @@ _PLAIN = frozenset({bytes, type(None)})
 # -- appending ------------------------------------------------------------------------------
 
 
-def client_write(eng: Engine, payloads: Sequence[bytes | None], responders: Sequence[Any],
-                 expected_leader: Any = None) -> None:
+def client_write(st: EngineState, roles: Roles, out: Output, payloads: Sequence[bytes | None],
+                 responders: Sequence[Any], expected_leader: Any = None) -> None:
     """Append a batch of client payloads as one write (group commit) and replicate it;
     with ``expected_leader`` only if this node leads with that `LeaderId`."""
     if len(responders) != len(payloads):
@@ -62,175 +58,57 @@ def client_write(eng: Engine, payloads: Sequence[bytes | None], responders: Sequ
                             if x is not None and not isinstance(x, (bytes, bytearray, memoryview))]
     if bad:
         for r in responders:
-            eng.respond(r, ClientWriteError(f"payloads must be bytes; not at positions {bad}"))
+            out.respond(r, ClientWriteError(f"payloads must be bytes; not at positions {bad}"))
         return
     err: Exception | None = None
-    if expected_leader is not None and (eng.leader is None or eng.leader.vote.leader_id != expected_leader):
+    leader = roles.leader
+    if expected_leader is not None and (leader is None or leader.vote.leader_id != expected_leader):
         # a conditional write: the leader changed since the caller looked (openraft with_leader)
-        known = eng.current_leader
-        err = NotLeader(known, None if known is None else eng.membership.effective.membership.get_node(known))
-    elif eng.leader is None:
-        fwd = eng.forward_to_leader()
+        known = st.current_leader
+        err = NotLeader(known, None if known is None else st.membership.effective.membership.get_node(known))
+    elif leader is None:
+        fwd = st.forward_to_leader()
         err = NotLeader(fwd.leader_id, fwd.leader_node)  # refused unproposed: safe to retry elsewhere
-    elif eng.leader.transfer_to is not None or not reads.lease_valid(eng):
+    elif leader.transfer_to is not None or not reads.lease_valid(st, leader, out):
         err = NotLeader(None, None)  # transferring, or no quorum heard within the lease
     if err is not None:
         for r in responders:
-            eng.respond(r, err)
+            out.respond(r, err)
         return
     if kinds == _BYTES:  # every payload is bytes
         size = sum(map(len, cast("Sequence[bytes]", payloads)))
     else:
         size = sum(len(p) for p in payloads if p is not None)
-    limit = eng.config.max_payload_bytes
+    limit = st.config.max_payload_bytes
     if size > limit:  # a payload no frame can carry would stall replication: refuse it alone
         fits = [p is None or len(p) <= limit for p in payloads]
         if not all(fits):
             for r, p, ok in zip(responders, payloads, fits):
                 if not ok:
-                    eng.respond(r, ClientWriteError(f"payload of {len(p or b'')} bytes exceeds "
+                    out.respond(r, ClientWriteError(f"payload of {len(p or b'')} bytes exceeds "
                                                     f"Config.max_payload_bytes ({limit})"))
             payloads = [p for p, ok in zip(payloads, fits) if ok]
             responders = [r for r, ok in zip(responders, fits) if ok]
             if not payloads:
                 return
             size = sum(len(p) for p in payloads if p is not None)
-    leader = eng.leader
     assert leader is not None
     leader.entry_bytes = 0.9 * leader.entry_bytes + 0.1 * (size / len(payloads))
     if not plain:
         payloads = [bytes(x) if isinstance(x, (bytearray, memoryview)) else x for x in payloads]
-    leader_append(eng, PayloadBatch(eng.vote.term, eng.log.last_index + 1, payloads), responders)
-
-
-def leader_append(eng: Engine, batch: PayloadBatch, responders: Sequence[Any]) -> None:
-    """Append ``batch`` to the leader's log, remember its responders, replicate (§5.3)."""
-    eng.append_to_log(batch)
-    eng.responders.push(batch.first_index, responders)
-    for target, progress in eng.leader.progress.items() if eng.leader else ():
-        send_to(eng, target, progress)
-
-
-# -- progress bookkeeping ----------------------------------------------------------------------
-
-
-def rebuild_progress(eng: Engine) -> None:
-    """Targets = every member but self; the commit tracker follows the effective voters."""
-    leader = eng.leader
-    assert leader is not None
-    m = eng.membership.effective.membership
-    targets = set(m.nodes) - {eng.id}
-    for gone in set(leader.progress) - targets:
-        del leader.progress[gone]
-    for t in sorted(targets - set(leader.progress)):
-        # probe with the last entry (§5.3): a conflict answer walks back from there
-        leader.progress[t] = Progress(max(eng.log.last_index, eng.log.first_index))
-    leader.new_tracker(m)
-    own = eng.io.flushed_log_id
-    if own is not None and eng.log.has(own):
-        leader.tracker.update(eng.id, own.index)
-
-
-def _new_send_id(eng: Engine) -> int:
-    leader = eng.leader
-    assert leader is not None
-    leader.next_send_id += 1
-    leader.send_times.record(leader.next_send_id, eng.now)
-    return leader.next_send_id
-
-
-def send_to(eng: Engine, target: int, p: Progress) -> bool:
-    """Send what ``target`` needs next, within its window; True if anything was sent."""
-    leader = eng.leader
-    assert leader is not None
-    if p.state is ProgressState.SNAPSHOT:
-        return False
-    log = eng.log
-    if p.next_index <= log.purged_index or _lags_beyond_threshold(eng, p):
-        return _send_snapshot(eng, target, p)
-    if p.state is ProgressState.PROBE and p.replicating():
-        return False
-    c = eng.config
-    # Entries per request: max_payload_entries, fewer when the average payload size
-    # says they would fill more than half a frame (a frame over max_frame_bytes is refused).
-    per_request = max(1, min(c.max_payload_entries, int(c.max_frame_bytes / 2 / max(leader.entry_bytes, 1.0))))
-    sent = False
-    while p.next_index <= log.last_index:
-        if p.replicating() >= (1 if p.state is ProgressState.PROBE else c.max_inflight_appends):
-            break
-        if p.inflight_entries and p.inflight_entries * leader.entry_bytes >= c.max_inflight_bytes:
-            break
-        prev = log.log_id_at(p.next_index - 1)
-        if prev is None and p.next_index - 1 >= 0:
-            return _send_snapshot(eng, target, p)
-        last = min(log.last_index, p.next_index + per_request - 1)
-        send_id = _new_send_id(eng)
-        p.add(Send(send_id, eng.now, prev, last, last - p.next_index + 1))
-        eng.emit(Replicate(target, send_id, leader.vote, prev, p.next_index, last, eng.committed))
-        p.next_index = last + 1
-        sent = True
-    return sent
-
-
-def _lags_beyond_threshold(eng: Engine, p: Progress) -> bool:
-    snap = eng.snapshot
-    if snap is None or snap.last_log_id is None:
-        return False
-    return (
-        eng.log.last_index - p.matching_index > eng.config.replication_lag_threshold
-        and snap.last_log_id.index > p.matching_index
-    )
-
-
-def _send_snapshot(eng: Engine, target: int, p: Progress) -> bool:
-    """Send the snapshot to ``target`` (§7); build one first if there is none."""
-    leader = eng.leader
-    assert leader is not None
-    snap = eng.snapshot
-    if snap is None or snap.last_log_id is None or snap.last_log_id.index < eng.log.purged_index:
-        if not eng.snapshot_building:
-            eng.snapshot_building = True
-            eng.emit(BuildSnapshot())
-        return False
-    p.reset_to_probe()
-    p.state = ProgressState.SNAPSHOT
-    send_id = _new_send_id(eng)
-    p.add(Send(send_id, eng.now, None, snap.last_log_id.index, 0, snapshot_last=snap.last_log_id))
-    eng.emit(SendSnapshot(target, send_id, leader.vote))
-    return True
-
-
-def broadcast_heartbeat(eng: Engine) -> None:
-    """Send every target what it needs, or an empty AppendEntries (heartbeat, §5.2)."""
-    leader = eng.leader
-    if leader is None:
-        return
-    eng.next_heartbeat = eng.now + eng.config.heartbeat_interval
-    for target, p in leader.progress.items():
-        if not send_to(eng, target, p):
-            send_heartbeat(eng, target, p)
-
-
-def send_heartbeat(eng: Engine, target: int, p: Progress) -> None:
-    """An empty AppendEntries with prev = what the target is known to match."""
-    leader = eng.leader
-    assert leader is not None
-    send_id = _new_send_id(eng)
-    p.add(Send(send_id, eng.now, p.matching, p.matching_index, 0, heartbeat=True))
-    eng.emit(Replicate(target, send_id, leader.vote, p.matching, p.matching_index + 1, p.matching_index, eng.committed))
+    sending.leader_append(st, leader, out, PayloadBatch(st.vote.term, st.log.last_index + 1, payloads), responders)
 
 
 # -- answers -----------------------------------------------------------------------------------
 
 
-def handle_append_response(eng: Engine, target: int, send_id: int, resp: AppendEntriesResponse) -> None:
+def handle_append_response(st: EngineState, roles: Roles, out: Output, target: int, send_id: int,
+                           resp: AppendEntriesResponse) -> None:
     """Process a follower's answer to `Replicate` ``send_id`` (§5.3)."""
-    from raftx.engine.election import step_down_to_term
-
-    if resp.vote.term > eng.vote.term:
-        step_down_to_term(eng, resp.vote.term)  # §5.1
+    if resp.vote.term > st.vote.term:
+        server_state.step_down_to_term(st, roles, out, resp.vote.term)  # §5.1
         return
-    leader = eng.leader
+    leader = roles.leader
     if leader is None:
         return
     p = leader.progress.get(target)
@@ -243,36 +121,34 @@ def handle_append_response(eng: Engine, target: int, send_id: int, resp: AppendE
         # A request forgotten (a heartbeat beyond the remembered ones, or replication
         # dropped after a conflict): it tells nothing about the log now, but the
         # target accepted this leader when it answered it (§6.4 leadership round).
-        sent_at = leader.send_times.sent_at(send_id, eng.now)
+        sent_at = leader.send_times.sent_at(send_id, st.now)
         if sent_at is not None:
             p.ack(send_id, sent_at)
-            reads.on_quorum_ack(eng)
+            reads.on_quorum_ack(st, leader, out)
         return
     p.ack(send.send_id, send.sent_at)
-    reads.on_quorum_ack(eng)
+    reads.on_quorum_ack(st, leader, out)
     if resp.success:
         matching = resp.matching
         if matching is None:
-            matching = send.prev_log_id if send.heartbeat else eng.log.log_id_at(send.last_index)
-        elif matching.index > send.last_index or not eng.log.has(matching):
+            matching = send.prev_log_id if send.heartbeat else st.log.log_id_at(send.last_index)
+        elif matching.index > send.last_index or not st.log.has(matching):
             matching = None  # a follower claiming more than was sent: ignore the claim
         if p.update_matching(matching) and target in leader.progress:
-            maybe_commit(eng, leader.tracker.update(target, p.matching_index))
+            maybe_commit(st, roles, out, leader.tracker.update(target, p.matching_index))
         if not send.heartbeat and p.matching_index < send.last_index:
-            p.reset_to_probe()  # partial success: resend from what matched
+            p.become_probe()  # partial success: resend from what matched
         elif p.state is ProgressState.PROBE and not send.heartbeat:
-            p.state = ProgressState.REPLICATE
-            p.next_index = max(p.next_index, p.matching_index + 1)
+            p.become_replicate()
     elif not send.heartbeat or send.prev_log_id is not None:
-        _backtrack(eng, target, p, send, resp)
-    if eng.leader is not None:
-        send_to(eng, target, p)
-        from raftx.engine import transfer
-
-        transfer.maybe_send_transfer(eng)
+        _backtrack(st, leader, target, p, send, resp)
+    if roles.leader is leader:  # a commit can end the leadership (raftx.engine.membership)
+        sending.send_to(st, leader, out, target, p)
+        transfer.maybe_send_transfer(st, leader, out)
 
 
-def _backtrack(eng: Engine, target: int, p: Progress, send: Send, resp: AppendEntriesResponse) -> None:
+def _backtrack(st: EngineState, leader: LeaderState, target: int, p: Progress, send: Send,
+               resp: AppendEntriesResponse) -> None:
     """The consistency check failed at ``send.prev_log_id`` (§5.3): probe lower.
 
     The follower's hint (``conflict_index``, ``conflict_term``) names the last
@@ -284,40 +160,35 @@ def _backtrack(eng: Engine, target: int, p: Progress, send: Send, resp: AppendEn
     """
     rejected = -1 if send.prev_log_id is None else send.prev_log_id.index
     if rejected <= p.matching_index:
-        reversion.on_follower_log_reverted(eng, target, p, send, resp)
+        reversion.on_follower_log_reverted(st, leader, target, p, send, resp)
         return
-    probe, _ = eng.log.find_conflict_by_term(min(resp.conflict_index, rejected), resp.conflict_term)
+    probe, _ = st.log.find_conflict_by_term(min(resp.conflict_index, rejected), resp.conflict_term)
     if resp.conflict_index < 0:
         probe = -1
-    p.reset_to_probe()
-    p.next_index = max(min(rejected, probe + 1), p.matching_index + 1)
+    p.become_probe(min(rejected, probe + 1))
 
 
-def handle_replication_failed(eng: Engine, target: int, send_id: int) -> None:
+def handle_replication_failed(leader: LeaderState, target: int, send_id: int) -> None:
     """A request could not be delivered: forget it and probe again at the next heartbeat."""
-    leader = eng.leader
-    if leader is None or target not in leader.progress:
+    p = leader.progress.get(target)
+    if p is None:
         return
-    p = leader.progress[target]
     send = p.sends.get(send_id) if send_id >= 0 else None
     if send_id >= 0 and send is None:
         return
     if send is not None and send.heartbeat:
         p.pop(send_id)
         return
-    p.sends.clear()
-    p.inflight_entries = 0
-    p.reset_to_probe()
+    p.become_probe(drop_heartbeats=True)
 
 
-def handle_snapshot_response(eng: Engine, target: int, send_id: int, resp: SnapshotResponse) -> None:
+def handle_snapshot_response(st: EngineState, roles: Roles, out: Output, target: int, send_id: int,
+                             resp: SnapshotResponse) -> None:
     """The target installed (or already had) the snapshot (§7): replicate after it."""
-    from raftx.engine.election import step_down_to_term
-
-    if resp.vote.term > eng.vote.term:
-        step_down_to_term(eng, resp.vote.term)
+    if resp.vote.term > st.vote.term:
+        server_state.step_down_to_term(st, roles, out, resp.vote.term)
         return
-    leader = eng.leader
+    leader = roles.leader
     if leader is None or target not in leader.progress:
         return
     p = leader.progress[target]
@@ -325,40 +196,39 @@ def handle_snapshot_response(eng: Engine, target: int, send_id: int, resp: Snaps
     if send is None or resp.vote != leader.vote:
         return
     p.ack(send.send_id, send.sent_at)
-    reads.on_quorum_ack(eng)
+    reads.on_quorum_ack(st, leader, out)
     if p.update_matching(send.snapshot_last):
-        maybe_commit(eng, leader.tracker.update(target, p.matching_index))
-    p.state = ProgressState.REPLICATE
-    p.next_index = p.matching_index + 1
-    send_to(eng, target, p)
+        maybe_commit(st, roles, out, leader.tracker.update(target, p.matching_index))
+    p.become_replicate()
+    sending.send_to(st, leader, out, target, p)
 
 
-def on_local_flushed(eng: Engine) -> None:
+def on_local_flushed(st: EngineState, roles: Roles, out: Output) -> None:
     """The leader's own log became durable further: it counts toward commit now."""
-    leader = eng.leader
-    assert leader is not None
-    own = eng.io.flushed_log_id
-    if own is not None and eng.log.has(own):
-        maybe_commit(eng, leader.tracker.update(eng.id, own.index))
+    leader = roles.leading()
+    own = st.io.flushed_log_id
+    if own is not None and st.log.has(own):
+        maybe_commit(st, roles, out, leader.tracker.update(st.id, own.index))
 
 
 # -- commitment ----------------------------------------------------------------------------------
 
 
-def maybe_commit(eng: Engine, quorum_index: int) -> bool:
+def maybe_commit(st: EngineState, roles: Roles, out: Output, quorum_index: int) -> bool:
     """Commit up to ``quorum_index`` (matched by a quorum) if allowed; True if it moved.
 
     §5.4.2 (Figure 8): a leader commits by counting replicas only entries of its
     own term; earlier entries are committed indirectly with them. This is the
     only place a leader's commit index advances.
     """
-    leader = eng.leader
+    leader = roles.leader
     if leader is None or quorum_index == _core.quorum.INDEX_MAX:
         return False
-    committed = -1 if eng.committed is None else eng.committed.index
+    committed = -1 if st.committed is None else st.committed.index
     if quorum_index <= committed:
         return False
-    if eng.log.term_at(quorum_index) != leader.vote.term:
+    if st.log.term_at(quorum_index) != leader.vote.term:
         return False
-    eng.commit_to(quorum_index)
+    if log_ops.commit_to(st, out, quorum_index):
+        membership.on_membership_committed(st, roles, out)  # finish a joint change (thesis §4.3)
     return True

@@ -17,26 +17,23 @@ moves back: what a quorum accepted stays committed.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 from raftx.engine.progress import Progress, Send
+from raftx.engine.roles import LeaderState
+from raftx.engine.state import EngineState
 from raftx.messages import AppendEntriesResponse
-
-if TYPE_CHECKING:
-    from raftx.engine.engine import Engine
 
 __all__ = ["on_follower_log_reverted"]
 
 logger = logging.getLogger(__name__)
 
 
-def on_follower_log_reverted(eng: Engine, target: int, p: Progress, send: Send, resp: AppendEntriesResponse) -> None:
+def on_follower_log_reverted(st: EngineState, leader: LeaderState, target: int, p: Progress, send: Send,
+                             resp: AppendEntriesResponse) -> None:
     """``target`` rejected ``send`` although it matched ``p.matching`` (at or after
     ``send.prev_log_id``) earlier in this term: its log went back (module docstring)."""
-    eng.log_reversions += 1
-    leader = eng.leader
-    assert leader is not None
-    if not eng.config.allow_log_reversion:
+    st.log_reversions += 1
+    if not st.config.allow_log_reversion:
         if p.reverted_at != p.matching:
             p.reverted_at = p.matching
             logger.error(
@@ -45,19 +42,16 @@ def on_follower_log_reverted(eng: Engine, target: int, p: Progress, send: Send, 
                 "again (Config.allow_log_reversion is False): bring its data back, or remove it from the "
                 "membership and add it under a new id, or restart this leader with allow_log_reversion=True "
                 "if losing this replica cannot lose committed data",
-                eng.id, target, p.matching, send.prev_log_id,
+                st.id, target, p.matching, send.prev_log_id,
             )
         return
     logger.warning("node %s: follower %s lost log entries it had acknowledged (it matched %s, now rejects %s); "
-                   "allow_log_reversion: replicating to it from the start", eng.id, target, p.matching,
+                   "allow_log_reversion: replicating to it from the start", st.id, target, p.matching,
                    send.prev_log_id)
-    p.matching = None
-    p.reverted_at = None
     leader.tracker.reset(target, -1)  # ignored for a learner; the committed index stays (never withdrawn)
-    p.reset_to_probe()
     # probe below the rejected entry, guided by the follower's hint as in any backtrack (§5.3)
     rejected = -1 if send.prev_log_id is None else send.prev_log_id.index
     probe = -1
     if resp.conflict_index >= 0:
-        probe, _ = eng.log.find_conflict_by_term(min(resp.conflict_index, rejected), resp.conflict_term)
-    p.next_index = max(0, min(rejected, probe + 1))
+        probe, _ = st.log.find_conflict_by_term(min(resp.conflict_index, rejected), resp.conflict_term)
+    p.forget_matching(max(0, min(rejected, probe + 1)))

@@ -11,73 +11,71 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from raftx.engine import log_ops, sending
 from raftx.engine.commands import BuildSnapshot
+from raftx.engine.output import Output
+from raftx.engine.progress import ProgressState
+from raftx.engine.roles import LeaderState
+from raftx.engine.state import EngineState
 from raftx.types import LogId, SnapshotMeta
-
-if TYPE_CHECKING:
-    from raftx.engine.engine import Engine
 
 __all__ = ["handle_applied", "handle_snapshot_built", "trigger_purge_log", "trigger_snapshot"]
 
 
-def _snapshot_index(eng: Engine) -> int:
-    snap = eng.snapshot
+def _snapshot_index(st: EngineState) -> int:
+    snap = st.snapshot
     return -1 if snap is None or snap.last_log_id is None else snap.last_log_id.index
 
 
-def handle_applied(eng: Engine, log_id: LogId) -> None:
+def handle_applied(st: EngineState, out: Output, log_id: LogId) -> None:
     """The state machine applied up to ``log_id``; maybe build a snapshot."""
-    if eng.applied is None or eng.applied < log_id:
-        eng.applied = log_id
-    _maybe_build(eng)
+    if st.applied is None or st.applied < log_id:
+        st.applied = log_id
+    _maybe_build(st, out)
 
 
-def _maybe_build(eng: Engine) -> None:
-    policy = eng.config.snapshot_policy
-    if policy.is_never() or eng.snapshot_building or eng.applied is None:
+def _maybe_build(st: EngineState, out: Output) -> None:
+    policy = st.config.snapshot_policy
+    if policy.is_never() or st.snapshot_building or st.applied is None:
         return
-    if eng.applied.index - _snapshot_index(eng) >= policy.logs_since_last:
-        trigger_snapshot(eng)
+    if st.applied.index - _snapshot_index(st) >= policy.logs_since_last:
+        trigger_snapshot(st, out)
 
 
-def trigger_snapshot(eng: Engine) -> None:
+def trigger_snapshot(st: EngineState, out: Output) -> None:
     """Build a snapshot now, unless one is being built."""
-    if eng.snapshot_building:
+    if st.snapshot_building:
         return
-    eng.snapshot_building = True
-    eng.emit(BuildSnapshot())
+    st.snapshot_building = True
+    out.emit(BuildSnapshot())
 
 
-def handle_snapshot_built(eng: Engine, meta: SnapshotMeta) -> None:
-    """A snapshot was built: adopt it if newer, purge by policy, serve waiting followers."""
-    eng.snapshot_building = False
-    if meta.last_log_id is not None and meta.last_log_id.index > _snapshot_index(eng):
-        eng.snapshot = meta
-    snap_index = _snapshot_index(eng)
-    upto = snap_index - eng.config.max_in_snapshot_log_to_keep
-    if upto - eng.log.purged_index >= eng.config.purge_batch_size:
-        _purge(eng, upto)
-    if eng.leader is not None:
-        from raftx.engine import replication
-        from raftx.engine.progress import ProgressState
-
-        for target, p in eng.leader.progress.items():
+def handle_snapshot_built(st: EngineState, leader: LeaderState | None, out: Output, meta: SnapshotMeta) -> None:
+    """A snapshot was built: adopt it if newer, purge by policy, serve the followers a
+    leader (``leader``, None if not leading) could not send entries to."""
+    st.snapshot_building = False
+    if meta.last_log_id is not None and meta.last_log_id.index > _snapshot_index(st):
+        st.snapshot = meta
+    snap_index = _snapshot_index(st)
+    upto = snap_index - st.config.max_in_snapshot_log_to_keep
+    if upto - st.log.purged_index >= st.config.purge_batch_size:
+        _purge(st, out, upto)
+    if leader is not None:
+        for target, p in leader.progress.items():
             if p.state is ProgressState.PROBE and not p.replicating():
-                replication.send_to(eng, target, p)
-    _maybe_build(eng)
+                sending.send_to(st, leader, out, target, p)
+    _maybe_build(st, out)
 
 
-def trigger_purge_log(eng: Engine, upto: int) -> None:
+def trigger_purge_log(st: EngineState, out: Output, upto: int) -> None:
     """Purge the log up to ``upto``, but never past the snapshot."""
-    _purge(eng, min(upto, _snapshot_index(eng)))
+    _purge(st, out, min(upto, _snapshot_index(st)))
 
 
-def _purge(eng: Engine, upto: int) -> None:
-    if upto <= eng.log.purged_index:
+def _purge(st: EngineState, out: Output, upto: int) -> None:
+    if upto <= st.log.purged_index:
         return
-    log_id = eng.log.log_id_at(upto)
+    log_id = st.log.log_id_at(upto)
     if log_id is None:
         return
-    eng.purge_upto(log_id)
+    log_ops.purge_upto(st, out, log_id)

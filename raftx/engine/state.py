@@ -1,5 +1,10 @@
-"""Small state holders of the engine: I/O progress, pending client responders, and
-the per-role state of a leader and of a candidate.
+"""`EngineState`: what a node knows, whatever its role (openraft ``RaftState``).
+
+The shadow of the durable state (vote, log ids, commit index, membership, snapshot
+meta), the I/O progress, the clock and election timer, and the client responders
+waiting for their entries. The per-role state (leader, candidate) is in
+`raftx.engine.roles`; the commands of a step are collected in
+`raftx.engine.output`. Handlers are given the parts they may touch.
 
 Log pointers (openraft ``log_pointers``), all inclusive log ids:
 ``purged <= snapshot <= applied <= committed <= flushed <= submitted <= accepted``
@@ -13,14 +18,130 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Protocol, Sequence
 
-from raftx import _core
-from raftx.engine.progress import Progress, SendTimes
-from raftx.types import LogId, Membership, Vote
+from raftx.config import Config
+from raftx.engine.commands import Condition
+from raftx.engine.log_view import LogView
+from raftx.engine.membership_state import MembershipState
+from raftx.errors import ForwardToLeader
+from raftx.types import LogId, SnapshotMeta, Vote
 
-__all__ = ["CandidateState", "IOProgress", "LeaderState", "PendingChange", "PendingRead", "ResponderQueue",
+__all__ = ["EngineState", "ElectionTimer", "IOProgress", "Random", "RefusalCounters", "ResponderQueue",
            "each_responder"]
+
+
+class Random(Protocol):
+    """What the engine needs from its injected random source (a `random.Random`)."""
+
+    def random(self) -> float: ...
+
+    def randrange(self, start: int, stop: int) -> int: ...
+
+
+class ElectionTimer:
+    """When the election timer fires (ms), randomized per §5.2 from the injected rng."""
+
+    __slots__ = ("deadline", "_rng", "_config")
+
+    def __init__(self, rng: Random, config: Config) -> None:
+        self.deadline = 0
+        self._rng = rng
+        self._config = config
+
+    def reset(self, now: int) -> None:
+        """Pick a new election timeout in [min, max) after ``now`` (§5.2)."""
+        c = self._config
+        self.deadline = now + self._rng.randrange(c.election_timeout_min, c.election_timeout_max)
+
+
+@dataclass(slots=True)
+class RefusalCounters:
+    """Peer requests refused without touching state (monotonic counters,
+    `raftx.engine.peer_check`)."""
+
+    #: The sender is no member / not the leader, or the request names another node.
+    unauthorized: int = 0
+    #: Malformed or out-of-range content (`ProtocolError` answers of request checks).
+    invalid: int = 0
+    _logged_at: dict[str, int] = field(default_factory=dict)
+    _suppressed: dict[str, int] = field(default_factory=dict)
+
+
+class EngineState:
+    """A node's Raft state apart from its role (see the module docstring)."""
+
+    __slots__ = (
+        "id", "config", "now", "vote", "log", "committed", "applied", "apply_submitted", "snapshot",
+        "snapshot_building", "membership", "io", "installing", "responders", "timer", "leader_seen_at",
+        "leader_committed", "transfer_pending", "transfer_exempt", "refusals", "log_reversions",
+    )
+
+    def __init__(self, node_id: int, config: Config, rng: Random, vote: Vote, log: LogView,
+                 committed: LogId | None, applied: LogId | None, snapshot: SnapshotMeta | None,
+                 membership: MembershipState) -> None:
+        self.id = node_id
+        #: Read-only configuration (`raftx.config.Config`).
+        self.config = config
+        #: The latest time seen (ms, from `Tick`).
+        self.now = 0
+        #: currentTerm + votedFor (openraft Vote; committed once a quorum granted it).
+        self.vote: Vote = vote
+        #: Log ids of the accepted log.
+        self.log = log
+        #: Highest log id known committed (§5.3). Invariant: committed <= last log id.
+        self.committed: LogId | None = committed
+        #: Highest log id the state machine reported applied.
+        self.applied: LogId | None = applied
+        #: Highest log id handed to `Apply` (or covered by an installed snapshot).
+        self.apply_submitted: LogId | None = applied
+        #: The latest snapshot (§7), and whether one is being built.
+        self.snapshot: SnapshotMeta | None = snapshot
+        self.snapshot_building = False
+        self.membership = membership
+        self.io = IOProgress(vote, log.last_log_id)
+        #: install io id -> snapshot last log id (applied once that io is durable).
+        self.installing: dict[int, LogId | None] = {}
+        #: Client responders waiting for their entries to be applied.
+        self.responders = ResponderQueue()
+        self.timer = ElectionTimer(rng, config)
+        #: When this node last heard from a leader (ms); basis of the leader lease.
+        self.leader_seen_at: int | None = None
+        #: The highest commit index a current leader told this node (-1: none yet); a
+        #: follower's own ``committed`` stops at its log's end (§5.3), this does not.
+        self.leader_committed = -1
+        #: A transfer request this node must act on once its log caught up.
+        self.transfer_pending: Any = None
+        #: (leader vote, candidate) the leader lease does not apply to (a transfer).
+        self.transfer_exempt: tuple[Vote, int] | None = None
+        #: Peer requests refused before any state change (`raftx.engine.peer_check`).
+        self.refusals = RefusalCounters()
+        #: Rejections of acknowledged entries seen as leader (`raftx.engine.reversion`).
+        self.log_reversions = 0
+
+    @property
+    def current_leader(self) -> int | None:
+        """The leader this node knows of (its committed vote's node), if any."""
+        return self.vote.node_id if self.vote.committed else None
+
+    def is_voter(self) -> bool:
+        return self.membership.effective.membership.is_voter(self.id)
+
+    def forward_to_leader(self) -> ForwardToLeader:
+        """The error for an API call that needs the leader (openraft ``ForwardToLeader``)."""
+        leader = self.current_leader
+        if leader == self.id:
+            return ForwardToLeader(None, None)
+        node = None if leader is None else self.membership.effective.membership.get_node(leader)
+        return ForwardToLeader(leader, node)
+
+    def flushed_condition(self) -> Condition | None:
+        """"After every storage write emitted so far is durable" (None if already)."""
+        return None if self.io.all_flushed() else Condition.flushed(self.io.submitted)
+
+    def reset_election_timer(self) -> None:
+        """Pick a new election timeout from the injected rng (§5.2)."""
+        self.timer.reset(self.now)
 
 
 class IOProgress:
@@ -112,74 +233,3 @@ def each_responder(runs: Iterable[tuple[int, Sequence[Any]]]) -> Iterator[tuple[
                 yield first + p, r
 
 
-@dataclass(slots=True)
-class CandidateState:
-    """An election in progress (§5.2), or a pre-vote round (thesis §9.6)."""
-
-    vote: Vote
-    pre_vote: bool
-    tracker: Any  # _core.quorum.VoteTracker
-
-
-@dataclass(slots=True)
-class PendingRead:
-    """A linearizable read waiting for one quorum round (§6.4 / thesis §6.4)."""
-
-    send_id: int
-    read_log_id: LogId | None
-    responder: Any
-    started_at: int
-
-
-@dataclass(slots=True)
-class PendingChange:
-    """A membership change between its joint and its uniform entry (thesis §4.3)."""
-
-    target: Membership
-    retain: bool
-    responder: Any
-
-
-@dataclass(slots=True)
-class LeaderState:
-    """Everything only a leader has (§5.3): progress per target and the commit tracker."""
-
-    vote: Vote
-    #: The first entry of this leader's term (the blank entry, §8).
-    noop_log_id: LogId
-    progress: dict[int, Progress] = field(default_factory=dict)
-    tracker: Any = None  # _core.quorum.ProgressTracker over the effective voters
-    #: The last send id used; ids keep growing across this node's leaderships, so an
-    #: answer to an earlier term's request is never taken for one of this term's.
-    next_send_id: int = 0
-    #: When each request was sent (`raftx.engine.progress.SendTimes`); set by `become_leader`.
-    send_times: SendTimes = field(default_factory=lambda: SendTimes(0))
-    reads: list[PendingRead] = field(default_factory=list)
-    #: When the request a quorum answered most recently was sent (leader lease).
-    last_quorum_acked: int = 0
-    #: The same from answers to this leader's requests only (not the election): the
-    #: basis of the read lease (`raftx.engine.reads.read_lease_end`); -1: none yet.
-    lease_acked: int = -1
-    #: A leadership transfer began this term: no lease reads for the rest of it.
-    lease_void: bool = False
-    change: PendingChange | None = None
-    #: Leadership transfer target (thesis §3.10), when it began, whether it was sent.
-    transfer_to: int | None = None
-    transfer_started_at: int = 0
-    transfer_sent: bool = False
-    #: A leader removed from the voters (`raftx.engine.membership.step_down_if_removed`):
-    #: when it next acts (hands over, then steps down), and whether it handed over.
-    removed_step_at: int | None = None
-    removed_handed_over: bool = False
-    #: Average size of the payloads this leader appended (inflight byte estimate).
-    entry_bytes: float = 64.0
-
-    def new_tracker(self, membership: Membership) -> None:
-        """Track commit over ``membership``'s voters (joint aware, thesis §4.3)."""
-        configs = membership.configs
-        old = configs[0] if configs else ()
-        new = configs[1] if len(configs) > 1 else ()
-        tracker = _core.quorum.ProgressTracker(sorted(old), sorted(new))
-        for node_id, p in self.progress.items():
-            tracker.update(node_id, p.matching_index)
-        self.tracker = tracker

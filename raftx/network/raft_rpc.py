@@ -136,7 +136,7 @@ def _vote(v: Vote) -> list[Any]:
 
 
 def _log_id(x: LogId | None) -> list[int] | None:
-    return None if x is None else [x.leader_id, x.index]
+    return None if x is None else [x.term, x.index]
 
 
 def _int(x: Any, what: str) -> int:

@@ -7,9 +7,9 @@ says it is called from one task at a time), in the order the core handed them:
   (the batches as the leader encoded or the follower received them: DESIGN §2
   rule 3), or else read it from the log store (once the storage worker has
   written it), call `RaftStateMachine.apply` once for the whole range —
-  consecutive queued ranges are merged into one call — resolve the client
-  responders with a `raftx.types.ClientWriteResponse` carrying the state
-  machine's output (responses resolve after apply), then report
+  consecutive queued ranges are merged into one call — have the node's
+  `raftx.runtime.pending.PendingCalls` answer the client responders with the
+  state machine's outputs (responses resolve after apply), then report
   `raftx.engine.Applied` (§5.3: entries are applied in log order, exactly once);
 * ``build``: build a snapshot (§7) and report `raftx.engine.SnapshotBuilt`;
 * ``install``: install a snapshot received from the leader (§7), then release the
@@ -26,18 +26,18 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import Any, Awaitable, Callable, Sequence, cast
+from typing import Any, Awaitable, Callable
 
 from raftx.engine.commands import Apply
 from raftx.engine.events import Applied, Event, SnapshotBuilt
 from raftx.errors import StorageError
 from raftx.runtime.log_cache import LogCache
+from raftx.runtime.pending import PendingCalls
 from raftx.runtime.storage_worker import StorageWorker
-from raftx.runtime.write_batch import ResponderChain, SlotRun, WriteSlot
-from raftx.runtime.tasks import OrderedSet, close_quietly, finish_task
+from raftx.runtime.tasks import close_quietly, finish_task
 from raftx.stats import Histogram
 from raftx.storage.protocols import RaftLogStorage, RaftStateMachine
-from raftx.types import ClientWriteResponse, EntryRange, LogId, Membership, SnapshotMeta
+from raftx.types import EntryRange, LogId, SnapshotMeta
 
 __all__ = ["ApplyWorker"]
 
@@ -46,16 +46,6 @@ logger = logging.getLogger(__name__)
 #: At most this many entries per `RaftStateMachine.apply` call; longer committed
 #: ranges are applied in chunks, the event loop turning between them.
 APPLY_CHUNK = 1024
-
-
-def resolve(responder: Any, value: Any) -> None:
-    """Resolve an API/RPC responder (a future) with a value or an exception instance."""
-    if responder is None or responder.done():
-        return
-    if isinstance(value, BaseException):
-        responder.set_exception(value)
-    else:
-        responder.set_result(value)
 
 
 class ApplyWorker:
@@ -69,8 +59,8 @@ class ApplyWorker:
         post: Callable[[Event], None],
         on_fatal: Callable[[BaseException, str], None],
         on_applied: Callable[[LogId], None],
+        pending: PendingCalls,
         cache: LogCache | None = None,
-        writes_waiting: OrderedSet[Any] | None = None,
     ) -> None:
         self.sm = sm
         self.log_store = log_store
@@ -83,8 +73,8 @@ class ApplyWorker:
         self._stopping = False
         self._reader: Any = None
         self._cache = cache
-        #: The core's unresolved client write futures: `resolve` discards from it.
-        self._writes_waiting: OrderedSet[Any] = OrderedSet() if writes_waiting is None else writes_waiting
+        #: The node's registry of pending calls: answers the applied writes.
+        self._pending = pending
         self.task: asyncio.Task[None] | None = None
         #: Seconds per ``sm.apply`` call (one observation per chunk; `raftx.stats`).
         self.apply_seconds = Histogram()
@@ -92,11 +82,6 @@ class ApplyWorker:
     def start(self) -> None:
         """Start the state-machine task (on the running loop)."""
         self.task = asyncio.get_running_loop().create_task(self._run(), name="raftx-apply")
-
-    def resolve(self, responder: Any, value: Any) -> None:
-        """`resolve` a responder and forget it as a pending client write."""
-        self._writes_waiting.discard(responder)
-        resolve(responder, value)
 
     # -- feeding ---------------------------------------------------------------------
 
@@ -167,6 +152,7 @@ class ApplyWorker:
         first, last = cmd.first_index, cmd.last
         runs = deque(cmd.responders)
         queue = self._queue
+        settle = self._pending.settle_applied
         # Merge the consecutive apply commands queued behind this one: one apply call.
         while (queue and queue[0][0] == "apply" and queue[0][1][0].first_index == last.index + 1
                and last.index + 1 - first < APPLY_CHUNK):
@@ -190,43 +176,13 @@ class ApplyWorker:
                 if index + len(rs) > stop:  # the rest answers entries of the next chunk
                     runs.appendleft((stop, rs[stop - index:]))
                     rs = rs[:stop - index]
-                self._respond(index, rs, entries, outputs)
+                settle(index, rs, entries, outputs)
             done = entries.log_id(len(entries) - 1)
             self._on_applied(done)
             self._post(Applied(done))
             pos = stop
             if pos <= last.index:
                 await asyncio.sleep(0)
-
-    def _respond(self, index: int, rs: Sequence[Any], entries: EntryRange, outputs: list[Any]) -> None:
-        """Resolve the responders ``rs`` of entries ``index, index + 1, ...`` of ``entries``."""
-        kind = type(rs)
-        if kind is ResponderChain:
-            for part in cast(ResponderChain, rs).parts:
-                self._respond(index, part, entries, outputs)
-                index += len(part)
-            return
-        lo = index - entries.first_index
-        terms = entries.terms
-        if kind is SlotRun:  # writes of one client_write_many call: bytes payloads, no membership
-            run = cast(SlotRun, rs)
-            hi = lo + len(run)
-            ids = map(LogId, terms[lo:hi], range(index, index + len(run)))
-            run.batch.settle_run(run.start, list(map(ClientWriteResponse, ids, outputs[lo:hi])))
-            return
-        discard, payloads = self._writes_waiting.discard, entries.payloads
-        for p, responder in enumerate(rs, lo):
-            if responder is None:
-                continue
-            payload = payloads[p]
-            membership = payload if isinstance(payload, Membership) else None
-            response = ClientWriteResponse(LogId(terms[p], entries.first_index + p), outputs[p], membership)
-            if type(responder) is WriteSlot:
-                responder.batch.settle(responder.i, response)
-                continue
-            discard(responder)
-            if not responder.done():
-                responder.set_result(response)
 
     async def _entries(self, start: int, stop: int, written_io: int, last: LogId | None) -> EntryRange:
         """Committed entries ``[start, stop)`` from the cache or the store; ``last`` (if

@@ -24,6 +24,13 @@ call. Time enters the engine only as `raftx.engine.Tick`, scheduled with
 never later than one heartbeat interval): an idle node wakes a few times per
 second, it never polls.
 
+The inbox holds engine events and two runtime items (`raftx.runtime.inbox`), each
+handled by its type. Every responder comes from one registry of pending calls
+(`raftx.runtime.pending.PendingCalls`), which also answers the engine's `Respond` and
+the applied writes. The workers see the node through narrow contexts (the senders'
+`raftx.runtime.replication.ReplicationContext`, callbacks for the storage and apply
+workers), never through this class.
+
 A storage or state-machine failure stops the node (`raftx.errors.Fatal`, rule 7):
 pending and later calls raise it and the metrics' ``running_state`` carries it.
 """
@@ -44,21 +51,24 @@ from raftx.errors import Fatal
 from raftx.messages import PayloadBatch
 from raftx.metrics import RaftDataMetrics, RaftMetrics, RaftServerMetrics
 from raftx.runtime.apply_worker import ApplyWorker
+from raftx.runtime.core_metrics import data_metrics, raft_metrics, server_metrics
 from raftx.runtime.entries import encode_for_store
+from raftx.runtime.inbox import CoreCall, InboxItem, SnapshotArrival
 from raftx.runtime.log_cache import LogCache
-from raftx.runtime.replication import PeerClients, Replicator, send_transfer_leader, send_vote
+from raftx.runtime.pending import PendingCalls
+from raftx.runtime.replication import PeerClients, ReplicationContext, Replicator, send_transfer_leader, send_vote
+from raftx.runtime.restore import restore_state
 from raftx.runtime.state import RaftState
 from raftx.runtime.storage_worker import StorageWorker
 from raftx.runtime.tasks import OrderedSet, close_quietly
 from raftx.runtime.watch import WatchSender
 from raftx.runtime.write_batch import ResponderChain, WriteBatch
 from raftx.stats import NodeStats
-from raftx.storage.helper import get_initial_state
 from raftx.storage.batch import EncodedBatch
 from raftx.storage.protocols import RaftLogStorage, RaftStateMachine
-from raftx.types import BasicNode, ServerState, StoredMembership, Vote
+from raftx.types import BasicNode
 
-__all__ = ["RaftCore"]
+__all__ = ["RaftCore", "restore_state"]
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +106,7 @@ class RaftCore:
         self.append_timeout = max(config.election_timeout_max, 2 * hb) / 1000.0
         self.vote_timeout = config.election_timeout_min / 1000.0
         self.snapshot_timeout = max(config.install_snapshot_timeout, config.election_timeout_max) / 1000.0
-        self._inbox: deque[Any] = deque()
+        self._inbox: deque[InboxItem] = deque()
         #: Queued client writes: ``(payload, future)`` per `submit_write`, one
         #: `WriteBatch` per `submit_write_many`.
         self._writes: deque[Any] = deque()
@@ -105,26 +115,28 @@ class RaftCore:
         self.applied_index = -1 if restored.applied is None else restored.applied.index
         #: The io id of the last storage command handed to the storage worker.
         self.dispatched_io = -1
+        #: Commands waiting for their `Condition`.
         self._pending: list[Any] = []
         self._received: dict[Any, Any] = {}
-        self._waiting: OrderedSet[asyncio.Future[Any]] = OrderedSet()
-        #: Client write futures not yet resolved. Unlike `_waiting` (a done callback per
-        #: future), every path that resolves one discards it (`ApplyWorker.resolve`):
-        #: a done callback per write would cost a second loop callback per write.
-        self._writes_waiting: OrderedSet[asyncio.Future[Any]] = OrderedSet()
-        #: Queued or proposed `WriteBatch` objects whose future is not resolved yet (failed by `_stop`).
-        self._batches_waiting: OrderedSet[WriteBatch] = OrderedSet()
+        #: Every call this node owes an answer (failed by `_stop`).
+        self.pending = PendingCalls(self._loop)
         #: The latest appended batches as encoded once (DESIGN §2 rule 3), for the
         #: replicators and the apply worker.
         self.log_cache = LogCache()
         self._tasks: OrderedSet[asyncio.Task[Any]] = OrderedSet()
         self.replicators: dict[int, Replicator] = {}
-        self.clients = PeerClients(self)
+        self.clients = PeerClients(network, self.node_of)
         self.storage = StorageWorker(log_store, self.post, self._on_fatal,
                                      commit_save_interval=max(0.5, 10 * hb / 1000.0),
                                      last_index=restored.last_index)
         self.apply_worker = ApplyWorker(sm, log_store, self.storage, self.post, self._on_fatal,
-                                        self._on_applied, self.log_cache, self._writes_waiting)
+                                        self._on_applied, self.pending, self.log_cache)
+        self._replication = ReplicationContext(
+            node_id=node_id, post=self.post, clients=self.clients, log_cache=self.log_cache,
+            wait_written=self.storage.wait_written, get_log_reader=log_store.get_log_reader,
+            current_snapshot=lambda: self.apply_worker.call(sm.get_current_snapshot),
+            max_frame_bytes=config.max_frame_bytes, append_timeout=self.append_timeout,
+            vote_timeout=self.vote_timeout, snapshot_timeout=self.snapshot_timeout)
         #: Counters behind ``/metrics`` (`raftx.stats`); the apply worker times its calls into it.
         self.stats = NodeStats(apply_seconds=self.apply_worker.apply_seconds)
         self._known_leader: int | None = None
@@ -134,10 +146,19 @@ class RaftCore:
         self._stop_task: asyncio.Task[None] | None = None
         #: None while running; the `Fatal` that stopped the node afterwards.
         self.stopped: Fatal | None = None
-        self.metrics_tx: WatchSender[RaftMetrics] = WatchSender(self._metrics(None))
-        self.data_tx: WatchSender[RaftDataMetrics] = WatchSender(self._data_metrics())
+        self.metrics_tx: WatchSender[RaftMetrics] = WatchSender(raft_metrics(self.engine, None))
+        self.data_tx: WatchSender[RaftDataMetrics] = WatchSender(data_metrics(self.engine))
         self.server_tx: WatchSender[RaftServerMetrics] = WatchSender(self._server_metrics())
-        self._running_metrics: Callable[[], RaftMetrics] = lambda: self._metrics(None)
+        self._running_metrics: Callable[[], RaftMetrics] = lambda: raft_metrics(self.engine, None)
+        self._data_metrics: Callable[[], RaftDataMetrics] = lambda: data_metrics(self.engine)
+        #: How the core task handles each kind of inbox item (anything else: an engine event).
+        self._dispatch: dict[type, Callable[[Any], None]] = {
+            CoreCall: self._call_fn,
+            SnapshotArrival: self._on_arrival,
+            ev.IOFlushed: self._on_progress,
+            ev.Applied: self._on_progress,
+            ev.GetReadLogId: self._on_read,
+        }
         self._handlers: dict[type, Callable[[Any], None]] = {
             cmd.SaveVote: lambda c: self._store("vote", c.io_id, c.vote),
             cmd.AppendToLog: self._append,
@@ -145,13 +166,13 @@ class RaftCore:
             cmd.PurgeLog: lambda c: self._store("purge", c.io_id, c.upto),
             cmd.InstallSnapshot: self._install_snapshot,
             cmd.SaveCommitted: lambda c: self.storage.save_committed(c.committed),
-            cmd.SendVote: lambda c: self._track(send_vote(self, c)),
+            cmd.SendVote: lambda c: self._track(send_vote(self._replication, c)),
             cmd.Replicate: lambda c: self._replicator(c.target).push(c, self.dispatched_io),
             cmd.SendSnapshot: lambda c: self._replicator(c.target).push(c, self.dispatched_io),
-            cmd.SendTransferLeader: lambda c: self._track(send_transfer_leader(self, c)),
+            cmd.SendTransferLeader: lambda c: self._track(send_transfer_leader(self._replication, c)),
             cmd.Apply: lambda c: self.apply_worker.apply(c, self.dispatched_io),
             cmd.BuildSnapshot: lambda c: self.apply_worker.build_snapshot(),
-            cmd.Respond: lambda c: self.apply_worker.resolve(c.responder, c.value),
+            cmd.Respond: lambda c: self.pending.resolve(c.responder, c.value),
         }
 
     # -- construction ------------------------------------------------------------------
@@ -202,9 +223,9 @@ class RaftCore:
         """
         return int(round(self._loop.time() * 1_000_000)) // 1000
 
-    def post(self, event: Any) -> None:
-        """Queue an engine event (or an internal ``(fn, future)`` item) for the core task."""
-        self._inbox.append(event)
+    def post(self, item: InboxItem) -> None:
+        """Queue an engine event (or a `CoreCall` / `SnapshotArrival`) for the core task."""
+        self._inbox.append(item)
         self._wake.set()
 
     def check_running(self) -> None:
@@ -217,17 +238,13 @@ class RaftCore:
     def new_future(self) -> asyncio.Future[Any]:
         """A responder future that `stop` fails with `Fatal` if still pending."""
         self.check_running()
-        fut = self._loop.create_future()
-        self._waiting.add(fut)
-        fut.add_done_callback(self._waiting.discard)
-        return fut
+        return self.pending.call()
 
     def submit_write(self, payload: bytes | None) -> asyncio.Future[Any]:
         """Queue one client write; the future resolves after it is applied (§5.3)."""
         if self.stopped is not None or self._stop_task is not None:
             self.check_running()
-        fut = self._loop.create_future()
-        self._writes_waiting.add(fut)
+        fut = self.pending.write()
         self._writes.append((payload, fut))
         if not self._wake.is_set():
             self._wake.set()
@@ -239,18 +256,15 @@ class RaftCore:
         write is applied, §5.3, or the exception it failed with)."""
         if self.stopped is not None or self._stop_task is not None:
             self.check_running()
-        fut: asyncio.Future[list[Any]] = self._loop.create_future()
         if not payloads:
-            fut.set_result([])
-            return fut
-        batch = WriteBatch(payloads, fut)
-        waiting = self._batches_waiting
-        waiting.add(batch)
-        fut.add_done_callback(lambda _: waiting.discard(batch))
+            done: asyncio.Future[list[Any]] = self._loop.create_future()
+            done.set_result([])
+            return done
+        batch = self.pending.batch(payloads)
         self._writes.append(batch)
         if not self._wake.is_set():
             self._wake.set()
-        return fut
+        return batch.future
 
     async def request(self, make: Callable[[asyncio.Future[Any]], Any]) -> Any:
         """Post ``make(responder)`` and wait for the engine's answer (exceptions raised)."""
@@ -261,13 +275,17 @@ class RaftCore:
     async def run_in_core(self, fn: Callable[[RaftState], Any]) -> Any:
         """Run ``fn(state)`` inside the core task, between engine steps; return its result."""
         fut = self.new_future()
-        self.post((fn, fut))
+        self.post(CoreCall(fn, fut))
         return await fut
+
+    def call_soon(self, fn: Callable[[RaftState], Any]) -> None:
+        """Run ``fn(state)`` inside the core task, fire and forget."""
+        self.post(CoreCall(fn, None))
 
     def deliver_snapshot(self, event: ev.SnapshotReceived, data: Any) -> None:
         """Hand the engine a completely received snapshot; ``data`` is installed if the
         engine accepts it (§7) and closed otherwise."""
-        self.post(_Arrival(event, data))
+        self.post(SnapshotArrival(event, data))
 
     def node_of(self, target: int) -> BasicNode | None:
         """The address of ``target`` from the effective membership."""
@@ -277,7 +295,7 @@ class RaftCore:
 
     async def _run(self) -> None:
         inbox, writes = self._inbox, self._writes
-        step = self._step
+        dispatch, step = self._dispatch, self._step
         try:
             while True:
                 if not inbox and not writes:
@@ -287,10 +305,7 @@ class RaftCore:
                 while inbox and n < _BUDGET:
                     item = inbox.popleft()
                     n += 1
-                    if type(item) is tuple:
-                        self._call_fn(*item)
-                    else:
-                        step(item)
+                    dispatch.get(type(item), step)(item)
                 if writes:
                     self._drain_writes()
                 self._after_turn()
@@ -302,28 +317,29 @@ class RaftCore:
             logger.exception("node %s: core task failed", self.id)
             self._on_fatal(exc, "the core task panicked")
 
-    def _step(self, event: Any) -> None:
-        t = type(event)
-        if t is ev.IOFlushed:
-            if event.io_id > self.flushed_io:
-                self.flushed_io = event.io_id
-            self._run_commands(self.engine.step(event))
-            self._release_pending()
-        elif t is ev.Applied:
-            self._run_commands(self.engine.step(event))
-            self._release_pending()
-        elif t is _Arrival:
-            meta = event.event.meta
-            self._received[(meta.snapshot_id, meta.last_log_id)] = event.data
-            try:
-                self._run_commands(self.engine.step(event.event))
-            finally:
-                self._drop_unclaimed_snapshots()
-        elif t is ev.GetReadLogId and event.lease:
+    def _step(self, event: ev.Event) -> None:
+        self._run_commands(self.engine.step(event))
+
+    def _on_progress(self, event: ev.IOFlushed | ev.Applied) -> None:
+        """Storage or the state machine moved on: run the commands that waited for it."""
+        if type(event) is ev.IOFlushed and event.io_id > self.flushed_io:
+            self.flushed_io = event.io_id
+        self._run_commands(self.engine.step(event))
+        self._release_pending()
+
+    def _on_arrival(self, item: SnapshotArrival) -> None:
+        meta = item.event.meta
+        self._received[(meta.snapshot_id, meta.last_log_id)] = item.data
+        try:
+            self._run_commands(self.engine.step(item.event))
+        finally:
+            self._drop_unclaimed_snapshots()
+
+    def _on_read(self, event: ev.GetReadLogId) -> None:
+        if event.lease:
             # the lease is checked against the clock now, not when the read was posted
-            self._run_commands(self.engine.step(ev.GetReadLogId(event.responder, True, self.now_ms())))
-        else:
-            self._run_commands(self.engine.step(event))
+            event = ev.GetReadLogId(event.responder, True, self.now_ms())
+        self._run_commands(self.engine.step(event))
 
     def _drain_writes(self) -> None:
         writes = self._writes
@@ -347,7 +363,7 @@ class RaftCore:
                 continue
             p, fut = item
             if fut.done():
-                self._writes_waiting.discard(fut)
+                self.pending.forget(fut)
                 continue  # the caller gave up before the write was proposed
             payloads.append(p)
             singles.append(fut)
@@ -357,9 +373,10 @@ class RaftCore:
             responders = parts[0] if len(parts) == 1 else ResponderChain(parts)
             self._run_commands(self.engine.step(ev.ClientWrite(payloads, responders)))
 
-    def _call_fn(self, fn: Callable[[RaftState], Any], fut: asyncio.Future[Any] | None) -> None:
+    def _call_fn(self, call: CoreCall) -> None:
+        fut = call.future
         try:
-            result = fn(self.state_view)
+            result = call.fn(self.state_view)
         except Exception as exc:  # the caller's function failed, not the node
             if fut is not None and not fut.done():
                 fut.set_exception(exc)
@@ -426,7 +443,7 @@ class RaftCore:
     def _replicator(self, target: int) -> Replicator:
         r = self.replicators.get(target)
         if r is None:
-            r = self.replicators[target] = Replicator(self, target)
+            r = self.replicators[target] = Replicator(self._replication, target)
         return r
 
     def _track(self, task: asyncio.Task[Any]) -> None:
@@ -466,62 +483,8 @@ class RaftCore:
         self._tick_at = float("inf")
         self.post(ev.Tick(self.now_ms()))
 
-    def _replication(self) -> dict[int, Any] | None:
-        leader = self.engine.leader
-        if leader is None:
-            return None
-        return {t: p.matching for t, p in leader.progress.items()}
-
-    def _metrics(self, running: Fatal | None) -> RaftMetrics:
-        eng = self.engine
-        leader = eng.leader
-        state = ServerState.SHUTDOWN if running is not None else eng.server_state
-        last_index = eng.log.last_index
-        return RaftMetrics(
-            id=self.id,
-            current_term=eng.vote.term,
-            vote=eng.vote,
-            last_log_index=None if last_index < 0 else last_index,
-            last_applied=eng.applied,
-            committed=eng.committed,
-            snapshot=None if eng.snapshot is None else eng.snapshot.last_log_id,
-            purged=eng.log.purged,
-            state=state,
-            current_leader=None if running is not None else eng.current_leader,
-            membership_config=eng.membership.effective,
-            committed_membership_config=eng.membership.committed,
-            replication=self._replication(),
-            millis_since_quorum_ack=None if leader is None else max(0, eng.now - leader.last_quorum_acked),
-            running_state=running,
-            log_reversions=eng.log_reversions,
-            rpcs_unauthorized=eng.refusals.unauthorized,
-            rpcs_invalid=eng.refusals.invalid,
-        )
-
-    def _data_metrics(self) -> RaftDataMetrics:
-        eng = self.engine
-        leader = eng.leader
-        return RaftDataMetrics(
-            last_log=eng.log.last_log_id,
-            committed=eng.committed,
-            last_applied=eng.applied,
-            snapshot=None if eng.snapshot is None else eng.snapshot.last_log_id,
-            purged=eng.log.purged,
-            replication=self._replication(),
-            millis_since_quorum_ack=None if leader is None else max(0, eng.now - leader.last_quorum_acked),
-        )
-
     def _server_metrics(self) -> RaftServerMetrics:
-        eng = self.engine
-        stopped = self.stopped is not None
-        return RaftServerMetrics(
-            id=self.id,
-            vote=eng.vote,
-            state=ServerState.SHUTDOWN if stopped else eng.server_state,
-            current_leader=None if stopped else eng.current_leader,
-            membership_config=eng.membership.effective,
-            snapshot_meta=eng.snapshot,
-        )
+        return server_metrics(self.engine, self.stopped is not None)
 
     # -- stopping -----------------------------------------------------------------------
 
@@ -559,17 +522,7 @@ class RaftCore:
             self.apply_worker.abort()
             self.storage.abort()
         self.stopped = reason
-        for fut in list(self._waiting):
-            if not fut.done():
-                fut.set_exception(reason)
-        self._waiting.clear()
-        for fut in list(self._writes_waiting):
-            if not fut.done():
-                fut.set_exception(reason)
-        self._writes_waiting.clear()
-        for batch in list(self._batches_waiting):
-            batch.fail_rest(reason)
-        self._batches_waiting.clear()
+        self.pending.fail_all(reason)
         while self._writes:
             item = self._writes.popleft()
             if type(item) is WriteBatch:
@@ -577,75 +530,16 @@ class RaftCore:
             elif not item[1].done():
                 item[1].set_exception(reason)
         for item in self._inbox:
-            if type(item) is tuple and item[1] is not None and not item[1].done():
-                item[1].set_exception(reason)
-            elif type(item) is _Arrival:
+            if type(item) is CoreCall and item.future is not None and not item.future.done():
+                item.future.set_exception(reason)
+            elif type(item) is SnapshotArrival:
                 close_quietly(item.data)
         self._inbox.clear()
         self._drop_unclaimed_snapshots()
         await self.clients.close()
-        self.metrics_tx.send(self._metrics(reason))
+        self.metrics_tx.send(raft_metrics(self.engine, reason))
         self.data_tx.send_if_changed(self._data_metrics())
         self.server_tx.send_if_changed(self._server_metrics())
         for tx in (self.metrics_tx, self.data_tx, self.server_tx):
             tx.close()
         logger.info("node %s stopped: %s", self.id, reason)
-
-
-class _Arrival:
-    """A received snapshot and its data, on the way into the core task."""
-
-    __slots__ = ("event", "data")
-
-    def __init__(self, event: ev.SnapshotReceived, data: Any) -> None:
-        self.event = event
-        self.data = data
-
-
-async def restore_state(log_store: RaftLogStorage, sm: RaftStateMachine) -> RestoredState:
-    """The engine's `RestoredState` from the stores (openraft ``get_initial_state``)."""
-    init = await get_initial_state(log_store, sm)
-    snap = await sm.get_current_snapshot()
-    meta = None
-    if snap is not None:
-        # A snapshot of nothing (built before the first entry was applied) is no state:
-        # adopting it would make a pristine node refuse `initialize` forever (as the
-        # engine ignores such a snapshot when it is built).
-        if snap.meta.last_log_id is not None:
-            meta = snap.meta
-        close_quietly(snap.snapshot)
-    purged, last = init.last_purged_log_id, init.last_log_id
-    runs: list[tuple[int, int]] = []
-    if last is not None and last != purged:
-        first_index = 0 if purged is None else purged.index + 1
-        keys = [k for k in init.key_log_ids if purged is None or k.index > purged.index]
-        if purged is not None and (not keys or keys[0].index != first_index):
-            runs.append((first_index, purged.leader_id))  # the first run continues the purged term
-        for k in keys:
-            if not runs or runs[-1][1] != k.leader_id:
-                runs.append((k.index, k.leader_id))
-    m = init.membership
-    memberships: list[StoredMembership] = [m.committed]
-    if m.effective != m.committed:
-        memberships.append(m.effective)
-    vote = init.vote
-    if last is not None and vote.term < last.term:
-        # currentTerm >= every term in the log (Figure 2: entries come from leaders of
-        # the node's term, §5.3). Only data assembled by hand breaks it, e.g. a backup
-        # snapshot restored into a fresh data directory (README "Backup by snapshot"):
-        # without this the restored cluster elects a leader of a term below the
-        # snapshot's, whose first append fails ("terms never decrease").
-        logger.warning("saved vote %s is below the last log id %s (restored data?): starting in term %d",
-                       vote, last, last.term)
-        vote = Vote(last.term)
-    return RestoredState(
-        vote=vote,
-        log_runs=runs,
-        last_index=-1 if last is None else last.index,
-        purged=purged,
-        committed=init.committed,
-        applied=init.last_applied,
-        snapshot=meta,
-        memberships=memberships,
-    )
-

@@ -19,6 +19,9 @@ bounded in-flight window, §5.3); this module moves the bytes:
   `SendSnapshot` streams the state machine's current snapshot (§7).
 * `send_vote` / `send_transfer_leader`: one task per RPC (§5.2, thesis §3.10).
 * `PeerClients`: the `RaftNetwork` per target, created lazily by the factory.
+
+The senders see the node through a `ReplicationContext` (what they may read and
+call), not the core.
 """
 
 from __future__ import annotations
@@ -27,23 +30,24 @@ import asyncio
 import logging
 from bisect import bisect_right
 from collections import deque
-from typing import TYPE_CHECKING, Any, Iterator
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, Iterator
 
 from raftx.engine.commands import Replicate, SendSnapshot, SendTransferLeader, SendVote
-from raftx.engine.events import AppendResponded, ReplicationFailed, SnapshotResponded, VoteResponded
+from raftx.engine.events import AppendResponded, Event, ReplicationFailed, SnapshotResponded, VoteResponded
 from raftx.errors import RaftError, Unreachable
 from raftx.messages import AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteResponse
 from raftx.network.backoff import Backoff
-from raftx.network.protocols import RaftNetwork, RPCOption
+from raftx.network.protocols import RaftNetwork, RaftNetworkFactory, RPCOption
 from raftx.runtime.entries import BatchEntries
+from raftx.runtime.log_cache import LogCache
 from raftx.runtime.tasks import OrderedSet, close_quietly
 from raftx.storage.batch import EncodedBatch
-from raftx.types import BasicNode
+from raftx.storage.protocols import RaftLogReader
+from raftx.types import BasicNode, Snapshot
 
-if TYPE_CHECKING:
-    from raftx.runtime.core import RaftCore
-
-__all__ = ["FRAME_SLACK", "PeerClients", "Replicator", "fit_frame", "send_transfer_leader", "send_vote"]
+__all__ = ["FRAME_SLACK", "PeerClients", "ReplicationContext", "Replicator", "fit_frame", "send_transfer_leader",
+           "send_vote"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,16 +72,18 @@ def fit_frame(batch: EncodedBatch, max_frame_bytes: int) -> EncodedBatch:
 
 
 class PeerClients:
-    """One `RaftNetwork` per target, made by the node's network factory on first use."""
+    """One `RaftNetwork` per target, made by the node's network factory on first use;
+    ``node_of(target)`` is the target's address in the effective membership."""
 
-    def __init__(self, core: RaftCore) -> None:
-        self._core = core
+    def __init__(self, network: RaftNetworkFactory, node_of: Callable[[int], BasicNode | None]) -> None:
+        self._network = network
+        self._node_of = node_of
         self._clients: dict[int, tuple[Any, RaftNetwork]] = {}
         self._creating: dict[int, asyncio.Future[RaftNetwork]] = {}
 
     async def get(self, target: int) -> RaftNetwork:
         """The client of ``target``, made on first use or when its node changed (concurrent callers share one)."""
-        node = self._core.node_of(target)
+        node = self._node_of(target)
         have = self._clients.get(target)
         if have is not None and have[0] == node:
             return have[1]
@@ -87,7 +93,7 @@ class PeerClients:
         fut: asyncio.Future[RaftNetwork] = asyncio.get_running_loop().create_future()
         self._creating[target] = fut
         try:
-            client: RaftNetwork = await self._core.network.new_client(
+            client: RaftNetwork = await self._network.new_client(
                 target, node if node is not None else BasicNode())
         except BaseException as exc:
             fut.set_exception(exc)
@@ -124,11 +130,33 @@ async def _close_client(client: Any) -> None:
         logger.debug("closing a network client failed", exc_info=True)
 
 
+@dataclass(frozen=True, slots=True)
+class ReplicationContext:
+    """What the senders of one node may read and call (built by the core)."""
+
+    node_id: int
+    #: Queue an engine event (an answer) for the core task.
+    post: Callable[[Event], None]
+    clients: PeerClients
+    #: The latest appended batches as encoded once (DESIGN §2 rule 3).
+    log_cache: LogCache
+    #: Resolves once storage io ``n`` is written (its entries are readable).
+    wait_written: Callable[[int], Awaitable[None]]
+    get_log_reader: Callable[[], Awaitable[RaftLogReader]]
+    #: The state machine's current snapshot, read on the apply worker.
+    current_snapshot: Callable[[], Awaitable[Snapshot | None]]
+    max_frame_bytes: int
+    #: Per-RPC deadlines in seconds (openraft: RPCOption hard TTL).
+    append_timeout: float
+    vote_timeout: float
+    snapshot_timeout: float
+
+
 class Replicator:
     """Sends one target's AppendEntries and snapshots, pipelined (see module docstring)."""
 
-    def __init__(self, core: RaftCore, target: int) -> None:
-        self.core = core
+    def __init__(self, ctx: ReplicationContext, target: int) -> None:
+        self.ctx = ctx
         self.target = target
         self._queue: deque[tuple[Replicate | SendSnapshot, int]] = deque()
         self._wake = asyncio.Event()
@@ -156,14 +184,14 @@ class Replicator:
         """The AppendEntries for ``cmd`` without I/O: a heartbeat or cached entries."""
         entries: Any = ()
         if cmd.last_index >= cmd.first_index:
-            batch = self.core.log_cache.get_batch(cmd.first_index, cmd.last_index + 1)
+            batch = self.ctx.log_cache.get_batch(cmd.first_index, cmd.last_index + 1)
             if batch is None:
                 return None
-            entries = BatchEntries(fit_frame(batch, self.core.config.max_frame_bytes))
+            entries = BatchEntries(fit_frame(batch, self.ctx.max_frame_bytes))
         return AppendEntriesRequest(cmd.vote, cmd.prev_log_id, entries, cmd.leader_commit)
 
     async def _run(self) -> None:
-        core = self.core
+        ctx = self.ctx
         queue = self._queue
         while True:
             if not queue:
@@ -172,7 +200,7 @@ class Replicator:
                 continue
             cmd, written_io = queue.popleft()
             if self._retry_at and (isinstance(cmd, SendSnapshot) or len(cmd)) and self._loop.time() < self._retry_at:
-                core.post(ReplicationFailed(self.target, cmd.send_id))  # backing off: fail fast
+                ctx.post(ReplicationFailed(self.target, cmd.send_id))  # backing off: fail fast
                 continue
             if isinstance(cmd, SendSnapshot):
                 self._spawn(self._send_snapshot(cmd))
@@ -182,12 +210,12 @@ class Replicator:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - e.g. the range was purged meanwhile
-                logger.info("node %s: cannot read entries %d..%d for node %s: %r", core.id,
+                logger.info("node %s: cannot read entries %d..%d for node %s: %r", ctx.node_id,
                             cmd.first_index, cmd.last_index, self.target, exc)
-                core.post(ReplicationFailed(self.target, cmd.send_id))
+                ctx.post(ReplicationFailed(self.target, cmd.send_id))
                 continue
             if req is None:
-                core.post(ReplicationFailed(self.target, cmd.send_id))
+                ctx.post(ReplicationFailed(self.target, cmd.send_id))
                 continue
             self._spawn(self._send_append(cmd, req))
 
@@ -199,65 +227,65 @@ class Replicator:
         entries: Any = ()
         n = len(cmd)
         if n:
-            core = self.core
-            await core.storage.wait_written(written_io)
+            ctx = self.ctx
+            await ctx.wait_written(written_io)
             if self._reader is None:
-                self._reader = await core.log_store.get_log_reader()
+                self._reader = await ctx.get_log_reader()
             batch = await self._reader.try_get_log_bytes(cmd.first_index, cmd.last_index + 1)
             if len(batch) != n or batch.first_index != cmd.first_index:
                 return None  # purged (a snapshot will be sent) or truncated
-            entries = BatchEntries(fit_frame(batch, core.config.max_frame_bytes))
+            entries = BatchEntries(fit_frame(batch, ctx.max_frame_bytes))
         return AppendEntriesRequest(cmd.vote, cmd.prev_log_id, entries, cmd.leader_commit)
 
     async def _send_append(self, cmd: Replicate, req: AppendEntriesRequest) -> None:
-        core = self.core
+        ctx = self.ctx
         try:
-            client = await core.clients.get(self.target)
-            resp = await client.append_entries(req, RPCOption(core.append_timeout))
+            client = await ctx.clients.get(self.target)
+            resp = await client.append_entries(req, RPCOption(ctx.append_timeout))
             if not isinstance(resp, AppendEntriesResponse):
                 raise TypeError(f"append_entries returned {type(resp).__name__}")
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - RPCError, or a broken network implementation
-            _log_rpc_failure(core.id, self.target, "append_entries", exc)
+            _log_rpc_failure(ctx.node_id, self.target, "append_entries", exc)
             self._on_failure(exc)
-            core.post(ReplicationFailed(self.target, cmd.send_id))
+            ctx.post(ReplicationFailed(self.target, cmd.send_id))
             return
         self._on_success()
-        core.post(AppendResponded(self.target, cmd.send_id, resp))
+        ctx.post(AppendResponded(self.target, cmd.send_id, resp))
 
     async def _send_snapshot(self, cmd: SendSnapshot) -> None:
-        core = self.core
+        ctx = self.ctx
         snap = None
         try:
-            snap = await core.apply_worker.call(core.sm.get_current_snapshot)
+            snap = await ctx.current_snapshot()
             if snap is None:
                 raise RaftError("no snapshot to send")
-            client = await core.clients.get(self.target)
-            logger.info("node %s sends snapshot %s (up to %s) to node %s", core.id, snap.meta.snapshot_id,
+            client = await ctx.clients.get(self.target)
+            logger.info("node %s sends snapshot %s (up to %s) to node %s", ctx.node_id, snap.meta.snapshot_id,
                         snap.meta.last_log_id, self.target)
-            resp = await client.full_snapshot(cmd.vote, snap, None, RPCOption(core.snapshot_timeout))
+            resp = await client.full_snapshot(cmd.vote, snap, None, RPCOption(ctx.snapshot_timeout))
             if not isinstance(resp, SnapshotResponse):
                 raise TypeError(f"full_snapshot returned {type(resp).__name__}")
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001
-            _log_rpc_failure(core.id, self.target, "full_snapshot", exc)
+            _log_rpc_failure(ctx.node_id, self.target, "full_snapshot", exc)
             self._on_failure(exc)
-            core.post(ReplicationFailed(self.target, cmd.send_id))
+            ctx.post(ReplicationFailed(self.target, cmd.send_id))
             return
         finally:
             if snap is not None:
                 close_quietly(snap.snapshot)
         self._on_success()
-        core.post(SnapshotResponded(self.target, cmd.send_id, resp))
+        ctx.post(SnapshotResponded(self.target, cmd.send_id, resp))
 
     def _on_failure(self, exc: BaseException) -> None:
         """Back off after `Unreachable` (the network's `RaftNetwork.backoff` delays)."""
         if not isinstance(exc, Unreachable):
             return
         if self._backoff is None:
-            client = self.core.clients.peek(self.target)
+            client = self.ctx.clients.peek(self.target)
             make = getattr(client, "backoff", None)
             self._backoff = make() if callable(make) else iter(Backoff())
         delay = next(self._backoff, 1.0)
@@ -280,36 +308,36 @@ class Replicator:
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def send_vote(core: RaftCore, cmd: SendVote) -> asyncio.Task[None]:
+def send_vote(ctx: ReplicationContext, cmd: SendVote) -> asyncio.Task[None]:
     """Send a (pre-)vote request (§5.2, thesis §9.6); the answer becomes `VoteResponded`."""
 
     async def run() -> None:
         try:
-            client = await core.clients.get(cmd.target)
-            resp = await client.vote(cmd.req, RPCOption(core.vote_timeout))
+            client = await ctx.clients.get(cmd.target)
+            resp = await client.vote(cmd.req, RPCOption(ctx.vote_timeout))
             if not isinstance(resp, VoteResponse):
                 raise TypeError(f"vote returned {type(resp).__name__}")
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - a lost vote is just not counted
-            _log_rpc_failure(core.id, cmd.target, "vote", exc)
+            _log_rpc_failure(ctx.node_id, cmd.target, "vote", exc)
             return
-        core.post(VoteResponded(cmd.target, cmd.req.vote, resp))
+        ctx.post(VoteResponded(cmd.target, cmd.req.vote, resp))
 
     return asyncio.get_running_loop().create_task(run())
 
 
-def send_transfer_leader(core: RaftCore, cmd: SendTransferLeader) -> asyncio.Task[None]:
+def send_transfer_leader(ctx: ReplicationContext, cmd: SendTransferLeader) -> asyncio.Task[None]:
     """Tell ``cmd.target`` the leader hands over to ``cmd.req.to_node_id`` (thesis §3.10)."""
 
     async def run() -> None:
         try:
-            client = await core.clients.get(cmd.target)
-            await client.transfer_leader(cmd.req, RPCOption(core.vote_timeout))
+            client = await ctx.clients.get(cmd.target)
+            await client.transfer_leader(cmd.req, RPCOption(ctx.vote_timeout))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001
-            _log_rpc_failure(core.id, cmd.target, "transfer_leader", exc)
+            _log_rpc_failure(ctx.node_id, cmd.target, "transfer_leader", exc)
 
     return asyncio.get_running_loop().create_task(run())
 

@@ -151,8 +151,8 @@ class LogStoreBase(RaftLogStorage):
                     f"append at index {batch.first_index} does not continue the log at {expected} "
                     "(truncate a conflicting suffix first; no hole, §5.3)"
                 )
-        if last is not None and batch.terms[0] < last.leader_id:
-            raise StorageError(f"append of term {batch.terms[0]} after term {last.leader_id}: terms never decrease (§5.3)")
+        if last is not None and batch.terms[0] < last.term:
+            raise StorageError(f"append of term {batch.terms[0]} after term {last.term}: terms never decrease (§5.3)")
         return batch
 
     def _clamp(self, start: int, stop: int) -> tuple[int, int]:

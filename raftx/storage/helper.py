@@ -141,14 +141,14 @@ async def get_key_log_ids(store: RaftLogStorage) -> list[LogId]:
 
     async def runs(a: LogId, b: LogId) -> list[LogId]:
         # a, b: ids with a.index <= b.index; return run starts in (a.index, b.index]
-        if a.leader_id == b.leader_id:
+        if a.term == b.term:
             return []
         if b.index == a.index + 1:
             return [b]
         mid = await at((a.index + b.index) // 2)
         return await runs(a, mid) + await runs(mid, b)
 
-    if purged is not None and first.leader_id == purged.leader_id:
+    if purged is not None and first.term == purged.term:
         pass  # continues the purged run; the purged id already marks it
     else:
         out.append(first)

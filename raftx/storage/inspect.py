@@ -89,7 +89,7 @@ def _describe(e: Entry, decode: Callable[[bytes], Any] | None = None) -> dict[st
             payload = p.decode("utf-8", "backslashreplace") if len(p) <= 64 else f"<{len(p)} bytes>"
     else:
         payload = {"voters": [sorted(c) for c in p.configs], "nodes": sorted(p.nodes)}
-    return {"term": e.log_id.leader_id, "index": e.log_id.index, "kind": e.kind.name, "payload": payload}
+    return {"term": e.log_id.term, "index": e.log_id.index, "kind": e.kind.name, "payload": payload}
 
 
 class NotADataDirectory(StorageError):

@@ -389,7 +389,7 @@ class SegmentedLogStore(LogStoreBase):
         if type(entries) is EncodedBatch and last is not None and self._failed is None and not self._closed:
             # the common case, checked inline (same rules as LogStoreBase._prepare_append)
             terms = entries.terms
-            if terms and entries.first_index == last.index + 1 and terms[0] >= last.leader_id:
+            if terms and entries.first_index == last.index + 1 and terms[0] >= last.term:
                 return entries
         try:
             return self._prepare_append(entries)

@@ -72,7 +72,7 @@ _MAX_META = 64 << 20
 
 def log_id_to_list(log_id: LogId | None) -> list[int] | None:
     """``[term, index]`` (or None): how raftx's small msgpack records store a log id."""
-    return None if log_id is None else [log_id.leader_id, log_id.index]
+    return None if log_id is None else [log_id.term, log_id.index]
 
 
 def log_id_from_list(v: Any) -> LogId | None:
@@ -368,7 +368,7 @@ def snapshot_id(last_applied: LogId | None, seq: int) -> str:
     """``<term>-<index>-<seq>``: a snapshot id unique within one state machine's life."""
     if last_applied is None:
         return f"0--1-{seq}"
-    return f"{last_applied.leader_id}-{last_applied.index}-{seq}"
+    return f"{last_applied.term}-{last_applied.index}-{seq}"
 
 
 def write_snapshot(store: FileSnapshotStore | MemSnapshotStore, meta: SnapshotMeta,

@@ -52,7 +52,7 @@ def _pack(v: Any) -> bytes:
     if isinstance(v, Vote):
         v = ["vote", v.term, v.node_id, v.committed]
     elif isinstance(v, LogId):
-        v = ["log_id", v.leader_id, v.index]
+        v = ["log_id", v.term, v.index]
     data: bytes = msgpack.packb(v, use_bin_type=True)
     return data
 

@@ -895,7 +895,7 @@ async def crash_between_truncate_and_append(ctx: _Ctx) -> None:
         got = await sub.entries()
         _eq(ids(got[:6]), [lid(0, 0)] + [lid(1, i) for i in range(1, 6)], f"entries 0..5 (crash at op {n})")
         for e in got[6:]:
-            _eq(e.log_id.leader_id, 2, f"entry {e.log_id.index} after truncate (crash at op {n})")
+            _eq(e.log_id.term, 2, f"entry {e.log_id.index} after truncate (crash at op {n})")
         if not crashed:
             _eq(len(got), 8, "complete append")
 
@@ -1111,7 +1111,7 @@ async def power_loss_at_every_operation(ctx: _Ctx) -> None:
             lost = [v for i, v in acked.items() if i >= first and got.get(i) != v]
             _check(not lost, f"power loss before op {crash_at}: acknowledged entries lost: {lost}")
             if "truncate" in done:
-                stale = [v for i, v in got.items() if i >= 40 and v.leader_id == 1]
+                stale = [v for i, v in got.items() if i >= 40 and v.term == 1]
                 _check(not stale, f"power loss before op {crash_at}: truncated entries came back: {stale}")
             vote = await sub.ls.read_vote()
             _check(vote == new_vote if "vote" in done else vote in (old_vote, new_vote),

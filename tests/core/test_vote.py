@@ -159,7 +159,15 @@ def test_fields_defaults_and_aliases(core: SimpleNamespace) -> None:
     assert vote.committed is False  # commit() returns a new vote
     assert v.Vote(1, None, committed=1).committed is True
     log_id = v.LogId(4, 9)
-    assert (log_id.leader_id, log_id.term, log_id.index) == (4, 4, 9)
+    assert (log_id.term, log_id.index) == (4, 9)
+
+
+def test_log_id_leader_id_is_a_deprecated_alias_of_term(core: SimpleNamespace) -> None:
+    log_id = core.vote.LogId(4, 9)
+    with pytest.warns(DeprecationWarning, match="LogId.term"):
+        assert log_id.leader_id == 4
+    with pytest.raises(ValueError, match="term"):
+        core.vote.LogId(-1, 0)
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ def _restart_sole_leader(**config: object) -> tuple[Cluster, int]:
     term = c[1].engine.vote.term
     durable = c[1].vote
     assert durable.committed and durable.node_id == 1
-    terms = [e.log_id.leader_id for _, e in sorted(c[1].entries.items())]
+    terms = [e.log_id.term for _, e in sorted(c[1].entries.items())]
     c.add_node(1, terms=terms, vote=durable, voters=[1])  # crash-restart
     return c, term
 
@@ -51,7 +51,7 @@ def test_a_restarted_leader_of_three_rejoins_safely(restore: bool) -> None:
     [w] = c.write(1, b"x")
     c.run_for(40)
     durable = c[1].vote
-    terms = [e.log_id.leader_id for _, e in sorted(c[1].entries.items())]
+    terms = [e.log_id.term for _, e in sorted(c[1].entries.items())]
     c.add_node(1, terms=terms, vote=durable, voters=[1, 2, 3])
     assert (c[1].state is ServerState.LEADER) is restore
     c.run_for(600)

@@ -136,7 +136,7 @@ def _partitioned_leader_run(seed: int, pre_vote: bool) -> tuple[int, int, int]:
             eng = cl[i].engine
             if eng.server_state is ServerState.LEADER and elected < 0:
                 elected = t
-            if eng.vote.term > old_term and eng.committed is not None and eng.committed.leader_id > old_term:
+            if eng.vote.term > old_term and eng.committed is not None and eng.committed.term > old_term:
                 committed = t
         if committed >= 0:
             break
@@ -164,7 +164,7 @@ def test_a_restarted_follower_keeps_refusing_votes_within_the_lease() -> None:
     assert lease_read(cl, 1).ok
     durable = cl[2].vote
     assert durable.committed and durable.node_id == 1
-    terms = [e.log_id.leader_id for _, e in sorted(cl[2].entries.items())]
+    terms = [e.log_id.term for _, e in sorted(cl[2].entries.items())]
     cl.add_node(2, terms=terms, vote=durable, voters=[1, 2, 3])  # crash-restart of 2
     cl.isolate(1)
     cl[3].handle(ev.TriggerElect())

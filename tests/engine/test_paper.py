@@ -452,7 +452,7 @@ def test_follower_append_entries(prev, new, want, truncated_after) -> None:
     """
     eng = make_engine(terms=[1, 2], vote=Vote(2))
     cmds = eng.step(append_req(4, 2, prev, entries(*new)))
-    assert [lid.leader_id for lid in (eng.log.log_id_at(i) for i in range(eng.log.last_index + 1))] == want
+    assert [lid.term for lid in (eng.log.log_id_at(i) for i in range(eng.log.last_index + 1))] == want
     truncs = of_type(cmds, cmd.TruncateLog)
     if truncated_after is None:
         assert truncs == []

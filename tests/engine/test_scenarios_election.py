@@ -22,7 +22,7 @@ from tests.engine.harness import Cluster, booted_cluster, campaign, restored_clu
 
 def terms_of(cluster: Cluster, node_id: int) -> list[int]:
     """The entry terms of a node's log, index 0 on."""
-    return [log_id.leader_id for log_id in cluster[node_id].log_ids()]
+    return [log_id.term for log_id in cluster[node_id].log_ids()]
 
 
 def elect_leader(cluster: Cluster, node_id: int, pre_vote: bool = False) -> None:

@@ -15,7 +15,7 @@ async def test_a_write_with_the_current_leader_is_appended() -> None:
         leader = await c.initialize([1, 2, 3])
         lid = leader.metrics().borrow().vote.leader_id
         resp = await leader.write(b"x").with_leader(lid)
-        assert resp.log_id.leader_id == lid.term
+        assert resp.log_id.term == lid.term
         plain = await leader.write(b"y")
         assert plain.log_id.index == resp.log_id.index + 1
     finally:

@@ -47,7 +47,7 @@ def test_ranges_within_and_across_batches() -> None:
     for lo, hi in [(0, 8), (0, 5), (5, 8), (2, 4), (3, 7), (7, 8)]:
         got = cache.get_batch(lo, hi)
         assert got is not None and got == _expected(entries[lo:hi]) and got.first_index == lo
-        assert list(got.terms) == [e.log_id.leader_id for e in entries[lo:hi]]
+        assert list(got.terms) == [e.log_id.term for e in entries[lo:hi]]
         assert list(cache.get_entries(lo, hi) or ()) == entries[lo:hi]
     assert cache.get_batch(0, 9) is None and cache.get_entries(8, 9) is None and cache.get_batch(3, 3) is None
     assert {type(e.payload) for e in cache.get_entries(0, 8) or ()} == {bytes}

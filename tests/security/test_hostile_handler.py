@@ -87,7 +87,7 @@ def appends(draw: st.DrawFn) -> AppendEntriesRequest:
     first = 0 if prev is None else prev.index + 1
     n = draw(st.integers(0, 3))
     records = []
-    term = max(0, prev.leader_id if prev is not None else 0)
+    term = max(0, prev.term if prev is not None else 0)
     for k in range(n):
         term = draw(st.sampled_from([term, min(term + 1, 2**63 - 1), vote.term]))
         kind = draw(kinds)

@@ -224,7 +224,7 @@ async def test_forged_member_request_answered_protocol_error_saves_no_vote(tcp_c
     leader, f, g = await roles(c)
     before = await node_state(f)
     assert before.committed is not None
-    prev = LogId(before.committed.leader_id + 7, before.committed.index)  # not our term there
+    prev = LogId(before.committed.term + 7, before.committed.index)  # not our term there
     req = AppendEntriesRequest(Vote(before.vote.term + 3, g.id, True), prev)
     async with HostilePeer(c, f.id, g.id) as peer:
         err = await refused(peer.append_entries(req))

@@ -110,7 +110,7 @@ def test_monotonic_vote_commit_and_restart() -> None:
     inv.forget(1)
     inv.after_step(1, engine(1, [1, 1, 1], committed=2), [])
     back = engine(1, [1, 1, 1], committed=2)
-    back.committed = LogId(1, 1)  # commit index moved back, applied did not
+    back.state.committed = LogId(1, 1)  # commit index moved back, applied did not
     with pytest.raises(InvariantViolation, match="monotonic commit"):
         inv.after_step(1, back, [])
     with pytest.raises(InvariantViolation, match="monotonic vote"):

@@ -13,6 +13,7 @@ from typing import Any, Callable
 import pytest
 
 from raftx.runtime.apply_worker import ApplyWorker
+from raftx.runtime.pending import PendingCalls
 from raftx.runtime.storage_worker import StorageWorker
 from raftx.testing.simulation import SimOptions, run_seed
 
@@ -69,14 +70,14 @@ def test_apply_out_of_order(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.timeout(1800)  # bounded by BOUND seeds
 def test_a_dropped_responder(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The apply worker forgets to answer the writes of one applied range in three."""
-    respond: Callable[..., None] = ApplyWorker._respond
+    """The writes of one applied range in three are never answered."""
+    respond: Callable[..., None] = PendingCalls.settle_applied
     count = [0]
 
-    def forgetful(self: ApplyWorker, index: int, rs: Any, entries: Any, outputs: Any) -> None:
+    def forgetful(self: PendingCalls, index: int, rs: Any, entries: Any, outputs: Any) -> None:
         count[0] += 1
         if count[0] % 3:
             respond(self, index, rs, entries, outputs)
 
-    monkeypatch.setattr(ApplyWorker, "_respond", forgetful)
+    monkeypatch.setattr(PendingCalls, "settle_applied", forgetful)
     first_violation({"unanswered write", "liveness"})

@@ -121,7 +121,7 @@ class Invariants:
         (every entry its runtime had reported flushed, §5.2 persist before acknowledge)."""
         if flushed_log_id is not None and flushed_log_id.index > eng.log.purged_index and (
                 eng.log.last_index < flushed_log_id.index or eng.log.term_at(flushed_log_id.index)
-                != flushed_log_id.leader_id):
+                != flushed_log_id.term):
             raise InvariantViolation("durable log lost", f"node {node_id} restarts with last {eng.log.last_log_id}, "
                                      f"but its runtime had reported {flushed_log_id} flushed")
         if flushed_vote is not None and not vote_ge(eng.vote, flushed_vote):
@@ -195,7 +195,7 @@ class Invariants:
     def _check_has(self, node_id: int, eng: Engine, i: int, lid: LogId, what: str) -> None:
         if i <= eng.log.purged_index:
             return  # in its snapshot
-        if eng.log.term_at(i) != lid.leader_id:
+        if eng.log.term_at(i) != lid.term:
             raise InvariantViolation(what, f"leader {node_id} of term {eng.vote.term} lacks {lid} "
                                      f"(its log: {eng.log.log_id_at(i)} at {i}, last {eng.log.last_log_id})")
 
