@@ -241,6 +241,12 @@ class LeaseNotFound(KVError):
         super().__init__(f"lease {lease_id} not found (revoked, expired or never granted)")
 
 
+class ElectionNotLeader(KVError):
+    """`raftx.kv.concurrency.Election.proclaim` by a contender that does not lead
+    (never campaigned, still waiting, resigned, or its lease ended): etcd's
+    ``ErrElectionNotLeader``."""
+
+
 class Compacted(KVError):
     """The key-value history asked for (a watch's start revision) was compacted;
     ``compact_revision`` is the newest revision that is gone (watch from after it)."""

@@ -13,7 +13,7 @@ PUBLIC = {
     "raftx.errors": "RaftError ForwardToLeader Fatal ClientWriteError ChangeMembershipError InProgress "
     "EmptyMembership LearnerNotFound InitializeError NotAllowed NotInMembers QuorumNotEnough RPCError Timeout "
     "Unreachable NetworkError RemoteError StorageError ConfigError ProtocolError NotAuthorized"
-    " LeaseNotFound Compacted",
+    " LeaseNotFound Compacted ElectionNotLeader",
     "raftx.storage": "RaftLogStorage RaftLogReader RaftStateMachine RaftSnapshotBuilder SegmentedLogStore "
     "MemLogStore SqliteLogStore",
     "raftx.network": "RaftNetworkFactory RaftNetwork TcpNetworkFactory RaftServer MemRouter",

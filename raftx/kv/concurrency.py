@@ -17,13 +17,21 @@ lets the next one in, in arrival order.
     e = Election(kv, "elect/svc", ttl=10)
     await e.campaign(b"node-a")               # returns once leading
     await e.leader()                          # b"node-a"
+    await e.proclaim(b"node-a, v2")           # a new value, no re-election
     async for value in e.observe(): ...       # the leader's value, then every change
     await e.resign()
 
 If the lease is lost (no keep-alive got through within the TTL) `lost` is set:
-the holder must assume it no longer holds the lock. Not (yet) here: etcd's
-``Proclaim`` (changing the leader's value in place would change its key's mod
-revision, which orders the contenders; it needs a creation revision per key).
+the holder must assume it no longer holds the lock.
+
+`Election.proclaim` (etcd's ``Proclaim``) cannot rewrite the contender's key: its
+mod revision is what orders the contenders (the KV keeps no creation revision), and
+a newer one would let a waiter believe it is the oldest. The proclaimed value goes
+to a companion key ``NAME/<lease id>/value`` on the same lease (gone with the
+candidacy), put in a transaction that first checks that the contender key is still
+there unchanged; `Election.leader` and `Election.observe` read both in one prefix
+read and prefer the companion's value. Contenders are the ``NAME/<16 hex digits>``
+keys only.
 """
 
 from __future__ import annotations
@@ -34,7 +42,7 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from raftx.errors import KVError, LeaseNotFound
+from raftx.errors import ElectionNotLeader, KVError, LeaseNotFound
 from raftx.kv import commands as C
 from raftx.kv.client import KVClient
 from raftx.kv.txn import Compare, Op
@@ -44,14 +52,21 @@ __all__ = ["Election", "Lock"]
 logger = logging.getLogger(__name__)
 
 
+#: The companion key of a contender key that holds its proclaimed value.
+_VALUE_SUFFIX = b"/value"
+
+
 class _Contender:
     """A key under ``prefix`` attached to a kept-alive lease; waits to be the oldest."""
+
+    #: Bytes a key may need after the name: "/" + 16 hex digits (+ the value suffix).
+    _room = 17 + len(_VALUE_SUFFIX)
 
     def __init__(self, client: KVClient, name: str | bytes, ttl: float) -> None:
         if ttl <= 0:
             raise ValueError("ttl must be > 0")
         self.client = client
-        self.prefix = C.to_bytes(name, "name", C.MAX_KEY_BYTES - 17) + b"/"
+        self.prefix = C.to_bytes(name, "name", C.MAX_KEY_BYTES - self._room) + b"/"
         self.ttl = ttl
         self.lease: int | None = None
         self.key: bytes | None = None
@@ -76,11 +91,16 @@ class _Contender:
             await self._leave()
             raise
 
+    def _contenders(self, rows: list[tuple[bytes, bytes | None, int]]) -> list[tuple[bytes, bytes | None, int]]:
+        """The contender keys (``prefix`` + 16 hex digits) of a prefix read."""
+        n = len(self.prefix) + 16
+        return [r for r in rows if len(r[0]) == n]
+
     async def _wait_oldest(self) -> None:
         c = self.client
         async with c.watch(self.prefix, start_revision=self.revision + 1) as w:
             while True:
-                rows = await c.prefix(self.prefix, keys_only=True)
+                rows = self._contenders(await c.prefix(self.prefix, keys_only=True))
                 older = [r for r in rows if r[2] < self.revision]
                 if not any(k == self.key for k, _, _ in rows):
                     raise KVError(f"{self.key!r} vanished while waiting (its lease {self.lease} ended)")
@@ -118,6 +138,8 @@ class Lock(_Contender):
     """A distributed mutex (etcd's ``concurrency.Mutex``); see the module docstring.
     ``async with Lock(kv, name, ttl=10)`` or `acquire` / `release`."""
 
+    _room = 17
+
     async def acquire(self) -> None:
         """Wait until this holds the lock."""
         if self.key is not None:
@@ -139,23 +161,54 @@ class Lock(_Contender):
 class Election(_Contender):
     """Leader election (etcd's ``concurrency.Election``); see the module docstring."""
 
+    def __init__(self, client: KVClient, name: str | bytes, ttl: float) -> None:
+        super().__init__(client, name, ttl)
+        #: True from the return of `campaign` until `resign` (etcd: a leader session).
+        self.leading = False
+
     async def campaign(self, value: str | bytes) -> None:
         """Stand with ``value``; returns once this contender leads."""
         if self.key is not None:
             raise KVError("already campaigning")
         await self._enter(C.to_bytes(value, "value", C.MAX_VALUE_BYTES))
+        self.leading = True
+
+    async def proclaim(self, value: str | bytes) -> None:
+        """Change the leader's value to ``value`` without a new election (etcd's
+        ``Proclaim``): observers see it, the order of the contenders stays.
+
+        Raises `raftx.errors.ElectionNotLeader` if this contender does not lead: it never
+        campaigned, is still waiting, resigned, or its key is gone (its lease ended);
+        `raftx.errors.BadCommand` for a value that is not bytes/str or too long.
+        """
+        v = C.to_bytes(value, "value", C.MAX_VALUE_BYTES)
+        key, lease = self.key, self.lease
+        if not self.leading or key is None or lease is None:
+            raise ElectionNotLeader(f"not the leader of election {self.prefix[:-1]!r}: campaign first")
+        # Only while our key is the one we put (not expired, not re-put): etcd compares
+        # the leader key's creation revision; ours is written once, so its mod revision.
+        ok, _ = await self.client.txn(compare=[Compare.mod_revision(key) == self.revision],
+                                      success=[Op.put(key + _VALUE_SUFFIX, v, lease=lease)])
+        if not ok:
+            self.leading = False
+            raise ElectionNotLeader(f"no longer the leader of election {self.prefix[:-1]!r}: "
+                                    f"its key is gone (lease {lease} ended)")
 
     async def resign(self) -> None:
         """Stop leading or campaigning. Idempotent."""
+        self.leading = False
         await self._leave()
 
     async def leader(self) -> bytes | None:
-        """The current leader's value (None: nobody leads)."""
+        """The current leader's value (None: nobody leads): its proclaimed value if it
+        proclaimed one, else the value it campaigned with (one prefix read)."""
         rows = await self.client.prefix(self.prefix)
-        if not rows:
+        contenders = self._contenders(rows)
+        if not contenders:
             return None
-        oldest: Any = min(rows, key=lambda r: r[2])
-        value: bytes = oldest[1]
+        oldest: Any = min(contenders, key=lambda r: r[2])
+        proclaimed: list[Any] = [r[1] for r in rows if r[0] == oldest[0] + _VALUE_SUFFIX]
+        value: bytes = proclaimed[0] if proclaimed else oldest[1]  # (not keys_only: never None)
         return value
 
     async def observe(self) -> AsyncIterator[bytes | None]:

@@ -8,7 +8,7 @@ import asyncio
 
 import pytest
 
-from raftx.errors import BadCommand, Compacted, LeaseNotFound
+from raftx.errors import BadCommand, Compacted, ElectionNotLeader, LeaseNotFound
 from raftx.kv import Compare, Op
 from raftx.kv.concurrency import Election, Lock
 from tests.kv.kvkit import WAIT, KVCluster
@@ -207,6 +207,49 @@ async def test_election_campaign_leader_resign() -> None:
                     await a.campaign("node-a2")
         assert seen == [b"node-b", None, b"node-a2"]
         await a.resign()
+
+
+async def test_election_proclaim_changes_the_leaders_value_without_reelection() -> None:
+    """etcd's Proclaim: the leader's new value reaches `leader` and `observe`; a waiting
+    contender stays waiting (the order of the contenders does not change); only the
+    leader may proclaim (`ElectionNotLeader`)."""
+    async with KVCluster(3) as cl, cl.client() as kv:
+        a, b = Election(kv, "elect/p", ttl=10), Election(kv, "elect/p", ttl=10)
+        with pytest.raises(ElectionNotLeader):
+            await a.proclaim("too early")  # never campaigned
+        await a.campaign("a1")
+        waiter = asyncio.create_task(b.campaign("b1"))
+        async with asyncio.timeout(WAIT):
+            while len(await kv.prefix("elect/p/")) < 2:
+                await asyncio.sleep(0.02)
+        with pytest.raises(ElectionNotLeader):
+            await b.proclaim("b2")  # campaigning, not leading
+        seen: list[bytes | None] = []
+        async with asyncio.timeout(WAIT):
+            async for value in a.observe():
+                seen.append(value)
+                if len(seen) == 1:
+                    await a.proclaim("a2")
+                elif len(seen) == 2:
+                    await a.proclaim(b"a3")
+                else:
+                    break
+        assert seen == [b"a1", b"a2", b"a3"]
+        assert await b.leader() == b"a3" and not waiter.done()  # b still waits behind a
+        with pytest.raises(BadCommand):
+            await a.proclaim(123)  # type: ignore[arg-type]
+        await a.resign()
+        with pytest.raises(ElectionNotLeader):
+            await a.proclaim("a4")  # resigned
+        async with asyncio.timeout(WAIT):
+            await waiter
+        assert await a.leader() == b"b1"  # a's proclaimed value went with its lease
+        assert b.lease is not None
+        await kv.lease_revoke(b.lease)  # b's candidacy ends behind its back
+        with pytest.raises(ElectionNotLeader):
+            await b.proclaim("b3")
+        assert await b.leader() is None and not b.leading
+        await b.resign()
 
 
 async def test_watch_from_now_sees_only_later_changes_under_its_prefix() -> None:

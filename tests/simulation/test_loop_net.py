@@ -161,3 +161,39 @@ def test_a_node_on_an_exact_millisecond_clock_does_not_spin() -> None:
         await raft.shutdown()
 
     run(loop, main())
+
+
+def test_each_life_runs_its_own_clock_and_the_world_runs_on_real_time() -> None:
+    """Clock drift: a node's `time`, sleeps and timers are on its clock (``offset + rate *
+    real``); `call_real_later` (network, disk) is on the real virtual clock."""
+    loop = SimLoop()
+    fast, slow = Life(1, 0, rate=1.05, offset=500.0), Life(2, 0, rate=0.95)
+    seen: dict[str, tuple[float, float]] = {}
+
+    def context(life: Life) -> contextvars.Context:
+        ctx = contextvars.copy_context()
+        ctx.run(LIFE.set, life)
+        return ctx
+
+    async def node(name: str) -> None:
+        start = loop.time()
+        await asyncio.sleep(1.0)  # one second of this node's clock
+        seen[name] = (loop.time() - start, loop.real_time())
+
+    def world() -> None:
+        seen["wire"] = (loop.time(), loop.real_time())
+
+    async def main() -> None:
+        loop.create_task(node("fast"), context=context(fast))
+        loop.create_task(node("slow"), context=context(slow))
+        context(fast).run(loop.call_real_later, 2.0, world)  # scheduled by a drifting node, in real time
+        assert loop.time() == loop.real_time() == 0.0  # no life: the real clock
+        assert context(fast).run(loop.time) == 500.0
+        await asyncio.sleep(3)
+
+    run(loop, main())
+    assert seen["fast"][0] == pytest.approx(1.0) and seen["fast"][1] == pytest.approx(1 / 1.05)
+    assert seen["slow"][0] == pytest.approx(1.0) and seen["slow"][1] == pytest.approx(1 / 0.95)
+    assert seen["wire"] == (pytest.approx(500 + 2 * 1.05), 2.0)  # runs in the caller's life, at real 2 s
+    with pytest.raises(ValueError):
+        Life(3, 0, rate=0.0)

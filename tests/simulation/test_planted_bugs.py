@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import pytest
 
+from raftx.engine import Engine, replication
 from raftx.runtime.apply_worker import ApplyWorker
 from raftx.runtime.pending import PendingCalls
 from raftx.runtime.storage_worker import StorageWorker
@@ -81,3 +82,27 @@ def test_a_dropped_responder(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(PendingCalls, "settle_applied", forgetful)
     first_violation({"unanswered write", "liveness"})
+
+
+@pytest.mark.timeout(1800)  # bounded by BOUND seeds
+def test_a_read_lease_renewed_by_sending_a_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The leader renews its read lease (`raftx.engine.reads`) when it sends a heartbeat
+    round instead of when a quorum answers it: a cut-off leader keeps serving lease
+    reads (`ReadPolicy.LEASE_READ`) after a new leader committed writes, and the
+    simulation's local readers get stale values that the linearizability check refuses.
+
+    (Subtler over-long leases — ``election_timeout_max`` instead of ``_min``, no drift
+    margin, not voided by a transfer, lease reads without the followers' vote lease —
+    were not caught within 300 seeds: the followers' vote lease of
+    ``election_timeout_max`` keeps a new leader out for longer than those leases last,
+    except in rare topologies.)"""
+    broadcast = replication.broadcast_heartbeat
+
+    def renew_on_send(eng: Engine) -> None:
+        broadcast(eng)
+        leader = eng.leader
+        if leader is not None and leader.lease_acked >= 0:
+            leader.lease_acked = max(leader.lease_acked, eng.now)
+
+    monkeypatch.setattr(replication, "broadcast_heartbeat", renew_on_send)
+    first_violation({"linearizability"})

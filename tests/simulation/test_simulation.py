@@ -4,7 +4,9 @@ simulated disk, fail-stop after an fsync failure, regressions it found, the CLI.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -47,6 +49,8 @@ def test_bad_arguments_get_config_errors() -> None:
         Simulation(0, SimOptions(initial_voters=6, nodes=5))
     with pytest.raises(ConfigError):
         SimOptions(safety_ms=-5).validate()
+    with pytest.raises(ConfigError):
+        Simulation(0, SimOptions(plan=FaultPlan(clock_drift=1.5)))
     assert parse_seeds("3:6") == [3, 4, 5] and parse_seeds("7") == [7] and parse_seeds("1,9") == [1, 9]
     for bad in ("6:3", "x", "-1", "1:"):
         with pytest.raises(ConfigError):
@@ -85,6 +89,41 @@ def test_every_node_is_the_production_runtime_and_restarts_from_what_its_disk_ke
         sim._on_advance()  # invariants: durable vote and snapshot survived the restart
 
     _drive(sim, scenario())
+
+
+def test_every_node_runs_on_its_own_drifting_clock_and_clients_read_with_leases() -> None:
+    """Clock drift within the lease's bound (5%): each node's runtime clock advances at
+    its own seeded rate; local readers and clients use both read policies."""
+    sim = Simulation(11, SimOptions(plan=FaultPlan(actions=(), clock_drift=0.05)))
+    rates = {i: n.clock_rate for i, n in sim.nodes.items()}
+    assert all(0.95 <= r <= 1.05 for r in rates.values()) and len(set(rates.values())) > 1
+
+    def clocks() -> dict[int, int]:
+        return {i: n.context.run(n.raft._core.now_ms) for i, n in sim.nodes.items()  # type: ignore[union-attr]
+                if n.up and n.context is not None}
+
+    async def scenario() -> None:
+        sim._setup()
+        await asyncio.sleep(1.0)
+        before, t0 = clocks(), sim.loop.real_time()
+        await asyncio.sleep(2.0)
+        after, t1 = clocks(), sim.loop.real_time()
+        assert before.keys() == after.keys() == set(rates)
+        for i, rate in rates.items():
+            assert after[i] - before[i] == pytest.approx(rate * (t1 - t0) * 1000, abs=1)
+        assert sim.clients.lease_reads > 0 and sim.clients.reads > sim.clients.lease_reads
+
+    _drive(sim, scenario())
+
+
+@pytest.mark.parametrize("seed", (1, 2, 3))
+def test_lease_reads_stay_linearizable_under_partitions_and_drift_at_the_bound(seed: int) -> None:
+    """Seeded partition faults, leader lease on, every clock at the edge of the bound."""
+    plan = dataclasses.replace(FaultPlan.random(random.Random(seed)), leader_lease=True, clock_drift=0.05,
+                               actions=("partition", "one_way", "isolate_leader", "heal", "transfer_leader"))
+    r = run_seed(seed, SimOptions(plan=plan))
+    assert r.ok, r.report()
+    assert r.lease_reads > 20 and r.reads > r.lease_reads
 
 
 def test_an_fsync_failure_stops_the_node_and_a_restart_recovers() -> None:

@@ -31,3 +31,4 @@ def test_nemesis_short_schedule_with_every_fault() -> None:
     assert report.ok, report.summary()
     assert [f.name for f in report.faults] == schedule
     assert report.counts.puts_ok > 100 and report.verdict == "ok"
+    assert 0 < report.counts.lease_gets_ok < report.counts.gets_ok  # both read policies, checked alike

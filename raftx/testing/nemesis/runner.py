@@ -110,7 +110,8 @@ class NemesisReport:
         lines = [
             f"nemesis seed {self.seed}: {'PASS' if self.ok else 'FAIL'} in {self.duration:.0f}s "
             f"(partitions {'on' if self.partitions else 'off'})",
-            f"ops: {self.counts.ok} acknowledged ({self.counts.puts_ok} puts, {self.counts.gets_ok} gets), "
+            f"ops: {self.counts.ok} acknowledged ({self.counts.puts_ok} puts, {self.counts.gets_ok} gets of "
+            f"which {self.counts.lease_gets_ok} lease reads), "
             f"{self.counts.puts_unknown} puts with unknown outcome, {self.counts.gets_failed} failed gets",
             f"faults: {len(self.faults)}; recovery (s) "
             + (f"median {sorted(rec)[len(rec) // 2]:.2f}, max {max(rec):.2f}" if rec else "n/a"),

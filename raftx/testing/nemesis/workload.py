@@ -2,7 +2,10 @@
 
 ``workers`` tasks share ``clients`` clients (each client batches what its workers
 issue at once). A worker loops: a ``put`` of a value no one wrote before, or a
-linearizable ``get``, on one of ``keys`` keys; ``fillers`` more workers put
+linearizable ``get``, on one of ``keys`` keys (a ``lease_ratio`` share of the gets
+are lease reads, ``KVClient.get(key, lease=True)``: `raftx.ReadPolicy.LEASE_READ`
+on the leader; the history records them as any linearizable get and the checker
+holds them to the same model); ``fillers`` more workers put
 ``fill_bytes``-byte values under keys of their own, each key once, so the state (and
 every snapshot a lagging node receives) keeps growing. Outcomes for the checker (the `KV`
 model): a put that returned is complete; a put that raised (timeout, connection
@@ -34,6 +37,8 @@ class WorkloadCounts:
     puts_unknown: int = 0
     gets_ok: int = 0
     gets_failed: int = 0
+    #: Of ``gets_ok``, the lease reads.
+    lease_gets_ok: int = 0
 
     @property
     def ok(self) -> int:
@@ -45,7 +50,7 @@ class Workload:
 
     def __init__(self, cluster: Any, *, clients: int = 4, workers: int = 8, keys: int = 40,
                  fillers: int = 2, fill_bytes: int = 2048, op_timeout: float = 6.0,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None, lease_ratio: float = 0.5) -> None:
         self.cluster = cluster
         self.history = History()
         self.counts = WorkloadCounts()
@@ -55,6 +60,7 @@ class Workload:
         self._fill_bytes = fill_bytes
         self._keys = [f"k{k:03d}" for k in range(keys)]
         self._op_timeout = op_timeout
+        self._lease_ratio = lease_ratio
         self._rng = rng or random.Random()
         self._stack = AsyncExitStack()
         self._tasks: list[asyncio.Task[None]] = []
@@ -86,15 +92,17 @@ class Workload:
                     h.complete(op, None, time.monotonic())
                     counts.puts_ok += 1
             else:
-                op = h.invoke(w, ("get", key), time.monotonic())
+                lease = rng.random() < self._lease_ratio
+                op = h.invoke(w, ("get", key), time.monotonic())  # the same model for both kinds
                 try:
-                    got = await kv.get(key)
+                    got = await kv.get(key, lease=lease)
                 except RaftError:
                     h.fail(op)
                     counts.gets_failed += 1
                 else:
                     h.complete(op, "" if got is None else got.decode(), time.monotonic())
                     counts.gets_ok += 1
+                    counts.lease_gets_ok += lease
 
     async def _filler(self, w: int, kv: Any) -> None:
         h, counts, n = self.history, self.counts, 0

@@ -16,9 +16,19 @@ against the node it believes leads:
   applied (in the same life) must have been answered — with its response, or an
   error — by the time the client gives up on it; silence then is a lost responder
   (`InvariantViolation` "unanswered write").
-* **read** ``get(key)`` through `raftx.Raft.ensure_linearizable` (ReadIndex, thesis
-  §6.4), then the node's state machine. A read that fails or times out had no
-  effect and is dropped.
+* **read** ``get(key)`` through `raftx.Raft.ensure_linearizable`, then the node's
+  state machine; half of the reads (``lease_ratio``) ask for
+  ``ReadPolicy.LEASE_READ`` (answered without a round while the leader's read
+  lease holds), the others for ``ReadPolicy.READ_INDEX`` (thesis §6.4). Both are
+  linearizable reads: the history records them alike and the checker holds them
+  to the same key-value model, so a lease that outlives the leadership shows as
+  a stale read. A read that fails or times out had no effect and is dropped.
+* **local readers** (``local_readers``): one more client per node that only reads,
+  always on that node, as a service next to each node reading from its local
+  raftx would, half as often as the others (followers refuse at once with
+  `ForwardToLeader`: no effect). When a
+  leader is cut off, its local reader goes on asking it, which is where a lease
+  that outlived the leadership would answer with stale data.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from raftx.errors import ForwardToLeader
 from raftx.testing.linearizability import History
 from raftx.testing.simulation.statemachine import encode_put
+from raftx.types import ReadPolicy
 
 if TYPE_CHECKING:
     from raftx.testing.simulation.node import SimNode
@@ -42,6 +53,8 @@ __all__ = ["ClientPool"]
 @dataclass(slots=True)
 class _Client:
     number: int
+    #: A local reader's node (None: a client that follows the leader).
+    local: int | None = None
     generation: int = 0
     seq: int = 0
     hint: int | None = None
@@ -52,20 +65,25 @@ class _Client:
 
 
 class ClientPool:
-    """``n`` clients over ``keys`` keys, recording into ``history``."""
+    """``n`` clients (and a local reader per node) over ``keys`` keys, recording
+    into ``history``."""
 
     def __init__(self, sim: Simulation, rng: random.Random, n: int = 3, keys: int = 3, read_ratio: float = 0.4,
-                 op_timeout: int = 600, think: tuple[int, int] = (5, 40)) -> None:
+                 op_timeout: int = 600, think: tuple[int, int] = (5, 40), lease_ratio: float = 0.5,
+                 local_readers: bool = True) -> None:
         self.sim = sim
         self.rng = rng
         self.keys = [f"k{i}" for i in range(keys)]
         self.read_ratio = read_ratio
+        self.lease_ratio = lease_ratio
         self.op_timeout = op_timeout
         self.think = think
         self.history = History()
         self.clients = [_Client(i) for i in range(n)]
+        if local_readers:
+            self.clients += [_Client(n + i, local=node_id) for i, node_id in enumerate(sorted(sim.nodes))]
         self.active = False
-        self.acked = self.unknown = self.failed = self.reads = 0
+        self.acked = self.unknown = self.failed = self.reads = self.lease_reads = 0
         #: Payloads of writes waiting for an answer -> (node id, its life, when applied there).
         self.waiting: dict[bytes, list[Any]] = {}
 
@@ -80,6 +98,8 @@ class ClientPool:
 
     def _pick_node(self, c: _Client) -> SimNode | None:
         nodes = self.sim.nodes
+        if c.local is not None:
+            return nodes[c.local] if nodes[c.local].up else None
         if c.hint is not None and c.hint in nodes and nodes[c.hint].up:
             return nodes[c.hint]
         up = [n for _, n in sorted(nodes.items()) if n.up]
@@ -87,14 +107,15 @@ class ClientPool:
 
     async def _run(self, c: _Client) -> None:
         while True:
-            await asyncio.sleep(self.rng.randint(*self.think) / 1000)
+            lo, hi = self.think
+            await asyncio.sleep(self.rng.randint(lo, hi) * (1 if c.local is None else 2) / 1000)
             if not self.active:
                 return
             node = self._pick_node(c)
             if node is None:
                 continue
             r = self.rng.random()
-            if r < self.read_ratio:
+            if c.local is not None or r < self.read_ratio:
                 await self._read(c, node)
             elif r < self.read_ratio + 0.1:
                 await self._write_many(c, node, self.rng.randint(2, 4))
@@ -121,7 +142,7 @@ class ClientPool:
                     resp = await raft.client_write(payload)
             except TimeoutError:
                 applied_at = self.waiting[payload][2]
-                if applied_at is not None and applied_at < sim.loop.time():
+                if applied_at is not None and applied_at < sim.loop.real_time():
                     sim.fail("unanswered write", f"client {c.name}'s put {key}={value} was applied by node "
                              f"{node.id} at {applied_at * 1000:.3f} ms but never answered")
                 raise
@@ -183,7 +204,7 @@ class ClientPool:
         """Node ``node_id`` (in ``life``) applied ``payload``: its client's answer is due."""
         w = self.waiting.get(payload) if type(payload) is bytes else None
         if w is not None and w[0] == node_id and w[1] is life and w[2] is None:
-            w[2] = self.sim.loop.time()
+            w[2] = self.sim.loop.real_time()
 
     def _give_up(self, c: _Client, why: BaseException) -> None:
         """The outcome is unknown: leave the operation open, continue as a new client."""
@@ -199,11 +220,13 @@ class ClientPool:
         raft, life = node.raft, node.life
         assert raft is not None
         key = self.rng.choice(self.keys)
-        op = h.invoke(c.name, ("get", key), time=sim.now_ms())
-        sim.trace(f"client {c.name} get {key} via {node.id}")
+        lease = self.rng.random() < self.lease_ratio
+        policy = ReadPolicy.LEASE_READ if lease else ReadPolicy.READ_INDEX
+        op = h.invoke(c.name, ("get", key), time=sim.now_ms())  # the same model for both policies
+        sim.trace(f"client {c.name} get {key} via {node.id}{' (lease)' if lease else ''}")
         try:
             async with asyncio.timeout(self.op_timeout / 1000):
-                await raft.ensure_linearizable()
+                await raft.ensure_linearizable(policy)
         except Exception as exc:  # noqa: BLE001 - the read had no effect
             c.hint = exc.leader_id if isinstance(exc, ForwardToLeader) else None
             h.fail(op)
@@ -214,3 +237,4 @@ class ClientPool:
             return
         h.complete(op, sm.value(key), time=sim.now_ms())
         self.reads += 1
+        self.lease_reads += lease

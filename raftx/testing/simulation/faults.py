@@ -3,7 +3,10 @@
 `FaultPlan.random` draws, from the seed, the network knobs (loss, delay,
 reordering), which fault *actions* are enabled, the disk behaviour (fsync
 failures, torn and partially kept unsynced writes at a power loss), and engine
-options (pre-vote, leader lease, snapshots). During the safety phase `FaultInjector`
+options (pre-vote, leader lease, snapshots), and how far the nodes' clocks may
+drift (``clock_drift``: each node's clock runs at a seeded rate within
+``1 ± clock_drift`` of real time, never beyond the 5% `raftx.engine.reads` assumes
+for lease reads). During the safety phase `FaultInjector`
 performs one enabled action every few hundred virtual milliseconds:
 
 ========================  ==============================================================
@@ -62,6 +65,7 @@ class FaultPlan:
     leader_lease: bool = True
     snapshot_every: int = 0
     sync_in_thread: bool = True
+    clock_drift: float = 0.0
 
     @classmethod
     def random(cls, rng: random.Random) -> FaultPlan:
@@ -84,13 +88,14 @@ class FaultPlan:
             leader_lease=rng.random() < 0.5,
             snapshot_every=rng.choice((0, 25, 25)),
             sync_in_thread=rng.random() < 0.7,
+            clock_drift=rng.choice((0.0, 0.01, 0.05, 0.05)),  # the bound of raftx.engine.reads
         )
 
     def describe(self) -> str:
         return (f"drop={self.drop} delay<={self.max_delay} reorder={self.reorder} "
                 f"fsync_fail={self.fsync_failure} keep_unsynced={self.keep_unsynced} torn={self.torn_writes} "
                 f"pre_vote={self.pre_vote} lease={self.leader_lease} snapshot_every={self.snapshot_every} "
-                f"sync_in_thread={self.sync_in_thread} "
+                f"sync_in_thread={self.sync_in_thread} drift={self.clock_drift} "
                 f"actions={','.join(self.actions) or '-'}")
 
 

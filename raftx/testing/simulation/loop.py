@@ -15,6 +15,14 @@ stores) of every node on ONE `SimLoop`:
   `schedule_io` and runs its rounds as loop callbacks instead of on a thread; the
   loop delays each round by a seeded random time, so an fsync takes time and a crash
   can fall between a write and its fsync.
+* **one clock per node.** A `Life` carries its node's clock: ``local = offset +
+  rate * real``. `SimLoop.time` reads the clock of the life whose code runs (the
+  real virtual time outside every life), and `call_at` / `call_later` take times of
+  that same clock, so a node whose ``rate`` is 1.02 sees 1.02 s pass (and its timers
+  fire) per real virtual second, while its neighbour at 0.98 sees 0.98 s: clock
+  *drift*, within a bound the simulation draws per seed. The simulated world (network
+  delays, disk latency, the client history) runs on real virtual time:
+  `SimLoop.real_time` and `SimLoop.call_real_later`.
 * **process death.** Every node runs in its own `contextvars.Context` carrying a
   `Life`. A callback whose context holds a dead `Life` is skipped, for good: a
   crashed node's tasks and timers simply never run again, as in a killed process
@@ -45,14 +53,31 @@ logger = logging.getLogger(__name__)
 
 
 class Life:
-    """One incarnation of a simulated node: ``alive`` turns False for good when it crashes."""
+    """One incarnation of a simulated node: ``alive`` turns False for good when it crashes.
 
-    __slots__ = ("node_id", "incarnation", "alive")
+    Its clock reads ``offset + rate * real`` seconds at real virtual time ``real``
+    (``rate`` > 0: how fast the node's monotonic clock runs; ``offset``: where it
+    started, e.g. at the node's boot). The default is the real virtual clock.
+    """
 
-    def __init__(self, node_id: int, incarnation: int) -> None:
+    __slots__ = ("node_id", "incarnation", "alive", "rate", "offset")
+
+    def __init__(self, node_id: int, incarnation: int, rate: float = 1.0, offset: float = 0.0) -> None:
+        if not rate > 0:
+            raise ValueError(f"a clock rate must be > 0, not {rate!r}")
         self.node_id = node_id
         self.incarnation = incarnation
         self.alive = True
+        self.rate = rate
+        self.offset = offset
+
+    def local(self, real: float) -> float:
+        """This node's clock at real virtual time ``real``."""
+        return self.offset + self.rate * real
+
+    def real(self, local: float) -> float:
+        """The real virtual time at which this node's clock reads ``local``."""
+        return (local - self.offset) / self.rate
 
     def __repr__(self) -> str:
         return f"Life({self.node_id}.{self.incarnation}{'' if self.alive else ' dead'})"
@@ -165,14 +190,40 @@ class SimLoop(asyncio.BaseEventLoop):
     # -- time ------------------------------------------------------------------------
 
     def time(self) -> float:
-        """The virtual clock, in seconds."""
+        """The clock of the running node's `Life` (the real virtual clock outside every
+        life), in seconds."""
+        life = LIFE.get()
+        return self._now if life is None else life.offset + life.rate * self._now
+
+    def real_time(self) -> float:
+        """The real virtual clock, in seconds, whichever node's code runs."""
         return self._now
 
     def call_at(self, when: float, callback: Callable[..., Any], *args: Any,  # type: ignore[override]
                 context: contextvars.Context | None = None) -> events.TimerHandle:
-        """As `asyncio.AbstractEventLoop.call_at`, with a deterministic tie-break."""
+        """As `asyncio.AbstractEventLoop.call_at`, with a deterministic tie-break;
+        ``when`` is a time of the caller's clock (`time`), whatever ``context`` the
+        callback runs in."""
         if when is None:
             raise TypeError("when cannot be None")
+        life = LIFE.get()
+        return self._call_at_real(when if life is None else life.real(when), callback, args, context)
+
+    def call_later(self, delay: float, callback: Callable[..., Any], *args: Any,  # type: ignore[override]
+                   context: contextvars.Context | None = None) -> events.TimerHandle:
+        """As `asyncio.AbstractEventLoop.call_later`: ``delay`` seconds of the caller's clock."""
+        if delay is None:
+            raise TypeError("delay must not be None")
+        return self.call_at(self.time() + delay, callback, *args, context=context)
+
+    def call_real_later(self, delay: float, callback: Callable[..., Any], *args: Any,
+                        context: contextvars.Context | None = None) -> events.TimerHandle:
+        """Run ``callback`` after ``delay`` seconds of real virtual time (the world's
+        latencies: network, disk), whichever node's clock the caller has."""
+        return self._call_at_real(self._now + delay, callback, args, context)
+
+    def _call_at_real(self, when: float, callback: Callable[..., Any], args: tuple[Any, ...],
+                      context: contextvars.Context | None) -> events.TimerHandle:
         self._check_closed()  # type: ignore[attr-defined]
         self._seq += 1
         timer = _Timer(when, self._seq, callback, args, self, context)
@@ -223,7 +274,7 @@ class SimLoop(asyncio.BaseEventLoop):
     def schedule_io(self, callback: Callable[[], None]) -> None:
         """Run one storage I/O round (``IOThread``) after a seeded delay, in the caller's context."""
         lo, hi = self.io_delay
-        self.call_later(self.io_rng.uniform(lo, hi), callback)
+        self.call_real_later(self.io_rng.uniform(lo, hi), callback)
 
     def run_in_executor(self, executor: Any, func: Callable[..., Any],  # type: ignore[override]
                         *args: Any) -> asyncio.Future[Any]:

@@ -10,6 +10,10 @@ engine's commands: the runtime does, exactly as in production.
 * `boot` opens the stores and starts the `Raft` in a fresh `contextvars.Context`
   carrying a new `Life` (so every task and timer the node creates belongs to it),
   then serves its RPCs on the `SimNetwork`;
+* the node's clock (`Life`'s ``rate`` and ``offset``) is its hardware's: the rate
+  is fixed for the run, the monotonic clock goes on across a process restart
+  (``kill``, ``shutdown``) and starts anew, at a seeded offset, after a power loss
+  (a reboot);
 * `crash` kills the life (its tasks and timers never run again, nothing is shut
   down cleanly), takes it off the network, and cuts the power of its disk: what
   was not durable is lost (`raftx.testing.simfs.SimFS` semantics). `restart` boots
@@ -51,10 +55,14 @@ logger = logging.getLogger(__name__)
 class SimNode:
     """One simulated raftx node; see the module docstring."""
 
-    def __init__(self, sim: Simulation, node_id: int, config: Config) -> None:
+    def __init__(self, sim: Simulation, node_id: int, config: Config, clock_rate: float = 1.0) -> None:
         self.sim = sim
         self.id = node_id
         self.config = config
+        #: How fast this node's clock runs (real virtual seconds -> its seconds).
+        self.clock_rate = clock_rate
+        #: Its clock's reading at real virtual time 0 (redrawn at every reboot).
+        self.clock_offset = sim.new_clock_offset()
         self.incarnation = 0
         self.life: Life | None = None
         self.context: contextvars.Context | None = None
@@ -104,7 +112,7 @@ class SimNode:
         """Start a new life: open the stores and the `Raft` (asynchronously, on the loop)."""
         if self.life is not None:
             return
-        life = Life(self.id, self.incarnation)
+        life = Life(self.id, self.incarnation, self.clock_rate, self.clock_offset)
         ctx = contextvars.copy_context()
         ctx.run(LIFE.set, life)
         self.life, self.context = life, ctx
@@ -172,6 +180,8 @@ class SimNode:
         self.sim.net.down(self.id)
         self.shutting_down = False
         note = self.sim.power_loss(self.disk) if power_loss else self.sim.process_crash(self.disk)
+        if power_loss:  # a reboot: the monotonic clock starts again somewhere else
+            self.clock_offset = self.sim.new_clock_offset()
         self.sim.invariants.forget(self.id)
         self.sim.trace(f"crash {self.id} ({why}{'; ' + note if note else ''})")
 

@@ -90,6 +90,9 @@ class SimResult:
     operations: int = 0
     acked: int = 0
     unknown: int = 0
+    #: Completed linearizable reads, and how many of them asked for ``ReadPolicy.LEASE_READ``.
+    reads: int = 0
+    lease_reads: int = 0
     faults: dict[str, int] = field(default_factory=dict)
     tail: list[str] = field(default_factory=list)
 
@@ -135,9 +138,12 @@ class Simulation:
         self.seed = seed
         self.options = (options or SimOptions()).validate()
         master = random.Random(seed)
-        streams = [random.Random(master.getrandbits(64)) for _ in range(7)]
-        self.rng, net_rng, self.disk_rng, client_rng, fault_rng, plan_rng, io_rng = streams
+        streams = [random.Random(master.getrandbits(64)) for _ in range(8)]
+        self.rng, net_rng, self.disk_rng, client_rng, fault_rng, plan_rng, io_rng, self.clock_rng = streams
         self.plan = self.options.plan or FaultPlan.random(plan_rng)
+        drift = self.plan.clock_drift
+        if isinstance(drift, bool) or not isinstance(drift, (int, float)) or not 0 <= drift < 1:
+            raise ConfigError(f"FaultPlan.clock_drift must be a number in [0, 1), not {drift!r}")
         self.config = engine_config(self.plan)
         self.loop = SimLoop(io_rng)
         self.loop.on_advance = self._on_advance
@@ -154,7 +160,7 @@ class Simulation:
         self.net = SimNetwork(self.loop, net_rng, self.default_link)
         self.nodes: dict[int, SimNode] = {}
         for i in range(1, self.options.nodes + 1):
-            self.nodes[i] = SimNode(self, i, self.config)
+            self.nodes[i] = SimNode(self, i, self.config, self._clock_rate(drift))
         #: Nodes shut down for good (removed from the cluster).
         self.retired: set[int] = set()
         self.clients = ClientPool(self, client_rng, self.options.clients, self.options.keys)
@@ -165,20 +171,31 @@ class Simulation:
 
     # -- services for the parts ---------------------------------------------------------
 
+    def _clock_rate(self, drift: float) -> float:
+        """A node's clock rate within ``1 ± drift``; often at the very bound (the worst case)."""
+        if not drift:
+            return 1.0
+        u = self.clock_rng.uniform(-1.0, 1.0)
+        return 1.0 + drift * self.clock_rng.choice((-1.0, 1.0, u))
+
+    def new_clock_offset(self) -> float:
+        """Where a freshly booted machine's monotonic clock starts (seconds)."""
+        return self.clock_rng.uniform(0.0, 1000.0)
+
     def now_ms(self) -> int:
         """Virtual time in whole microseconds (history timestamps)... in ms for traces."""
-        return round(self.loop.time() * 1_000_000)
+        return round(self.loop.real_time() * 1_000_000)
 
     def trace(self, line: str) -> None:
         """Record one trace line (hashed; the last few kept for a report)."""
-        text = f"{self.loop.time() * 1000:.3f} {line}"
+        text = f"{self.loop.real_time() * 1000:.3f} {line}"
         self._hash.update(text.encode())
         self._hash.update(b"\n")
         self._tail.append(text)
 
     def later(self, ms: float, fn: Callable[[], None]) -> None:
         """Run ``fn`` in ``ms`` virtual milliseconds, outside every node's life."""
-        self.loop.call_later(ms / 1000, fn, context=self._root)
+        self.loop.call_real_later(ms / 1000, fn, context=self._root)
 
     def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         """Run ``coro`` as a task outside every node's life (clients, API calls)."""
@@ -268,12 +285,13 @@ class Simulation:
             res.detail = f"{exc}\n{traceback.format_exc(limit=8)}"
         finally:
             self._close()
-        res.steps, res.virtual_ms = self.steps, round(self.loop.time() * 1000)
+        res.steps, res.virtual_ms = self.steps, round(self.loop.real_time() * 1000)
         res.trace_hash = self._hash.hexdigest()
         res.tail = list(self._tail)
         res.faults = dict(sorted(self.injector.done.items()))
         res.operations = len(self.clients.history)
         res.acked, res.unknown = self.clients.acked, self.clients.unknown
+        res.reads, res.lease_reads = self.clients.reads, self.clients.lease_reads
         if not res.ok:
             logger.warning("%s", res.report())
         return res
@@ -297,6 +315,7 @@ class Simulation:
 
     def _setup(self) -> None:
         self.trace(f"seed {self.seed} plan {self.plan.describe()}")
+        self.trace("clock rates " + " ".join(f"{i}:{n.clock_rate:.4f}" for i, n in sorted(self.nodes.items())))
         for _, n in sorted(self.nodes.items()):
             n.boot()
         self.later(1, self._initialize)
@@ -331,9 +350,9 @@ class Simulation:
             if n.down and n.id not in self.retired:
                 n.restart()
         loop = self.loop
-        limit = loop.time() + self.options.liveness_timeouts * self.config.election_timeout_max / 1000
+        limit = loop.real_time() + self.options.liveness_timeouts * self.config.election_timeout_max / 1000
         probe_due = 0.0
-        while loop.time() < limit:
+        while loop.real_time() < limit:
             await asyncio.sleep(self.tick_ms / 1000)
             self._retire_removed()
             for _, n in sorted(self.nodes.items()):
@@ -351,8 +370,8 @@ class Simulation:
                 self.clients.stop()
                 await asyncio.sleep(2 * self.clients.op_timeout / 1000)
                 return
-            if loop.time() >= probe_due:  # (re)send a probe write
-                probe_due = loop.time() + self.clients.op_timeout / 1000
+            if loop.real_time() >= probe_due:  # (re)send a probe write
+                probe_due = loop.real_time() + self.clients.op_timeout / 1000
                 self._probe(leader)
         raise InvariantViolation(
             "liveness",

@@ -22,6 +22,8 @@ simulated, by `SimNetwork.call`:
 
 The request runs on the target as a task in the *target's* context (its `Life`), the
 response is delivered in the caller's: a crashed node neither serves nor hears.
+Link delays are real virtual time (`SimLoop.call_real_later`), not the sender's
+drifting clock; the caller's deadline is on its own clock.
 All randomness comes from the injected ``rng``.
 """
 
@@ -38,6 +40,7 @@ from raftx.errors import ConfigError, NetworkError, RemoteError, Timeout, Unreac
 from raftx.network.backoff import Backoff
 from raftx.network.raft_rpc import RpcRaftNetwork
 from raftx.network.wire import Buffer
+from raftx.testing.simulation.loop import SimLoop
 from raftx.types import BasicNode
 
 __all__ = ["LinkFaults", "SimNetwork", "SimNetworkFactory"]
@@ -68,7 +71,7 @@ class LinkFaults:
 class SimNetwork:
     """Links between simulated nodes (see the module docstring)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, rng: random.Random,
+    def __init__(self, loop: SimLoop, rng: random.Random,
                  default: LinkFaults | None = None) -> None:
         self.loop = loop
         self.rng = rng
@@ -128,7 +131,7 @@ class SimNetwork:
         """Seconds from now until a message sent now on ``src -> dst`` arrives."""
         f = self.link(src, dst)
         d = self.rng.uniform(f.min_delay, f.max_delay) / 1000.0
-        now = self.loop.time()
+        now = self.loop.real_time()  # the wire's clock, not the sender's
         if f.reorder and self.rng.random() < f.reorder:
             return d + self.rng.uniform(0, f.reorder_delay) / 1000.0  # overtaken by later messages
         key = (src, dst)
@@ -156,10 +159,10 @@ class SimNetwork:
         delay = self._delay(src, dst)
         caller = contextvars.copy_context()
         if lost:
-            loop.call_later(delay, _fail, answer, Unreachable(f"{method} from node {src} to node {dst} lost"))
+            loop.call_real_later(delay, _fail, answer, Unreachable(f"{method} from node {src} to node {dst} lost"))
         else:
             # In flight it belongs to no node: it arrives even if the sender crashes meanwhile.
-            loop.call_later(delay, self._arrive, src, dst, method, data, answer, caller, context=_WIRE)
+            loop.call_real_later(delay, self._arrive, src, dst, method, data, answer, caller, context=_WIRE)
         try:
             async with asyncio.timeout(timeout):
                 return await answer
@@ -190,7 +193,7 @@ class SimNetwork:
             result = bytes(task.result())
         if self._lost(dst, src):
             result = NetworkError(f"response to {method} from node {dst} to node {src} lost")
-        self.loop.call_later(self._delay(dst, src), _settle, answer, result, context=caller)
+        self.loop.call_real_later(self._delay(dst, src), _settle, answer, result, context=caller)
 
 
 #: The context of messages on the wire (no `Life`: they outlive their sender).

@@ -52,6 +52,8 @@ class SweepSummary:
     operations: int = 0
     acked: int = 0
     unknown: int = 0
+    reads: int = 0
+    lease_reads: int = 0
 
     def add(self, r: SimResult) -> None:
         self.seeds += 1
@@ -59,6 +61,8 @@ class SweepSummary:
         self.operations += r.operations
         self.acked += r.acked
         self.unknown += r.unknown
+        self.reads += r.reads
+        self.lease_reads += r.lease_reads
         self.faults.update(r.faults)
         if not r.ok:
             self.failures.append(r)
@@ -67,7 +71,8 @@ class SweepSummary:
     def describe(self) -> str:
         lines = [
             f"{self.seeds} seeds, {len(self.failures)} failing; {self.steps} steps, {self.operations} client "
-            f"operations ({self.acked} writes acknowledged, {self.unknown} with unknown outcome)",
+            f"operations ({self.acked} writes acknowledged, {self.unknown} with unknown outcome, {self.reads} "
+            f"linearizable reads of which {self.lease_reads} lease reads)",
             "faults injected: " + ", ".join(f"{k}={v}" for k, v in sorted(self.faults.items())),
         ]
         if self.failures:
