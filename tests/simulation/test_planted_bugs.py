@@ -12,7 +12,10 @@ from typing import Any, Callable
 
 import pytest
 
-from raftx.engine import Engine, replication
+from raftx.engine import sending
+from raftx.engine.output import Output
+from raftx.engine.roles import LeaderState
+from raftx.engine.state import EngineState
 from raftx.runtime.apply_worker import ApplyWorker
 from raftx.runtime.pending import PendingCalls
 from raftx.runtime.storage_worker import StorageWorker
@@ -96,13 +99,12 @@ def test_a_read_lease_renewed_by_sending_a_round(monkeypatch: pytest.MonkeyPatch
     were not caught within 300 seeds: the followers' vote lease of
     ``election_timeout_max`` keeps a new leader out for longer than those leases last,
     except in rare topologies.)"""
-    broadcast = replication.broadcast_heartbeat
+    broadcast = sending.broadcast_heartbeat
 
-    def renew_on_send(eng: Engine) -> None:
-        broadcast(eng)
-        leader = eng.leader
-        if leader is not None and leader.lease_acked >= 0:
-            leader.lease_acked = max(leader.lease_acked, eng.now)
+    def renew_on_send(st: EngineState, leader: LeaderState, out: Output) -> None:
+        broadcast(st, leader, out)
+        if leader.lease_acked >= 0:
+            leader.lease_acked = max(leader.lease_acked, st.now)
 
-    monkeypatch.setattr(replication, "broadcast_heartbeat", renew_on_send)
+    monkeypatch.setattr(sending, "broadcast_heartbeat", renew_on_send)
     first_violation({"linearizability"})
