@@ -51,6 +51,7 @@ __all__ = [
     "ScanResult",
     "record_kinds",
     "record_payloads",
+    "record_crc",
     "encode_frame",
     "FrameDecoder",
 ]
@@ -262,6 +263,7 @@ cdef struct _Walk:
     uint64_t first_index
     uint64_t last_index
     uint64_t last_term
+    uint32_t last_crc     # stored CRC of the last valid record
     _Err err
     uint64_t a            # details of the error, for its message
     uint64_t b
@@ -329,6 +331,7 @@ cdef void _walk(const unsigned char *p, Py_ssize_t n, Py_ssize_t start,
         has_prev = True
         st.last_index = index
         st.last_term = term
+        st.last_crc = stored
         st.count += 1
         o += _HDR + <Py_ssize_t>length
     st.end = o
@@ -431,8 +434,10 @@ cdef class ScanResult:
     cdef readonly object lengths
     cdef readonly object error
     cdef readonly object error_kind
+    cdef readonly object last_crc
 
-    def __init__(self, count, first_index, last_index, end, terms, offsets, lengths, error, error_kind):
+    def __init__(self, count, first_index, last_index, end, terms, offsets, lengths, error, error_kind,
+                 last_crc=None):
         self.count = count
         self.first_index = first_index
         self.last_index = last_index
@@ -442,6 +447,7 @@ cdef class ScanResult:
         self.lengths = lengths
         self.error = error
         self.error_kind = error_kind
+        self.last_crc = last_crc
 
     def __repr__(self):
         return (
@@ -483,10 +489,10 @@ def scan_records(buf, start=0, expected_first_index=None):
         if error is not None:
             logger.debug("scan_records stopped at offset %d (%s): %s", st.end, error_kind, error)
         if st.count:
-            first, last = st.first_index, st.last_index
+            first, last, last_crc = st.first_index, st.last_index, st.last_crc
         else:
-            first = last = None
-        return ScanResult(st.count, first, last, st.end, terms, offsets, lengths, error, error_kind)
+            first = last = last_crc = None
+        return ScanResult(st.count, first, last, st.end, terms, offsets, lengths, error, error_kind, last_crc)
     finally:
         PyBuffer_Release(&view)
 
@@ -536,11 +542,19 @@ def encode_normal(term, first_index, payloads):
 # -- fields of validated records -------------------------------------------------------
 
 
-cdef inline bytes _trusted_bytes(object data):
-    """``data`` itself when it is ``bytes``; a copy of any other contiguous buffer (as
-    ``codec_py``), so the records read cannot change underneath."""
-    if type(data) is bytes:
-        return <bytes>data
+cdef inline bint _is_frozen_view(object data):
+    """A flat read-only ``memoryview`` of a ``bytes`` object (see ``codec_py``): trusted
+    like the ``bytes`` itself, no copy."""
+    return (type(data) is memoryview and data.readonly and type(data.obj) is bytes
+            and data.c_contiguous and data.format == "B" and data.ndim == 1)
+
+
+cdef inline object _trusted(object data):
+    """``data`` itself when it is ``bytes`` or a frozen view of one; a ``bytes`` copy of
+    any other contiguous buffer (as ``codec_py``), so the records read cannot change
+    underneath. The caller takes a buffer of the result for as long as it reads."""
+    if type(data) is bytes or _is_frozen_view(data):
+        return data
     cdef Py_buffer view
     _get_buffer(data, &view)
     try:
@@ -579,19 +593,28 @@ def record_kinds(data, offsets):
     ``scan_records`` returns; TypeError otherwise); ``data`` is any
     contiguous bytes-like object (a non-``bytes`` one is copied once).
     """
-    cdef bytes buf = _trusted_bytes(data)
+    cdef object buf = _trusted(data)
     cdef const unsigned long long[::1] ov = _q_column(offsets, "offsets")
     cdef Py_ssize_t n = ov.shape[0], k
-    cdef unsigned long long size = <unsigned long long>len(buf), o
-    cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(buf)
-    cdef bytes out = PyBytes_FromStringAndSize(NULL, n)
-    cdef unsigned char *w = <unsigned char *>PyBytes_AS_STRING(out)
-    for k in range(n):
-        o = ov[k]
-        if size < _HDR or o > size - _HDR:
-            raise CodecError(f"record header at offset {o} is outside the buffer of {size} bytes")
-        w[k] = p[o + _KIND_AT]
-    return out
+    cdef unsigned long long size, o
+    cdef const unsigned char *p
+    cdef bytes out
+    cdef unsigned char *w
+    cdef Py_buffer view
+    _get_buffer(buf, &view)
+    try:
+        size = <unsigned long long>view.len
+        p = <const unsigned char *>view.buf
+        out = PyBytes_FromStringAndSize(NULL, n)
+        w = <unsigned char *>PyBytes_AS_STRING(out)
+        for k in range(n):
+            o = ov[k]
+            if size < _HDR or o > size - _HDR:
+                raise CodecError(f"record header at offset {o} is outside the buffer of {size} bytes")
+            w[k] = p[o + _KIND_AT]
+        return out
+    finally:
+        PyBuffer_Release(&view)
 
 
 @cython.boundscheck(False)
@@ -604,27 +627,49 @@ def record_payloads(data, offsets, lengths):
     (TypeError otherwise); ``data`` is any contiguous bytes-like object
     (a non-``bytes`` one is copied once).
     """
-    cdef bytes buf = _trusted_bytes(data)
+    cdef object buf = _trusted(data)
     cdef const unsigned long long[::1] ov = _q_column(offsets, "offsets")
     cdef const unsigned int[::1] lv = _i_column(lengths, "lengths")
     cdef Py_ssize_t n = ov.shape[0], k
-    cdef unsigned long long size = <unsigned long long>len(buf), o, ln
-    cdef const char *p = PyBytes_AS_STRING(buf)
+    cdef unsigned long long size, o, ln
+    cdef const char *p
     cdef list out
+    cdef Py_buffer view
     if lv.shape[0] != n:
         raise CodecError(f"{n} offsets but {lv.shape[0]} lengths")
-    # validate every record before allocating anything
-    for k in range(n):
-        o = ov[k]
-        ln = lv[k]
-        if ln < _HDR:
-            raise CodecError(f"record length {ln} is below the header size {_HDR}")
-        if o > size or ln > size - o:
-            raise CodecError(f"record {k} at offset {o} of {ln} bytes is outside the buffer of {size} bytes")
-    out = [None] * n
-    for k in range(n):
-        out[k] = PyBytes_FromStringAndSize(p + ov[k] + _HDR, <Py_ssize_t>(lv[k] - _HDR))
-    return out
+    _get_buffer(buf, &view)
+    try:
+        size = <unsigned long long>view.len
+        p = <const char *>view.buf
+        # validate every record before allocating anything
+        for k in range(n):
+            o = ov[k]
+            ln = lv[k]
+            if ln < _HDR:
+                raise CodecError(f"record length {ln} is below the header size {_HDR}")
+            if o > size or ln > size - o:
+                raise CodecError(f"record {k} at offset {o} of {ln} bytes is outside the buffer of {size} bytes")
+        out = [None] * n
+        for k in range(n):
+            out[k] = PyBytes_FromStringAndSize(p + ov[k] + _HDR, <Py_ssize_t>(lv[k] - _HDR))
+        return out
+    finally:
+        PyBuffer_Release(&view)
+
+
+def record_crc(data, offset=0):
+    """The CRC-32C stored in the header of the record at ``offset`` (not checked);
+    see ``codec_py.record_crc``."""
+    if type(offset) is not int:
+        offset = operator.index(offset)
+    cdef Py_buffer view
+    _get_buffer(data, &view)
+    try:
+        if offset < 0 or view.len < _HDR or offset > view.len - _HDR:
+            raise CodecError(f"record header at offset {offset} is outside the buffer of {view.len} bytes")
+        return raftx_load_le32(<const unsigned char *>view.buf + <Py_ssize_t>offset + 4)
+    finally:
+        PyBuffer_Release(&view)
 
 
 # -- network frames -----------------------------------------------------------------

@@ -20,7 +20,7 @@ Headers (a vote is ``[term, node_id, committed]``, a log id ``[term, index]`` or
 * vote request ``[vote, last_log_id, pre_vote]``; response
   ``[vote, granted, last_log_id, pre_vote]``;
 * snapshot request ``[vote, meta, offset, done, crc32 or nil]`` + chunk (``meta`` is
-  `raftx.storage.snapshot.encode_meta`; the CRC-32 of the whole snapshot goes with
+  `raftx.records.encode_meta`; the CRC-32 of the whole snapshot goes with
   the last chunk and is verified before install); response ``[vote]``;
 * transfer request ``[from_leader_vote, to_node_id, last_log_id]``; empty response;
 * forward request ``[kind, count]`` + ``count`` payloads, each a u32 little-endian
@@ -101,9 +101,8 @@ from raftx.network.client import RpcClient
 from raftx.network.memory import MemRouter
 from raftx.network.protocols import RPCOption
 from raftx.network.server import RpcServer, current_connection
-from raftx.storage.batch import EncodedBatch
-from raftx.storage.snapshot import decode_meta, encode_meta
-from raftx.types import BasicNode, Entry, LogId, Snapshot, Vote
+from raftx.records import EncodedBatch, decode_meta, encode_entries_batch, encode_meta
+from raftx.types import BasicNode, Entry, EntryRange, LogId, Snapshot, Vote
 
 if TYPE_CHECKING:
     from raftx.raft import Raft
@@ -207,13 +206,13 @@ def _unframe(payload: bytes | memoryview, arity: int) -> tuple[list[Any], memory
 # -- messages ------------------------------------------------------------------------
 
 
-def _entry_bytes(entries: Any) -> tuple[int | None, bytes]:
+def _entry_bytes(entries: Any) -> tuple[int | None, bytes | memoryview]:
     """``(first_index, record bytes)`` of an AppendEntries' entries (encoded once)."""
-    batch = getattr(entries, "batch", None)
-    if isinstance(batch, EncodedBatch):
-        return (batch.first_index if batch else None), batch.data
     if isinstance(entries, EncodedBatch):
         return (entries.first_index if entries else None), entries.data
+    if isinstance(entries, EntryRange):
+        b = encode_entries_batch(entries)
+        return (b.first_index if b else None), b.data
     items = list(entries)
     if not items:
         return None, b""

@@ -46,7 +46,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import struct
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -56,7 +55,7 @@ from raftx import _core
 from raftx.errors import StorageCorrupted, StorageError
 from raftx.stats import Histogram
 from raftx.storage.base import LogStoreBase, check_callback, check_log_id, check_vote, fire
-from raftx.storage.batch import EncodedBatch
+from raftx.records import EncodedBatch
 from raftx.storage.dirlock import lock_path
 from raftx.storage.faults import FileIO
 from raftx.storage.io_thread import IOThread
@@ -79,7 +78,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 #: Bytes a purged segment is cut by per ``ftruncate`` before it is unlinked.
 DELETE_CHUNK = 4 * 1024 * 1024
-_U32 = struct.Struct("<I")
 T = TypeVar("T")
 
 
@@ -445,7 +443,7 @@ class SegmentedLogStore(LogStoreBase):
         n = len(terms)
         seg.size = base + len(data)
         seg.count += n
-        seg.last_crc = _U32.unpack_from(data, batch.offsets[-1] + 4)[0]
+        seg.last_crc = _core.codec.record_crc(data, batch.offsets[-1])
         self._index.extend(batch.first_index, terms, seg.seq, batch.offsets, batch.lengths, base_offset=base)
         self._last = LogId(terms[-1], batch.first_index + n - 1)
         self._written = seq = self._written + 1
@@ -584,13 +582,14 @@ class SegmentedLogStore(LogStoreBase):
             return SegmentHeader.decode(io.pread(seg.fd, HEADER_SIZE, 0), str(seg.path)).prev_checksum
         if since - 1 >= self._index.first_index:
             prev_off = self._index.locate(since - 1)[1]
-            return int(_U32.unpack(io.pread(seg.fd, 4, prev_off + 4))[0])
+            return _core.codec.record_crc(io.pread(seg.fd, _core.codec.RECORD_HEADER_SIZE, prev_off))
         # ``since - 1`` is purged (a truncate right after a purge, e.g. a snapshot then a
         # conflict): still in the file, no longer in the index, so find it by a scan
         scan = _core.codec.scan_records(io.pread(seg.fd, offset - HEADER_SIZE, HEADER_SIZE), 0, seg.first_index)
         if scan.error is not None or scan.count != since - seg.first_index:
             raise StorageCorrupted(f"bad record before {since} on truncate: {scan.error} (R9)", str(seg.path), HEADER_SIZE + scan.end)
-        return int(_U32.unpack_from(io.pread(seg.fd, 4, HEADER_SIZE + scan.offsets[-1] + 4))[0])
+        assert scan.last_crc is not None  # since > seg.first_index: at least one record
+        return int(scan.last_crc)
 
     async def purge(self, log_id: LogId) -> None:
         """Delete every entry ``<= log_id.index`` (§7); the purge point is durable first (R12)."""
