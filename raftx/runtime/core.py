@@ -43,6 +43,7 @@ from raftx.engine import events as ev
 from raftx.errors import Fatal
 from raftx.messages import PayloadBatch
 from raftx.metrics import RaftDataMetrics, RaftMetrics, RaftServerMetrics
+from raftx.network.protocols import RaftNetworkFactory
 from raftx.runtime.apply_worker import ApplyWorker
 from raftx.runtime.entries import encode_for_store
 from raftx.runtime.log_cache import LogCache
@@ -77,7 +78,7 @@ class RaftCore:
         self,
         node_id: int,
         config: Config,
-        network: Any,
+        network: RaftNetworkFactory,
         log_store: RaftLogStorage,
         sm: RaftStateMachine,
         restored: RestoredState,
@@ -161,7 +162,7 @@ class RaftCore:
         cls,
         node_id: int,
         config: Config,
-        network: Any,
+        network: RaftNetworkFactory,
         log_store: RaftLogStorage,
         sm: RaftStateMachine,
         rng: random.Random | None = None,
