@@ -40,7 +40,7 @@ import msgpack
 from raftx.errors import StorageCorrupted, StorageError
 from raftx.records import decode_meta, encode_meta, log_id_from_list, log_id_to_list
 from raftx.storage.faults import FileIO
-from raftx.types import LogId, Membership, Snapshot, SnapshotMeta, StoredMembership
+from raftx.types import LogId, Snapshot, SnapshotMeta
 
 __all__ = [
     "CHUNK_SIZE",
