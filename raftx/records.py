@@ -173,32 +173,6 @@ class EncodedBatch:
     def __iter__(self) -> Iterator[Entry]:
         return iter(self.entries())
 
-    def payloads(self, lo: int = 0, hi: int | None = None) -> list[Any]:
-        """The payloads (`Entry.payload`: ``None``, ``bytes`` or a `Membership`) of the
-        records at positions ``lo <= i < hi`` (all by default).
-
-        The records were validated when this batch was built, so they are read by
-        their offsets (`_core.codec.record_payloads`), not decoded again.
-        """
-        codec = _core.codec
-        offsets, lengths = self.offsets, self.lengths
-        if hi is None:
-            hi = len(offsets)
-        if (lo, hi) != (0, len(offsets)):  # only the records asked for: no copy of the rest
-            offsets, lengths = offsets[lo:hi], lengths[lo:hi]
-        kinds = codec.record_kinds(self.data, offsets)
-        payloads: list[Any] = codec.record_payloads(self.data, offsets, lengths)
-        if kinds.count(_NORMAL) == len(kinds):  # client entries only: the bytes are the payloads
-            return payloads
-        # the few others (a leader's blank entry, a membership change), found at C speed
-        marks = kinds.translate(_NOT_NORMAL)
-        p = marks.find(1)
-        while p >= 0:
-            payloads[p] = Entry.from_record(self.terms[lo + p], self.first_index + lo + p, kinds[p],
-                                            payloads[p]).payload
-            p = marks.find(1, p + 1)
-        return payloads
-
     def slice(self, start: int, stop: int) -> EncodedBatch:
         """The entries with ``start <= index < stop`` (clamped), sharing no state."""
         lo = max(start, self.first_index) - self.first_index
@@ -248,8 +222,9 @@ class EncodedBatch:
             kinds = _core.codec.record_kinds(self.data, self.offsets)  # no CRC check: validated on receipt
             p = kinds.find(EntryKind.MEMBERSHIP)
             while p >= 0:
-                m = self.payloads(p, p + 1)[0]
-                found.append((LogId(self.terms[p], self.first_index + p), m))
+                raw = _core.codec.record_payloads(self.data, self.offsets[p : p + 1], self.lengths[p : p + 1])[0]
+                entry = Entry.from_record(self.terms[p], self.first_index + p, EntryKind.MEMBERSHIP, raw)
+                found.append((entry.log_id, entry.payload))  # type: ignore[arg-type]
                 p = kinds.find(EntryKind.MEMBERSHIP, p + 1)
             self._memberships = found
         return self._memberships
@@ -257,11 +232,6 @@ class EncodedBatch:
     def sliced(self, start: int) -> EncodedBatch:
         """The same batch without its first ``start`` entries."""
         return self.slice(self.first_index + start, self.last_index + 1)
-
-
-_NORMAL = int(EntryKind.NORMAL)
-#: ``kinds.translate(_NOT_NORMAL)``: 0 for a NORMAL record, 1 for any other kind.
-_NOT_NORMAL = bytes(0 if k == _NORMAL else 1 for k in range(256))
 
 
 def encode_entries_batch(entries: EntryRange) -> EncodedBatch:
