@@ -1,4 +1,4 @@
-"""Build raftx's compiled hot paths (``raftx/_core/*_c.pyx``).
+"""Build raftx's compiled hot paths (``raftx/_core/*_c.pyx``, ``raftx/kv/*_c.pyx``).
 
 Environment:
   RAFTX_NO_EXTENSIONS=1  build nothing; the pure-Python twins are used at import.
@@ -26,15 +26,16 @@ if os.environ.get("RAFTX_NO_EXTENSIONS") != "1" and platform.python_implementati
     if sys.platform == "win32":
         cflags = []
     extensions = []
-    for pyx in sorted(glob.glob("raftx/_core/*_c.pyx")):
+    for pyx in sorted(glob.glob("raftx/_core/*_c.pyx") + glob.glob("raftx/kv/*_c.pyx")):
         name = os.path.basename(pyx)[: -len("_c.pyx")]
         if only and name not in only:
             continue
+        package = os.path.dirname(pyx).replace("/", ".")
         extensions.append(
             Extension(
-                f"raftx._core.{name}_c",
+                f"{package}.{name}_c",
                 [pyx],
-                include_dirs=["raftx/_core"],
+                include_dirs=[os.path.dirname(pyx)],
                 define_macros=macros,
                 extra_compile_args=cflags,
             )

@@ -1,4 +1,4 @@
-"""Benchmarks of ``_core.kvcodec``, both twins on the same inputs in one run.
+"""Benchmarks of ``raftx.kv.kvcodec``, both twins on the same inputs in one run.
 
     python -m pytest benchmarks/bench_kvcodec.py --benchmark-only -q
     python benchmarks/report.py bench_kvcodec.py    # commands/s and compiled/pure ratios

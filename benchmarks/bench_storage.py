@@ -44,7 +44,7 @@ import pytest
 
 from raftx import _core
 from raftx.storage import EncodedBatch, SegmentedLogStore
-from raftx.storage.faults import FileIO
+from raftx.storage.fileio import FileIO
 from raftx.types import Entry, LogId
 
 PAYLOAD = b"p" * 100

@@ -12,11 +12,13 @@ from types import SimpleNamespace
 import pytest
 
 from raftx import _core
+from raftx.kv import kvcodec
 
 
 @pytest.fixture(params=["c", "py"], scope="session")
 def core(request: pytest.FixtureRequest) -> SimpleNamespace:
-    """Every hot-path module of one implementation (``_core.MODULES``; ``core.impl`` is "c" or "py")."""
+    """Every hot-path module of one implementation (``_core.MODULES``, ``raftx.kv.kvcodec.MODULES``;
+    ``core.impl`` is "c" or "py")."""
     if request.param == "c" and os.environ.get("RAFTX_NO_EXTENSIONS") == "1":
         pytest.skip("RAFTX_NO_EXTENSIONS=1")
-    return SimpleNamespace(impl=request.param, **_core.load(request.param))
+    return SimpleNamespace(impl=request.param, **_core.load(request.param), **kvcodec.load(request.param))

@@ -46,6 +46,7 @@ import raftx
 from raftx import _core, cli_config
 from raftx.cli_health import add_health_command, status_problems
 from raftx.cli_tls import add_client_options
+from raftx.config import DEFAULT_CLUSTER_NAME
 from raftx.errors import ConfigError, RaftError
 
 __all__ = ["main", "build_parser"]
@@ -69,10 +70,13 @@ def self_benchmark(impls: list[str]) -> dict[str, dict[str, float]]:
     """Operations per second of the hot paths, per implementation, measured in one run."""
     entries = [(3, 1000 + i, 1, bytes(100)) for i in range(256)]
     matched = [10, 30, 20, 50, 40]
+    from raftx.kv import kvcodec as kv_twins
+
     results: dict[str, dict[str, float]] = {}
     for impl in impls:
         m = _core.load(impl)
-        codec, quorum, logindex, kvcodec = m["codec"], m["quorum"], m["logindex"], m["kvcodec"]
+        codec, quorum, logindex = m["codec"], m["quorum"], m["logindex"]
+        kvcodec = kv_twins.load(impl)["kvcodec"]
         buf = codec.encode_entries(entries)
         payloads = [e[3] for e in entries]
         puts = [kvcodec.encode_put(b"k%d" % i, bytes(100), 0, 0, 0) for i in range(256)]
@@ -126,8 +130,6 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 # -- online commands: status, member ------------------------------------------------------
-
-DEFAULT_CLUSTER = "raftx"
 
 
 def host_port(text: str) -> str:
@@ -529,8 +531,8 @@ def _endpoints_option(p: argparse.ArgumentParser, required: bool = True) -> None
 
 
 def _online_options(p: argparse.ArgumentParser, timeout: float = 3.0) -> None:
-    p.add_argument("--cluster-name", default=DEFAULT_CLUSTER,
-                   help="the nodes' --cluster-name (default 'raftx')")
+    p.add_argument("--cluster-name", default=DEFAULT_CLUSTER_NAME,
+                   help=f"the nodes' --cluster-name (default {DEFAULT_CLUSTER_NAME!r})")
     p.add_argument("--timeout", type=float, default=timeout, help=f"seconds to wait (default {timeout:g})")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("-v", "--verbose", action="store_true", help="log connection attempts to stderr")

@@ -33,7 +33,7 @@ from typing import Any, TextIO
 
 from raftx import _core, cli_config
 from raftx.errors import StorageCorrupted, StorageError
-from raftx.storage.faults import FileIO
+from raftx.storage.fileio import FileIO
 from raftx.storage.recovery import LogScan, SegmentScan, scan_log_dir
 from raftx.storage.segment import HARDSTATE_NAME, HEADER_SIZE, parse_segment_name
 from raftx.storage.snapshot import StoredSnapshot, log_id_to_list

@@ -6,7 +6,13 @@ from dataclasses import dataclass, field, fields
 
 from raftx.errors import ConfigError
 
-__all__ = ["Config", "SnapshotPolicy"]
+__all__ = ["DEFAULT_CLUSTER_NAME", "Config", "SnapshotPolicy"]
+
+#: The cluster name used when none is given: `Config.cluster_name`, `SegmentedLogStore`
+#: (written into every segment header and checked on open, R3), `raftx.kv.KVClient`,
+#: ``raftx serve --cluster-name`` and the client commands. A node refuses the hello of a
+#: peer or client with another name, and a log written under another name refuses to open.
+DEFAULT_CLUSTER_NAME = "raftx"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +43,7 @@ class Config:
     Call `validate` (``Raft.new`` does) to reject inconsistent values with `ConfigError`.
     """
 
-    cluster_name: str = "foo"
+    cluster_name: str = DEFAULT_CLUSTER_NAME
     election_timeout_min: int = 150
     election_timeout_max: int = 300
     heartbeat_interval: int = 50
@@ -46,7 +52,6 @@ class Config:
     #: would fill over half of ``max_frame_bytes``; a throughput-bound service should
     #: raise it to ``api_batch_capacity`` (``raftx serve`` does: fewer, larger frames).
     max_payload_entries: int = 300
-    max_append_entries: int = 4096
     replication_lag_threshold: int = 5000
     snapshot_policy: SnapshotPolicy = field(default_factory=SnapshotPolicy)
     snapshot_max_chunk_size: int = 3 * 1024 * 1024
@@ -122,9 +127,8 @@ class Config:
                 f"election_timeout_min ({self.election_timeout_min}) must be > "
                 f"heartbeat_interval ({self.heartbeat_interval})"
             )
-        for name in ("heartbeat_interval", "max_payload_entries", "max_append_entries",
-                     "purge_batch_size", "api_batch_capacity", "max_inflight_appends",
-                     "max_inflight_bytes", "max_frame_bytes", "snapshot_max_chunk_size",
+        for name in ("heartbeat_interval", "max_payload_entries", "purge_batch_size", "api_batch_capacity",
+                     "max_inflight_appends", "max_inflight_bytes", "max_frame_bytes", "snapshot_max_chunk_size",
                      "max_snapshot_bytes"):
             if getattr(self, name) == 0:
                 raise ConfigError(f"{name} must be > 0")

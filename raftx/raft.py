@@ -29,171 +29,44 @@ may still commit (as in openraft and etcd).
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
-import warnings
 import time
-from typing import Any, Awaitable, Callable, Generator, Iterable, Mapping
+from typing import Any, Awaitable, Callable, Iterable, Mapping
 
+from raftx import raft_peer
 from raftx.config import Config
 from raftx.engine import events as ev
-from raftx.engine import following, peer_check
-from raftx.errors import ConfigError, ForwardToLeader, ProtocolError, RaftError, StorageError
+from raftx.engine import following
+from raftx.errors import ConfigError, ForwardToLeader, ProtocolError
 from raftx.messages import (
-    FORWARD_FAILED,
-    FORWARD_NOT_PROPOSED,
-    FORWARD_OK,
     AppendEntriesRequest,
     AppendEntriesResponse,
-    ForwardOutcome,
     ForwardRequest,
     ForwardResponse,
     InstallSnapshotRequest,
     SnapshotResponse,
-    TransferLeaderRequest,
     VoteRequest,
     VoteResponse,
 )
 from raftx.metrics import RaftDataMetrics, RaftMetrics, RaftServerMetrics
+from raftx.raft_handles import RuntimeConfigHandle, Trigger, WriteRequest, as_membership, as_payload, deprecated
 from raftx.runtime.core import RaftCore
-from raftx.runtime.entries import as_engine_entries
-from raftx.runtime.forward import Forwarder, outcome_of
+from raftx.runtime.forward import Forwarder
 from raftx.runtime.snapshot_recv import SnapshotReceiver
 from raftx.runtime.state import RaftState
-from raftx.runtime.tasks import close_quietly
 from raftx.runtime.wait import Wait
 from raftx.stats import NodeStats
 from raftx.runtime.watch import WatchReceiver
 from raftx.network.protocols import RaftNetworkFactory
 from raftx.storage.protocols import RaftLogStorage, RaftStateMachine
-from raftx.types import (BasicNode, ChangeMembers, ClientWriteResponse, LeaderId, LogId, Membership, ReadPolicy,
-                          Snapshot, Vote)
+from raftx.types import BasicNode, ChangeMembers, ClientWriteResponse, LogId, Membership, ReadPolicy, Snapshot, Vote
 
 __all__ = ["Raft", "RuntimeConfigHandle", "Trigger", "WriteRequest"]
 
-logger = logging.getLogger(__name__)
-
-
-def _deprecated(old: str, new: str) -> None:
-    warnings.warn(f"Raft.{old} is deprecated; use Raft.{new}", DeprecationWarning, stacklevel=3)
-
-
 _BYTES = {bytes}
 
-
-def _as_payload(data: Any) -> bytes:
-    if isinstance(data, bytes):
-        return data
-    if isinstance(data, (bytearray, memoryview)):
-        return bytes(data)
-    raise TypeError(f"client data must be bytes-like, not {type(data).__name__}")
-
-
-def _as_membership(members: Any) -> Membership:
-    if isinstance(members, Membership):
-        return members
-    if isinstance(members, Mapping):
-        nodes = {}
-        for k, v in members.items():
-            if not isinstance(k, int) or isinstance(k, bool) or k < 0:
-                raise TypeError(f"node ids must be ints >= 0, not {k!r}")
-            if isinstance(v, BasicNode):
-                nodes[k] = v
-            elif isinstance(v, str):
-                nodes[k] = BasicNode(v)
-            else:  # e.g. {1: 1}: an id where an address belongs
-                raise TypeError(f"the address of node {k} must be a BasicNode or 'host:port', not {v!r}")
-        return Membership.new(nodes)
-    try:
-        ids = list(members)
-    except TypeError:
-        raise TypeError(f"members must be ids or a mapping id -> BasicNode, not {type(members).__name__}") from None
-    for k in ids:
-        if not isinstance(k, int) or isinstance(k, bool) or k < 0:
-            raise TypeError(f"node ids must be ints >= 0, not {k!r}")
-    return Membership.new(ids)
-
-
-class RuntimeConfigHandle:
-    """Switch a node's tick, heartbeat, election and pre-vote on or off at run time.
-
-    Example: ``raft.runtime_config().heartbeat(False)``
-    """
-
-    __slots__ = ("_raft",)
-
-    def __init__(self, raft: Raft) -> None:
-        self._raft = raft
-
-    def _set(self, **kw: bool) -> None:
-        for k, v in kw.items():
-            if not isinstance(v, bool):
-                raise TypeError(f"{k} takes a bool, not {type(v).__name__}")
-        self._raft._core.check_running()
-        self._raft._core.post(ev.SetRuntimeConfig(**kw))
-
-    def tick(self, enabled: bool) -> None:
-        """Enable or disable the internal ticker (elections and heartbeats stop with it)."""
-        self._set(tick=enabled)
-
-    def heartbeat(self, enabled: bool) -> None:
-        """Enable or disable the leader's periodic heartbeats (§5.2)."""
-        self._set(heartbeat=enabled)
-
-    def elect(self, enabled: bool) -> None:
-        """Enable or disable starting an election on timeout (§5.2)."""
-        self._set(elect=enabled)
-
-    def pre_vote(self, enabled: bool) -> None:
-        """Enable or disable the pre-vote round before elections (thesis §9.6)."""
-        self._set(pre_vote=enabled)
-
-
-class Trigger:
-    """Make a node act now. Each coroutine returns once the core task has taken it.
-
-    Example: ``await raft.trigger().elect()``
-    """
-
-    __slots__ = ("_raft",)
-
-    def __init__(self, raft: Raft) -> None:
-        self._raft = raft
-
-    async def _post(self, event: Any) -> None:
-        core = self._raft._core
-
-        def noop(_: RaftState) -> None:
-            return None
-
-        core.check_running()
-        core.post(event)
-        await core.run_in_core(noop)  # the event ahead of it has been handled
-
-    async def elect(self, pre_vote: bool = False) -> None:
-        """Start an election now (§5.2); a pre-vote round first if ``pre_vote``."""
-        await self._post(ev.TriggerElect(bool(pre_vote)))
-
-    async def heartbeat(self) -> None:
-        """A leader sends a heartbeat to every follower now."""
-        await self._post(ev.TriggerHeartbeat())
-
-    async def snapshot(self) -> None:
-        """Build a snapshot now (§7), unless one is being built."""
-        await self._post(ev.TriggerSnapshot())
-
-    async def purge_log(self, upto: int) -> None:
-        """Purge the log up to and including ``upto`` (never past the snapshot, §7)."""
-        if not isinstance(upto, int) or isinstance(upto, bool) or upto < 0:
-            raise TypeError(f"upto must be a log index >= 0, not {upto!r}")
-        await self._post(ev.TriggerPurgeLog(upto))
-
-    async def transfer_leader(self, to: int) -> None:
-        """The leader hands leadership to voter ``to`` (thesis §3.10)."""
-        if not isinstance(to, int) or isinstance(to, bool) or to < 0:
-            raise TypeError(f"to must be a node id, not {to!r}")
-        await self._post(ev.TriggerTransferLeader(to))
+logger = logging.getLogger(__name__)
 
 
 class Raft:
@@ -289,7 +162,7 @@ class Raft:
 
         Example: ``await raft.initialize({1: BasicNode("127.0.0.1:7001"), 2: ..., 3: ...})``
         """
-        m = _as_membership(members)
+        m = as_membership(members)
         await self._core.request(lambda fut: ev.Initialize(m, fut))
 
     async def is_initialized(self) -> bool:
@@ -322,14 +195,14 @@ class Raft:
         Example: ``resp = await raft.client_write(b"set x 1", forward=True); resp.log_id.index``
         """
         if forward:
-            result = (await self._forwarder.write_many([_as_payload(data)]))[0]
+            result = (await self._forwarder.write_many([as_payload(data)]))[0]
             if isinstance(result, BaseException):
                 raise result
             return result
         stats = self._core.stats
         started = time.perf_counter()
         try:
-            resp: ClientWriteResponse = await self._core.submit_write(_as_payload(data))
+            resp: ClientWriteResponse = await self._core.submit_write(as_payload(data))
         except BaseException:
             stats.proposals_failed += 1
             raise
@@ -343,7 +216,7 @@ class Raft:
 
         Example: ``pending = await raft.client_write_ff(b"x"); resp = await pending``
         """
-        return self._core.submit_write(_as_payload(data))
+        return self._core.submit_write(as_payload(data))
 
     async def client_write_many(self, datas: Iterable[bytes], *,
                                 forward: bool = False) -> list[ClientWriteResponse | BaseException]:
@@ -355,7 +228,7 @@ class Raft:
         """
         payloads: list[bytes | None] = list(datas)
         if set(map(type, payloads)) - _BYTES:  # not all bytes (the common case, checked at C speed)
-            payloads = [_as_payload(d) for d in payloads]
+            payloads = [as_payload(d) for d in payloads]
         if forward:
             return await self._forwarder.write_many(payloads)  # type: ignore[arg-type]
         # One queue item and one future for the whole batch (not one per value).
@@ -434,7 +307,7 @@ class Raft:
         `ForwardToLeader` naming the current leader: a leader that changed, even to a new
         term of this same node, refuses it (the caller's view is stale).
         """
-        return WriteRequest(self, _as_payload(data))
+        return WriteRequest(self, as_payload(data))
 
     async def current_leader(self) -> int | None:
         """The leader this node knows of (from its metrics), or None.
@@ -542,13 +415,7 @@ class Raft:
 
         Example (an application's own transport): ``resp = await raft.append_entries(req)``
         """
-        if not isinstance(rpc, AppendEntriesRequest):
-            raise ProtocolError(f"append_entries takes an AppendEntriesRequest, not {type(rpc).__name__}")
-        entries = as_engine_entries(rpc.entries)
-        if entries is not rpc.entries:
-            rpc = AppendEntriesRequest(rpc.vote, rpc.prev_log_id, entries, rpc.leader_commit)
-        return await self._core.request(  # type: ignore[no-any-return]
-            lambda fut: ev.AppendRequested(rpc, fut, sender))
+        return await raft_peer.append_entries(self._core, rpc, sender)
 
     async def vote(self, rpc: VoteRequest, *, sender: int | None = None) -> VoteResponse:
         """Handle a RequestVote from a candidate (§5.2); a grant leaves once persisted.
@@ -557,9 +424,7 @@ class Raft:
 
         Example: ``resp = await raft.vote(VoteRequest(Vote(2, 3), last_log_id))``
         """
-        if not isinstance(rpc, VoteRequest):
-            raise ProtocolError(f"vote takes a VoteRequest, not {type(rpc).__name__}")
-        return await self._core.request(lambda fut: ev.VoteRequested(rpc, fut, sender))  # type: ignore[no-any-return]
+        return await raft_peer.vote(self._core, rpc, sender)
 
     async def handle_transfer_leader(self, req: Any, *, sender: int | None = None) -> None:
         """Handle a leadership transfer notice from the leader (thesis §3.10); called by a
@@ -568,9 +433,7 @@ class Raft:
         ``sender``: as for `append_entries`; it must be the current leader.
         Raises `ProtocolError` (`PeerNotAuthorized`) for a request refused unchanged.
         """
-        if not isinstance(req, TransferLeaderRequest):
-            raise ProtocolError(f"handle_transfer_leader takes a TransferLeaderRequest, not {type(req).__name__}")
-        await self._core.request(lambda fut: ev.TransferLeaderRequested(req, fut, sender))
+        await raft_peer.transfer_leader(self._core, req, sender)
 
     async def serve_forward(self, req: ForwardRequest, *, sender: int | None = None) -> ForwardResponse:
         """Run client calls a follower forwarded (`raftx.runtime.forward`): the writes of
@@ -580,25 +443,7 @@ class Raft:
         `PeerNotAuthorized`, nothing proposed).
         Example: ``resp = await raft.serve_forward(ForwardRequest("write", (b"x",)))``
         """
-        if not isinstance(req, ForwardRequest):
-            raise ProtocolError(f"serve_forward takes a ForwardRequest, not {type(req).__name__}")
-        req.validate()
-        core = self._core
-        core.check_running()
-        try:
-            peer_check.check_member(core.engine, sender, "forwarded client call")
-        except ProtocolError as exc:
-            raise peer_check.refuse(core.engine, exc, sender) from None
-        if req.kind == "read":
-            try:
-                read_log_id, _ = await self.get_read_log_id()
-            except ForwardToLeader as exc:  # reads are idempotent: the follower retries
-                return ForwardResponse((ForwardOutcome(FORWARD_NOT_PROPOSED, leader_id=exc.leader_id),))
-            except RaftError as exc:
-                return ForwardResponse((ForwardOutcome(FORWARD_FAILED, message=f"{type(exc).__name__}: {exc}"),))
-            return ForwardResponse((ForwardOutcome(FORWARD_OK, read_log_id),))
-        results = await core.submit_write_many(list(req.payloads))
-        return ForwardResponse(tuple(outcome_of(r) for r in results))
+        return await raft_peer.serve_forward(self._core, req, sender, self.get_read_log_id)
 
     # -- snapshots (§7) --------------------------------------------------------------
 
@@ -624,33 +469,14 @@ class Raft:
 
         Example: ``await raft.install_full_snapshot(leader_vote, Snapshot(meta, f))``
         """
-        if not isinstance(vote, Vote) or not isinstance(snapshot, Snapshot):
-            raise ProtocolError("install_full_snapshot takes a Vote and a Snapshot")
-        core = self._core
-        core.check_running()
-        stale = following.admit_snapshot_chunk(core.engine, InstallSnapshotRequest(vote, snapshot.meta), sender)
-        if stale is not None:
-            close_quietly(snapshot.snapshot)
-            return stale
-        verify = getattr(core.sm, "verify_snapshot", None)
-        if verify is not None:
-            try:
-                snapshot.snapshot.seek(0)
-                await verify(snapshot.meta, snapshot.snapshot)
-                snapshot.snapshot.seek(0)
-            except StorageError as exc:
-                close_quietly(snapshot.snapshot)
-                raise ProtocolError(f"snapshot {snapshot.meta.snapshot_id} refused: {exc}") from exc
-        fut = core.new_future()
-        core.deliver_snapshot(ev.SnapshotReceived(vote, snapshot.meta, fut, sender), snapshot.snapshot)
-        return await fut  # type: ignore[no-any-return]
+        return await raft_peer.install_full_snapshot(self._core, vote, snapshot, sender)
 
     async def install_snapshot(self, req: InstallSnapshotRequest) -> SnapshotResponse:
         """Deprecated: receive one chunk of a snapshot; use `install_full_snapshot`.
 
         Returns this node's `SnapshotResponse` for every chunk.
         """
-        _deprecated("install_snapshot", "install_full_snapshot")
+        deprecated("install_snapshot", "install_full_snapshot")
         return await self.receive_snapshot_chunk(req)
 
     async def receive_snapshot_chunk(self, req: InstallSnapshotRequest, checksum: int | None = None, *,
@@ -731,78 +557,45 @@ class Raft:
 
     def enable_tick(self, enabled: bool) -> None:
         """Deprecated: use ``runtime_config().tick(enabled)``."""
-        _deprecated("enable_tick", "runtime_config().tick")
+        deprecated("enable_tick", "runtime_config().tick")
         self.runtime_config().tick(enabled)
 
     def enable_heartbeat(self, enabled: bool) -> None:
         """Deprecated: use ``runtime_config().heartbeat(enabled)``."""
-        _deprecated("enable_heartbeat", "runtime_config().heartbeat")
+        deprecated("enable_heartbeat", "runtime_config().heartbeat")
         self.runtime_config().heartbeat(enabled)
 
     def enable_elect(self, enabled: bool) -> None:
         """Deprecated: use ``runtime_config().elect(enabled)``."""
-        _deprecated("enable_elect", "runtime_config().elect")
+        deprecated("enable_elect", "runtime_config().elect")
         self.runtime_config().elect(enabled)
 
     async def trigger_elect(self) -> None:
         """Deprecated: use ``trigger().elect()``."""
-        _deprecated("trigger_elect", "trigger().elect")
+        deprecated("trigger_elect", "trigger().elect")
         await self.trigger().elect()
 
     async def trigger_heartbeat(self) -> None:
         """Deprecated: use ``trigger().heartbeat()``."""
-        _deprecated("trigger_heartbeat", "trigger().heartbeat")
+        deprecated("trigger_heartbeat", "trigger().heartbeat")
         await self.trigger().heartbeat()
 
     async def trigger_snapshot(self) -> None:
         """Deprecated: use ``trigger().snapshot()``."""
-        _deprecated("trigger_snapshot", "trigger().snapshot")
+        deprecated("trigger_snapshot", "trigger().snapshot")
         await self.trigger().snapshot()
 
     async def purge_log(self, upto: int) -> None:
         """Deprecated: use ``trigger().purge_log(upto)``."""
-        _deprecated("purge_log", "trigger().purge_log")
+        deprecated("purge_log", "trigger().purge_log")
         await self.trigger().purge_log(upto)
 
     async def is_leader(self) -> None:
         """Deprecated: use `ensure_linearizable`. Raises `ForwardToLeader` /
         `QuorumNotEnough` unless this node is the leader confirmed by a quorum."""
-        _deprecated("is_leader", "ensure_linearizable")
+        deprecated("is_leader", "ensure_linearizable")
         await self.get_read_log_id()
 
     def __repr__(self) -> str:
         m = self._core.metrics_tx.value
         return f"Raft(id={self.id}, state={m.state.value}, term={m.current_term}, leader={m.current_leader})"
-
-
-class WriteRequest:
-    """What `Raft.write` returns: await it (``await raft.write(b"x").with_leader(lid)``)."""
-
-    __slots__ = ("_raft", "_data", "_leader")
-
-    def __init__(self, raft: Raft, data: bytes, leader: LeaderId | None = None) -> None:
-        self._raft = raft
-        self._data = data
-        self._leader = leader
-
-    def with_leader(self, leader_id: LeaderId | Vote) -> WriteRequest:
-        """Only append while this node leads with ``leader_id`` (a `LeaderId`, or a committed
-        `Vote` whose leader id is taken); `TypeError` for anything else."""
-        if isinstance(leader_id, Vote):
-            if not leader_id.committed:
-                raise TypeError("with_leader takes a LeaderId or a committed Vote, not an uncommitted vote")
-            leader_id = leader_id.leader_id
-        if not isinstance(leader_id, LeaderId) or leader_id.node_id is None:
-            raise TypeError(f"with_leader takes a LeaderId(term, node_id), not {leader_id!r}")
-        return WriteRequest(self._raft, self._data, leader_id)
-
-    async def _run(self) -> ClientWriteResponse:
-        if self._leader is None:
-            return await self._raft.client_write(self._data)
-        leader, data = self._leader, self._data
-        resp: ClientWriteResponse = await self._raft._core.request(
-            lambda fut: ev.ClientWrite([data], [fut], leader))
-        return resp
-
-    def __await__(self) -> Generator[Any, None, ClientWriteResponse]:
-        return self._run().__await__()

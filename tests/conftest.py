@@ -8,6 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from raftx import _core
+from raftx.kv import kvcodec
 
 # The compiled twins are expected unless the pure build was asked for explicitly.
 COMPILED_EXPECTED = os.environ.get("RAFTX_NO_EXTENSIONS") != "1"
@@ -15,7 +16,8 @@ COMPILED_EXPECTED = os.environ.get("RAFTX_NO_EXTENSIONS") != "1"
 
 @pytest.fixture(params=["c", "py"], scope="session")
 def core(request: pytest.FixtureRequest) -> SimpleNamespace:
-    """Every hot-path module of one implementation (``_core.MODULES``): ``core.codec``, ...
+    """Every hot-path module of one implementation (``_core.MODULES`` and the kv
+    service's ``raftx.kv.kvcodec.MODULES``): ``core.codec``, ``core.kvcodec``, ...
 
     ``core.impl`` is ``"c"`` or ``"py"``. The compiled variant is skipped only when
     ``RAFTX_NO_EXTENSIONS=1``; otherwise a missing build *fails* the test.
@@ -24,7 +26,7 @@ def core(request: pytest.FixtureRequest) -> SimpleNamespace:
     if impl == "c" and not COMPILED_EXPECTED:
         pytest.skip("RAFTX_NO_EXTENSIONS=1: compiled twins not built")
     try:
-        modules = _core.load(impl)
+        modules = {**_core.load(impl), **kvcodec.load(impl)}
     except ImportError as exc:
         pytest.fail(f"the {impl!r} twins failed to import: {exc}")
     return SimpleNamespace(impl=impl, **modules)

@@ -62,3 +62,61 @@ def test_server_state_members() -> None:
     from raftx import ServerState
 
     assert {s.name for s in ServerState} == {"LEARNER", "FOLLOWER", "CANDIDATE", "LEADER", "SHUTDOWN"}
+
+
+@pytest.mark.parametrize("name", ["FaultInjector", "SimulatedCrash"])
+def test_crash_simulator_moved_to_testing_and_old_name_still_imports(name: str) -> None:
+    """The crash simulator lives in `raftx.testing`; ``raftx.storage.<name>`` (its old,
+    documented home) is the same object, with a DeprecationWarning."""
+    import raftx.storage
+    import raftx.testing
+
+    with pytest.warns(DeprecationWarning, match=f"raftx.storage.{name} is deprecated"):
+        old = getattr(raftx.storage, name)
+    assert old is getattr(raftx.testing, name)
+    assert name not in raftx.storage.__all__
+
+
+def test_storage_has_no_other_lazy_names() -> None:
+    import raftx.storage
+
+    with pytest.raises(AttributeError):
+        raftx.storage.NoSuchName  # type: ignore[attr-defined]  # noqa: B018
+
+
+def test_one_default_cluster_name() -> None:
+    """The library, its stores, the client and the tools agree on the cluster name when none
+    is given (a node refuses a peer or client with another one, a log written under
+    another one refuses to open)."""
+    from raftx import Config
+    from raftx.cli import build_parser as cli_parser
+    from raftx.config import DEFAULT_CLUSTER_NAME
+    from raftx.kv import KVClient
+    from raftx.kv.server import build_parser as serve_parser
+    from raftx.storage import SegmentedLogStore
+
+    def default(fn: object) -> object:
+        return inspect.signature(fn).parameters["cluster_name"].default  # type: ignore[arg-type]
+
+    assert DEFAULT_CLUSTER_NAME == "raftx"
+    assert Config().cluster_name == DEFAULT_CLUSTER_NAME
+    assert default(SegmentedLogStore) == default(KVClient) == DEFAULT_CLUSTER_NAME
+    serve_args = ["--id", "1", "--listen", "127.0.0.1:1", "--data-dir", "d"]
+    assert serve_parser().parse_args(serve_args).cluster_name == DEFAULT_CLUSTER_NAME
+    assert cli_parser().parse_args(["status", "127.0.0.1:1"]).cluster_name == DEFAULT_CLUSTER_NAME
+
+
+def test_every_config_field_is_read_by_the_library() -> None:
+    """A `Config` field nothing reads is a knob that does nothing (``max_append_entries``
+    was one: openraft's storage-append merge limit, which raftx never had)."""
+    import dataclasses
+    import re
+    from pathlib import Path
+
+    from raftx import Config
+
+    root = Path(inspect.getfile(Config)).parent
+    sources = [p.read_text() for p in root.rglob("*.py") if p.name != "config.py"]
+    unused = [f.name for f in dataclasses.fields(Config)
+              if not any(re.search(rf"\b{f.name}\b", text) for text in sources)]
+    assert not unused, f"Config fields nothing outside raftx/config.py reads: {unused}"

@@ -16,6 +16,12 @@ mixes a compiled module with a pure one:
 
 ``IMPLEMENTATION`` is ``"c"`` or ``"py"``. Nothing else in raftx imports a ``_c`` or
 ``_py`` module directly; use ``raftx._core.codec`` etc.
+
+A package outside ``_core`` that owns a twin pair (``raftx.kv.kvcodec``: the kv
+service's PUT bytes) selects it with `select_twins`, which follows this choice: a
+process runs the compiled twins everywhere or nowhere, except that a compiled twin
+of such a package that fails to import falls back on its own, under the same rule
+(one WARNING, ``FALLBACK_REASON``; an ImportError with ``RAFTX_REQUIRE_EXTENSIONS=1``).
 """
 
 from __future__ import annotations
@@ -27,18 +33,56 @@ import platform
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-__all__ = ["FALLBACK_REASON", "IMPLEMENTATION", "MODULES", "codec", "kvcodec", "logindex", "quorum", "vote", "load"]
+__all__ = ["FALLBACK_REASON", "IMPLEMENTATION", "MODULES", "codec", "logindex", "quorum", "vote", "load", "load_twins",
+           "select_twins"]
 
-MODULES = ("codec", "kvcodec", "logindex", "quorum", "vote")
+MODULES = ("codec", "logindex", "quorum", "vote")
 
 logger = logging.getLogger(__name__)
 
 
 def load(implementation: str) -> dict[str, ModuleType]:
     """Import every hot-path module of one implementation (``"c"`` or ``"py"``)."""
+    return load_twins(__name__, MODULES, implementation)
+
+
+def load_twins(package: str, names: tuple[str, ...], implementation: str) -> dict[str, ModuleType]:
+    """Import ``<package>.<name>_<implementation>`` for each of ``names``: name -> module."""
     if implementation not in ("c", "py"):
         raise ValueError(f"implementation must be 'c' or 'py', not {implementation!r}")
-    return {name: importlib.import_module(f"{__name__}.{name}_{implementation}") for name in MODULES}
+    return {name: importlib.import_module(f"{package}.{name}_{implementation}") for name in names}
+
+
+def select_twins(package: str, names: tuple[str, ...]) -> dict[str, ModuleType]:
+    """The twins ``names`` of ``package`` (outside ``_core``) in this process's
+    `IMPLEMENTATION`; see the module docstring for a compiled twin that fails to import."""
+    global FALLBACK_REASON
+    if IMPLEMENTATION == "py":
+        return load_twins(package, names, "py")
+    reason = _compiled_failure(package, names)
+    if reason is None:
+        return load_twins(package, names, "c")
+    FALLBACK_REASON = reason
+    return load_twins(package, names, "py")
+
+
+def _compiled_failure(package: str, names: tuple[str, ...]) -> str | None:
+    """None if every compiled twin of ``names`` imports; else why the first one does not,
+    after the fallback rule: an ImportError under ``RAFTX_REQUIRE_EXTENSIONS=1``, else one
+    WARNING (the caller then uses the pure twins)."""
+    for name in names:  # one at a time, to name the one that fails
+        module = f"{package}.{name}_c"
+        try:
+            importlib.import_module(module)
+        except ImportError as exc:
+            reason = f"compiled module {module} failed to import: {exc}"
+            break
+    else:
+        return None
+    if os.environ.get("RAFTX_REQUIRE_EXTENSIONS") == "1":
+        raise ImportError(f"raftx: {reason} (RAFTX_REQUIRE_EXTENSIONS=1 forbids the pure-Python fallback)")
+    logger.warning("raftx: %s; using the pure-Python twins (much slower)", reason)
+    return reason
 
 
 def _select() -> tuple[str, dict[str, ModuleType], str | None]:
@@ -47,24 +91,14 @@ def _select() -> tuple[str, dict[str, ModuleType], str | None]:
         return "py", load("py"), "RAFTX_NO_EXTENSIONS=1 is set"
     if platform.python_implementation() != "CPython":
         return "py", load("py"), f"{platform.python_implementation()} runs the pure-Python twins"
-    for name in MODULES:  # one at a time, to name the one that fails
-        module = f"{__name__}.{name}_c"
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            reason = f"compiled module {module} failed to import: {exc}"
-            break
-    else:
+    reason = _compiled_failure(__name__, MODULES)
+    if reason is None:
         return "c", load("c"), None
-    if os.environ.get("RAFTX_REQUIRE_EXTENSIONS") == "1":
-        raise ImportError(f"raftx: {reason} (RAFTX_REQUIRE_EXTENSIONS=1 forbids the pure-Python fallback)")
-    logger.warning("raftx: %s; using the pure-Python twins (much slower)", reason)
     return "py", load("py"), reason
 
 
 if TYPE_CHECKING:
     from . import codec_py as codec
-    from . import kvcodec_py as kvcodec
     from . import logindex_py as logindex
     from . import quorum_py as quorum
     from . import vote_py as vote
@@ -74,7 +108,6 @@ if TYPE_CHECKING:
 else:
     IMPLEMENTATION, _modules, FALLBACK_REASON = _select()
     codec = _modules["codec"]
-    kvcodec = _modules["kvcodec"]
     logindex = _modules["logindex"]
     quorum = _modules["quorum"]
     vote = _modules["vote"]

@@ -3,7 +3,7 @@
 Each benchmark node process runs a `StatsWriter`: a daemon thread that rewrites
 ``stats-<name>.json`` (atomically) every ``interval`` seconds with its pid, CPU
 seconds used so far (user + system, ``os.times``) and how many fsync/fdatasync
-calls the raftx log made (`count_log_fsyncs` wraps `raftx.storage.faults.FileIO`,
+calls the raftx log made (`count_log_fsyncs` wraps `raftx.storage.FileIO`,
 the store's I/O object, with a counter; PySyncObj makes none). Whoever drives a
 load level reads every file before and after it (`read_stats`) and turns the
 difference into CPU % of one core per process and fsyncs per second (`usage`).
@@ -36,7 +36,7 @@ def fsync_count() -> int:
 def count_log_fsyncs() -> None:
     """Count every ``FileIO.fsync`` / ``FileIO.fdatasync`` in this process (idempotent)."""
     global _patched
-    from raftx.storage.faults import FileIO
+    from raftx.storage.fileio import FileIO
 
     if _patched:
         return

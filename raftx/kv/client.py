@@ -56,17 +56,20 @@ import ssl as _ssl
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from raftx.config import DEFAULT_CLUSTER_NAME
 from raftx.errors import (
-    BadCommand, Compacted, ConfigError, HandshakeRejected, KVError, LeaseNotFound, NetworkError, NotAuthorized,
+    BadCommand, ConfigError, HandshakeRejected, KVError, LeaseNotFound, NetworkError, NotAuthorized,
     RemoteError, RPCError, Timeout, Unreachable,
 )
 from raftx.kv import commands as C
 from raftx.kv import protocol as P
-from raftx.kv.keyspace import Event, prefix_end
+from raftx.kv.addrs import parse_addrs, parse_client_addrs
+from raftx.kv.keyspace import prefix_end
+from raftx.kv.retry import RetryPolicy
+from raftx.kv.routing import Routing
 from raftx.kv.txn import Compare, Op
-from raftx.network.backoff import Backoff
+from raftx.kv.watch import Watch
 from raftx.network.client import RpcClient
-from raftx.network.raft_rpc import parse_addr
 
 __all__ = ["KVClient", "Watch", "parse_addrs", "parse_client_addrs"]
 
@@ -75,59 +78,6 @@ logger = logging.getLogger(__name__)
 _RETRY_STATUSES = (P.ITEM_REDIRECT, P.ITEM_UNAVAILABLE)
 
 
-def parse_addrs(addrs: Iterable[str] | Mapping[int, str]) -> dict[int, str]:
-    """``["1=host:port", ...]`` or ``{1: "host:port"}`` -> ``{1: "host:port"}``; `ConfigError` if malformed."""
-    out: dict[int, str] = {}
-    items: list[tuple[Any, Any]]
-    if isinstance(addrs, Mapping):
-        items = list(addrs.items())
-    elif isinstance(addrs, str):
-        raise ConfigError("addrs must be a list of 'ID=HOST:PORT' strings, not one string")
-    else:
-        items = []
-        for a in addrs:
-            text, sep, address = str(a).partition("=")
-            if not sep:
-                raise ConfigError(f"address {a!r} has no node id: write it as ID=HOST:PORT (e.g. 1=127.0.0.1:7001)")
-            items.append((text, address))
-    for node, addr in items:
-        try:
-            node_id = int(node)
-            if node_id < 0:
-                raise ValueError
-            parse_addr(str(addr))
-        except (ValueError, Unreachable):
-            raise ConfigError(f"bad node address {node!r}={addr!r}: expected ID=HOST:PORT") from None
-        out[node_id] = str(addr)
-    if not out:
-        raise ConfigError("KVClient needs at least one node address")
-    return out
-
-
-def parse_client_addrs(addrs: Iterable[str] | Mapping[int, str]) -> tuple[dict[int, str], list[str]]:
-    """Client addresses -> ``({id: "host:port"}, ["host:port", ...])``: those given as
-    ``ID=HOST:PORT`` (or a mapping) and the plain ``HOST:PORT`` ones; `ConfigError` if
-    one is malformed or there are none."""
-    if isinstance(addrs, Mapping):
-        return parse_addrs(addrs), []
-    if isinstance(addrs, str):
-        raise ConfigError("addrs must be a list of 'HOST:PORT' or 'ID=HOST:PORT' strings, not one string")
-    named: list[str] = []
-    plain: list[str] = []
-    for a in addrs:
-        text = str(a)
-        if "=" in text:
-            named.append(text)
-            continue
-        try:
-            parse_addr(text)
-        except Unreachable:
-            raise ConfigError(f"bad node address {text!r}: expected HOST:PORT or ID=HOST:PORT") from None
-        if text not in plain:
-            plain.append(text)
-    if not named and not plain:
-        raise ConfigError("KVClient needs at least one node address")
-    return (parse_addrs(named) if named else {}), plain
 
 
 class _Op:
@@ -143,24 +93,25 @@ class _Op:
         self.deadline = deadline
 
 
-class KVClient:
+class KVClient(Routing):
     """A client of the key-value service (see the module docstring).
 
-    ``cluster_name`` must match the nodes' ``Config.cluster_name`` (``"raftx"`` is
-    what ``raftx serve`` uses by default; an embedded node uses its `Config`'s); ``ssl`` is a
+    ``cluster_name`` must match the nodes' ``Config.cluster_name`` (default for both:
+    `raftx.config.DEFAULT_CLUSTER_NAME`, ``"raftx"``); ``ssl`` is a
     client `ssl.SSLContext` when the nodes use TLS (`raftx.network.tls.client_context`;
     its certificate should name no node: ``raftx-admin`` for membership changes, any
     other name for plain key-value use). ``admin_token``: sent with `member_add` /
     `member_remove` (the nodes' ``--admin-token-file``). ``timeout``: seconds an
     operation may take in total, retries included; ``attempt_timeout``: one
-    request. ``linearizable``: the default for `get`.
+    request. ``linearizable``: the default for `get`. ``retry``: how long to wait between
+    attempts (`raftx.kv.RetryPolicy`; every retry loop of the client uses it).
     """
 
     def __init__(
         self,
         addrs: Iterable[str] | Mapping[int, str],
         *,
-        cluster_name: str = "raftx",
+        cluster_name: str = DEFAULT_CLUSTER_NAME,
         timeout: float = 10.0,
         attempt_timeout: float = 3.0,
         linearizable: bool = True,
@@ -169,6 +120,7 @@ class KVClient:
         ssl: _ssl.SSLContext | None = None,
         client_id: int | None = None,
         admin_token: bytes | None = None,
+        retry: RetryPolicy | None = None,
     ) -> None:
         if max_batch < 1 or max_batch > P.MAX_BATCH or max_in_flight < 1:
             raise ConfigError(f"max_batch must be in 1..{P.MAX_BATCH} and max_in_flight >= 1")
@@ -185,6 +137,8 @@ class KVClient:
         self.max_batch = max_batch
         self.max_in_flight = max_in_flight
         self.ssl = ssl
+        #: How the client waits between the attempts of an operation.
+        self.retry = retry if retry is not None else RetryPolicy()
         self._admin_token = admin_token
         self.client_id = client_id if client_id is not None else random.SystemRandom().randrange(1 << 62, 1 << 63)
         self.leader: int | None = None
@@ -342,6 +296,7 @@ class KVClient:
         """``kv.status`` of ``node_id`` (default: the leader if known, else any node that answers)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.timeout
+        backoff = self.retry.backoff()
         last: BaseException | None = None
         while True:
             target = node_id if node_id is not None else self._pick()
@@ -359,7 +314,7 @@ class KVClient:
                     self._failed(target)
             if loop.time() >= deadline:
                 raise Timeout(f"kv.status: no answer within {self.timeout}s (last error: {last})")
-            await asyncio.sleep(0.05)
+            await self.retry.pause(backoff, deadline)
 
     async def member_add(self, node_id: int, addr: str, timeout: float = 60.0) -> dict[str, Any]:
         """Add node ``node_id`` (serving at ``addr``) to the cluster: the leader adds it as a
@@ -391,7 +346,7 @@ class KVClient:
         and the like) come back as `RemoteError` and are not retried."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        backoff = Backoff(0.05, 0.5)
+        backoff = self.retry.backoff()
         last = "no attempt"
         while True:
             target = self._pick()
@@ -428,7 +383,7 @@ class KVClient:
                     last = f"node {target} is not the leader (leader: {reply[1]})"
             if loop.time() >= deadline:
                 raise Timeout(f"{method}: not done within {timeout}s (last error: {last})")
-            await asyncio.sleep(min(backoff.next_delay(), max(0.0, deadline - loop.time())))
+            await self.retry.pause(backoff, deadline)
 
     async def close(self) -> None:
         """Cancel pending operations and close every connection. Idempotent."""
@@ -496,11 +451,6 @@ class KVClient:
             self._spawn(self._flush())
         return await fut
 
-    def _spawn(self, coro: Any) -> None:
-        task = asyncio.get_running_loop().create_task(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
     async def _flush(self) -> None:
         """Send queued operations in batches while request slots are free."""
         assert self._slots is not None
@@ -527,7 +477,7 @@ class KVClient:
     async def _send(self, kind: str, ops: list[_Op]) -> None:
         assert self._slots is not None
         loop = asyncio.get_running_loop()
-        backoff = Backoff(0.02, 0.5)
+        backoff = self.retry.backoff()
         last: str = "no attempt"
         try:
             while True:
@@ -558,7 +508,7 @@ class KVClient:
                     return
                 self.retries += 1
                 ops = retry
-                await asyncio.sleep(min(backoff.next_delay(), max(0.0, deadline - loop.time())))
+                await self.retry.pause(backoff, deadline)
         finally:
             self._sending -= 1
             self._slots.release()
@@ -628,176 +578,3 @@ class KVClient:
 
     def _attempt(self, deadline: float) -> float:
         return max(0.001, min(self.attempt_timeout, deadline - asyncio.get_running_loop().time()))
-
-    # -- nodes and connections -----------------------------------------------------------
-
-    def _pick(self) -> int:
-        if self.leader is not None and self.leader in self.nodes:
-            return self.leader
-        ids = sorted(self.nodes)
-        self._rotation += 1
-        return ids[self._rotation % len(ids)]
-
-    def _failed(self, node_id: int) -> None:
-        if self.leader == node_id:
-            self.leader = None
-
-    def _redirect(self, from_node: int, leader_id: Any, leader_addr: Any) -> None:
-        if isinstance(leader_id, int) and leader_id >= 0:
-            if isinstance(leader_addr, str) and leader_addr and self.nodes.get(leader_id) != leader_addr:
-                try:
-                    parse_addr(leader_addr)
-                except Unreachable:
-                    logger.warning("node %s redirected to an invalid address %r", from_node, leader_addr)
-                else:
-                    self.nodes[leader_id] = leader_addr
-                    self._drop(leader_id)
-                    for k in [k for k, a in self.nodes.items() if k < 0 and a == leader_addr]:
-                        del self.nodes[k]  # a plain address that turned out to be this node
-                        self._drop(k)
-            if leader_id in self.nodes:
-                self.leader = leader_id
-                return
-        self.leader = None
-
-    def _drop(self, node_id: int) -> None:
-        old = self._conns.pop(node_id, None)
-        if old is not None:
-            self._retired.append(old)
-            self._spawn(old.close())
-
-    def _learn(self, key: int) -> int:
-        """After a successful call to ``key``: if it was a plain address (negative key),
-        file it under the node id its server named in the hello ack; returns the id."""
-        if key >= 0:
-            return key
-        conn = self._conns.get(key)
-        node_id = conn.remote_id if conn is not None else None
-        if conn is None or node_id is None:
-            return key
-        addr = self.nodes.pop(key)
-        del self._conns[key]
-        self.nodes.setdefault(node_id, addr)
-        if node_id not in self._conns and self.nodes[node_id] == addr:
-            self._conns[node_id] = conn  # keeps its any-target hello: kv.* is all it calls
-        else:
-            self._retired.append(conn)
-            self._spawn(conn.close())
-        return node_id
-
-    def _conn(self, node_id: int) -> RpcClient:
-        c = self._conns.get(node_id)
-        if c is None:
-            c = self._conns[node_id] = self._new_conn(node_id)
-        return c
-
-    def _new_conn(self, node_id: int) -> RpcClient:
-        host, port = parse_addr(self.nodes[node_id])
-        target = node_id if node_id >= 0 else None  # None: any-target hello (plain HOST:PORT)
-        return RpcClient(host, port, cluster_name=self.cluster_name, node_id=self.client_id, target_id=target,
-                         ssl=self.ssl, max_in_flight=self.max_in_flight, connect_timeout=self.attempt_timeout,
-                         hello_timeout=self.attempt_timeout, backoff=Backoff(0.05, 1.0))
-
-
-class Watch:
-    """An async iterator of `raftx.kv.keyspace.Event` from `KVClient.watch`.
-
-    It long-polls one node on a connection of its own (a poll would otherwise hold up
-    the client's other requests on a shared connection, which are answered in order),
-    remembers the revision to ask for next, and on a failure moves on to another
-    node with the same revision: every change is delivered once, in revision order.
-    Raises `raftx.errors.Compacted` if that revision's history is gone and
-    `raftx.errors.Timeout` if no node answered for the client's ``timeout``.
-    """
-
-    def __init__(self, client: KVClient, prefix: bytes, start_revision: int, max_wait: float) -> None:
-        self.client = client
-        self.prefix = prefix
-        #: The revision the next poll asks for (0: "from the next change", first poll only).
-        self.next_revision = start_revision
-        self.max_wait = max_wait
-        self._buffer: list[Event] = []
-        self._node: int | None = None
-        self._conn: RpcClient | None = None
-        self._closed = False
-
-    def __aiter__(self) -> Watch:
-        return self
-
-    async def start(self) -> int:
-        """Fix where a watch "from the next change" starts, without waiting for one (a
-        poll that returns at once); the revision the watch delivers from. Changes
-        made after this returns are delivered; iterating without it fixes the start
-        at the first poll."""
-        if self.next_revision == 0:
-            await self._poll(0)
-        return self.next_revision
-
-    async def __anext__(self) -> Event:
-        while not self._buffer:
-            if self._closed:
-                raise StopAsyncIteration
-            await self._poll()
-        return self._buffer.pop(0)
-
-    async def _poll(self, wait_ms: int | None = None) -> None:
-        c = self.client
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + c.timeout
-        backoff = Backoff(0.05, 0.5)
-        last = "no attempt"
-        payload_wait = int(self.max_wait * 1000) if wait_ms is None else wait_ms
-        while True:
-            if self._node is None or self._node not in c.nodes:
-                self._node = c._pick()
-            node = self._node
-            try:
-                if self._conn is None:
-                    self._conn = c._new_conn(node)
-                raw = await self._conn.call(P.WATCH, P.pack([self.prefix, self.next_revision, payload_wait, 1024]),
-                                            self.max_wait + c.attempt_timeout)
-                reply = P.decode_reply(raw)
-                item = reply[1][0] if reply[0] == P.REPLY_RESULTS and reply[1] else None
-                if not (isinstance(item, list) and len(item) == 2):
-                    raise BadCommand(f"malformed kv.watch answer {item!r:.100}")
-            except (RPCError, BadCommand) as exc:
-                last = f"node {node}: {type(exc).__name__}: {exc}"
-                await self._switch()
-            else:
-                if item[0] == P.ITEM_COMPACTED:
-                    raise Compacted(f"watch from revision {self.next_revision}: compacted up to {item[1]}",
-                                    int(item[1]))
-                nxt, events = item[1]
-                for typ, key, value, rev in events:
-                    if rev >= self.next_revision:  # never deliver one twice
-                        self._buffer.append(Event("put" if typ == P.EVENT_PUT else "delete", key, value, rev))
-                self.next_revision = max(self.next_revision, int(nxt))
-                return
-            if loop.time() >= deadline:
-                raise Timeout(f"watch: no node answered within {c.timeout}s (last error: {last})")
-            await asyncio.sleep(backoff.next_delay())
-
-    async def _switch(self) -> None:
-        """Drop this node: the next poll goes to another one, from the same revision."""
-        c = self.client
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
-        ids = sorted(c.nodes)
-        if self._node in ids and len(ids) > 1:
-            self._node = ids[(ids.index(self._node) + 1) % len(ids)]
-        else:
-            self._node = None
-
-    async def close(self) -> None:
-        """Close the watch's connection; iteration ends. Idempotent."""
-        self._closed = True
-        if self._conn is not None:
-            await self._conn.close()
-            self._conn = None
-
-    async def __aenter__(self) -> Watch:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()

@@ -45,7 +45,7 @@ from typing import Any, NamedTuple
 
 import msgpack
 
-from raftx._core import kvcodec
+from raftx.kv import kvcodec
 from raftx.errors import BadCommand
 
 __all__ = [
@@ -116,7 +116,7 @@ MAX_TXN_OPS = 128
 #: Longest lease TTL (a year, in milliseconds).
 MAX_TTL_MS = 365 * 24 * 3600 * 1000
 
-#: Longest key, in bytes (64 KiB; defined by `raftx._core.kvcodec`, the PUT fast path).
+#: Longest key, in bytes (64 KiB; defined by `raftx.kv.kvcodec`, the PUT fast path).
 MAX_KEY_BYTES: int = kvcodec.MAX_KEY_BYTES
 #: Longest value, in bytes (32 MiB: an entry payload is at most 64 MiB; leave room for framing).
 MAX_VALUE_BYTES: int = kvcodec.MAX_VALUE_BYTES
@@ -173,7 +173,7 @@ def encode_put(key: Any, value: Any, client_id: int = 0, serial: int = 0, acked:
     """The command bytes of ``put(key, value)``.
 
     The common call (bytes key and value, int session fields) is encoded by
-    `raftx._core.kvcodec.encode_put`; anything else (str keys, bad arguments) takes
+    `raftx.kv.kvcodec.encode_put`; anything else (str keys, bad arguments) takes
     the checked path below, which produces the same bytes or raises `BadCommand`.
     """
     b = _encode_put(key, value, client_id, serial, acked)
@@ -279,7 +279,7 @@ def decode_fields(payload: bytes | bytearray | memoryview) -> tuple[int, int, in
     `BadCommand` checks, as a plain tuple; a well-formed PUT (the common command) is
     parsed without building a `Command`.
 
-    The fast path, `raftx._core.kvcodec.decode_put`, answers only for a `bytes`
+    The fast path, `raftx.kv.kvcodec.decode_put`, answers only for a `bytes`
     payload holding a PUT that `decode` accepts too (with the same fields);
     anything else is decoded by `decode`.
     """

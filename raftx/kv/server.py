@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import Any, TYPE_CHECKING, TypeVar
 
 from raftx import cli_config, cli_tls
-from raftx.config import Config
+from raftx.config import DEFAULT_CLUSTER_NAME, Config
 from raftx.errors import ConfigError, Fatal, NotAllowed, RaftError
 from raftx.kv import serve_config, serve_lifecycle, serve_logging
 from raftx.kv.monitor import MonitorServer
@@ -58,6 +58,7 @@ from raftx.kv.serve_config import MAX_PAYLOAD_ENTRIES
 from raftx.kv.service import KVNodeServer
 from raftx.kv.state_machine import KVStateMachine
 from raftx.network.raft_rpc import TcpNetworkFactory
+from raftx.storage.fileio import FileIO
 from raftx.runtime.tasks import first_of
 from raftx.storage import SegmentedLogStore
 from raftx.types import BasicNode
@@ -101,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--peer", action="append", default=[], metavar="ID=HOST:PORT", help="another voter (repeat)")
     ap.add_argument("--data-dir", required=True, type=Path, help="log and snapshots live here")
     ap.add_argument("--init", action="store_true", help="initialize the cluster if this node is pristine")
-    ap.add_argument("--cluster-name", default="raftx", help="must match on every node and client")
+    ap.add_argument("--cluster-name", default=DEFAULT_CLUSTER_NAME,
+                    help=f"must match on every node and client (default {DEFAULT_CLUSTER_NAME!r})")
     ap.add_argument("--heartbeat-ms", type=int, default=50)
     ap.add_argument("--election-timeout-ms", type=int, nargs=2, default=[300, 600], metavar=("MIN", "MAX"))
     ap.add_argument("--snapshot-every", type=int, default=100_000, metavar="N",
@@ -172,9 +174,8 @@ async def serve(args: argparse.Namespace, stop: asyncio.Event | None = None,
             except NotAllowed:
                 logger.info("already initialized; --init ignored")
         if args.ready_file is not None:
-            tmp = Path(f"{args.ready_file}.tmp")
-            tmp.write_text(server.addr)
-            os.replace(tmp, args.ready_file)
+            # A marker for whoever started us (whole or absent, never half), not durable state.
+            FileIO().write_atomic(os.fspath(args.ready_file), server.addr.encode(), sync=False)
         removed = serve_lifecycle.wait_removed(raft, config.cluster_name, 2 * config.election_timeout_max / 1000,
                                                lambda: server.rpc.stats.requests, peer_ssl)
         fatal = await _until_stopped(raft, stop, removed)

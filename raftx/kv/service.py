@@ -311,9 +311,10 @@ class KVNodeServer(RaftServer):
                  admin_token: bytes | None = None, **server_options: Any) -> None:
         self.kv = KVService(raft, state_machine, write_timeout=write_timeout, read_timeout=read_timeout,
                             admin_token=admin_token)
-        # Plain HOST:PORT clients (any-target hello) may call kv.* only; Raft RPCs need a
-        # hello that names this node (raftx.network.server).
+        # Plain HOST:PORT clients (any-target hello) may connect and call kv.* only; Raft
+        # RPCs need a hello that names this node (raftx.network.server).
         server_options.setdefault("client_methods", KVService.handles)
+        server_options.setdefault("accept_any_target", True)
         super().__init__(raft, host, port, ssl=ssl, handler=_NodeHandler(self.kv, RaftRpcHandler(raft)),
                          **server_options)
         #: Proposes lease expiries while this node leads (`raftx.kv.leases`).

@@ -40,33 +40,20 @@ import asyncio
 import itertools
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, BinaryIO, cast
 
-from raftx import _core
 from raftx.errors import BadCommand, StorageCorrupted, StorageError
 from raftx.kv.commands import (
     BAD_COMMAND, CAS, CAS_MISMATCH, DELETE, GET, LEASE_EXPIRE, LEASE_GRANT, LEASE_KEEPALIVE, LEASE_NOT_FOUND,
     LEASE_REVOKE, NOT_FOUND, OK, PUT, PUT_LEASE, TXN, KVResponse, decode,
 )
+from raftx.kv import kvcodec
 from raftx.kv.keyspace import Event, Keyspace, Lease
 from raftx.kv.sessions import DEFAULT_MAX_RESPONSES, DEFAULT_MAX_SESSIONS, SessionTable
-from raftx.storage.protocols import RaftSnapshotBuilder, RaftStateMachine
-from raftx.storage.snapshot import (
-    CHUNK_SIZE,
-    FileSnapshotStore,
-    MemSnapshotStore,
-    current_snapshot,
-    log_id_from_list,
-    log_id_to_list,
-    open_snapshot,
-    pack_chunks,
-    receive_file,
-    snapshot_id,
-    unpack_items,
-    write_snapshot,
-)
+from raftx.storage.snapshot import StoredSnapshot, log_id_from_list, log_id_to_list, pack_chunks, unpack_items
+from raftx.storage.snapshot_sm import SnapshotStateMachine
 from raftx.types import Entry, EntryRange, LogId, Membership, Snapshot, SnapshotMeta, StoredMembership
 
 __all__ = ["KVStateMachine", "FORMAT_VERSION"]
@@ -86,15 +73,7 @@ def _ok(revision: int) -> KVResponse:
     """``KVResponse(OK, revision)`` without the named tuple's Python-level ``__new__``."""
     return _new_tuple(KVResponse, (OK, revision))
 _BYTES = {bytes}
-_decode_put = _core.kvcodec.decode_put
-
-
-class _Builder(RaftSnapshotBuilder):
-    def __init__(self, sm: KVStateMachine) -> None:
-        self._sm = sm
-
-    async def build_snapshot(self) -> Snapshot:
-        return await self._sm._build_snapshot()
+_decode_put = kvcodec.decode_put
 
 
 class _State:
@@ -109,7 +88,7 @@ class _State:
         self.sessions = SessionTable(max_sessions, max_responses)
 
 
-class KVStateMachine(RaftStateMachine):
+class KVStateMachine(SnapshotStateMachine[_State]):
     """A replicated ``dict[bytes, bytes]`` with client sessions and snapshots.
 
     ``directory``: where snapshot files live (None: snapshots in memory). When it
@@ -135,34 +114,26 @@ class KVStateMachine(RaftStateMachine):
             raise ValueError("history_keep must be >= 0")
         self.history_keep = history_keep
         self._changed: asyncio.Event | None = None
-        self._directory = None if directory is None else os.fspath(directory)
         self._max = (max_sessions, max_responses)
         self._state = _State(max_sessions, max_responses)
-        self._snapshots: FileSnapshotStore | MemSnapshotStore = (
-            FileSnapshotStore(self._directory, fsync=fsync) if self._directory is not None else MemSnapshotStore()
-        )
-        self._ids = itertools.count(1)
+        self._init_snapshots(directory, fsync)
+        self._image_counts: tuple[int, int, int, int] = (0, 0, 0, 0)  # of the last snapshot image, for its log line
         #: Commands that failed to decode (answered BAD_COMMAND), for metrics.
         self.bad_commands = 0
         if _load:
-            self._load_latest()
+            self._loaded(self._load_latest())
 
     @classmethod
     async def open(cls, directory: str | os.PathLike[str] | None = None, **kwargs: Any) -> KVStateMachine:
         """Like the constructor, loading the newest snapshot in a worker thread."""
         sm = cls(directory, _load=False, **kwargs)
-        await asyncio.to_thread(sm._load_latest)
+        sm._loaded(await sm._restore_latest())
         return sm
 
-    def _load_latest(self) -> None:
-        store = self._snapshots
-        if isinstance(store, FileSnapshotStore):
-            stored = store.latest()
-            if stored is not None:
-                with stored.open() as f:
-                    self._state = self._read(stored.meta, f)
-                logger.info("loaded snapshot %s (last applied %s, %d keys)",
-                            stored.path.name, self._state.last_applied, len(self._state.ks.data))
+    def _loaded(self, stored: StoredSnapshot | None) -> None:
+        if stored is not None:
+            logger.info("loaded snapshot %s (last applied %s, %d keys)",
+                        stored.path.name, self._state.last_applied, len(self._state.ks.data))
 
     # -- reads (local; linearizable only after Raft.ensure_linearizable, §8) -------------
 
@@ -376,48 +347,21 @@ class KVStateMachine(RaftStateMachine):
         after = ks.lease_revoke(args[0], args[1])  # ignored if refreshed since (a stale expiry)
         return _OK if after is None else _ok(after)
 
-    async def get_snapshot_builder(self) -> RaftSnapshotBuilder:
-        return _Builder(self)
-
-    async def begin_receiving_snapshot(self) -> BinaryIO:
-        """A spooled temp file (in ``directory`` when set) to stream a snapshot into."""
-        return receive_file(self._directory)
-
     async def install_snapshot(self, meta: SnapshotMeta, snapshot: BinaryIO) -> None:
         """Validate and store the snapshot durably, then replace the whole state (§7).
 
         A malformed snapshot raises `raftx.errors.StorageCorrupted` and changes nothing.
         """
-
-        def install() -> _State:
-            snapshot.seek(0)
-            new_state = self._read(meta, snapshot)  # fully validated before anything is stored
-            snapshot.seek(0)
-            write_snapshot(self._snapshots, meta, iter(lambda: snapshot.read(CHUNK_SIZE), b""))
-            return new_state
-
-        self._state = await asyncio.to_thread(install)
-        self._wake()
+        await super().install_snapshot(meta, snapshot)
         logger.info("installed snapshot %s (last applied %s, %d keys)",
                     meta.snapshot_id, meta.last_log_id, len(self._state.ks.data))
 
-    async def verify_snapshot(self, meta: SnapshotMeta, snapshot: BinaryIO) -> None:
-        """Check received snapshot data without installing it (`StorageCorrupted` if
-        malformed); `raftx.runtime.snapshot_recv` calls it before the node commits to
-        it, so garbage from a peer is refused instead of failing the install (the data
-        is parsed twice for a good snapshot: snapshots are rare, a stopped node is not)."""
-        await asyncio.to_thread(self._read, meta, snapshot)
-
-    async def get_current_snapshot(self) -> Snapshot | None:
-        return await current_snapshot(self._snapshots)
-
     # -- snapshot data ----------------------------------------------------------------
 
-    async def _build_snapshot(self) -> Snapshot:
+    def _snapshot_image(self) -> tuple[LogId | None, StoredMembership, Iterable[bytes]]:
         st = self._state
         ks = st.ks
         la = st.last_applied
-        meta = SnapshotMeta(la, st.membership, snapshot_id(la, next(self._ids)))
         ks.compact(ks.revision - self.history_keep)
         # Capture the state now (values are immutable bytes, so shallow copies are a
         # consistent image); encode and write it off the event loop.
@@ -428,13 +372,20 @@ class KVStateMachine(RaftStateMachine):
         header = [FORMAT_VERSION, log_id_to_list(la), log_id_to_list(st.membership.log_id),
                   st.membership.membership.to_bytes(), len(ks.data), len(sessions), ks.revision, ks.compacted,
                   len(history), len(leases), ks.next_lease, ks.lease_seq]
-        chunks = pack_chunks(header, itertools.chain(leases, rows, sessions, history))
-        stored = await asyncio.to_thread(write_snapshot, self._snapshots, meta, chunks)
-        logger.info("built snapshot %s (%d keys, %d sessions, revision %d, history from %d)", meta.snapshot_id,
-                    len(ks.data), len(sessions), ks.revision, ks.compacted)
-        return open_snapshot(stored)
+        self._image_counts = (len(ks.data), len(sessions), ks.revision, ks.compacted)
+        return la, st.membership, pack_chunks(header, itertools.chain(leases, rows, sessions, history))
 
-    def _read(self, meta: SnapshotMeta, f: BinaryIO) -> _State:
+    async def _build_snapshot(self) -> Snapshot:
+        snap = await super()._build_snapshot()
+        logger.info("built snapshot %s (%d keys, %d sessions, revision %d, history from %d)", snap.meta.snapshot_id,
+                    *self._image_counts)
+        return snap
+
+    def _install_state(self, state: _State) -> None:
+        self._state = state
+        self._wake()
+
+    def _parse_snapshot(self, meta: SnapshotMeta, f: BinaryIO) -> _State:
         """A new state from snapshot bytes (`StorageCorrupted` if malformed)."""
         st = _State(*self._max)
         items = unpack_items(f)

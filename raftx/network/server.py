@@ -9,7 +9,8 @@ other connections (DESIGN §2 rule 8).
 Peer and client connections: a Raft peer always names the node it expects
 (``"to": id``). A key-value client that knows only ``host:port`` may send the *any
 target* hello (``"to": nil``); the server accepts it only when constructed with
-``client_methods`` (a predicate on method names, e.g. ``KVService.handles``), names
+``accept_any_target=True`` and ``client_methods`` (a predicate on method names, e.g.
+``KVService.handles``; `raftx.kv.service.KVNodeServer` gives both), names
 itself in the ack (``{"node": id}``), and on that connection answers every other
 method (all Raft RPCs) with a `ProtocolError` without calling the handler. So Raft
 RPCs are only ever served to connections that named this node id. Until the hello is accepted a frame may be at
@@ -99,9 +100,10 @@ class RpcServer:
     (node ids) and ``validate_peer`` (a callable taking a `PeerInfo`) restrict who may
     connect; with ``ssl`` and ``bind_node_certs`` (the default) a certificate naming
     ``raftx-node-<id>`` may only say it is from ``<id>`` and one naming no node gets
-    client methods only. ``client_methods`` (a predicate on method names; None:
-    refuse) lets clients connect with the *any target* hello and call those methods
-    only, and runs up to ``max_client_requests`` of them at once per connection.
+    client methods only. ``client_methods`` (a predicate on method names) are the
+    methods a client connection may call, up to ``max_client_requests`` at once per
+    connection; ``accept_any_target`` (needs ``client_methods``) lets clients connect
+    with the *any target* hello (refused by default).
     ``is_member`` (a predicate on node ids) and the budgets ``max_pending_connections``,
     ``max_connections`` (non-member connections), ``max_connections_per_member``,
     ``client_idle_timeout`` (seconds, 0: never), ``max_receive_buffer_bytes`` and
@@ -128,6 +130,7 @@ class RpcServer:
         max_queued_requests: int = 1024,
         keepalive: bool = True,
         client_methods: Callable[[str], bool] | None = None,
+        accept_any_target: bool = False,
         max_client_requests: int = 64,
         bind_node_certs: bool = True,
         is_member: Callable[[int], bool] | None = None,
@@ -147,6 +150,8 @@ class RpcServer:
                 raise ValueError(f"{name} must be >= 1, not {value}")
         if max_connections < 0 or max_request_errors < 0 or client_idle_timeout < 0:
             raise ValueError("max_connections, max_request_errors and client_idle_timeout must be >= 0")
+        if accept_any_target and client_methods is None:
+            raise ValueError("accept_any_target needs client_methods (all such a connection may call)")
         if max_receive_buffer_bytes < wire.PRE_HELLO_MAX_FRAME:
             raise ValueError(f"max_receive_buffer_bytes must be >= {wire.PRE_HELLO_MAX_FRAME}")
         self.handler = handler
@@ -165,6 +170,7 @@ class RpcServer:
         self.max_queued_requests = max(2, max_queued_requests)
         self.keepalive = keepalive
         self.client_methods = client_methods
+        self.accept_any_target = accept_any_target
         self.max_client_requests = max_client_requests
         self.bind_node_certs = bind_node_certs
         self.is_member = is_member

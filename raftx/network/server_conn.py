@@ -203,7 +203,7 @@ class ServerConnection(asyncio.Protocol, FlowControl):
             reason = f"unsupported protocol version {version} (supported: {sorted(wire.SUPPORTED_VERSIONS)})"
         elif cluster != server.cluster_name:
             reason = f"wrong cluster {cluster!r} (this is {server.cluster_name!r})"
-        elif target is None and server.client_methods is None:
+        elif target is None and not server.accept_any_target:
             reason = f"a target node id is required (this is node {server.node_id})"
         elif target is not None and target != server.node_id:
             reason = f"wrong target node {target} (this is node {server.node_id})"

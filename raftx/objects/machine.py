@@ -427,7 +427,7 @@ class ObjectStateMachine(MemStateMachine):
         header = [log_id_to_list(self.last_applied), log_id_to_list(m.log_id), m.membership.to_bytes(), 1]
         return pack_chunks(header, [self._state()])
 
-    def _parse(self, meta: SnapshotMeta, f: BinaryIO) -> tuple[LogId | None, StoredMembership, Any]:  # type: ignore[override]
+    def _parse_snapshot(self, meta: SnapshotMeta, f: BinaryIO) -> tuple[LogId | None, StoredMembership, Any]:
         items = unpack_items(f)
         try:
             applied, mem_id, mem, count = next(items)
@@ -454,26 +454,14 @@ class ObjectStateMachine(MemStateMachine):
             raise StorageCorrupted(f"snapshot data covers {last_applied}, meta says {meta.last_log_id}")
         return last_applied, membership, (version, log_time_ms, table, states)
 
-    def _load(self, meta: SnapshotMeta, f: BinaryIO) -> None:
-        self.last_applied, self.last_membership, state = self._parse(meta, f)
-        version, log_time_ms, table, states = state
+    def _install_state(self, state: tuple[LogId | None, StoredMembership, Any]) -> None:
+        """The objects get the snapshot's state (a leader's install, or a restart's restore)."""
+        self.last_applied, self.last_membership, rest = state
+        version, log_time_ms, table, states = rest
         self.version, self.log_time_ms, self.sessions = version, log_time_ms, table
         for o, st in zip(self.objects, states):
             o.repl_setstate(st)
-
-    async def install_snapshot(self, meta: SnapshotMeta, snapshot: BinaryIO) -> None:
-        """Store the leader's snapshot durably and load the objects from it (§7)."""
-        await super().install_snapshot(meta, snapshot)
         self._applied.set()
-
-    async def _restore_latest(self) -> None:
-        from raftx.storage.snapshot import FileSnapshotStore
-        if isinstance(self._snapshots, FileSnapshotStore):
-            stored = await asyncio.to_thread(self._snapshots.latest)
-            if stored is not None:
-                with stored.open() as f:
-                    self._load(stored.meta, f)
-                self._applied.set()
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float | None = None) -> None:
         """Wait until ``predicate()`` holds, checked after every apply (`TimeoutError` after

@@ -7,9 +7,11 @@
   `SqliteLogStore` (stdlib sqlite3, an adapter example).
 * `MemStateMachine` (reference state machine), `FileSnapshotStore` (snapshot files).
 * Start-up helpers: `get_initial_state`, `get_membership_state`, ...
-* `FileIO` / `FaultInjector` / `SimulatedCrash`: the file-system seam used by the
-  crash and fault tests (`raftx.testing.simfs.SimFS` is an in-memory one that loses
-  power).
+* `FileIO`: the file-system seam of the durable stores (`raftx.storage.fileio`); tests
+  put `raftx.testing.FaultInjector` (crashes, tears, I/O errors on request) or
+  `raftx.testing.SimFS` (an in-memory disk that loses power) in its place.
+  ``raftx.storage.FaultInjector`` / ``SimulatedCrash`` still import, deprecated:
+  they moved to `raftx.testing`.
 * `raftx.storage.recovery.scan_log_dir`: the validation of a segmented log that
   ``open`` and ``raftx inspect --verify`` share; `raftx.storage.dirlock`: one owner
   per data directory.
@@ -17,9 +19,11 @@
 Every store is checked by `raftx.testing.run_log_store_suite`.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from raftx.storage.base import LogReader, LogStoreBase
 from raftx.storage.batch import EncodedBatch, as_batch
-from raftx.storage.faults import FaultInjector, FileIO, SimulatedCrash
+from raftx.storage.fileio import FileIO
 from raftx.storage.helper import (
     InitialState,
     MembershipState,
@@ -47,7 +51,6 @@ from raftx.storage.state_machine import MemStateMachine
 __all__ = [
     "DEFAULT_SEGMENT_BYTES",
     "EncodedBatch",
-    "FaultInjector",
     "FileIO",
     "FileSnapshotStore",
     "IOCallback",
@@ -64,7 +67,6 @@ __all__ = [
     "RaftSnapshotBuilder",
     "RaftStateMachine",
     "SegmentedLogStore",
-    "SimulatedCrash",
     "SnapshotWriter",
     "SqliteLogStore",
     "StoredSnapshot",
@@ -76,3 +78,22 @@ __all__ = [
     "last_membership_in_log",
     "try_get_log_entry",
 ]
+
+# The crash simulator moved to raftx.testing (test kits do not belong to the stores);
+# the old names still import, with a DeprecationWarning, and without importing
+# raftx.testing (which imports this package) until they are used.
+_MOVED = {"FaultInjector": "raftx.testing.faultio", "SimulatedCrash": "raftx.testing.faultio"}
+
+if TYPE_CHECKING:
+    from raftx.testing.faultio import FaultInjector, SimulatedCrash  # noqa: F401
+else:
+    def __getattr__(name: str) -> Any:
+        module = _MOVED.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        import importlib
+        import warnings
+
+        warnings.warn(f"raftx.storage.{name} is deprecated; import it from raftx.testing", DeprecationWarning,
+                      stacklevel=2)
+        return getattr(importlib.import_module(module), name)

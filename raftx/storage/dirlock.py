@@ -14,7 +14,7 @@ import logging
 import os
 
 from raftx.errors import StorageError
-from raftx.storage.faults import FileIO
+from raftx.storage.fileio import FileIO
 
 __all__ = ["lock_path"]
 

@@ -44,7 +44,7 @@ from typing import Any, Protocol, TypeVar
 
 from raftx.errors import StorageError
 from raftx.stats import Histogram
-from raftx.storage.faults import FileIO
+from raftx.storage.fileio import FileIO
 
 __all__ = ["IOThread", "RoundOwner"]
 

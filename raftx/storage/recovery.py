@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import logging
 import os
+import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from raftx import _core
 from raftx.errors import StorageCorrupted, StorageError
-from raftx.storage.faults import FileIO
+from raftx.storage.fileio import FileIO
 from raftx.storage.segment import HARDSTATE_NAME, HEADER_SIZE, HardState, SegmentHeader, parse_segment_name
 
 __all__ = ["LOCK_NAME", "LogScan", "SECTOR_SIZE", "SegmentScan", "is_torn_write", "scan_log_dir"]
@@ -43,6 +44,8 @@ SECTOR_SIZE = 512
 LOCK_NAME = "LOCK"
 _RESERVED = b"\0" * 7  # header bytes 25..31 of every valid record (codec format 1)
 _MIN_PIECE = 8  # payload_length + crc: never both zero in a valid record
+_HEADER_SIZE = 32  # entry record header (codec format 1)
+_TERM_INDEX_KIND = struct.Struct("<QQB")  # record header bytes 8..24
 
 
 @dataclass
@@ -96,19 +99,31 @@ def _zero(chunk: bytes) -> bool:
     return chunk.count(0) == len(chunk)
 
 
-def _first_zero_sector(buf: Any, start: int, size: int) -> int | None:
+def _first_zero_sector(buf: Any, start: int, size: int, short_ok: bool) -> int | None:
     """Offset of the first 512-byte sector piece ``[max(s, start), min(s+512, size))``
     (``s`` a multiple of 512) that is all zeros, or None. Only the first piece (from
     ``start``, the bad record) and the last (at the end of the file) can be short;
-    the first counts from 8 bytes on: a record whose length and CRC fields are both
-    zero is impossible, while fewer zero bytes there can be a real length's."""
+    the first counts from 8 bytes on -- a record whose length and CRC fields are both
+    zero is impossible, while fewer zero bytes there can be a real length's -- or when
+    ``short_ok`` (the rest of the record is shown to be the expected one's)."""
     s = start - start % SECTOR_SIZE
     while s < size:
         lo, hi = max(s, start), min(s + SECTOR_SIZE, size)
-        if (hi - lo >= _MIN_PIECE or hi == size) and _zero(bytes(buf[lo:hi])):
+        if (hi - lo >= _MIN_PIECE or hi == size or short_ok) and _zero(bytes(buf[lo:hi])):
             return lo
         s += SECTOR_SIZE
     return None
+
+
+def _expected_header(buf: Any, o: int, size: int, index: int, min_term: int) -> bool:
+    """Do bytes 8..31 of the record at ``o`` read as the header of entry ``index``
+    (term not below ``min_term``, known kind, zero reserved bytes)? When a tear kept
+    everything of a record but its first sector piece (fewer than 8 bytes: its length
+    and part of its CRC), this is what shows that the zeros there are a tear."""
+    if o + _HEADER_SIZE > size:
+        return False
+    term, idx, kind = _TERM_INDEX_KIND.unpack_from(bytes(buf[o + 8 : o + 25]))
+    return idx == index and term >= min_term and kind <= 2 and bytes(buf[o + 25 : o + 32]) == _RESERVED
 
 
 def _valid_record_in(buf: Any, lo: int, hi: int, size: int) -> int | None:
@@ -124,7 +139,9 @@ def _valid_record_in(buf: Any, lo: int, hi: int, size: int) -> int | None:
     return None
 
 
-def is_torn_write(buf: Any, end: int, size: int, kind: str | None) -> str | None:
+def is_torn_write(
+    buf: Any, end: int, size: int, kind: str | None, *, index: int = -1, min_term: int = 0
+) -> str | None:
     """Is the bad record at ``end`` in the *last* segment (``buf[:size]``) the tear of
     an interrupted, never-acknowledged write (R8)? Returns why, or None (corruption, R9).
 
@@ -134,11 +151,12 @@ def is_torn_write(buf: Any, end: int, size: int, kind: str | None) -> str | None
     record on reads as zeros (the part of the write that never reached the disk;
     the file size was kept) -- and no valid record may lie between the bad record and
     that sector. Damage with a valid record after it and before any zero sector
-    (a flipped bit, garbage) is corruption.
+    (a flipped bit, garbage) is corruption. ``index`` / ``min_term``: the entry the
+    bad record should hold and the last valid record's term (see `_expected_header`).
     """
     if kind == "truncated":
         return f"record at {end} runs past the end of the file ({size} bytes)"
-    z = _first_zero_sector(buf, end, size)
+    z = _first_zero_sector(buf, end, size, _expected_header(buf, end, size, index, min_term))
     if z is None:
         return None
     other = _valid_record_in(buf, end + 1, z, size)
@@ -270,7 +288,10 @@ def _scan_segment(
         with io.mapped(fd, size) as mm:
             rec = _core.codec.scan_records(mm, HEADER_SIZE, first)
             if rec.error is not None:
-                seg.torn = is_torn_write(mm, rec.end, size, rec.error_kind) if last else None
+                min_term = rec.terms[-1] if rec.count else 0
+                seg.torn = is_torn_write(
+                    mm, rec.end, size, rec.error_kind, index=first + rec.count, min_term=min_term
+                ) if last else None
                 if seg.torn is None:
                     raise _corrupt(f"{rec.error_kind} record: {rec.error} (R9)", path, rec.end)
             if rec.last_crc is not None:  # the chain continues from the last valid record (R1)

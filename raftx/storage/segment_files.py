@@ -18,7 +18,7 @@ from pathlib import Path
 from raftx import _core
 from raftx.errors import StorageCorrupted, StorageError
 from raftx.storage.dirlock import lock_path
-from raftx.storage.faults import FileIO
+from raftx.storage.fileio import FileIO
 from raftx.storage.recovery import LOCK_NAME, SegmentScan, scan_log_dir
 from raftx.storage.segment import HARDSTATE_NAME, HEADER_SIZE, HardState, SegmentHeader, segment_name
 from raftx.types import LogId
@@ -167,18 +167,7 @@ class SegmentFiles:
         prev = self._segments[-1].last_crc if self._segments else self._chain_crc
         header = SegmentHeader(self.cluster_name, self.node_id, seq, first_index, prev).encode()
         path = self._seg_path(seq, first_index)
-        tmp = str(path) + ".tmp"
-        fd = io.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC)
-        try:
-            io.pwrite(fd, header, 0)
-            if self.fsync:
-                io.fsync(fd)
-            io.rename(tmp, str(path))
-            if self.fsync:
-                io.fsync_dir(str(self.directory))
-        except BaseException:
-            io.close(fd)
-            raise
+        fd = io.create_atomic(str(path), header, sync=self.fsync)
         seg = Segment(seq, first_index, path, fd, HEADER_SIZE, prev, 0)
         self._segments.append(seg)
         self._next_seq = seq + 1
@@ -186,19 +175,7 @@ class SegmentFiles:
         return seg
 
     def _write_hard_sync(self, data: bytes) -> None:
-        io = self._io
-        path = str(self.directory / HARDSTATE_NAME)
-        tmp = path + ".tmp"
-        fd = io.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
-        try:
-            io.pwrite(fd, data, 0)
-            if self.fsync:
-                io.fsync(fd)
-        finally:
-            io.close(fd)
-        io.rename(tmp, path)
-        if self.fsync:
-            io.fsync_dir(str(self.directory))
+        self._io.write_atomic(str(self.directory / HARDSTATE_NAME), data, sync=self.fsync)
 
     def _truncate_sync(self, since: int) -> None:
         io = self._io

@@ -52,11 +52,12 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 from raftx import _core
+from raftx.config import DEFAULT_CLUSTER_NAME
 from raftx.errors import StorageCorrupted, StorageError
 from raftx.stats import Histogram
 from raftx.storage.base import LogStoreBase, check_callback, check_log_id, check_vote, fire
 from raftx.records import EncodedBatch
-from raftx.storage.faults import FileIO
+from raftx.storage.fileio import FileIO
 from raftx.storage.io_thread import IOThread
 from raftx.storage.protocols import IOCallback
 from raftx.storage.segment import HEADER_SIZE, HardState, cluster_bytes
@@ -93,7 +94,7 @@ class SegmentedLogStore(SegmentFiles, LogStoreBase):
     Create with ``await SegmentedLogStore.open(directory, ...)``. ``cluster_name`` and
     ``node_id`` are written into every header and checked on open (R3).
     ``fsync=False`` skips fdatasync (benchmarks only; logged as a warning, R20).
-    ``io`` replaces the file-system calls (a `raftx.storage.FaultInjector` in tests).
+    ``io`` replaces the file-system calls (a `raftx.testing.FaultInjector` in tests).
     ``sync_in_thread`` (default) runs fdatasync on the store's I/O thread so the
     event loop keeps serving the network during it; False runs it on the loop thread
     (lower latency per append, see benchmarks/bench_storage.py, but the loop stalls).
@@ -106,7 +107,7 @@ class SegmentedLogStore(SegmentFiles, LogStoreBase):
         *,
         segment_bytes: int = DEFAULT_SEGMENT_BYTES,
         fsync: bool = True,
-        cluster_name: str = "foo",
+        cluster_name: str = DEFAULT_CLUSTER_NAME,
         node_id: int = 0,
         io: FileIO | None = None,
         sync_in_thread: bool = True,

@@ -39,7 +39,7 @@ import msgpack
 
 from raftx.errors import StorageCorrupted, StorageError
 from raftx.records import decode_meta, encode_meta, log_id_from_list, log_id_to_list
-from raftx.storage.faults import FileIO
+from raftx.storage.fileio import FileIO
 from raftx.types import LogId, Snapshot, SnapshotMeta
 
 __all__ = [
@@ -71,7 +71,7 @@ CHUNK_SIZE = 1 << 20
 _MAX_META = 64 << 20
 
 
-_SYNC = FileIO()  # the durable stores' fsync calls (F_FULLFSYNC on macOS)
+_SYNC = FileIO()  # the atomic replace of the durable stores (F_FULLFSYNC on macOS)
 
 
 class _Section(io.RawIOBase):
@@ -229,13 +229,9 @@ class SnapshotWriter:
         try:
             f.write(_TRAILER.pack(self._size, self._crc, 0, END_MAGIC))
             f.flush()
-            if self._store.fsync:
-                _SYNC.fsync(f.fileno())
+            _SYNC.replace(f.fileno(), str(self.tmp_path), str(self.final_path), sync=self._store.fsync)
             f.close()
             self._f = None
-            os.replace(self.tmp_path, self.final_path)
-            if self._store.fsync:
-                _SYNC.fsync_dir(str(self._store.directory))
         except OSError as exc:
             self.abort()
             raise StorageError(f"cannot commit snapshot {self.final_path}: {exc}") from exc

@@ -33,7 +33,7 @@ from raftx.errors import CorruptRecord, StorageCorrupted, StorageError
 from raftx.storage.base import LogStoreBase, check_callback, check_log_id, check_vote, fire
 from raftx.storage.batch import EncodedBatch
 from raftx.storage.dirlock import lock_path
-from raftx.storage.faults import FileIO
+from raftx.storage.fileio import FileIO
 from raftx.storage.protocols import IOCallback
 from raftx.types import Entry, LogId, Vote
 

@@ -11,68 +11,41 @@ membership_bytes, count]`` followed by ``count`` items ``[index, payload]``.
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, BinaryIO
 
 import msgpack
 
 from raftx.errors import StorageCorrupted, StorageError
-from raftx.storage.protocols import RaftSnapshotBuilder, RaftStateMachine
-from raftx.storage.snapshot import (
-    CHUNK_SIZE,
-    FileSnapshotStore,
-    MemSnapshotStore,
-    current_snapshot,
-    log_id_from_list,
-    log_id_to_list,
-    open_snapshot,
-    pack_chunks,
-    receive_file,
-    snapshot_id,
-    unpack_items,
-    write_snapshot,
-)
-from raftx.types import Entry, EntryKind, LogId, Membership, Snapshot, SnapshotMeta, StoredMembership
+from raftx.storage.snapshot import log_id_from_list, log_id_to_list, pack_chunks, unpack_items
+from raftx.storage.snapshot_sm import SnapshotStateMachine
+from raftx.types import Entry, EntryKind, LogId, Membership, SnapshotMeta, StoredMembership
 
 __all__ = ["MemStateMachine"]
 
 logger = logging.getLogger(__name__)
 
-
-class _Builder(RaftSnapshotBuilder):
-    def __init__(self, sm: MemStateMachine) -> None:
-        self._sm = sm
-
-    async def build_snapshot(self) -> Snapshot:
-        return await self._sm._build_snapshot()
+#: What a snapshot replaces at once: last applied log id, membership, and the rest of the
+#: state (here the applied payloads, ``index -> bytes``; a subclass's own).
+_State = tuple[LogId | None, StoredMembership, Any]
 
 
-class MemStateMachine(RaftStateMachine):
+class MemStateMachine(SnapshotStateMachine[_State]):
     """Applied state, membership and applied payloads, with snapshots (see module doc)."""
 
     def __init__(self, snapshot_dir: str | os.PathLike[str] | None = None, *, fsync: bool = True) -> None:
         self.last_applied: LogId | None = None
         self.last_membership = StoredMembership()
         self.data: dict[int, bytes] = {}
-        self._snapshot_dir = snapshot_dir
-        self._snapshots: FileSnapshotStore | MemSnapshotStore = (
-            FileSnapshotStore(snapshot_dir, fsync=fsync) if snapshot_dir is not None else MemSnapshotStore()
-        )
-        self._ids = itertools.count(1)
+        self._init_snapshots(snapshot_dir, fsync)
 
     @classmethod
     async def open(cls, snapshot_dir: str | os.PathLike[str] | None = None, *, fsync: bool = True) -> MemStateMachine:
         """A state machine restored from the newest snapshot in ``snapshot_dir`` (if any)."""
         sm = cls(snapshot_dir, fsync=fsync)
-        if isinstance(sm._snapshots, FileSnapshotStore):
-            stored = await asyncio.to_thread(sm._snapshots.latest)
-            if stored is not None:
-                with stored.open() as f:
-                    await asyncio.to_thread(sm._load, stored.meta, f)
+        await sm._restore_latest()
         return sm
 
     # -- RaftStateMachine -----------------------------------------------------------
@@ -102,37 +75,6 @@ class MemStateMachine(RaftStateMachine):
         self.data[entry.log_id.index] = entry.payload  # type: ignore[assignment]
         return entry.payload
 
-    async def get_snapshot_builder(self) -> RaftSnapshotBuilder:
-        return _Builder(self)
-
-    async def begin_receiving_snapshot(self) -> BinaryIO:
-        """A spooled temp file (in ``snapshot_dir`` when set) to stream a snapshot into."""
-        return receive_file(self._snapshot_dir)
-
-    async def install_snapshot(self, meta: SnapshotMeta, snapshot: BinaryIO) -> None:
-        """Store the snapshot durably (chunked copy, checksummed), then load it (§7)."""
-
-        def install() -> None:
-            snapshot.seek(0)
-            self._load(meta, snapshot)  # validate and load first: a malformed one changes nothing
-            snapshot.seek(0)
-            write_snapshot(self._snapshots, meta, iter(lambda: snapshot.read(CHUNK_SIZE), b""))
-
-        saved = (self.last_applied, self.last_membership, self.data)
-        try:
-            await asyncio.to_thread(install)
-        except BaseException:
-            self.last_applied, self.last_membership, self.data = saved
-            raise
-
-    async def verify_snapshot(self, meta: SnapshotMeta, snapshot: BinaryIO) -> None:
-        """Check received snapshot data without installing it (`StorageCorrupted` if
-        malformed); `raftx.runtime.snapshot_recv` calls it before the node commits to it."""
-        await asyncio.to_thread(self._parse, meta, snapshot)
-
-    async def get_current_snapshot(self) -> Snapshot | None:
-        return await current_snapshot(self._snapshots)
-
     # -- snapshot data ----------------------------------------------------------------
 
     def _chunks(self) -> Iterator[bytes]:
@@ -140,18 +82,13 @@ class MemStateMachine(RaftStateMachine):
         header = [log_id_to_list(self.last_applied), log_id_to_list(m.log_id), m.membership.to_bytes(), len(self.data)]
         return pack_chunks(header, sorted(self.data.items()))
 
-    async def _build_snapshot(self) -> Snapshot:
-        la = self.last_applied
-        meta = SnapshotMeta(la, self.last_membership, snapshot_id(la, next(self._ids)))
-        chunks = list(self._chunks())  # capture the state now; write it off the event loop
-        return open_snapshot(await asyncio.to_thread(write_snapshot, self._snapshots, meta, chunks))
+    def _snapshot_image(self) -> tuple[LogId | None, StoredMembership, Iterable[bytes]]:
+        return self.last_applied, self.last_membership, list(self._chunks())  # encoded now: data changes
 
-    def _load(self, meta: SnapshotMeta, f: BinaryIO) -> None:
-        """Replace the state with snapshot bytes from ``f`` (StorageCorrupted if malformed)."""
-        self.last_applied, self.last_membership, self.data = self._parse(meta, f)
+    def _install_state(self, state: _State) -> None:
+        self.last_applied, self.last_membership, self.data = state
 
-    @staticmethod
-    def _parse(meta: SnapshotMeta, f: BinaryIO) -> tuple[LogId | None, StoredMembership, dict[int, bytes]]:
+    def _parse_snapshot(self, meta: SnapshotMeta, f: BinaryIO) -> _State:
         """The state in snapshot bytes from ``f`` (StorageCorrupted if malformed)."""
         items = unpack_items(f)
         try:

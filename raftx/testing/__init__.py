@@ -2,6 +2,9 @@
 
 * storage conformance suite: `run_log_store_suite`, `run_log_store_case`,
   `log_store_suite_cases`, `StoreCapabilities` (see `raftx.testing.log_suite`).
+* `FaultInjector`: a `raftx.storage.FileIO` over real files that fails an operation,
+  tears a write or "crashes" the process (`SimulatedCrash`) at the n-th file
+  operation, on request (see `raftx.testing.faultio`).
 * `SimFS`: an in-memory file system that loses power like a disk (unsynced
   writes and directory entries dropped, sector tears, fsync failures), to run the
   real `SegmentedLogStore` over (see `raftx.testing.simfs`).
@@ -16,6 +19,7 @@ from raftx.testing.log_suite import (
     run_log_store_case,
     run_log_store_suite,
 )
+from raftx.testing.faultio import FaultGate, FaultInjector, SimulatedCrash
 from raftx.testing.simfs import SimFS
 from raftx.testing.linearizability import (
     CAS_REGISTER,
@@ -38,6 +42,9 @@ __all__ = [
     "log_store_suite_cases",
     "run_log_store_case",
     "run_log_store_suite",
+    "FaultGate",
+    "FaultInjector",
+    "SimulatedCrash",
     "SimFS",
     "CAS_REGISTER",
     "KV",

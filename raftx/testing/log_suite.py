@@ -48,9 +48,9 @@ from typing import Any
 
 from raftx.errors import LeaderChanged, StorageError
 from raftx.storage.batch import EncodedBatch
-from raftx.storage.faults import FaultGate, SimulatedCrash
 from raftx.storage import helper
 from raftx.storage.protocols import LogState, RaftLogStorage, RaftStateMachine
+from raftx.testing.faultio import FaultGate, SimulatedCrash
 from raftx.testing.simfs import SimFS
 from raftx.types import Entry, LogId, Membership, StoredMembership, Vote
 

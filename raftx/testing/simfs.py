@@ -61,7 +61,8 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from raftx.storage.faults import FaultGate, FileIO, SimulatedCrash
+from raftx.storage.fileio import FileIO
+from raftx.testing.faultio import FaultGate, SimulatedCrash
 
 __all__ = ["SECTOR_SIZE", "SimFS"]
 

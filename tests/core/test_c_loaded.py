@@ -12,11 +12,18 @@ def test_compiled_twins_selected() -> None:
     assert _core.IMPLEMENTATION == "c", "compiled modules expected but raftx fell back to pure Python"
     for name in _core.MODULES:
         assert getattr(_core, name).__name__ == f"raftx._core.{name}_c"
+    from raftx.kv import kvcodec
+
+    assert kvcodec.IMPLEMENTATION == "c"
+    assert kvcodec.encode_put.__module__ == kvcodec.decode_put.__module__ == "raftx.kv.kvcodec_c"
 
 
 @pytest.mark.skipif(os.environ.get("RAFTX_NO_EXTENSIONS") != "1", reason="only with RAFTX_NO_EXTENSIONS=1")
 def test_pure_twins_selected() -> None:
     assert _core.IMPLEMENTATION == "py"
+    from raftx.kv import kvcodec
+
+    assert kvcodec.IMPLEMENTATION == "py" and kvcodec.encode_put.__module__ == "raftx.kv.kvcodec_py"
 
 
 def _public(module: object) -> set[str]:
@@ -35,7 +42,9 @@ def test_twins_share_public_names() -> None:
     """Every public name of a ``_py`` twin exists in its ``_c`` twin."""
     if os.environ.get("RAFTX_NO_EXTENSIONS") == "1":
         pytest.skip("compiled twins not built")
-    c, py = _core.load("c"), _core.load("py")
-    for name in _core.MODULES:
+    from raftx.kv import kvcodec
+
+    c, py = {**_core.load("c"), **kvcodec.load("c")}, {**_core.load("py"), **kvcodec.load("py")}
+    for name in (*_core.MODULES, *kvcodec.MODULES):
         missing = _public(py[name]) - set(dir(c[name]))
         assert not missing, f"{name}_c lacks {sorted(missing)}"

@@ -56,7 +56,8 @@ async def wait_until(predicate, what: str, timeout: float = 10.0) -> None:
 
 
 async def test_member_is_admitted_when_client_connections_are_full(make_server, make_client) -> None:
-    server = await make_server(is_member=member, max_connections=3, client_methods=lambda m: m == "echo")
+    server = await make_server(is_member=member, max_connections=3, client_methods=lambda m: m == "echo",
+                                accept_any_target=True)
     async with asyncio.timeout(10):
         idle = [await open_raw(server.port, any_target_hello()) for _ in range(3)]
         with pytest.raises(HandshakeRejected, match="too many client connections"):
@@ -92,7 +93,8 @@ async def test_a_member_keeps_at_most_its_newest_connections(make_server, make_c
 
 
 async def test_idle_client_connection_times_out_but_a_member_does_not(make_server, make_client) -> None:
-    server = await make_server(is_member=member, client_idle_timeout=0.2, client_methods=lambda m: m == "echo")
+    server = await make_server(is_member=member, client_idle_timeout=0.2, client_methods=lambda m: m == "echo",
+                                accept_any_target=True)
     async with asyncio.timeout(10):
         peer = make_client(server.port, node_id=1)
         assert await peer.call("echo", b"a") == b"a"
@@ -111,7 +113,8 @@ async def test_busy_client_is_not_idle(make_server, make_client) -> None:
         await gate.wait()
         return b"done"
 
-    server = await make_server(handler=slow, client_idle_timeout=0.05, client_methods=lambda m: True)
+    server = await make_server(handler=slow, client_idle_timeout=0.05, client_methods=lambda m: True,
+                                accept_any_target=True)
     client = make_client(server.port, target_id=None)
     async with asyncio.timeout(10):
         call = asyncio.ensure_future(client.call("wait"))
@@ -165,7 +168,7 @@ async def test_error_budget_closes_a_connection_that_keeps_sending_bad_requests(
 
 @pytest.mark.parametrize("ordered", [True, False])
 async def test_receive_accounting_returns_to_zero(make_server, make_client, ordered: bool) -> None:
-    server = await make_server(ordered=ordered, client_methods=lambda m: m == "echo")
+    server = await make_server(ordered=ordered, client_methods=lambda m: m == "echo", accept_any_target=True)
     async with asyncio.timeout(10):
         named, anyone = make_client(server.port), make_client(server.port, target_id=None)
         sizes = [0, 1, 100, 20_000, 300_000] * 6

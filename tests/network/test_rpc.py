@@ -406,6 +406,21 @@ async def test_any_target_hello_is_refused_without_client_methods(make_server, m
     assert server.stats.connections_rejected == 1
 
 
+async def test_any_target_hello_is_an_option_not_implied_by_client_methods(make_server, make_client) -> None:
+    """Serving client methods (e.g. to TLS client certificates) does not by itself admit
+    the any-target hello: `raftx.kv.service.KVNodeServer` asks for it (accept_any_target)."""
+    from raftx.errors import HandshakeRejected
+
+    server = await make_server(node_id=2, client_methods=lambda m: m == "echo")
+    async with asyncio.timeout(10):
+        with pytest.raises(HandshakeRejected, match="target node id is required"):
+            await make_client(server.port, target_id=None).call("echo", b"x")
+        assert await make_client(server.port, target_id=2).call("echo", b"x") == b"x"
+    assert server.stats.connections_rejected == 1
+    with pytest.raises(ValueError, match="accept_any_target needs client_methods"):
+        RpcServer(echo, cluster_name="c", node_id=1, accept_any_target=True)
+
+
 async def test_any_target_client_learns_the_node_id_and_calls_client_methods_only(make_server, make_client) -> None:
     calls: list[str] = []
 
@@ -413,7 +428,8 @@ async def test_any_target_client_learns_the_node_id_and_calls_client_methods_onl
         calls.append(method)
         return await echo(sender, method, payload)
 
-    server = await make_server(handler=handler, node_id=7, client_methods=lambda m: m == "echo")
+    server = await make_server(handler=handler, node_id=7, client_methods=lambda m: m == "echo",
+                                accept_any_target=True)
     client = make_client(server.port, target_id=None)
     assert client.remote_id is None
     async with asyncio.timeout(10):

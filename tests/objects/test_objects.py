@@ -383,3 +383,22 @@ async def test_background_tasks_end_with_the_node() -> None:
     done, pending = await asyncio.wait(sm._tasks, timeout=WAIT)
     assert not pending
     await router.close()
+
+
+async def test_a_snapshot_that_cannot_be_stored_leaves_the_objects_unchanged(tmp_path: Path) -> None:
+    """§7: a received snapshot replaces the state only once it is stored durably. The
+    objects used to take its state before the write (and keep it when the write failed,
+    while the applied log id rolled back)."""
+    import shutil
+
+    from raftx.errors import StorageError
+    from raftx.objects import ObjectStateMachine, ReplCounter
+
+    src = ObjectStateMachine([ReplCounter(7)])
+    snap = await (await src.get_snapshot_builder()).build_snapshot()
+    dst = ObjectStateMachine([ReplCounter(1)], tmp_path / "snaps")
+    shutil.rmtree(tmp_path / "snaps")  # the store cannot write its temp file any more
+    with pytest.raises(StorageError):
+        await dst.install_snapshot(snap.meta, snap.snapshot)
+    assert dst.objects[0].get() == 1  # type: ignore[attr-defined]
+    assert await dst.get_current_snapshot() is None

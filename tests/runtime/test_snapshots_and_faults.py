@@ -22,7 +22,8 @@ from raftx.messages import InstallSnapshotRequest
 from raftx.network import MemRouter
 from raftx.network.raft_rpc import MemNetworkFactory
 from raftx.raft import Raft
-from raftx.storage import FaultInjector, MemLogStore, MemStateMachine, SegmentedLogStore
+from raftx.storage import MemLogStore, MemStateMachine, SegmentedLogStore
+from raftx.testing import FaultInjector
 from raftx.types import Snapshot
 
 pytestmark = pytest.mark.timeout(60)

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from raftx.storage import FaultInjector, FileIO, MemLogStore, MemStateMachine, SegmentedLogStore, SqliteLogStore
+from raftx.storage import FileIO, MemLogStore, MemStateMachine, SegmentedLogStore, SqliteLogStore
 from raftx.cli_inspect import inspect_dir
 from raftx.storage.segment import HARDSTATE_NAME, HEADER_SIZE
+from raftx.testing import FaultInjector
 from raftx.testing.log_suite import StoreCapabilities
 from raftx.testing.simfs import SimFS
 

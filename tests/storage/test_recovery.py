@@ -97,26 +97,52 @@ async def test_every_sector_tear_of_a_multi_record_write_is_cut(tmp_path: Path, 
         await log.close()
 
 
+async def _write_at(d: Path, pad: int) -> tuple[Path, int]:
+    """Acknowledged 0..10 (entry 0 padded by ``pad`` bytes), then the last write;
+    returns the segment and the offset where that write starts."""
+    log = await SegmentedLogStore.open(d, **OPTS)
+    await log.append([Entry(LogId(1, 0), b"p" * pad)] + acked()[1:])
+    start = log.segment_info()[-1][3]
+    await log.append(last_write())
+    path = log.segment_info()[-1][4]
+    await log.close()
+    return path, start
+
+
 async def test_a_tear_of_the_first_sector_at_every_alignment_is_cut(tmp_path: Path) -> None:
-    """The torn sector holds the start of the write, which may begin anywhere in it
-    (down to a few bytes before its end): zeros from the write's start to the sector's."""
+    """The torn sector holds the start of the write, which may begin anywhere in it,
+    down to 1 byte before its end: zeros from the write's start to the sector's. With
+    fewer than 8 zero bytes (part of the length and CRC fields) the rest of the record
+    must read as the next entry's header (the simulation found this tear, seed 8130)."""
     want = [e.log_id for e in acked()]
-    for k, pad in enumerate(range(0, SECTOR, 9)):
+    _, start0 = await _write_at(tmp_path / "probe", 0)
+    short = [(SECTOR - start0 % SECTOR - k) % SECTOR for k in range(1, 8)]  # 1..7 bytes left in the sector
+    for k, pad in enumerate(sorted({*range(0, SECTOR, 9), *short})):
         d = tmp_path / f"p{k}"
-        log = await SegmentedLogStore.open(d, **OPTS)
-        await log.append([Entry(LogId(1, 0), b"p" * pad)] + acked()[1:])
-        start = log.segment_info()[-1][3]
-        await log.append(last_write())
-        path = log.segment_info()[-1][4]
-        await log.close()
+        path, start = await _write_at(d, pad)
         hi = start - start % SECTOR + SECTOR
-        if hi - start < 8:
-            continue  # fewer than 8 zero bytes prove nothing (see recovery._first_zero_sector)
         zero(path, start, hi)
         log = await SegmentedLogStore.open(d, **OPTS)
         got = [e.log_id for e in await log.try_get_log_entries(0, 100)]
         await log.close()
         assert got == want, f"write at {start} torn up to {hi}: {got}"
+
+
+@pytest.mark.parametrize("field", [16, 25], ids=["index", "reserved"])
+async def test_short_zeros_before_a_header_that_is_not_the_next_entry_are_refused(tmp_path: Path, field: int) -> None:
+    """Fewer than 8 zero bytes at a bad record prove a tear only together with the
+    expected header after them; with a wrong index or non-zero reserved bytes it is
+    damage (R9), refused."""
+    _, start0 = await _write_at(tmp_path / "probe", 0)
+    pad = (SECTOR - start0 % SECTOR - 5) % SECTOR
+    path, start = await _write_at(tmp_path / "d", pad)
+    assert SECTOR - start % SECTOR == 5
+    zero(path, start, start + 5)
+    data = bytearray(path.read_bytes())
+    data[start + field] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(StorageCorrupted):
+        await SegmentedLogStore.open(tmp_path / "d", **OPTS)
 
 
 async def test_damage_with_a_valid_record_after_it_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

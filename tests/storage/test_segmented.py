@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from raftx.errors import StorageCorrupted, StorageError
-from raftx.storage import FaultInjector, FileIO, SegmentedLogStore, segmented
-from raftx.storage.faults import SimulatedCrash
+from raftx.storage import FileIO, SegmentedLogStore, segmented
 from raftx.storage.segment import HARDSTATE_NAME, HEADER_SIZE
+from raftx.testing import FaultInjector, SimulatedCrash
 from raftx.types import Entry, LogId, Vote
 
 OPTS = dict(segment_bytes=700, cluster_name="c", node_id=1)

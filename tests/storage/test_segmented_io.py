@@ -17,9 +17,10 @@ from pathlib import Path
 import pytest
 
 from raftx.errors import StorageError
-from raftx.storage import FaultInjector, SegmentedLogStore
-from raftx.storage.faults import FileIO
+from raftx.storage import SegmentedLogStore
+from raftx.storage.fileio import FileIO
 from raftx.storage.segment import HARDSTATE_NAME
+from raftx.testing import FaultInjector
 from raftx.types import Entry, LogId, Vote
 
 OPTS = dict(segment_bytes=1 << 20, cluster_name="c", node_id=1)

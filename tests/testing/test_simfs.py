@@ -9,7 +9,7 @@ import pytest
 
 from raftx.errors import StorageError
 from raftx.storage import SegmentedLogStore
-from raftx.storage.faults import SimulatedCrash
+from raftx.testing import SimulatedCrash
 from raftx.testing.simfs import SECTOR_SIZE, SimFS
 from raftx.types import Entry, LogId
 

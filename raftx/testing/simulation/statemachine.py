@@ -40,7 +40,7 @@ class SimKVStateMachine(KVStateMachine):
         self._observe = observe
         if snapshots.current is not None:  # what KVStateMachine does with its directory
             meta, data = snapshots.current
-            self._state = self._read(meta, io.BytesIO(data))
+            self._state = self._parse_snapshot(meta, io.BytesIO(data))
 
     def value(self, key: str) -> str:
         """The value of ``key`` ("" if unset)."""

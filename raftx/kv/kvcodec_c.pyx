@@ -1,7 +1,7 @@
 # cython: language_level=3
 """The key-value service's PUT command bytes, both ways (compiled twin).
 
-The spec, with the byte layout and the full docstrings, is ``raftx._core.kvcodec_py``;
+The spec, with the byte layout and the full docstrings, is ``raftx.kv.kvcodec_py``;
 this module has the same public names, signatures and behaviour. It writes and
 parses the msgpack bytes itself (no msgpack call): the encoder writes msgpack's
 minimal encodings, the parser accepts every valid encoding of a PUT that

@@ -1,11 +1,11 @@
-"""The file-system calls of the durable stores, and a fault injector for tests.
+"""`FaultInjector`: a `FileIO` over real files that fails, tears or crashes on request.
 
-`SegmentedLogStore` performs every file operation through a `FileIO` object. The
-default one calls `os` directly. `FaultInjector` is a `FileIO` that can, on
-request, fail an operation with an `OSError` (EIO by default: the fsyncgate case,
-R10), tear a write after some bytes, or "crash" the process at the n-th mutating
-operation by raising `SimulatedCrash` — after which every operation through it
-raises too, as if the process were gone, until `revive` (the restart).
+`SegmentedLogStore` performs every file operation through a `raftx.storage.FileIO`.
+`FaultInjector` is one that can, on request, fail an operation with an `OSError`
+(EIO by default: the fsyncgate case, R10), tear a write after some bytes, or
+"crash" the process at the n-th mutating operation by raising `SimulatedCrash` --
+after which every operation through it raises too, as if the process were gone,
+until `revive` (the restart).
 
 This is not a mock of the store: the store runs its real code over real files; the
 injector only decides where the machine stops. `FaultGate` holds the arming and
@@ -15,31 +15,17 @@ models power loss).
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import fcntl
 import logging
-import mmap
 import os
 import threading
 from collections.abc import Iterator
 
-__all__ = ["FaultGate", "FaultInjector", "FileIO", "SimulatedCrash"]
+from raftx.storage.fileio import FileIO
+
+__all__ = ["FaultGate", "FaultInjector", "SimulatedCrash"]
 
 logger = logging.getLogger(__name__)
-
-
-def _full_sync(fd: int) -> None:
-    """fsync that reaches the storage device: on macOS plain fsync only reaches the
-    drive's cache, so use ``F_FULLFSYNC`` there."""
-    if hasattr(fcntl, "F_FULLFSYNC"):
-        fcntl.fcntl(fd, fcntl.F_FULLFSYNC)
-    else:
-        os.fsync(fd)
-
-
-# fdatasync where the OS has it (Linux); elsewhere the full sync above.
-_data_sync = os.fdatasync if hasattr(os, "fdatasync") and not hasattr(fcntl, "F_FULLFSYNC") else _full_sync
 
 
 class SimulatedCrash(BaseException):
@@ -48,110 +34,6 @@ class SimulatedCrash(BaseException):
     A `BaseException` (like `KeyboardInterrupt`) so the store's error handling
     (which turns `OSError` into `StorageError`) does not treat it as an I/O error.
     """
-
-
-class FileIO:
-    """Direct file-system calls (``os``); whole-buffer writes."""
-
-    def open(self, path: str, flags: int, mode: int = 0o644) -> int:
-        """``os.open``; returns the fd."""
-        return os.open(path, flags, mode)
-
-    def close(self, fd: int) -> None:
-        """``os.close``."""
-        os.close(fd)
-
-    def pwrite(self, fd: int, data: bytes | memoryview, offset: int) -> None:
-        """Write all of ``data`` at ``offset`` (looping over short writes)."""
-        n = os.pwrite(fd, data, offset)
-        if n == len(data):
-            return
-        if n <= 0:
-            raise OSError(errno.EIO, "pwrite wrote nothing")
-        view = memoryview(data)[n:]
-        offset += n
-        while view:
-            n = os.pwrite(fd, view, offset)
-            if n <= 0:
-                raise OSError(errno.EIO, "pwrite wrote nothing")
-            view = view[n:]
-            offset += n
-
-    def pread(self, fd: int, size: int, offset: int) -> bytes:
-        """Read up to ``size`` bytes at ``offset`` (short only at end of file)."""
-        parts = []
-        while size > 0:
-            b = os.pread(fd, size, offset)
-            if not b:
-                break
-            parts.append(b)
-            size -= len(b)
-            offset += len(b)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
-
-    def fdatasync(self, fd: int) -> None:
-        """``os.fdatasync`` (``F_FULLFSYNC`` on macOS): the file's data is durable on return."""
-        _data_sync(fd)
-
-    def fsync(self, fd: int) -> None:
-        """``os.fsync`` (``F_FULLFSYNC`` on macOS): data and metadata are durable on return."""
-        _full_sync(fd)
-
-    def ftruncate(self, fd: int, size: int) -> None:
-        """``os.ftruncate`` to ``size`` bytes (not durable until synced)."""
-        os.ftruncate(fd, size)
-
-    def rename(self, src: str, dst: str) -> None:
-        """Atomically replace ``dst`` with ``src`` (``os.replace``; durable after `fsync_dir`)."""
-        os.replace(src, dst)
-
-    def unlink(self, path: str) -> None:
-        """``os.unlink`` (durable after `fsync_dir`)."""
-        os.unlink(path)
-
-    def fsync_dir(self, path: str) -> None:
-        """fsync a directory so created / renamed / deleted entries are durable (R7)."""
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            _full_sync(fd)
-        finally:
-            os.close(fd)
-
-    def size(self, fd: int) -> int:
-        """The file's current size in bytes (``os.fstat``)."""
-        return os.fstat(fd).st_size
-
-    @contextlib.contextmanager
-    def mapped(self, fd: int, size: int) -> Iterator[memoryview]:
-        """The first ``size`` bytes of the file as a read-only buffer for the block
-        (``mmap``: no copy of a 64 MiB segment); ``size`` must be > 0."""
-        with mmap.mmap(fd, size, prot=mmap.PROT_READ) as mm:
-            view = memoryview(mm)
-            try:
-                yield view
-            finally:
-                view.release()
-
-    def listdir(self, path: str) -> list[str]:
-        """Names in directory ``path`` (``os.listdir``)."""
-        return os.listdir(path)
-
-    def makedirs(self, path: str) -> None:
-        """Create directory ``path`` and its parents if missing."""
-        os.makedirs(path, exist_ok=True)
-
-    def lock(self, fd: int) -> None:
-        """Take an exclusive ``flock`` on ``fd`` without waiting; `BlockingIOError` if
-        another open file holds it. Released when ``fd`` is closed (or the process dies)."""
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-    def read_file(self, path: str) -> bytes:
-        """The whole content of ``path`` (through `open` / `size` / `pread`)."""
-        fd = self.open(path, os.O_RDONLY)
-        try:
-            return self.pread(fd, self.size(fd), 0)
-        finally:
-            self.close(fd)
 
 
 class FaultGate:

@@ -1,4 +1,4 @@
-"""Tests of ``_core.kvcodec`` (both twins): the PUT command bytes of the key-value service.
+"""Tests of ``raftx.kv.kvcodec`` (both twins): the PUT command bytes of the key-value service.
 
 Pinned three ways: golden vectors (hand-written bytes, and byte-exact equality with
 msgpack's own packing at every encoding boundary), property tests against msgpack,
