@@ -13,7 +13,7 @@
   through `raftx.kv.KVClient`;
 * ``raftx member list|add|remove``: the membership of a running cluster (thesis §4.3);
 * ``raftx bench``: a local multi-process cluster benchmark (`raftx.bench`);
-* ``raftx inspect DATA_DIR``: look inside a data directory (`raftx.storage.inspect`);
+* ``raftx inspect DATA_DIR``: look inside a data directory (`raftx.cli_inspect`);
 * ``raftx certs --out DIR --nodes 1,2,3``: a CA and certificates for a test cluster
   (`raftx.network.tls.make_test_pki`).
 
@@ -394,7 +394,7 @@ def _delegate(module: str) -> Callable[[list[str]], int]:
 
 # Subcommands with their own argument parsers: everything after the name is theirs.
 DELEGATED: dict[str, tuple[Callable[[list[str]], int], str]] = {
-    "inspect": (_delegate("raftx.storage.inspect"),
+    "inspect": (_delegate("raftx.cli_inspect"),
                 "examine a data directory (segments, vote, snapshots); --verify, --dump"),
     "serve": (_delegate("raftx.kv.server"),
               "run one key-value node in the foreground: --id N --listen HOST:PORT --peer ID=HOST:PORT "

@@ -8,18 +8,21 @@ raise `raftx.errors.ProtocolError` for malformed content (wrong types, terms abo
 engine answers such a request with that exception instead of changing any state.
 
 Entries inside an `AppendEntriesRequest` are any object with the small read-only
-`LogEntries` surface, so the runtime can hand the engine an encoded batch without
-building one Python object per entry. A plain sequence of `raftx.types.Entry` is
-accepted too; `as_log_entries` wraps it in an `EntryList`.
+`LogEntries` surface. raftx has two: `raftx.records.EncodedBatch` (the records as
+received or encoded, no Python object per entry) and `raftx.types.EntryRange` (not
+yet encoded: a leader's group commit, entries built by hand). A plain sequence of
+`raftx.types.Entry` is accepted too; `as_log_entries` makes it an `EntryRange`.
+(`EntryList` and `PayloadBatch` are deprecated names of `EntryRange` constructors.)
 """
 
 from __future__ import annotations
 
+from array import array
 from dataclasses import dataclass
-from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
+from typing import Any, Protocol, Sequence, runtime_checkable
 
 from raftx.errors import ProtocolError
-from raftx.types import Entry, LogId, Membership, SnapshotMeta, StoredMembership, Vote
+from raftx.types import Entry, EntryRange, LogId, Membership, SnapshotMeta, StoredMembership, Vote
 
 __all__ = [
     "MAX_INDEX",
@@ -79,122 +82,41 @@ class LogEntries(Protocol):
         """The same batch without its first ``start`` entries."""
 
 
-class EntryList:
-    """`LogEntries` over a tuple of `raftx.types.Entry` (iterable and indexable)."""
+class EntryList(EntryRange):
+    """Deprecated name: an `raftx.types.EntryRange` built from a sequence of `Entry`
+    (``EntryRange.of(entries)``), the one not-yet-encoded form of a batch."""
 
-    __slots__ = ("entries",)
+    __slots__ = ()
 
     def __init__(self, entries: Sequence[Entry]) -> None:
-        self.entries: tuple[Entry, ...] = tuple(entries)
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def __iter__(self) -> Iterator[Entry]:
-        return iter(self.entries)
-
-    def __getitem__(self, pos: int) -> Entry:
-        return self.entries[pos]
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, EntryList):
-            return self.entries == other.entries
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self.entries)
-
-    def __repr__(self) -> str:
-        return f"EntryList({list(self.entries)!r})"
-
-    def log_id_at(self, pos: int) -> LogId:
-        """The log id of the entry at position ``pos``."""
-        return self.entries[pos].log_id
-
-    def term_runs(self) -> list[tuple[int, int]]:
-        """``(first_index, term)`` for each run of equal terms, in log order."""
-        runs: list[tuple[int, int]] = []
-        last_term = -1
-        for e in self.entries:
-            if e.log_id.term != last_term:
-                last_term = e.log_id.term
-                runs.append((e.log_id.index, last_term))
-        return runs
-
-    def memberships(self) -> list[tuple[LogId, Membership]]:
-        """The membership entries, in log order (thesis §4.3)."""
-        return [(e.log_id, e.payload) for e in self.entries if isinstance(e.payload, Membership)]
-
-    def sliced(self, start: int) -> EntryList:
-        """The same list without its first ``start`` entries."""
-        return EntryList(self.entries[start:])
+        items = tuple(entries)
+        first = items[0].log_id.index if items else 0
+        if any(e.log_id.index != first + i for i, e in enumerate(items)):
+            raise ProtocolError("entries are not consecutive (§5.3)")
+        super().__init__(first, [e.log_id.term for e in items], [e.payload for e in items])
 
 
-class PayloadBatch:
-    """`LogEntries` for a leader's group commit: payloads at consecutive indexes, one term.
+class PayloadBatch(EntryRange):
+    """Deprecated name: ``EntryRange.of_term(term, first_index, payloads)``, a leader's
+    group commit (payloads at consecutive indexes, one term) before it is encoded."""
 
-    ``payloads[p]`` is ``None`` (blank), ``bytes`` or a `Membership`; the entry at
-    position ``p`` has log id ``LogId(term, first_index + p)``. `entries` builds the
-    `Entry` objects for a store that wants them.
-    """
-
-    __slots__ = ("term", "first_index", "payloads")
+    __slots__ = ()
 
     def __init__(self, term: int, first_index: int, payloads: Sequence[bytes | Membership | None]) -> None:
-        self.term = term
-        self.first_index = first_index
-        self.payloads: tuple[bytes | Membership | None, ...] = tuple(payloads)
+        payloads = tuple(payloads)
+        super().__init__(first_index, array("Q", (term,)) * len(payloads), payloads)
 
-    def __len__(self) -> int:
-        return len(self.payloads)
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, PayloadBatch):
-            return (self.term, self.first_index, self.payloads) == (other.term, other.first_index, other.payloads)
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash((self.term, self.first_index, self.payloads))
-
-    def __repr__(self) -> str:
-        return f"PayloadBatch(term={self.term}, first_index={self.first_index}, n={len(self.payloads)})"
-
-    def log_id_at(self, pos: int) -> LogId:
-        """``LogId(term, first_index + pos)`` (IndexError outside the batch)."""
-        if not 0 <= pos < len(self.payloads):
-            raise IndexError(pos)
-        return LogId(self.term, self.first_index + pos)
-
-    def term_runs(self) -> list[tuple[int, int]]:
-        """One run (the batch has one term), none when empty."""
-        return [(self.first_index, self.term)] if self.payloads else []
-
-    def memberships(self) -> list[tuple[LogId, Membership]]:
-        """The membership entries, in log order (thesis §4.3)."""
-        if Membership not in set(map(type, self.payloads)):  # the common case, at C speed
-            return []
-        return [
-            (LogId(self.term, self.first_index + p), m)
-            for p, m in enumerate(self.payloads)
-            if isinstance(m, Membership)
-        ]
-
-    def sliced(self, start: int) -> PayloadBatch:
-        """The same batch without its first ``start`` entries."""
-        return PayloadBatch(self.term, self.first_index + start, self.payloads[start:])
-
-    def entries(self) -> list[Entry]:
-        """The batch as `Entry` objects."""
-        return [Entry(LogId(self.term, self.first_index + p), x) for p, x in enumerate(self.payloads)]
-
-    def __iter__(self) -> Iterator[Entry]:
-        return iter(self.entries())
+    @property
+    def term(self) -> int:
+        """The batch's one term."""
+        return int(self.terms[0]) if self.terms else 0
 
 
 def as_log_entries(entries: Any) -> LogEntries:
-    """``entries`` as `LogEntries`: itself if it has the surface, else an `EntryList`.
+    """``entries`` as `LogEntries`: itself if it has the surface, else an `EntryRange`.
 
-    Raises `ProtocolError` if ``entries`` is neither (e.g. decoded garbage).
+    Raises `ProtocolError` if ``entries`` is neither (e.g. decoded garbage) or its
+    entries are not at consecutive indexes (§5.3).
     """
     if hasattr(entries, "log_id_at") and hasattr(entries, "term_runs"):
         return entries  # type: ignore[no-any-return]

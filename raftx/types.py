@@ -7,6 +7,7 @@ because they are compared on every message; they are re-exported here.
 from __future__ import annotations
 
 import enum
+from array import array
 from dataclasses import dataclass, field
 from collections.abc import Iterator, Sequence
 from typing import Any, BinaryIO, Iterable, Mapping, overload
@@ -279,6 +280,66 @@ class EntryRange(Sequence[Entry]):
 
     def __repr__(self) -> str:
         return f"EntryRange(first_index={self.first_index}, {len(self.payloads)} entries)"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, EntryRange):
+            return NotImplemented
+        return (len(self) == len(other) and (self.first_index == other.first_index or not self)
+                and list(self.terms) == list(other.terms) and list(self.payloads) == list(other.payloads))
+
+    def __hash__(self) -> int:
+        return hash((self.first_index, tuple(self.terms), tuple(self.payloads)))
+
+    @classmethod
+    def of_term(cls, term: int, first_index: int, payloads: Sequence[bytes | Membership | None]) -> EntryRange:
+        """``payloads`` at ``first_index, first_index + 1, ...``, all of ``term``: a
+        leader's group commit (§5.3), before it is encoded."""
+        payloads = tuple(payloads)
+        return cls(first_index, array("Q", (term,)) * len(payloads), payloads)
+
+    # -- raftx.messages.LogEntries: the engine's view (a not-yet-encoded batch) --------
+
+    def log_id_at(self, pos: int) -> LogId:
+        """The log id of the entry at position ``pos`` (IndexError outside the range)."""
+        if not 0 <= pos < len(self.payloads):
+            raise IndexError(pos)
+        return LogId(self.terms[pos], self.first_index + pos)
+
+    def term_runs(self) -> list[tuple[int, int]]:
+        """``(first_index, term)`` for each run of equal terms, in log order."""
+        return term_runs(self.first_index, self.terms)
+
+    def memberships(self) -> list[tuple[LogId, Membership]]:
+        """The membership entries, in log order (thesis §4.3)."""
+        payloads = self.payloads
+        if Membership not in set(map(type, payloads)):  # the common case, at C speed
+            return []
+        return [(LogId(self.terms[p], self.first_index + p), m) for p, m in enumerate(payloads)
+                if isinstance(m, Membership)]
+
+    def sliced(self, start: int) -> EntryRange:
+        """The same range without its first ``start`` entries."""
+        return EntryRange(self.first_index + start, self.terms[start:], self.payloads[start:])
+
+    def entries(self) -> list[Entry]:
+        """The range as a list of `Entry` objects."""
+        return list(self)
+
+
+def term_runs(first_index: int, terms: Sequence[int]) -> list[tuple[int, int]]:
+    """``(first_index, term)`` for each run of equal ``terms`` of the entries from
+    ``first_index`` on, in log order (what the engine indexes a log by, §5.3)."""
+    if not terms:
+        return []
+    if terms.count(terms[0]) == len(terms):  # one term (a batch's usual case; a C loop for an array)
+        return [(first_index, terms[0])]
+    runs: list[tuple[int, int]] = []
+    last = None
+    for p, t in enumerate(terms):
+        if t != last:
+            runs.append((first_index + p, t))
+            last = t
+    return runs
 
 
 @dataclass(frozen=True, slots=True)

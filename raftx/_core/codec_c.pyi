@@ -28,6 +28,7 @@ __all__ = [
     "ScanResult",
     "record_kinds",
     "record_payloads",
+    "record_crc",
     "encode_frame",
     "FrameDecoder",
 ]
@@ -51,6 +52,7 @@ def decode_entries(buf: _Buffer, expected_first_index: int | None = None) -> lis
 def scan_records(buf: _Buffer, start: int = 0, expected_first_index: int | None = None) -> ScanResult: ...
 def record_kinds(data: _Buffer, offsets: array[int]) -> bytes: ...
 def record_payloads(data: _Buffer, offsets: array[int], lengths: array[int]) -> list[bytes]: ...
+def record_crc(data: _Buffer, offset: int = 0) -> int: ...
 def encode_frame(frame_type: int, payload: _Buffer) -> bytes: ...
 
 @disjoint_base
@@ -73,6 +75,8 @@ class ScanResult:
     def error(self) -> CorruptRecord | None: ...
     @property
     def error_kind(self) -> str | None: ...
+    @property
+    def last_crc(self) -> int | None: ...
     def __init__(
         self,
         count: int,
@@ -84,6 +88,7 @@ class ScanResult:
         lengths: array[int],
         error: CorruptRecord | None,
         error_kind: str | None,
+        last_crc: int | None = None,
     ) -> None: ...
 
 @disjoint_base

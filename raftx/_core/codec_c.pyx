@@ -51,6 +51,7 @@ __all__ = [
     "ScanResult",
     "record_kinds",
     "record_payloads",
+    "record_crc",
     "encode_frame",
     "FrameDecoder",
 ]
@@ -262,6 +263,7 @@ cdef struct _Walk:
     uint64_t first_index
     uint64_t last_index
     uint64_t last_term
+    uint32_t last_crc     # stored CRC of the last valid record
     _Err err
     uint64_t a            # details of the error, for its message
     uint64_t b
@@ -329,6 +331,7 @@ cdef void _walk(const unsigned char *p, Py_ssize_t n, Py_ssize_t start,
         has_prev = True
         st.last_index = index
         st.last_term = term
+        st.last_crc = stored
         st.count += 1
         o += _HDR + <Py_ssize_t>length
     st.end = o
@@ -431,8 +434,10 @@ cdef class ScanResult:
     cdef readonly object lengths
     cdef readonly object error
     cdef readonly object error_kind
+    cdef readonly object last_crc
 
-    def __init__(self, count, first_index, last_index, end, terms, offsets, lengths, error, error_kind):
+    def __init__(self, count, first_index, last_index, end, terms, offsets, lengths, error, error_kind,
+                 last_crc=None):
         self.count = count
         self.first_index = first_index
         self.last_index = last_index
@@ -442,6 +447,7 @@ cdef class ScanResult:
         self.lengths = lengths
         self.error = error
         self.error_kind = error_kind
+        self.last_crc = last_crc
 
     def __repr__(self):
         return (
@@ -483,10 +489,10 @@ def scan_records(buf, start=0, expected_first_index=None):
         if error is not None:
             logger.debug("scan_records stopped at offset %d (%s): %s", st.end, error_kind, error)
         if st.count:
-            first, last = st.first_index, st.last_index
+            first, last, last_crc = st.first_index, st.last_index, st.last_crc
         else:
-            first = last = None
-        return ScanResult(st.count, first, last, st.end, terms, offsets, lengths, error, error_kind)
+            first = last = last_crc = None
+        return ScanResult(st.count, first, last, st.end, terms, offsets, lengths, error, error_kind, last_crc)
     finally:
         PyBuffer_Release(&view)
 
@@ -533,209 +539,6 @@ def encode_normal(term, first_index, payloads):
     return out, offsets, lengths
 
 
-# -- fields of validated records -------------------------------------------------------
-
-
-cdef inline bytes _trusted_bytes(object data):
-    """``data`` itself when it is ``bytes``; a copy of any other contiguous buffer (as
-    ``codec_py``), so the records read cannot change underneath."""
-    if type(data) is bytes:
-        return <bytes>data
-    cdef Py_buffer view
-    _get_buffer(data, &view)
-    try:
-        return PyBytes_FromStringAndSize(<const char *>view.buf, view.len)
-    finally:
-        PyBuffer_Release(&view)
-
-
-cdef const unsigned long long[::1] _q_column(object obj, str name):
-    """``obj`` as a view of u64s (``array('Q')``); TypeError for anything else."""
-    if obj is None:
-        raise TypeError(f"{name} must be an array('Q'), not None")
-    try:
-        return obj
-    except ValueError as exc:  # a buffer of another item type
-        raise TypeError(f"{name} must be an array('Q'): {exc}") from None
-
-
-cdef const unsigned int[::1] _i_column(object obj, str name):
-    """``obj`` as a view of u32s (``array('I')``); TypeError for anything else."""
-    if obj is None:
-        raise TypeError(f"{name} must be an array('I'), not None")
-    try:
-        return obj
-    except ValueError as exc:
-        raise TypeError(f"{name} must be an array('I'): {exc}") from None
-
-
-# boundscheck/wraparound off: every loop indexes k in [0, n), n = the views' length.
-@cython.boundscheck(False)
-@cython.wraparound(False)
-def record_kinds(data, offsets):
-    """The kind byte of each record at ``offsets`` (no CRC check); see ``codec_py``.
-
-    ``offsets`` must export an unsigned 64-bit buffer (``array('Q')``, as
-    ``scan_records`` returns; TypeError otherwise); ``data`` is any
-    contiguous bytes-like object (a non-``bytes`` one is copied once).
-    """
-    cdef bytes buf = _trusted_bytes(data)
-    cdef const unsigned long long[::1] ov = _q_column(offsets, "offsets")
-    cdef Py_ssize_t n = ov.shape[0], k
-    cdef unsigned long long size = <unsigned long long>len(buf), o
-    cdef const unsigned char *p = <const unsigned char *>PyBytes_AS_STRING(buf)
-    cdef bytes out = PyBytes_FromStringAndSize(NULL, n)
-    cdef unsigned char *w = <unsigned char *>PyBytes_AS_STRING(out)
-    for k in range(n):
-        o = ov[k]
-        if size < _HDR or o > size - _HDR:
-            raise CodecError(f"record header at offset {o} is outside the buffer of {size} bytes")
-        w[k] = p[o + _KIND_AT]
-    return out
-
-
-@cython.boundscheck(False)
-@cython.wraparound(False)
-def record_payloads(data, offsets, lengths):
-    """The payload of each record at ``offsets``/``lengths`` (no CRC check); see ``codec_py``.
-
-    ``offsets`` must export an unsigned 64-bit buffer (``array('Q')``) and ``lengths``
-    an unsigned 32-bit one (``array('I')``), as ``scan_records`` returns
-    (TypeError otherwise); ``data`` is any contiguous bytes-like object
-    (a non-``bytes`` one is copied once).
-    """
-    cdef bytes buf = _trusted_bytes(data)
-    cdef const unsigned long long[::1] ov = _q_column(offsets, "offsets")
-    cdef const unsigned int[::1] lv = _i_column(lengths, "lengths")
-    cdef Py_ssize_t n = ov.shape[0], k
-    cdef unsigned long long size = <unsigned long long>len(buf), o, ln
-    cdef const char *p = PyBytes_AS_STRING(buf)
-    cdef list out
-    if lv.shape[0] != n:
-        raise CodecError(f"{n} offsets but {lv.shape[0]} lengths")
-    # validate every record before allocating anything
-    for k in range(n):
-        o = ov[k]
-        ln = lv[k]
-        if ln < _HDR:
-            raise CodecError(f"record length {ln} is below the header size {_HDR}")
-        if o > size or ln > size - o:
-            raise CodecError(f"record {k} at offset {o} of {ln} bytes is outside the buffer of {size} bytes")
-    out = [None] * n
-    for k in range(n):
-        out[k] = PyBytes_FromStringAndSize(p + ov[k] + _HDR, <Py_ssize_t>(lv[k] - _HDR))
-    return out
-
-
-# -- network frames -----------------------------------------------------------------
-
-
-def encode_frame(frame_type, payload):
-    """One network frame (u32 length, u8 type, payload); see ``codec_py.encode_frame``."""
-    if type(frame_type) is not int:
-        frame_type = operator.index(frame_type)
-    if not 0 <= frame_type <= 0xFF:
-        raise CodecError(f"frame_type {frame_type} is outside u8")
-    cdef Py_buffer view
-    cdef bytes out
-    cdef unsigned char *w
-    _get_buffer(payload, &view)
-    try:
-        if <unsigned long long>view.len > 0xFFFFFFFFu:
-            raise CodecError(f"frame payload of {view.len} bytes does not fit a u32 length")
-        out = PyBytes_FromStringAndSize(NULL, _FHDR + view.len)
-        w = <unsigned char *>PyBytes_AS_STRING(out)
-        raftx_store_le32(w, <uint32_t>view.len)
-        w[4] = <unsigned char>(<int>frame_type)
-        if view.len:
-            memcpy(w + _FHDR, view.buf, <size_t>view.len)
-        return out
-    finally:
-        PyBuffer_Release(&view)
-
-
-cdef class FrameDecoder:
-    """Incremental frame decoder; see ``codec_py.FrameDecoder`` for the contract."""
-
-    cdef readonly unsigned long long max_frame_size
-    cdef bytearray _buf
-    cdef object _error
-
-    def __init__(self, max_frame_size):
-        if type(max_frame_size) is not int:
-            max_frame_size = operator.index(max_frame_size)
-        if not 0 <= max_frame_size <= 0xFFFFFFFF:
-            raise CodecError(f"max_frame_size {max_frame_size} is outside 0..{0xFFFFFFFF}")
-        self.max_frame_size = max_frame_size
-        self._buf = bytearray()
-        self._error = None
-
-    @property
-    def buffered(self):
-        """Bytes of an incomplete frame held for the next ``feed``."""
-        return len(self._buf)
-
-    @property
-    def failed(self):
-        """True once the decoder has rejected the stream."""
-        return self._error is not None
-
-    cdef object _fail(self, uint64_t length):
-        self._error = f"frame length {length} exceeds max_frame_size {self.max_frame_size}"
-        self._buf = bytearray()
-        logger.debug("FrameDecoder: %s", self._error)
-        return ProtocolError(self._error)
-
-    def feed(self, data):
-        """Consume ``data``; return the frames it completed, in order."""
-        if self._error is not None:
-            raise ProtocolError(f"frame decoder already failed: {self._error}")
-        cdef Py_buffer view
-        cdef const unsigned char *p
-        cdef Py_ssize_t n, o = 0, have, take, end
-        cdef uint64_t length
-        cdef list frames = []
-        cdef bytearray buf = self._buf
-        cdef const unsigned char *h
-        _get_buffer(data, &view)
-        try:
-            p = <const unsigned char *>view.buf
-            n = view.len
-            have = len(buf)
-            if have:
-                # Complete the pending frame from the front of ``data``.
-                if have < _FHDR:
-                    take = min(_FHDR - have, n)
-                    buf.extend(p[:take])
-                    o = take
-                    if len(buf) < _FHDR:
-                        return frames
-                    length = raftx_load_le32(<const unsigned char *>(<char *>buf))
-                    if length > self.max_frame_size:
-                        raise self._fail(length)
-                h = <const unsigned char *>(<char *>buf)
-                length = raftx_load_le32(h)
-                take = min(<Py_ssize_t>(_FHDR + length) - len(buf), n - o)
-                if take:
-                    buf.extend(p[o:o + take])
-                    o += take
-                if <uint64_t>len(buf) < _FHDR + length:
-                    return frames
-                h = <const unsigned char *>(<char *>buf)
-                frames.append((<int>h[4], PyBytes_FromStringAndSize(<const char *>h + _FHDR, <Py_ssize_t>length)))
-                del buf[:]
-            # Whole frames straight from ``data``, then buffer the remainder.
-            while n - o >= _FHDR:
-                length = raftx_load_le32(p + o)
-                if length > self.max_frame_size:
-                    raise self._fail(length)
-                if <uint64_t>(n - o - _FHDR) < length:
-                    break
-                end = o + _FHDR + <Py_ssize_t>length
-                frames.append((<int>p[o + 4], PyBytes_FromStringAndSize(<const char *>p + o + _FHDR, <Py_ssize_t>length)))
-                o = end
-            if o < n:
-                buf.extend(p[o:n])
-            return frames
-        finally:
-            PyBuffer_Release(&view)
+# The rest of the module, one concern per file (textually included: still one module).
+include "codec_fields.pxi"
+include "codec_frames.pxi"

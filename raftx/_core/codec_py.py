@@ -41,9 +41,13 @@ byte offset ``o`` (``o`` is what `raftx.errors.CorruptRecord.offset` reports):
    *corrupt*: the log has no holes, §5.3 Log Matching);
 7. terms never decrease within a batch (§5.3; else *corrupt*).
 
-`record_kinds` and `record_payloads` read fields of records that were validated
-earlier (located by `scan_records`' ``offsets`` and ``lengths``) and check no CRC;
-they check only that every record they touch lies inside the buffer.
+`record_kinds`, `record_payloads` and `record_crc` read fields of records that were
+validated earlier (located by `scan_records`' ``offsets`` and ``lengths``) and check
+no CRC; they check only that every record they touch lies inside the buffer.
+`ScanResult.last_crc` is the stored CRC of the last valid record (what a segment's
+checksum chain continues from). Nothing outside this module (and its compiled twin)
+reads a record's bytes: a format change touches the twins, their stub and the
+golden vectors only.
 
 `encode_entries` enforces the same rules on its input (raising
 `raftx.errors.CodecError`), so whatever it returns decodes.
@@ -95,6 +99,7 @@ __all__ = [
     "ScanResult",
     "record_kinds",
     "record_payloads",
+    "record_crc",
     "encode_frame",
     "FrameDecoder",
 ]
@@ -281,9 +286,12 @@ class ScanResult:
     ``None`` when the buffer ended exactly at a record boundary; ``error_kind`` is then
     ``"truncated"`` (the buffer ends inside a header or payload: a torn tail) or
     ``"corrupt"`` (bad length, kind, reserved byte, CRC, index or term).
+    ``last_crc`` is the stored CRC-32C of the last valid record (``None`` when
+    ``count == 0``).
     """
 
-    __slots__ = ("count", "first_index", "last_index", "end", "terms", "offsets", "lengths", "error", "error_kind")
+    __slots__ = ("count", "first_index", "last_index", "end", "terms", "offsets", "lengths", "error", "error_kind",
+                 "last_crc")
 
     def __init__(
         self,
@@ -296,6 +304,7 @@ class ScanResult:
         lengths: array[int],
         error: CorruptRecord | None,
         error_kind: str | None,
+        last_crc: int | None = None,
     ) -> None:
         self.count = count
         self.first_index = first_index
@@ -306,6 +315,7 @@ class ScanResult:
         self.lengths = lengths
         self.error = error
         self.error_kind = error_kind
+        self.last_crc = last_crc
 
     def __repr__(self) -> str:
         return (
@@ -317,7 +327,7 @@ class ScanResult:
 
 def _walk(
     mv: memoryview, start: int, expected_first_index: int | None, sink: list[tuple[int, int, int, int, int]]
-) -> tuple[int, CorruptRecord | None, str | None]:
+) -> tuple[int, CorruptRecord | None, str | None, int | None]:
     """Validate records from ``start``; append ``(offset, term, index, kind, payload_length)``
     of each valid one to ``sink``. Returns ``(end, error, error_kind)``."""
     n = len(mv)
@@ -325,33 +335,36 @@ def _walk(
     prev_term = -1
     expect = expected_first_index
     unpack_from = _RECORD.unpack_from
+    last_crc: int | None = None
     while o < n:
         if n - o < RECORD_HEADER_SIZE:
-            return o, CorruptRecord(f"record header truncated: {n - o} of {RECORD_HEADER_SIZE} bytes", o), "truncated"
+            msg = f"record header truncated: {n - o} of {RECORD_HEADER_SIZE} bytes"
+            return o, CorruptRecord(msg, o), "truncated", last_crc
         length, crc, term, index, kind, r1, r2, r3 = unpack_from(mv, o)
         if length > MAX_RECORD_PAYLOAD:
             msg = f"declared payload length {length} exceeds MAX_RECORD_PAYLOAD={MAX_RECORD_PAYLOAD}"
-            return o, CorruptRecord(msg, o), "corrupt"
+            return o, CorruptRecord(msg, o), "corrupt", last_crc
         if kind > KIND_MAX:
-            return o, CorruptRecord(f"unknown entry kind {kind}", o), "corrupt"
+            return o, CorruptRecord(f"unknown entry kind {kind}", o), "corrupt", last_crc
         if r1 or r2 or r3:
-            return o, CorruptRecord("reserved header bytes are not zero", o), "corrupt"
+            return o, CorruptRecord("reserved header bytes are not zero", o), "corrupt", last_crc
         end = o + RECORD_HEADER_SIZE + length
         if end > n:
             msg = f"record payload truncated: {n - o - RECORD_HEADER_SIZE} of {length} bytes"
-            return o, CorruptRecord(msg, o), "truncated"
+            return o, CorruptRecord(msg, o), "truncated", last_crc
         actual = crc32c(mv[o + 8 : end], crc32c(mv[o : o + 4]))
         if actual != crc:
-            return o, CorruptRecord(f"CRC32C mismatch: stored {crc:#010x}, computed {actual:#010x}", o), "corrupt"
+            return o, CorruptRecord(f"CRC32C mismatch: stored {crc:#010x}, computed {actual:#010x}", o), "corrupt", last_crc
         if expect is not None and index != expect:
-            return o, CorruptRecord(f"index discontinuity: expected {expect}, found {index} (§5.3)", o), "corrupt"
+            return o, CorruptRecord(f"index discontinuity: expected {expect}, found {index} (§5.3)", o), "corrupt", last_crc
         if term < prev_term:
-            return o, CorruptRecord(f"term {term} decreases from {prev_term} (§5.3)", o), "corrupt"
+            return o, CorruptRecord(f"term {term} decreases from {prev_term} (§5.3)", o), "corrupt", last_crc
         sink.append((o, term, index, kind, length))
         prev_term = term
         expect = index + 1
+        last_crc = crc
         o = end
-    return o, None, None
+    return o, None, None, last_crc
 
 
 def decode_entries(buf: Buffer, expected_first_index: int | None = None) -> list[EntryTuple]:
@@ -366,7 +379,7 @@ def decode_entries(buf: Buffer, expected_first_index: int | None = None) -> list
         expected_first_index = _check_u64("expected_first_index", expected_first_index)
     mv = _as_bytes_view(buf)
     found: list[tuple[int, int, int, int, int]] = []
-    _, error, _ = _walk(mv, 0, expected_first_index, found)
+    _, error, _, _ = _walk(mv, 0, expected_first_index, found)
     if error is not None:
         raise error
     out = []
@@ -391,7 +404,7 @@ def scan_records(buf: Buffer, start: int = 0, expected_first_index: int | None =
     if not 0 <= start <= len(mv):
         raise CodecError(f"start {start} is outside the buffer (0..{len(mv)})")
     found: list[tuple[int, int, int, int, int]] = []
-    end, error, error_kind = _walk(mv, start, expected_first_index, found)
+    end, error, error_kind, last_crc = _walk(mv, start, expected_first_index, found)
     terms = array("Q", [f[1] for f in found])
     offsets = array("Q", [f[0] for f in found])
     lengths = array("I", [RECORD_HEADER_SIZE + f[4] for f in found])
@@ -399,17 +412,31 @@ def scan_records(buf: Buffer, start: int = 0, expected_first_index: int | None =
     last: int | None = found[-1][2] if found else None
     if error is not None:
         logger.debug("scan_records stopped at offset %d (%s): %s", end, error_kind, error)
-    return ScanResult(len(found), first, last, end, terms, offsets, lengths, error, error_kind)
+    return ScanResult(len(found), first, last, end, terms, offsets, lengths, error, error_kind, last_crc)
 
 
 # -- fields of validated records -------------------------------------------------------
 
 _KIND_AT = 24  # byte offset of ``kind`` in the record header
+_CRC_AT = 4  # byte offset of ``crc`` in the record header
 
 
-def _trusted_bytes(data: Buffer) -> bytes:
-    """``data`` as ``bytes`` (itself when it is one; one copy of any other buffer)."""
-    return data if type(data) is bytes else _as_bytes_view(data).tobytes()
+def _is_frozen_view(data: Any) -> bool:
+    """``data`` is a flat read-only `memoryview` of a ``bytes`` object: its bytes can
+    never change, so it is trusted like the ``bytes`` itself (no copy). A received
+    AppendEntries batch is such a view into its frame."""
+    return (type(data) is memoryview and data.readonly and type(data.obj) is bytes
+            and data.c_contiguous and data.format == "B" and data.ndim == 1)
+
+
+def _trusted_bytes(data: Buffer) -> bytes | memoryview:
+    """``data`` itself when it is ``bytes`` or a frozen view of one (`_is_frozen_view`);
+    one ``bytes`` copy of any other buffer, so the records read cannot change underneath."""
+    if isinstance(data, bytes) and type(data) is bytes:
+        return data
+    if isinstance(data, memoryview) and _is_frozen_view(data):
+        return data
+    return _as_bytes_view(data).tobytes()
 
 
 def record_kinds(data: Buffer, offsets: Sequence[int]) -> bytes:
@@ -434,7 +461,7 @@ def record_kinds(data: Buffer, offsets: Sequence[int]) -> bytes:
         if first < 0 or last > limit:
             raise CodecError(f"record header at offset {first if first < 0 else last} is outside the buffer "
                              f"of {len(buf)} bytes")
-        return buf[first + _KIND_AT : last + _KIND_AT + 1 : step]
+        return bytes(buf[first + _KIND_AT : last + _KIND_AT + 1 : step])
     at = list(map(_KIND_AT.__add__, offsets))
     lo, hi = min(at) - _KIND_AT, max(at) - _KIND_AT
     if lo < 0 or hi > limit:
@@ -467,7 +494,24 @@ def record_payloads(data: Buffer, offsets: Sequence[int], lengths: Sequence[int]
         raise CodecError(
             f"record {pos} at offset {offsets[pos]} of {lengths[pos]} bytes is outside the buffer of {len(buf)} bytes")
     starts = map(RECORD_HEADER_SIZE.__add__, offsets)
-    return list(map(buf.__getitem__, map(slice, starts, ends)))
+    parts: Iterable[Any] = map(buf.__getitem__, map(slice, starts, ends))
+    return list(parts) if type(buf) is bytes else list(map(bytes, parts))
+
+
+def record_crc(data: Buffer, offset: int = 0) -> int:
+    """The CRC-32C stored in the header of the record at byte ``offset`` of ``data``
+    (as written by `encode_entries`; not recomputed, not checked).
+
+    For records already validated, e.g. the last one of a batch a segment's checksum
+    chain continues from (R1). Only the header must lie in ``data``: a buffer of just
+    the `RECORD_HEADER_SIZE` header bytes will do. Raises `raftx.errors.CodecError`
+    if it does not.
+    """
+    offset = operator.index(offset)
+    mv = _as_bytes_view(data)
+    if not 0 <= offset <= len(mv) - RECORD_HEADER_SIZE:
+        raise CodecError(f"record header at offset {offset} is outside the buffer of {len(mv)} bytes")
+    return int(_LEN.unpack_from(mv, offset + _CRC_AT)[0])
 
 
 # -- network frames -----------------------------------------------------------------

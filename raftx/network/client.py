@@ -255,17 +255,23 @@ class RpcClient:
     def _now(self) -> float:
         return self._clock() if self._clock is not None else asyncio.get_running_loop().time()
 
-    async def call(self, method: str, payload: wire.Buffer = b"", timeout: float | None = None) -> bytes:
+    #: `call` takes a payload as a list of buffers and sends them without joining them
+    #: (`raftx.network.raft_rpc.RpcRaftNetwork` hands it an entry batch that way).
+    writes_buffer_lists = True
+
+    async def call(self, method: str, payload: wire.Payload = b"", timeout: float | None = None) -> bytes:
         """Send ``method(payload)`` to the peer; return its response bytes.
 
-        ``timeout`` (seconds, None = no limit) covers waiting for window room, connecting
-        and the round trip. Raises `Unreachable`, `Timeout`, `NetworkError`, `RemoteError`.
+        ``payload`` is a bytes-like object or a list of them (the request is their
+        concatenation; each is written as it is, no copy). ``timeout`` (seconds, None =
+        no limit) covers waiting for window room, connecting and the round trip. Raises
+        `Unreachable`, `Timeout`, `NetworkError`, `RemoteError`.
         """
         if not isinstance(method, str):
             raise TypeError(f"method must be a str, not {type(method).__name__}")
         if len(method) > wire.MAX_METHOD_LENGTH:
             raise ProtocolError(f"method name longer than {wire.MAX_METHOD_LENGTH} characters")
-        size = memoryview(payload).nbytes
+        size = wire.payload_size(payload)
         if size + 300 > self.max_frame_bytes:
             raise ProtocolError(f"payload of {size} bytes exceeds max_frame_bytes={self.max_frame_bytes}")
         if self._closed:
@@ -279,7 +285,7 @@ class RpcClient:
             raise Timeout(f"{method} to {self.who} timed out after {timeout}s") \
                 from None
 
-    async def _windowed_round_trip(self, method: str, payload: wire.Buffer, size: int) -> bytes:
+    async def _windowed_round_trip(self, method: str, payload: wire.Payload, size: int) -> bytes:
         window = self.window
         if not window.try_acquire(size):
             await window.acquire(size)

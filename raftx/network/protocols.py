@@ -16,7 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from raftx.config import Config
 
 __all__ = ["RPCOption", "RaftNetwork", "RaftNetworkFactory"]
 
@@ -75,7 +78,17 @@ class RaftNetwork(Protocol):
 
 @runtime_checkable
 class RaftNetworkFactory(Protocol):
-    """Creates the `RaftNetwork` for each target (openraft ``RaftNetworkFactory``)."""
+    """Creates the `RaftNetwork` for each target (openraft ``RaftNetworkFactory``).
+
+    `raftx.Raft.new` calls `bind_local` once, before the first `new_client`, with the
+    node's id and `raftx.Config`: a factory fills in what it was not given (its own
+    node id and cluster name for the hello, frame and window limits, the snapshot
+    chunk size).
+    """
+
+    def bind_local(self, node_id: int, config: Config) -> None:
+        """Learn the local node's id and configuration (a factory built before the node)."""
+        ...
 
     async def new_client(self, target: int, node: Any) -> RaftNetwork:
         """A client for node ``target`` whose address is ``node`` (e.g. `BasicNode`)."""

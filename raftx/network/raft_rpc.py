@@ -1,41 +1,20 @@
-"""Raft RPCs over raftx's generic RPC layer: the glue between `raftx.Raft` and the wire.
+"""The Raft RPC transport: `raftx.Raft` over raftx's generic RPC layer.
 
-Four methods travel over one `raftx.network.RpcClient` connection per peer (or a
-`raftx.network.MemRouter` link in tests): ``append`` (§5.3), ``vote`` (§5.2),
-``snapshot`` (one chunk of a streamed snapshot, §7) and ``transfer`` (thesis
-§3.10). Each payload is::
+The bytes of each method are `raftx.network.rpc_codec`'s (one table, `METHODS`);
+this module moves them: `RpcRaftNetwork` (the client side of one peer, over an
+`RpcClient` or a `MemRouter` link), the network factories `TcpNetworkFactory` and
+`MemNetworkFactory` (`raftx.network.RaftNetworkFactory`), `RaftRpcHandler` (the
+server side, usable with any `RpcServer`-style transport) and `RaftServer` (TCP).
+An AppendEntries batch goes to the socket as its own buffer (``writelines``, no
+copy) and is kept on receipt as a view into the received frame.
 
-    offset size field
-    ------ ---- ------------------------------------------------------------
-         0    4 header_length  u32 little-endian
-         4    h header         msgpack, small (ids, votes, flags; below)
-       4+h    n body           opaque bytes: the AppendEntries entry batch exactly
-                               as read from the log (`_core.codec` records, CRC-32C
-                               each, DESIGN §2 rule 3), or a snapshot chunk
-
-Headers (a vote is ``[term, node_id, committed]``, a log id ``[term, index]`` or nil):
-
-* append request ``[vote, prev_log_id, leader_commit, first_index]`` + records;
-  response ``[vote, success, matching, conflict_index, conflict_term]``;
-* vote request ``[vote, last_log_id, pre_vote]``; response
-  ``[vote, granted, last_log_id, pre_vote]``;
-* snapshot request ``[vote, meta, offset, done, crc32 or nil]`` + chunk (``meta`` is
-  `raftx.storage.snapshot.encode_meta`; the CRC-32 of the whole snapshot goes with
-  the last chunk and is verified before install); response ``[vote]``;
-* transfer request ``[from_leader_vote, to_node_id, last_log_id]``; empty response;
-* forward request ``[kind, count]`` + ``count`` payloads, each a u32 little-endian
-  length and its bytes (``kind`` ``"write"``; ``"read"`` with count 0: a follower's
-  write or linearizable read handed to the leader, `raftx.runtime.forward`);
-  response ``[count]`` + a msgpack list of ``count`` outcomes ``[status, log_id,
-  leader_id, message, data]`` (`raftx.messages.ForwardOutcome`).
-
-Everything received is validated before use: a malformed payload raises
-`raftx.errors.ProtocolError` (the server answers it as an error; the node's state
-is untouched), and entry records are CRC-checked by `EncodedBatch.from_bytes`.
-The decoded request is then checked whole by the node before any state changes
-(`raftx.messages` ``validate``: types, terms and indexes within ``MAX_TERM`` /
-``MAX_INDEX``, decodable memberships; the engine: nothing conflicts with the
-committed log) and only then may its leader be accepted.
+Everything received is validated before use (`rpc_codec`: a malformed payload raises
+`raftx.errors.ProtocolError`, which the server answers as an error; the node's state
+is untouched; entry records are CRC-checked). The decoded request is then checked
+whole by the node before any state changes (`raftx.messages` ``validate``: types,
+terms and indexes within ``MAX_TERM`` / ``MAX_INDEX``, decodable memberships; the
+engine: nothing conflicts with the committed log) and only then may its leader be
+accepted.
 
 Authorization and connection identity (issue 11)
 ------------------------------------------------
@@ -74,20 +53,15 @@ from __future__ import annotations
 
 import logging
 import ssl as _ssl
-import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Protocol, TYPE_CHECKING
 
-import msgpack
-
 from raftx.config import Config
-from raftx.errors import ProtocolError, RaftError, Unreachable
+from raftx.errors import Unreachable
 from raftx.messages import (
-    MAX_TERM,
     AppendEntriesRequest,
     AppendEntriesResponse,
-    ForwardOutcome,
     ForwardRequest,
     ForwardResponse,
     InstallSnapshotRequest,
@@ -100,10 +74,20 @@ from raftx.network.backoff import Backoff
 from raftx.network.client import RpcClient
 from raftx.network.memory import MemRouter
 from raftx.network.protocols import RPCOption
+from raftx.network.rpc_codec import (
+    SnapshotChunk,
+    decode_forward_response,
+    decode_request,
+    encode_forward_response,
+    encode_request,
+    encode_request_parts,
+    encode_response,
+    method,
+)
 from raftx.network.server import RpcServer, current_connection
-from raftx.storage.batch import EncodedBatch
-from raftx.storage.snapshot import decode_meta, encode_meta
-from raftx.types import BasicNode, Entry, LogId, Snapshot, Vote
+from raftx.network.wire import Buffer
+from raftx.records import encode_meta
+from raftx.types import BasicNode, Snapshot, Vote
 
 if TYPE_CHECKING:
     from raftx.raft import Raft
@@ -118,260 +102,12 @@ __all__ = [
     "decode_request",
     "encode_forward_response",
     "encode_request",
+    "encode_request_parts",
+    "encode_response",
     "serve_on_router",
 ]
 
 logger = logging.getLogger(__name__)
-
-_LEN = struct.Struct("<I")
-_MAX_HEADER = 1 << 20
-_packb = msgpack.Packer(use_bin_type=True).pack
-
-
-# -- field codecs --------------------------------------------------------------------
-
-
-def _vote(v: Vote) -> list[Any]:
-    return [v.term, v.node_id, v.committed]
-
-
-def _log_id(x: LogId | None) -> list[int] | None:
-    return None if x is None else [x.term, x.index]
-
-
-def _int(x: Any, what: str) -> int:
-    if not isinstance(x, int) or isinstance(x, bool):
-        raise ProtocolError(f"{what} must be an int, not {type(x).__name__}")
-    return x
-
-
-def _bool(x: Any, what: str) -> bool:
-    if not isinstance(x, bool):
-        raise ProtocolError(f"{what} must be a bool, not {type(x).__name__}")
-    return x
-
-
-def _un_vote(x: Any) -> Vote:
-    if not isinstance(x, list) or len(x) != 3:
-        raise ProtocolError(f"malformed vote {x!r:.80}")
-    term, node, committed = x
-    try:
-        return Vote(_int(term, "vote term"), None if node is None else _int(node, "vote node"),
-                    _bool(committed, "vote committed"))
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise ProtocolError(f"bad vote {x!r:.80}: {exc}") from exc
-
-
-def _response_vote(x: Any) -> Vote:
-    """A peer's answer is range-checked like a request (`MAX_TERM`): the leader adopts a
-    higher term it sees (§5.1), so an unusable term must not get in through an answer."""
-    v = _un_vote(x)
-    if v.term > MAX_TERM:
-        raise ProtocolError(f"response term {v.term} is above the largest accepted term {MAX_TERM}")
-    return v
-
-
-def _un_log_id(x: Any) -> LogId | None:
-    if x is None:
-        return None
-    if not isinstance(x, list) or len(x) != 2:
-        raise ProtocolError(f"malformed log id {x!r:.80}")
-    try:
-        return LogId(_int(x[0], "log id term"), _int(x[1], "log id index"))
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise ProtocolError(f"bad log id {x!r:.80}: {exc}") from exc
-
-
-def _frame(header: Any, body: bytes | memoryview = b"") -> bytes:
-    h = _packb(header)
-    return b"".join((_LEN.pack(len(h)), h, body))
-
-
-def _unframe(payload: bytes | memoryview, arity: int) -> tuple[list[Any], memoryview]:
-    view = memoryview(payload)
-    if view.nbytes < 4:
-        raise ProtocolError("payload shorter than its header length")
-    (hlen,) = _LEN.unpack_from(view, 0)
-    if hlen > _MAX_HEADER or 4 + hlen > view.nbytes:
-        raise ProtocolError(f"header length {hlen} does not fit the {view.nbytes}-byte payload")
-    try:
-        header = msgpack.unpackb(view[4 : 4 + hlen], raw=False, max_bin_len=_MAX_HEADER, max_str_len=1024,
-                                 max_array_len=64, max_map_len=0, max_ext_len=0)
-    except Exception as exc:  # msgpack raises several unrelated types on bad input
-        raise ProtocolError(f"undecodable message header: {exc}") from exc
-    if not isinstance(header, list) or len(header) != arity:
-        raise ProtocolError(f"message header must be a list of {arity}, not {header!r:.80}")
-    return header, view[4 + hlen :]
-
-
-# -- messages ------------------------------------------------------------------------
-
-
-def _entry_bytes(entries: Any) -> tuple[int | None, bytes]:
-    """``(first_index, record bytes)`` of an AppendEntries' entries (encoded once)."""
-    batch = getattr(entries, "batch", None)
-    if isinstance(batch, EncodedBatch):
-        return (batch.first_index if batch else None), batch.data
-    if isinstance(entries, EncodedBatch):
-        return (entries.first_index if entries else None), entries.data
-    items = list(entries)
-    if not items:
-        return None, b""
-    if not all(isinstance(e, Entry) for e in items):
-        raise ProtocolError("AppendEntries entries must be Entry objects or an EncodedBatch")
-    b = EncodedBatch.from_entries(items)
-    return b.first_index, b.data
-
-
-def _encode_forward(req: ForwardRequest) -> bytes:
-    parts: list[bytes] = []
-    for p in req.payloads:
-        parts.append(_LEN.pack(len(p)))
-        parts.append(p)
-    return _frame([req.kind, len(req.payloads)], b"".join(parts))
-
-
-def _decode_forward(payload: bytes | memoryview) -> ForwardRequest:
-    (kind, count), body = _unframe(payload, 2)
-    if not isinstance(kind, str):
-        raise ProtocolError("forward kind must be a str")
-    n = _int(count, "forward count")
-    if not 0 <= n <= body.nbytes // 4:
-        raise ProtocolError(f"forward count {n} does not fit the {body.nbytes}-byte body")
-    payloads: list[bytes] = []
-    pos = 0
-    for _ in range(n):
-        if pos + 4 > body.nbytes:
-            raise ProtocolError("forward payload length past the end of the body")
-        (size,) = _LEN.unpack_from(body, pos)
-        pos += 4
-        if pos + size > body.nbytes:
-            raise ProtocolError(f"forward payload of {size} bytes past the end of the body")
-        payloads.append(bytes(body[pos : pos + size]))
-        pos += size
-    if pos != body.nbytes:
-        raise ProtocolError(f"{body.nbytes - pos} bytes after the forwarded payloads")
-    req = ForwardRequest(kind, tuple(payloads))
-    req.validate()
-    return req
-
-
-def _pack_data(data: Any) -> Any:
-    """A state machine response as msgpack can carry it; None (logged) if it cannot."""
-    try:
-        _packb(data)
-    except (TypeError, ValueError, OverflowError):
-        logger.debug("forwarded write response of type %s is not msgpack-encodable; sent as None",
-                     type(data).__name__)
-        return None
-    return data
-
-
-def encode_forward_response(resp: ForwardResponse) -> bytes:
-    """The payload answering a forward request (see the module docstring)."""
-    body = _packb([[o.status, _log_id(o.log_id), o.leader_id, o.message, _pack_data(o.data)]
-                   for o in resp.outcomes])
-    return _frame([len(resp.outcomes)], body)
-
-
-def decode_forward_response(payload: bytes | memoryview, expected: int) -> ForwardResponse:
-    """Inverse of `encode_forward_response`; `ProtocolError` unless it has ``expected`` outcomes."""
-    (count,), body = _unframe(payload, 1)
-    if _int(count, "forward outcome count") != expected:
-        raise ProtocolError(f"forward response has {count} outcomes, expected {expected}")
-    try:
-        items = msgpack.unpackb(body, raw=False, strict_map_key=False, max_bin_len=body.nbytes,
-                                max_str_len=body.nbytes, max_array_len=body.nbytes,
-                                max_map_len=body.nbytes, max_ext_len=0)
-    except Exception as exc:  # msgpack raises several unrelated types on bad input
-        raise ProtocolError(f"undecodable forward response: {exc}") from exc
-    if not isinstance(items, list) or len(items) != expected:
-        raise ProtocolError("forward response body does not match its count")
-    out: list[ForwardOutcome] = []
-    for item in items:
-        if not isinstance(item, list) or len(item) != 5:
-            raise ProtocolError(f"malformed forward outcome {item!r:.80}")
-        status, log_id, leader, message, data = item
-        if not isinstance(message, str):
-            raise ProtocolError("forward outcome message must be a str")
-        out.append(ForwardOutcome(_int(status, "forward status"), _un_log_id(log_id),
-                                  None if leader is None else _int(leader, "forward leader_id"), message, data))
-    return ForwardResponse(tuple(out))
-
-
-def encode_request(method: str, req: Any) -> bytes:
-    """The payload of a Raft RPC request (see the module docstring)."""
-    if method == "append":
-        first, data = _entry_bytes(req.entries)
-        return _frame([_vote(req.vote), _log_id(req.prev_log_id), _log_id(req.leader_commit), first], data)
-    if method == "vote":
-        return _frame([_vote(req.vote), _log_id(req.last_log_id), req.pre_vote])
-    if method == "transfer":
-        return _frame([_vote(req.from_leader), req.to_node_id, _log_id(req.last_log_id)])
-    if method == "forward":
-        return _encode_forward(req)
-    raise ValueError(f"unknown Raft RPC method {method!r}")
-
-
-def decode_request(method: str, payload: bytes | memoryview) -> Any:
-    """Inverse of `encode_request`; raises `ProtocolError` for anything malformed."""
-    if method == "append":
-        (vote, prev, commit, first), body = _unframe(payload, 4)
-        prev_id = _un_log_id(prev)
-        expected = (-1 if prev_id is None else prev_id.index) + 1
-        entries: Any = ()
-        if body.nbytes:
-            if first is None or _int(first, "first_index") != expected:
-                raise ProtocolError(f"entries start at {first!r}, expected {expected}")
-            entries = EncodedBatch.from_bytes(bytes(body), expected)  # CorruptRecord (a ProtocolError) if bad
-        return AppendEntriesRequest(_un_vote(vote), prev_id, entries, _un_log_id(commit))
-    if method == "vote":
-        (vote, last, pre), _ = _unframe(payload, 3)
-        return VoteRequest(_un_vote(vote), _un_log_id(last), _bool(pre, "pre_vote"))
-    if method == "transfer":
-        (vote, to, last), _ = _unframe(payload, 3)
-        return TransferLeaderRequest(_un_vote(vote), _int(to, "to_node_id"), _un_log_id(last))
-    if method == "forward":
-        return _decode_forward(payload)
-    raise ProtocolError(f"unknown Raft RPC method {method!r:.70}")
-
-
-def _encode_append_response(r: AppendEntriesResponse) -> bytes:
-    return _frame([_vote(r.vote), r.success, _log_id(r.matching), r.conflict_index, r.conflict_term])
-
-
-def _decode_append_response(payload: bytes) -> AppendEntriesResponse:
-    (vote, ok, matching, ci, ct), _ = _unframe(payload, 5)
-    return AppendEntriesResponse(_response_vote(vote), _bool(ok, "success"), _un_log_id(matching),
-                                 _int(ci, "conflict_index"), _int(ct, "conflict_term"))
-
-
-def _encode_vote_response(r: VoteResponse) -> bytes:
-    return _frame([_vote(r.vote), r.vote_granted, _log_id(r.last_log_id), r.pre_vote])
-
-
-def _decode_vote_response(payload: bytes) -> VoteResponse:
-    (vote, granted, last, pre), _ = _unframe(payload, 4)
-    return VoteResponse(_response_vote(vote), _bool(granted, "vote_granted"), _un_log_id(last),
-                        _bool(pre, "pre_vote"))
-
-
-def _encode_chunk(vote: Vote, meta_bytes: bytes, offset: int, done: bool, crc: int | None, data: bytes) -> bytes:
-    return _frame([_vote(vote), meta_bytes, offset, done, crc], data)
-
-
-def _decode_chunk(payload: bytes | memoryview) -> tuple[InstallSnapshotRequest, int | None]:
-    (vote, meta, offset, done, crc), body = _unframe(payload, 5)
-    if not isinstance(meta, bytes):
-        raise ProtocolError("snapshot meta must be bytes")
-    try:
-        m = decode_meta(meta)
-    except RaftError as exc:
-        raise ProtocolError(f"bad snapshot meta: {exc}") from exc
-    if crc is not None:
-        crc = _int(crc, "snapshot crc")
-    req = InstallSnapshotRequest(_un_vote(vote), m, _int(offset, "offset"), bytes(body), _bool(done, "done"))
-    return req, crc
 
 
 # -- the client side -------------------------------------------------------------------
@@ -384,44 +120,58 @@ class _Caller(Protocol):
 class RpcRaftNetwork:
     """A `raftx.network.RaftNetwork` for one target over an RPC caller
     (`RpcClient` or `MemClient`). Snapshots are streamed in ``chunk_size`` chunks, one
-    in flight at a time (each answered before the next is read: backpressure)."""
+    in flight at a time (each answered before the next is read: backpressure).
+
+    A caller whose ``writes_buffer_lists`` is true (`RpcClient`) is handed each payload
+    as the codec's list of buffers (an entry batch is sent as it is, no copy); any
+    other caller gets one ``bytes``."""
 
     def __init__(self, caller: _Caller, chunk_size: int = 1 << 20, backoff: Backoff | None = None) -> None:
         self.caller = caller
         self.chunk_size = chunk_size
         self._backoff = backoff or Backoff()
+        self._lists = bool(getattr(caller, "writes_buffer_lists", False))
+
+    async def _call(self, name: str, req: Any, option: RPCOption | None) -> Any:
+        """Send ``req`` as a ``name`` request; return the decoded answer (`ProtocolError`
+        for a malformed one)."""
+        m = method(name)
+        parts = m.encode_request(req)
+        payload: list[Buffer] | Buffer = parts if self._lists else b"".join(parts)
+        raw = await self.caller.call(name, payload, _ttl(option))
+        return m.decode_response(raw, req)
 
     async def append_entries(self, rpc: AppendEntriesRequest, option: RPCOption | None = None) -> AppendEntriesResponse:
         """Send one AppendEntries RPC (§5.3) and return the target's response."""
-        raw = await self.caller.call("append", encode_request("append", rpc), _ttl(option))
-        return _decode_append_response(raw)
+        resp: AppendEntriesResponse = await self._call("append", rpc, option)
+        return resp
 
     async def vote(self, rpc: VoteRequest, option: RPCOption | None = None) -> VoteResponse:
         """Send one RequestVote RPC (§5.2; a pre-vote when ``rpc`` says so) and return the response."""
-        raw = await self.caller.call("vote", encode_request("vote", rpc), _ttl(option))
-        return _decode_vote_response(raw)
+        resp: VoteResponse = await self._call("vote", rpc, option)
+        return resp
 
     async def transfer_leader(self, req: TransferLeaderRequest, option: RPCOption | None = None) -> None:
         """Ask the target to take over leadership (thesis §3.10)."""
-        await self.caller.call("transfer", encode_request("transfer", req), _ttl(option))
+        await self._call("transfer", req, option)
 
     async def forward(self, req: ForwardRequest, option: RPCOption | None = None) -> ForwardResponse:
         """Hand a client write batch or read check to the target (the leader, we believe)."""
-        raw = await self.caller.call("forward", encode_request("forward", req), _ttl(option))
-        return decode_forward_response(raw, len(req.payloads) if req.kind == "write" else 1)
+        resp: ForwardResponse = await self._call("forward", req, option)
+        return resp
 
     async def install_snapshot(self, rpc: InstallSnapshotRequest, option: RPCOption | None = None) -> SnapshotResponse:
         """Send one chunk (openraft v1 API); no end-to-end checksum."""
-        payload = _encode_chunk(rpc.vote, encode_meta(rpc.meta), rpc.offset, rpc.done, None, rpc.data)
-        raw = await self.caller.call("snapshot", payload, _ttl(option))
-        return _decode_snapshot_response(raw)
+        resp: SnapshotResponse = await self._call("snapshot", SnapshotChunk(rpc), option)
+        return resp
 
     async def full_snapshot(self, vote: Vote, snapshot: Snapshot, cancel: Any = None,
                             option: RPCOption | None = None) -> SnapshotResponse:
         """Stream ``snapshot`` to the target (§7); ``option.hard_ttl`` bounds each chunk."""
         f = snapshot.snapshot
         f.seek(0)
-        meta_bytes = encode_meta(snapshot.meta)
+        meta = snapshot.meta
+        meta_bytes = encode_meta(meta)
         crc = 0
         offset = 0
         cur = f.read(self.chunk_size)
@@ -429,8 +179,9 @@ class RpcRaftNetwork:
             nxt = f.read(self.chunk_size) if cur else b""
             done = not nxt
             crc = zlib.crc32(cur, crc)
-            payload = _encode_chunk(vote, meta_bytes, offset, done, crc if done else None, cur)
-            resp = _decode_snapshot_response(await self.caller.call("snapshot", payload, _ttl(option)))
+            chunk = SnapshotChunk(InstallSnapshotRequest(vote, meta, offset, cur, done), crc if done else None,
+                                  meta_bytes)
+            resp: SnapshotResponse = await self._call("snapshot", chunk, option)
             if done or resp.vote.term > vote.term:
                 return resp
             offset += len(cur)
@@ -446,11 +197,6 @@ class RpcRaftNetwork:
         close = getattr(self.caller, "close", None)
         if close is not None:
             await close()
-
-
-def _decode_snapshot_response(payload: bytes) -> SnapshotResponse:
-    (vote,), _ = _unframe(payload, 1)
-    return SnapshotResponse(_response_vote(vote))
 
 
 def _ttl(option: RPCOption | None) -> float | None:
@@ -549,24 +295,20 @@ class RaftRpcHandler:
 
     def __init__(self, raft: Raft) -> None:
         self.raft = raft
+        # What the node does with each decoded request (the bytes are `rpc_codec`'s).
+        self._serve: dict[str, Callable[[Any, int], Awaitable[Any]]] = {
+            "append": lambda req, sender: raft.append_entries(req, sender=sender),
+            "vote": lambda req, sender: raft.vote(req, sender=sender),
+            "snapshot": lambda req, sender: raft.receive_snapshot_chunk(
+                req.chunk, req.crc, sender=sender, connection=current_connection.get()),
+            "transfer": lambda req, sender: raft.handle_transfer_leader(req, sender=sender),
+            "forward": lambda req, sender: raft.serve_forward(req, sender=sender),
+        }
 
-    async def __call__(self, sender: int, method: str, payload: memoryview) -> bytes:
-        raft = self.raft
-        if method == "append":
-            req = decode_request("append", payload)
-            return _encode_append_response(await raft.append_entries(req, sender=sender))
-        if method == "vote":
-            return _encode_vote_response(await raft.vote(decode_request("vote", payload), sender=sender))
-        if method == "snapshot":
-            chunk, crc = _decode_chunk(payload)
-            resp = await raft.receive_snapshot_chunk(chunk, crc, sender=sender, connection=current_connection.get())
-            return _frame([_vote(resp.vote)])
-        if method == "transfer":
-            await raft.handle_transfer_leader(decode_request("transfer", payload), sender=sender)
-            return b""
-        if method == "forward":
-            return encode_forward_response(await raft.serve_forward(decode_request("forward", payload), sender=sender))
-        raise ProtocolError(f"unknown Raft RPC method {method!r:.70}")
+    async def __call__(self, sender: int, method_name: str, payload: memoryview) -> bytes:
+        m = method(method_name)  # ProtocolError for an unknown method
+        req = m.decode_request(payload)  # ProtocolError for malformed bytes: nothing reaches the node
+        return m.encode_response(await self._serve[m.name](req, sender))
 
 
 def serve_on_router(router: MemRouter, raft: Raft) -> None:

@@ -22,8 +22,9 @@ Frame types and their headers:
 
 The payload is never msgpack-encoded or copied by this layer on the sending side:
 a large payload (an AppendEntries batch, already in the log's record format, DESIGN
-§2 rule 3) goes to the socket as its own buffer after a small prefix (``writelines``),
-and a received payload is handed out as a `memoryview` slice of the frame.
+§2 rule 3; or a large piece of a payload given as a list of buffers) goes to the
+socket as its own buffer after a small prefix (``writelines``), and a received
+payload is handed out as a read-only `memoryview` slice of the frame's ``bytes``.
 """
 
 from __future__ import annotations
@@ -52,6 +53,8 @@ __all__ = [
     "encode_hello",
     "parse_hello",
     "Buffer",
+    "Payload",
+    "payload_size",
     "check_max_frame_bytes",
     "check_cluster_name",
     "check_node_id",
@@ -60,6 +63,9 @@ __all__ = [
 
 #: What a payload may be: any contiguous bytes-like object.
 Buffer = Union[bytes, bytearray, memoryview]
+#: A payload to send: one buffer, or a list of buffers that follow each other (sent
+#: with ``writelines``, so a large one is not copied into a joined message).
+Payload = Union[Buffer, list[Buffer]]
 
 PROTOCOL_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
@@ -91,20 +97,42 @@ assert _FRAME_HEADER.size == _core.codec.FRAME_HEADER_SIZE
 _packb = msgpack.Packer(use_bin_type=True).pack
 
 
-def encode_message(frame_type: int, header: Any, payload: Buffer = b"") -> list[Buffer]:
+def payload_size(payload: Payload) -> int:
+    """Bytes of a payload (one buffer, or a list of buffers sent one after the other)."""
+    if isinstance(payload, list):
+        return sum([memoryview(p).nbytes for p in payload])
+    return memoryview(payload).nbytes
+
+
+def encode_message(frame_type: int, header: Any, payload: Payload = b"") -> list[Buffer]:
     """Encode one message as the list of buffers to hand to ``transport.writelines``.
 
-    The result concatenates to exactly ``_core.codec.encode_frame(frame_type, body)``.
+    ``payload`` is one buffer or a list of them (the message body is their
+    concatenation). Small pieces are joined with the prefix; a piece of
+    ``_JOIN_BELOW`` bytes or more (an entry batch) is passed on as it is, never
+    copied. The result concatenates to exactly ``_core.codec.encode_frame(frame_type, body)``.
     """
     hdr = _packb(header)
     hlen = len(hdr)
     if hlen > 0xFF:
         raise ProtocolError(f"message header of {hlen} bytes exceeds 255")
-    n = memoryview(payload).nbytes
+    parts = payload if isinstance(payload, list) else [payload]
+    sizes = [memoryview(p).nbytes for p in parts]
+    n = sum(sizes)
     if n < _JOIN_BELOW:
-        return [_core.codec.encode_frame(frame_type, bytes((hlen,)) + hdr + bytes(payload))]
-    prefix = _FRAME_HEADER.pack(1 + hlen + n, frame_type) + bytes((hlen,)) + hdr
-    return [prefix, payload]
+        return [_core.codec.encode_frame(frame_type, b"".join([bytes((hlen,)), hdr, *parts]))]
+    out: list[Buffer] = []
+    small: list[Buffer] = [_FRAME_HEADER.pack(1 + hlen + n, frame_type), bytes((hlen,)), hdr]
+    for p, size in zip(parts, sizes):
+        if size < _JOIN_BELOW:
+            small.append(p)
+            continue
+        out.append(b"".join(small))
+        small = []
+        out.append(p)
+    if small:
+        out.append(b"".join(small))
+    return out
 
 
 def decode_message(body: bytes) -> tuple[Any, memoryview]:

@@ -50,6 +50,7 @@ from raftx.engine import events as ev
 from raftx.errors import Fatal
 from raftx.messages import PayloadBatch
 from raftx.metrics import RaftDataMetrics, RaftMetrics, RaftServerMetrics
+from raftx.network.protocols import RaftNetworkFactory
 from raftx.runtime.apply_worker import ApplyWorker
 from raftx.runtime.core_metrics import data_metrics, raft_metrics, server_metrics
 from raftx.runtime.entries import encode_for_store
@@ -87,7 +88,7 @@ class RaftCore:
         self,
         node_id: int,
         config: Config,
-        network: Any,
+        network: RaftNetworkFactory,
         log_store: RaftLogStorage,
         sm: RaftStateMachine,
         restored: RestoredState,
@@ -182,7 +183,7 @@ class RaftCore:
         cls,
         node_id: int,
         config: Config,
-        network: Any,
+        network: RaftNetworkFactory,
         log_store: RaftLogStorage,
         sm: RaftStateMachine,
         rng: random.Random | None = None,

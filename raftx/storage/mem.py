@@ -71,7 +71,7 @@ class MemLogStore(LogStoreBase):
                 self._first = batch.first_index
             data = batch.data
             for o, n in zip(batch.offsets, batch.lengths):
-                self._records.append(data[o : o + n])
+                self._records.append(bytes(data[o : o + n]))
             self._terms.extend(batch.terms)
             self._last = batch.last_log_id
         fire(callback, None)

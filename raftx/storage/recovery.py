@@ -42,7 +42,6 @@ logger = logging.getLogger(__name__)
 SECTOR_SIZE = 512
 #: The file whose ``flock`` makes one process the owner of the directory (`raftx.storage.dirlock`).
 LOCK_NAME = "LOCK"
-_U32 = struct.Struct("<I")
 _RESERVED = b"\0" * 7  # header bytes 25..31 of every valid record (codec format 1)
 _MIN_PIECE = 8  # payload_length + crc: never both zero in a valid record
 _HEADER_SIZE = 32  # entry record header (codec format 1)
@@ -295,8 +294,8 @@ def _scan_segment(
                 ) if last else None
                 if seg.torn is None:
                     raise _corrupt(f"{rec.error_kind} record: {rec.error} (R9)", path, rec.end)
-            if rec.count:
-                seg.last_crc = _U32.unpack_from(mm, rec.offsets[-1] + 4)[0]
+            if rec.last_crc is not None:  # the chain continues from the last valid record (R1)
+                seg.last_crc = rec.last_crc
         seg.end, seg.count = rec.end, rec.count
         seg.terms, seg.offsets, seg.lengths = rec.terms, rec.offsets, rec.lengths
         return seg

@@ -46,7 +46,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import struct
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -57,20 +56,12 @@ from raftx.config import DEFAULT_CLUSTER_NAME
 from raftx.errors import StorageCorrupted, StorageError
 from raftx.stats import Histogram
 from raftx.storage.base import LogStoreBase, check_callback, check_log_id, check_vote, fire
-from raftx.storage.batch import EncodedBatch
-from raftx.storage.dirlock import lock_path
+from raftx.records import EncodedBatch
 from raftx.storage.fileio import FileIO
 from raftx.storage.io_thread import IOThread
 from raftx.storage.protocols import IOCallback
-from raftx.storage.recovery import LOCK_NAME, SegmentScan, scan_log_dir
-from raftx.storage.segment import (
-    HARDSTATE_NAME,
-    HEADER_SIZE,
-    HardState,
-    SegmentHeader,
-    cluster_bytes,
-    segment_name,
-)
+from raftx.storage.segment import HEADER_SIZE, HardState, cluster_bytes
+from raftx.storage.segment_files import Segment, SegmentFiles
 from raftx.types import Entry, LogId, Vote
 
 __all__ = ["DEFAULT_SEGMENT_BYTES", "SegmentedLogStore"]
@@ -80,27 +71,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_SEGMENT_BYTES = 64 * 1024 * 1024
 #: Bytes a purged segment is cut by per ``ftruncate`` before it is unlinked.
 DELETE_CHUNK = 4 * 1024 * 1024
-_U32 = struct.Struct("<I")
 T = TypeVar("T")
-
-
-class _Segment:
-    """One open segment file."""
-
-    __slots__ = ("seq", "first_index", "path", "fd", "size", "last_crc", "count")
-
-    def __init__(self, seq: int, first_index: int, path: Path, fd: int, size: int, last_crc: int, count: int) -> None:
-        self.seq = seq
-        self.first_index = first_index
-        self.path = path
-        self.fd = fd
-        self.size = size  # bytes, header included
-        self.last_crc = last_crc  # CRC of the last record (or the header's prev_checksum)
-        self.count = count  # records held (before any purge)
-
-    @property
-    def last_index(self) -> int:
-        return self.first_index + self.count - 1
 
 
 def _retrieve(task: asyncio.Task[None]) -> None:
@@ -117,7 +88,7 @@ def _reraise(err: BaseException, exc: BaseException) -> NoReturn:
     raise err from exc
 
 
-class SegmentedLogStore(LogStoreBase):
+class SegmentedLogStore(SegmentFiles, LogStoreBase):
     """A durable `RaftLogStorage` over a directory of segment files (see module doc).
 
     Create with ``await SegmentedLogStore.open(directory, ...)``. ``cluster_name`` and
@@ -154,7 +125,7 @@ class SegmentedLogStore(LogStoreBase):
         self.node_id = node_id
         self._io = io if io is not None else FileIO()
         self.sync_in_thread = sync_in_thread
-        self._segments: list[_Segment] = []
+        self._segments: list[Segment] = []
         self._index = _core.logindex.LogIndex()
         self._hard = HardState(cluster_name, node_id)
         self._next_seq = 1
@@ -208,24 +179,6 @@ class SegmentedLogStore(LogStoreBase):
         finally:
             self._busy -= 1
 
-    def _seg_path(self, seq: int, first_index: int) -> Path:
-        return self.directory / segment_name(seq, first_index)
-
-    def _close_files(self) -> None:
-        """Close every segment, then release the directory lock."""
-        for seg in self._segments:
-            try:
-                self._io.close(seg.fd)
-            except OSError:
-                pass
-        self._segments = []
-        if self._lock_fd is not None:
-            fd, self._lock_fd = self._lock_fd, None
-            try:
-                self._io.close(fd)
-            except OSError:
-                pass
-
     def _guard(self, exc: BaseException, what: str) -> BaseException:
         """Turn an exception from a write path into what to raise; mark the store failed."""
         if isinstance(exc, OSError | StorageError):
@@ -236,80 +189,9 @@ class SegmentedLogStore(LogStoreBase):
 
     # -- recovery -------------------------------------------------------------------------
 
-    def _recover(self) -> None:
-        """Lock the directory, validate it (`raftx.storage.recovery.scan_log_dir`, the
-        checks ``raftx inspect --verify`` runs too), then make the repairs it lists."""
-        io = self._io
-        d = self.directory
-        try:
-            io.makedirs(str(d))
-        except OSError as exc:
-            raise StorageError(f"cannot open log directory {d}: {exc}") from exc
-        self._lock_fd = lock_path(io, str(d / LOCK_NAME), record_pid=True)
-        scan = scan_log_dir(io, d, cluster_name=self.cluster_name, node_id=self.node_id)
-        for n in scan.stale:  # interrupted segment creation or hard-state save: never durable (R7)
-            logger.warning("removing interrupted file %s", n)
-            io.unlink(n)
-        if scan.stale:
-            io.fsync_dir(str(d))
-        for n in scan.unknown:
-            logger.warning("ignoring unknown file %s in log directory", n)
-        if scan.fresh:  # a new log: its hard state exists from now on (a lost one is detected)
-            self._write_hard_sync(self._hard.encode())
-        elif scan.hard is not None:
-            self._hard = scan.hard
-        if scan.purged_files:  # finish an interrupted purge (R12)
-            self._unlink(scan.purged_files)
-        for seg in scan.segments:
-            self._open_segment(seg)
-        purged = self._hard.purged
-        if purged is not None:
-            self._index.purge_upto(purged.index)
-            self._purged = purged
-        last = self._index.last_index
-        if len(self._index):
-            self._last = LogId(self._index.term_at(last), last)
-        if self._segments:
-            self._next_seq = self._segments[-1].seq + 1
-            self._chain_crc = self._segments[-1].last_crc
-        logger.info(
-            "opened log %s: %d segments, entries %d..%d, purged %s", d, len(self._segments),
-            self._index.first_index, last, purged,
-        )
-
-    def _open_segment(self, scan: SegmentScan) -> None:
-        """Open a validated segment for writing; cut a torn tail (R8); index its records."""
-        io = self._io
-        fd = io.open(str(scan.path), os.O_RDWR)
-        seg = _Segment(scan.seq, scan.first_index, scan.path, fd, scan.end, scan.last_crc, scan.count)
-        self._segments.append(seg)  # closed by _close_files on failure
-        if scan.torn is not None:
-            logger.warning("%s: cutting a torn write of %d bytes at offset %d: %s (R8)",
-                           scan.path, scan.size - scan.end, scan.end, scan.torn)
-            io.ftruncate(fd, scan.end)
-        # After a process crash (kill -9) the page cache may still hold records whose
-        # fdatasync never ran: they read back fine, and the node will treat its whole
-        # log as durable (acknowledge it, count it toward commit, §5.3). Sync before
-        # that, or a later power loss takes entries this node already vouched for.
-        io.fdatasync(fd)
-        if scan.count:
-            self._index.extend(scan.first_index, scan.terms, scan.seq, scan.offsets, scan.lengths)
-
     def _delete_purged_segments(self, upto: int) -> None:
         """Unlink, oldest first, every segment whose entries are all ``<= upto``."""
         self._unlink(self._detach_purged_segments(upto))
-
-    def _detach_purged_segments(self, upto: int) -> list[str]:
-        """Close and forget, oldest first, every segment whose entries are all ``<= upto``;
-        return their paths."""
-        paths = []
-        while self._segments and self._segments[0].last_index <= upto:
-            seg = self._segments.pop(0)
-            self._io.close(seg.fd)
-            paths.append(str(seg.path))
-            if not self._segments:
-                self._chain_crc = seg.last_crc
-        return paths
 
     def _unlink(self, paths: list[str]) -> None:
         """Delete purged segment files: each cut down `DELETE_CHUNK` bytes at a time
@@ -397,7 +279,7 @@ class SegmentedLogStore(LogStoreBase):
             fire(callback, exc)
             raise
 
-    def _tail_for(self, batch: EncodedBatch) -> _Segment | None:
+    def _tail_for(self, batch: EncodedBatch) -> Segment | None:
         """The tail segment if a non-empty ``batch`` goes there as it is, else None."""
         if not self._segments:
             return None
@@ -406,7 +288,7 @@ class SegmentedLogStore(LogStoreBase):
             return seg if seg.size + len(batch.data) <= self.segment_bytes else None
         return seg if seg.first_index == batch.first_index else None
 
-    async def _make_room(self, batch: EncodedBatch, callback: IOCallback | None) -> _Segment:
+    async def _make_room(self, batch: EncodedBatch, callback: IOCallback | None) -> Segment:
         """Under the lock: start the segment ``batch`` goes to, on the I/O thread (R7)."""
         try:
             seg = self._segments[-1] if self._segments else None
@@ -423,7 +305,7 @@ class SegmentedLogStore(LogStoreBase):
             fire(callback, err)
         return err
 
-    def _write(self, seg: _Segment | None, batch: EncodedBatch, callback: IOCallback | None) -> None:
+    def _write(self, seg: Segment | None, batch: EncodedBatch, callback: IOCallback | None) -> None:
         """Write ``batch`` at the end of ``seg`` and queue its durability (group commit).
 
         The bytes are in the file (readable) on return; ``callback`` fires once they
@@ -446,7 +328,7 @@ class SegmentedLogStore(LogStoreBase):
         n = len(terms)
         seg.size = base + len(data)
         seg.count += n
-        seg.last_crc = _U32.unpack_from(data, batch.offsets[-1] + 4)[0]
+        seg.last_crc = _core.codec.record_crc(data, batch.offsets[-1])
         self._index.extend(batch.first_index, terms, seg.seq, batch.offsets, batch.lengths, base_offset=base)
         self._last = LogId(terms[-1], batch.first_index + n - 1)
         self._written = seq = self._written + 1
@@ -463,20 +345,6 @@ class SegmentedLogStore(LogStoreBase):
                 _reraise(err, exc)
         self._synced(seq, None)
 
-    def _create_segment(self, first_index: int) -> _Segment:
-        """Create the next segment: temp file, header, fsync, rename, fsync dir (R7)."""
-        io = self._io
-        seq = self._next_seq
-        prev = self._segments[-1].last_crc if self._segments else self._chain_crc
-        header = SegmentHeader(self.cluster_name, self.node_id, seq, first_index, prev).encode()
-        path = self._seg_path(seq, first_index)
-        fd = io.create_atomic(str(path), header, sync=self.fsync)
-        seg = _Segment(seq, first_index, path, fd, HEADER_SIZE, prev, 0)
-        self._segments.append(seg)
-        self._next_seq = seq + 1
-        logger.debug("created segment %s", path)
-        return seg
-
     async def _write_hard(self, **changes: Any) -> None:
         """Replace the hard-state file atomically with ``changes`` applied (R5, R7)."""
         import dataclasses
@@ -487,9 +355,6 @@ class SegmentedLogStore(LogStoreBase):
         except BaseException as exc:
             _reraise(self._guard(exc, "saving the hard state failed"), exc)
         self._hard = new
-
-    def _write_hard_sync(self, data: bytes) -> None:
-        self._io.write_atomic(str(self.directory / HARDSTATE_NAME), data, sync=self.fsync)
 
     async def save_vote(self, vote: Vote) -> None:
         """Persist ``vote``; durable on return, after every earlier append (R5, R14)."""
@@ -529,46 +394,6 @@ class SegmentedLogStore(LogStoreBase):
             term = self._index.term_at(since - 1) if since - 1 >= self._index.first_index else None
             self._index.truncate_after(since - 1)
             self._after_truncate(since, term)
-
-    def _truncate_sync(self, since: int) -> None:
-        io = self._io
-        removed = False
-        while self._segments and self._segments[-1].first_index >= since:  # newest first: never a hole
-            seg = self._segments.pop()
-            io.close(seg.fd)
-            io.unlink(str(seg.path))
-            self._next_seq = seg.seq
-            removed = True
-        if removed and self.fsync:
-            io.fsync_dir(str(self.directory))
-        if not self._segments:
-            return
-        seg = self._segments[-1]
-        if since > seg.last_index:
-            return
-        _, offset, _ = self._index.locate(since)
-        io.ftruncate(seg.fd, offset)
-        if self.fsync:
-            io.fdatasync(seg.fd)
-        seg.count = since - seg.first_index
-        seg.size = offset
-        seg.last_crc = self._crc_before(seg, since, offset)
-
-    def _crc_before(self, seg: _Segment, since: int, offset: int) -> int:
-        """The CRC of the record before ``since`` (at ``offset``) in ``seg``: what the
-        next segment's header chains to (R1)."""
-        io = self._io
-        if since == seg.first_index:
-            return SegmentHeader.decode(io.pread(seg.fd, HEADER_SIZE, 0), str(seg.path)).prev_checksum
-        if since - 1 >= self._index.first_index:
-            prev_off = self._index.locate(since - 1)[1]
-            return int(_U32.unpack(io.pread(seg.fd, 4, prev_off + 4))[0])
-        # ``since - 1`` is purged (a truncate right after a purge, e.g. a snapshot then a
-        # conflict): still in the file, no longer in the index, so find it by a scan
-        scan = _core.codec.scan_records(io.pread(seg.fd, offset - HEADER_SIZE, HEADER_SIZE), 0, seg.first_index)
-        if scan.error is not None or scan.count != since - seg.first_index:
-            raise StorageCorrupted(f"bad record before {since} on truncate: {scan.error} (R9)", str(seg.path), HEADER_SIZE + scan.end)
-        return int(_U32.unpack_from(io.pread(seg.fd, 4, HEADER_SIZE + scan.offsets[-1] + 4))[0])
 
     async def purge(self, log_id: LogId) -> None:
         """Delete every entry ``<= log_id.index`` (§7); the purge point is durable first (R12)."""

@@ -38,8 +38,9 @@ from typing import Any, BinaryIO
 import msgpack
 
 from raftx.errors import StorageCorrupted, StorageError
+from raftx.records import decode_meta, encode_meta, log_id_from_list, log_id_to_list
 from raftx.storage.fileio import FileIO
-from raftx.types import LogId, Membership, Snapshot, SnapshotMeta, StoredMembership
+from raftx.types import LogId, Snapshot, SnapshotMeta
 
 __all__ = [
     "CHUNK_SIZE",
@@ -68,36 +69,6 @@ _HEAD = struct.Struct("<8sI")
 _TRAILER = struct.Struct("<QII8s")
 CHUNK_SIZE = 1 << 20
 _MAX_META = 64 << 20
-
-
-def log_id_to_list(log_id: LogId | None) -> list[int] | None:
-    """``[term, index]`` (or None): how raftx's small msgpack records store a log id."""
-    return None if log_id is None else [log_id.term, log_id.index]
-
-
-def log_id_from_list(v: Any) -> LogId | None:
-    """Inverse of `log_id_to_list` (TypeError/ValueError/IndexError if malformed)."""
-    return None if v is None else LogId(int(v[0]), int(v[1]))
-
-
-def encode_meta(meta: SnapshotMeta) -> bytes:
-    """``meta`` as msgpack (the header of a snapshot file)."""
-    m = meta.last_membership
-    data: bytes = msgpack.packb(
-        [log_id_to_list(meta.last_log_id), log_id_to_list(m.log_id), m.membership.to_bytes(), meta.snapshot_id],
-        use_bin_type=True,
-    )
-    return data
-
-
-def decode_meta(data: bytes) -> SnapshotMeta:
-    """Inverse of `encode_meta`; raises `StorageCorrupted` for malformed bytes."""
-    try:
-        last, mem_id, mem, sid = msgpack.unpackb(data, raw=False)
-        membership = StoredMembership(log_id_from_list(mem_id), Membership.from_bytes(mem))
-        return SnapshotMeta(log_id_from_list(last), membership, str(sid))
-    except Exception as exc:  # msgpack/ValueError/TypeError/ProtocolError: all "malformed"
-        raise StorageCorrupted(f"malformed snapshot meta: {exc}") from exc
 
 
 _SYNC = FileIO()  # the atomic replace of the durable stores (F_FULLFSYNC on macOS)

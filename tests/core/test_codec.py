@@ -698,3 +698,57 @@ def test_large_batch_with_late_corruption(core: SimpleNamespace) -> None:
     assert info.value.offset == bounds[97]
     scan = c.scan_records(buf, start=bounds[1], expected_first_index=501)
     assert (scan.count, scan.end, scan.last_index, scan.error_kind) == (96, bounds[97], 596, "corrupt")
+
+
+# -- record_crc, ScanResult.last_crc, frozen views (issue 17 item 3) ----------------------------
+
+
+def test_record_crc_is_the_stored_checksum(core: SimpleNamespace) -> None:
+    """`record_crc` reads the CRC where the documented layout puts it (bytes 4..7 of a
+    header); a header alone is enough."""
+    c = core.codec
+    batch = [(1, 1, 1, b"abc"), (2, 2, 0, b""), (2, 3, 2, b"m" * 40)]
+    buf = c.encode_entries(batch)
+    scan = c.scan_records(buf)
+    for o in scan.offsets:
+        assert c.record_crc(buf, o) == struct.unpack_from("<I", buf, o + 4)[0]
+        assert c.record_crc(buf[o : o + HDR]) == c.record_crc(buf, o)
+    assert c.record_crc(buf) == oracle_crc32c(buf[0:4] + buf[8 : scan.lengths[0]])
+
+
+@pytest.mark.parametrize("offset", [-1, 1, HDR + 3 + 1, 10**6])
+def test_record_crc_rejects_a_header_outside_the_buffer(core: SimpleNamespace, offset: int) -> None:
+    c = core.codec
+    buf = c.encode_entries([(1, 1, 1, b"abc"), (1, 2, 0, b"")])
+    with pytest.raises(CodecError):
+        c.record_crc(buf, offset if offset != 1 else len(buf) - HDR + 1)
+    with pytest.raises(CodecError):
+        c.record_crc(b"\0" * (HDR - 1))
+
+
+def test_scan_reports_the_last_crc_of_its_valid_prefix(core: SimpleNamespace) -> None:
+    c = core.codec
+    buf = c.encode_entries([(1, 1, 1, b"abc"), (1, 2, 0, b""), (1, 3, 1, b"xyz")])
+    scan = c.scan_records(buf)
+    assert scan.last_crc == c.record_crc(buf, scan.offsets[-1])
+    torn = c.scan_records(buf[:-1])  # the third record is torn: the second one's CRC
+    assert torn.count == 2 and torn.last_crc == c.record_crc(buf, scan.offsets[1])
+    assert c.scan_records(b"").last_crc is None
+    assert c.scan_records(buf[:10]).last_crc is None
+    assert c.scan_records(buf, scan.offsets[2]).last_crc == scan.last_crc
+
+
+def test_record_fields_read_a_frozen_view_in_place(core: SimpleNamespace) -> None:
+    """A read-only view of ``bytes`` (a received frame) is read as it is; a view of a
+    mutable buffer is copied first, as any other buffer."""
+    c = core.codec
+    frame = b"header" + c.encode_entries([(1, 1, 1, b"abc"), (1, 2, 0, b""), (1, 3, 2, b"mm")])
+    view = memoryview(frame)[6:]
+    scan = c.scan_records(view)
+    payloads = c.record_payloads(view, scan.offsets, scan.lengths)
+    assert payloads == [b"abc", b"", b"mm"] and all(type(p) is bytes for p in payloads)
+    assert c.record_kinds(view, scan.offsets) == b"\x01\x00\x02"
+    mutable = bytearray(frame[6:])
+    mview = memoryview(mutable)
+    assert c.record_payloads(mview, scan.offsets, scan.lengths) == payloads
+    assert c.record_kinds(mview, scan.offsets) == b"\x01\x00\x02"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from raftx.launcher import LocalCluster
-from raftx.storage.inspect import main as inspect_main
+from raftx.cli_inspect import main as inspect_main
 
 pytestmark = [pytest.mark.timeout(180)]
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from raftx.storage import FileIO, MemLogStore, MemStateMachine, SegmentedLogStore, SqliteLogStore
-from raftx.storage.inspect import inspect_dir
+from raftx.cli_inspect import inspect_dir
 from raftx.storage.segment import HARDSTATE_NAME, HEADER_SIZE
 from raftx.testing import FaultInjector
 from raftx.testing.log_suite import StoreCapabilities

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from raftx.storage import MemStateMachine, SegmentedLogStore
-from raftx.storage.inspect import main
+from raftx.cli_inspect import main
 from raftx.types import Entry, LogId, Vote
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from raftx.errors import StorageCorrupted, StorageError
 from raftx.storage import SegmentedLogStore
-from raftx.storage.inspect import main as inspect_main
+from raftx.cli_inspect import main as inspect_main
 from raftx.storage.segment import HARDSTATE_NAME
 from raftx.types import Entry, LogId, Vote
 
