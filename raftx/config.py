@@ -47,7 +47,13 @@ class Config:
     election_timeout_min: int = 150
     election_timeout_max: int = 300
     heartbeat_interval: int = 50
+    #: Deadline of each snapshot chunk but the last (at least ``election_timeout_max``).
     install_snapshot_timeout: int = 200
+    #: How long a leader waits for the answer to a snapshot's last chunk, which comes once
+    #: the follower installed it (seconds for a large state: 2-4 s for 1,000,000 KV keys);
+    #: on a shorter deadline the leader sent the whole snapshot again and again. A follower
+    #: that died unseen holds its replication this long; one whose connection closes, not.
+    install_snapshot_wait: int = 120_000
     #: Entries per AppendEntries (openraft's default), fewer when the average payload
     #: would fill over half of ``max_frame_bytes``; a throughput-bound service should
     #: raise it to ``api_batch_capacity`` (``raftx serve`` does: fewer, larger frames).

@@ -28,10 +28,14 @@ __all__ = ["RPCOption", "RaftNetwork", "RaftNetworkFactory"]
 class RPCOption:
     """Per-call options (openraft ``RPCOption``): ``hard_ttl`` is the deadline in
     seconds after which the call must give up with `raftx.errors.Timeout`;
-    ``soft_ttl`` a hint for implementations that can stop early (e.g. streaming)."""
+    ``soft_ttl`` a hint for implementations that can stop early (e.g. streaming);
+    ``last_chunk_ttl`` (`RaftNetwork.full_snapshot`) the deadline of a snapshot's last
+    chunk, whose answer waits for the target to install the snapshot (``hard_ttl``
+    when None)."""
 
     hard_ttl: float
     soft_ttl: float | None = None
+    last_chunk_ttl: float | None = None
 
 
 @runtime_checkable

@@ -167,13 +167,17 @@ class RpcRaftNetwork:
 
     async def full_snapshot(self, vote: Vote, snapshot: Snapshot, cancel: Any = None,
                             option: RPCOption | None = None) -> SnapshotResponse:
-        """Stream ``snapshot`` to the target (§7); ``option.hard_ttl`` bounds each chunk."""
+        """Stream ``snapshot`` to the target (§7); ``option.hard_ttl`` bounds each chunk
+        but the last, ``option.last_chunk_ttl`` the last (its answer waits for the install)."""
         f = snapshot.snapshot
         f.seek(0)
         meta = snapshot.meta
         meta_bytes = encode_meta(meta)
         crc = 0
         offset = 0
+        last_option = option
+        if option is not None and option.last_chunk_ttl is not None:
+            last_option = RPCOption(option.last_chunk_ttl, option.soft_ttl)
         cur = f.read(self.chunk_size)
         while True:
             nxt = f.read(self.chunk_size) if cur else b""
@@ -181,7 +185,7 @@ class RpcRaftNetwork:
             crc = zlib.crc32(cur, crc)
             chunk = SnapshotChunk(InstallSnapshotRequest(vote, meta, offset, cur, done), crc if done else None,
                                   meta_bytes)
-            resp: SnapshotResponse = await self._call("snapshot", chunk, option)
+            resp: SnapshotResponse = await self._call("snapshot", chunk, last_option if done else option)
             if done or resp.vote.term > vote.term:
                 return resp
             offset += len(cur)

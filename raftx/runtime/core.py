@@ -107,6 +107,7 @@ class RaftCore:
         self.append_timeout = max(config.election_timeout_max, 2 * hb) / 1000.0
         self.vote_timeout = config.election_timeout_min / 1000.0
         self.snapshot_timeout = max(config.install_snapshot_timeout, config.election_timeout_max) / 1000.0
+        self.snapshot_install_wait = max(config.install_snapshot_wait / 1000.0, self.snapshot_timeout)
         self._inbox: deque[InboxItem] = deque()
         #: Queued client writes: ``(payload, future)`` per `submit_write`, one
         #: `WriteBatch` per `submit_write_many`.
@@ -137,7 +138,8 @@ class RaftCore:
             wait_written=self.storage.wait_written, get_log_reader=log_store.get_log_reader,
             current_snapshot=lambda: self.apply_worker.call(sm.get_current_snapshot),
             max_frame_bytes=config.max_frame_bytes, append_timeout=self.append_timeout,
-            vote_timeout=self.vote_timeout, snapshot_timeout=self.snapshot_timeout)
+            vote_timeout=self.vote_timeout, snapshot_timeout=self.snapshot_timeout,
+            snapshot_install_wait=self.snapshot_install_wait)
         #: Counters behind ``/metrics`` (`raftx.stats`); the apply worker times its calls into it.
         self.stats = NodeStats(apply_seconds=self.apply_worker.apply_seconds)
         self._known_leader: int | None = None

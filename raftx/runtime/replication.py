@@ -150,6 +150,7 @@ class ReplicationContext:
     append_timeout: float
     vote_timeout: float
     snapshot_timeout: float
+    snapshot_install_wait: float  # the last chunk's deadline: its answer waits for the install
 
 
 class Replicator:
@@ -264,7 +265,7 @@ class Replicator:
             client = await ctx.clients.get(self.target)
             logger.info("node %s sends snapshot %s (up to %s) to node %s", ctx.node_id, snap.meta.snapshot_id,
                         snap.meta.last_log_id, self.target)
-            resp = await client.full_snapshot(cmd.vote, snap, None, RPCOption(ctx.snapshot_timeout))
+            resp = await client.full_snapshot(cmd.vote, snap, None, RPCOption(ctx.snapshot_timeout, last_chunk_ttl=ctx.snapshot_install_wait))
             if not isinstance(resp, SnapshotResponse):
                 raise TypeError(f"full_snapshot returned {type(resp).__name__}")
         except asyncio.CancelledError:
