@@ -15,6 +15,10 @@ WAL fsync on) driven from this process through the `aetcd` gRPC client
 (skipped with a message when etcd or the client is missing). Both: ``--vs
 pysyncobj,etcd`` or the flag twice.
 
+``--sweep`` measures the scale curves instead (`raftx.bench.sweep`: value size,
+cluster size, a state of ``--sweep-keys`` keys, a log of ``--sweep-log-entries``
+entries); ``--plot DIR`` writes their PNG charts (`raftx.bench.plot`).
+
 ``--batch N ...`` (in-process client only) adds, for every N > 1, a run where each
 in-flight slot submits ``Raft.client_write_many`` of N values (openraft's batch API;
 openraft's own benchmark reports its best figure that way): ``--inflight`` still
@@ -55,6 +59,8 @@ from typing import Any, TextIO
 
 from raftx import cli_config
 from raftx.bench import etcd_run, probes, runs
+from raftx.bench import sweep as sweep_mod
+from raftx.bench.plot import plot_sweep, require_matplotlib
 from raftx.bench.pysyncobj_run import require_pysyncobj
 from raftx.bench.pysyncobj_run import run as run_pysyncobj
 from raftx.bench.report import batch_key, compare, latency_vs, print_report, run_title
@@ -76,6 +82,16 @@ def _positive_int(text: str) -> int:
         v = 0
     if v < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, not {text!r}")
+    return v
+
+
+def _nonnegative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, not {text!r}")
     return v
 
 
@@ -133,9 +149,35 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--tls", action="store_true",
                     help="KVClient run: mutual TLS between the nodes and the load (raftx serve --tls-* with "
                          "certificates from a throwaway CA; needs the 'cryptography' package)")
+    sweep = ap.add_argument_group("scale curves (--sweep; raftx.bench.sweep)")
+    sweep.add_argument("--sweep", action="store_true",
+                       help="instead of the in-flight levels: value size, cluster size, a large state "
+                            "(snapshot, restart, memory) and a long log, each with its figures")
+    sweep.add_argument("--sweep-values", type=_positive_int, nargs="+", default=sweep_mod.VALUE_SIZES,
+                       metavar="BYTES", help="value sizes (default 100 1024 16384 262144)")
+    sweep.add_argument("--sweep-nodes", type=_positive_int, nargs="+", default=sweep_mod.CLUSTER_SIZES,
+                       metavar="N", help="cluster sizes (default 3 5)")
+    sweep.add_argument("--sweep-inflight", type=_positive_int, default=1000, metavar="N",
+                       help="writes in flight of the value and cluster size runs (default 1000)")
+    sweep.add_argument("--sweep-keys", type=_nonnegative_int, default=sweep_mod.KEYS, metavar="N",
+                       help="keys of the state part (default 1000000; 0 skips it)")
+    sweep.add_argument("--sweep-log-entries", type=_nonnegative_int, default=sweep_mod.LOG_ENTRIES, metavar="N",
+                       help="entries of the log part (default 10000000; 0 skips it)")
+    sweep.add_argument("--plot", metavar="DIR", help="--sweep: write PNG charts into DIR (needs matplotlib)")
     ap.add_argument("--json", metavar="FILE", help="write every figure as JSON to FILE ('-': stdout)")
     ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return ap
+
+
+def resolve_loop(choice: str) -> str:
+    """``auto``: uvloop when installed, else asyncio."""
+    if choice != "auto":
+        return choice
+    try:
+        import uvloop  # noqa: F401
+        return "uvloop"
+    except ImportError:
+        return "asyncio"
 
 
 def run_benchmark(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
@@ -144,13 +186,7 @@ def run_benchmark(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
 
     duration = args.duration if args.duration is not None else (300.0 if args.writes else 3.0)
     max_writes = args.writes or 1_000_000_000
-    loop = args.loop
-    if loop == "auto":
-        try:
-            import uvloop  # noqa: F401
-            loop = "uvloop"
-        except ImportError:
-            loop = "asyncio"
+    loop = resolve_loop(args.loop)
     batches = list(dict.fromkeys(args.batch))
     vs = vs_systems(args)
     out: dict[str, Any] = {"format": 1, "machine": probes.machine_info(), "python": platform.python_version(),
@@ -203,7 +239,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.client == "kv" and any(b > 1 for b in args.batch):
         parser.error("--batch > 1 applies to the in-process client only (--client in-process or both); "
                      "KVClient already coalesces concurrent puts into batched requests")
-    if args.client == "none" and not args.vs:
+    if args.plot and not args.sweep:
+        parser.error("--plot draws the charts of --sweep")
+    if args.sweep and (args.vs or args.tls):
+        parser.error("--sweep measures raftx alone (no --vs, no --tls)")
+    if args.plot:
+        try:
+            require_matplotlib()
+        except RaftError as exc:
+            sys.stderr.write(f"raftx bench: {exc}\n")
+            return 2
+    if args.client == "none" and not args.vs and not args.sweep:
         parser.error("--client none runs nothing without --vs")
     if "pysyncobj" in vs_systems(args):
         try:
@@ -221,7 +267,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with sigterm_as_interrupt():
-            out = run_benchmark(args, progress)
+            out = (sweep_mod.run_sweep(args, progress, resolve_loop(args.loop)) if args.sweep
+                   else run_benchmark(args, progress))
+            if args.plot:
+                for path in plot_sweep(out, args.plot):
+                    progress(f"wrote {path}")
     except KeyboardInterrupt:
         sys.stderr.write("raftx bench: interrupted; node processes killed\n")
         return 130
@@ -232,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(out, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        print_report(out, sys.stdout)
+        (sweep_mod.print_sweep if args.sweep else print_report)(out, sys.stdout)
         if args.json:
             Path(args.json).write_text(json.dumps(out, indent=2))
     return 0
