@@ -43,9 +43,16 @@ def _size(n: int) -> str:
     return f"{n >> 10} KiB" if n >= 1024 else f"{n} B"
 
 
-def _label_bars(ax: Any, values: list[float], fmt: str) -> None:
+def _label_bars(ax: Any, values: list[float], fmt: str, levels: list[dict[str, Any]] | None = None) -> None:
+    """Each bar's value above it; with ``levels``, also how many writes of that level failed
+    (a level whose leader lost its leadership commits nothing more: say so, not just 0)."""
     for i, v in enumerate(values):
-        ax.annotate(fmt.format(v), (i, v), ha="center", va="bottom", fontsize=8)
+        text = fmt.format(v) if v == v else "-"  # NaN: no write completed
+        failed = levels[i].get("failed", 0) if levels else 0
+        if failed:
+            kinds = ", ".join(sorted(levels[i].get("errors", {}))) if levels else ""
+            text += f"\n{failed:,} failed ({kinds})"
+        ax.annotate(text, (i, 0 if v != v else v), ha="center", va="bottom", fontsize=8)
 
 
 def _save(plt: Any, fig: Any, path: Path, title: str, out: dict[str, Any]) -> Path:
@@ -73,12 +80,12 @@ def plot_sweep(out: dict[str, Any], directory: str | Path) -> list[Path]:
         fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
         labels = [_size(v["value_bytes"]) for v in vs]
         a.bar(labels, [v["writes_per_s"] for v in vs], color="tab:blue")
-        _label_bars(a, [v["writes_per_s"] for v in vs], "{:,.0f}")
-        a.set_yscale("log")
+        _label_bars(a, [v["writes_per_s"] for v in vs], "{:,.0f}", vs)
+        a.set_yscale("symlog", linthresh=100)  # a level with no write committed still has a bar (0)
         a.set_ylabel("writes/s")
         a.set_title("writes/s by value size")
         b.bar(labels, [v["mb_per_s"] for v in vs], color="tab:green", label="values committed")
-        _label_bars(b, [v["mb_per_s"] for v in vs], "{:,.1f}")
+        _label_bars(b, [v["mb_per_s"] for v in vs], "{:,.1f}", vs)
         b.axhline(out["disk_mb_per_s"], color="tab:red", linestyle="--", label="disk bandwidth")
         b.axhline(out["disk_mb_per_s"] / 3, color="tab:orange", linestyle=":", label="disk / 3 (one log per node)")
         b.set_ylabel("MB/s")
@@ -92,11 +99,11 @@ def plot_sweep(out: dict[str, Any], directory: str | Path) -> list[Path]:
         top = [max(c["levels"], key=lambda lv: lv["inflight"]) for c in cs]
         one = [min(c["levels"], key=lambda lv: lv["inflight"]) for c in cs]
         a.bar(labels, [lv["writes_per_s"] for lv in top], color="tab:blue")
-        _label_bars(a, [lv["writes_per_s"] for lv in top], "{:,.0f}")
+        _label_bars(a, [lv["writes_per_s"] for lv in top], "{:,.0f}", top)
         a.set_ylabel("writes/s")
         a.set_title(f"writes/s at in-flight {top[0]['inflight']}")
         b.bar(labels, [lv["p50_ms"] for lv in one], color="tab:purple", label="p50")
-        _label_bars(b, [lv["p50_ms"] for lv in one], "{:.2f}")
+        _label_bars(b, [lv["p50_ms"] for lv in one], "{:.2f}", one)
         b.scatter(labels, [lv["p99_ms"] for lv in one], color="black", zorder=3, label="p99")
         b.set_ylabel("ms")
         b.set_title(f"latency at in-flight {one[0]['inflight']}")

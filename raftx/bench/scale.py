@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import sys
 import time
@@ -51,8 +52,11 @@ class TimedKV(KVStateMachine):
 
     receive_started: float | None = None
     install: tuple[float, float] | None = None
+    receives = 0
+    installs = 0
 
     async def begin_receiving_snapshot(self) -> BinaryIO:
+        self.receives += 1
         if self.receive_started is None:
             self.receive_started = time.time()
         return await super().begin_receiving_snapshot()
@@ -60,10 +64,13 @@ class TimedKV(KVStateMachine):
     async def install_snapshot(self, meta: SnapshotMeta, snapshot: BinaryIO) -> None:
         t0 = time.time()
         await super().install_snapshot(meta, snapshot)
-        self.install = (t0, time.time())
+        self.installs += 1
+        if self.install is None:
+            self.install = (t0, time.time())
 
 
-async def _node(data: Path, me: int, addr: str, sm_class: type[KVStateMachine] = KVStateMachine) -> Any:
+async def _node(data: Path, me: int, addr: str, sm_class: type[KVStateMachine] = KVStateMachine,
+                install_snapshot_timeout: int | None = None) -> Any:
     """A raftx node on ``data``: (raft, state machine, server, store, timings of the opens)."""
     from raftx import Config, SnapshotPolicy
     from raftx.kv import KVNodeServer
@@ -80,6 +87,8 @@ async def _node(data: Path, me: int, addr: str, sm_class: type[KVStateMachine] =
     # No snapshot of its own during the load: the one measured is triggered explicitly.
     config = Config(cluster_name=CLUSTER, election_timeout_min=300, election_timeout_max=600,
                     max_payload_entries=MAX_PAYLOAD_ENTRIES, snapshot_policy=SnapshotPolicy(1 << 62))
+    if install_snapshot_timeout is not None:
+        config = dataclasses.replace(config, install_snapshot_timeout=install_snapshot_timeout)
     raft = await Raft.new(me, config, TcpNetworkFactory(), store, sm)
     host, port = parse_addr(addr)
     server = KVNodeServer(raft, sm, host, port)
@@ -98,7 +107,8 @@ async def _state(args: argparse.Namespace) -> int:
     from raftx.kv.commands import encode_put
 
     rss0 = rss_bytes()
-    raft, sm, server, store, _ = await _node(Path(args.data_dir), 1, args.addr)
+    raft, sm, server, store, _ = await _node(Path(args.data_dir), 1, args.addr,
+                                             install_snapshot_timeout=args.install_snapshot_timeout)
     try:
         await raft.initialize({1: BasicNode(args.addr)})
         await raft.wait(30).state(ServerState.LEADER, "leader")
@@ -152,7 +162,8 @@ async def _learner(args: argparse.Namespace) -> int:
         # the metrics change once more after the install (the applied log id moves to the snapshot's)
         await raft.wait(None).metrics(lambda m: sm.install is not None, "snapshot installed")
         assert sm.install is not None and sm.receive_started is not None
-        write_json(args.result, {"keys": len(sm), "receive_started": sm.receive_started,
+        write_json(args.result, {"keys": len(sm), "receives": sm.receives, "installs": sm.installs,
+                                 "receive_started": sm.receive_started,
                                  "install_started": sm.install[0], "install_s": sm.install[1] - sm.install[0],
                                  "state_rss_growth_bytes": rss_bytes() - rss0})
         await asyncio.sleep(args.linger)
@@ -222,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keys", type=int, default=1_000_000)
     ap.add_argument("--entries", type=int, default=10_000_000)
     ap.add_argument("--value-bytes", type=int, default=100)
+    ap.add_argument("--install-snapshot-timeout", type=int, default=None, metavar="MS",
+                    help="state: Config.install_snapshot_timeout of the node that sends the snapshot")
     ap.add_argument("--linger", type=float, default=600.0)
     ap.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto")
     args = ap.parse_args(argv)

@@ -51,6 +51,7 @@ def test_tiny_sweep_reports_every_part_and_plots_it(tmp_path: Path, capsys: pyte
     # The learner caught up by InstallSnapshot (the log was purged) and holds every key;
     # the node restarted after kill -9 has them all too.
     assert st["keys"] == st["learner_keys"] == st["restart_keys"] == 3000
+    assert st["snapshot_receives"] == st["snapshot_installs"] == 1
     assert st["snapshot_bytes"] > 3000 * 100
     for field in ("load_s", "snapshot_build_s", "snapshot_transfer_s", "snapshot_install_s", "restart_s",
                   "restart_log_open_s", "restart_snapshot_load_s", "add_learner_s"):
