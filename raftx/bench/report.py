@@ -94,6 +94,8 @@ def _x(v: float | None) -> str:
 
 
 def _print_comparison(out: dict[str, Any], other: str, keys: list[str], stream: TextIO) -> None:
+    if not keys:  # --client none: nothing of raftx's to compare
+        return
     name = NAMES[other]
     cmp = out[f"{other}_compare"] if other != "pysyncobj" else {"ratios": out["ratios"], "best": out["best"]}
     stream.write(f"\nratio of writes/s, raftx / {name} (same in-flight level)\n")

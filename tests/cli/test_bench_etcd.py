@@ -118,3 +118,15 @@ def _cmdline(proc_dir: Path) -> str:
         return (proc_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode("utf-8", "replace")
     except OSError:
         return ""
+
+
+@needs_etcd
+def test_client_none_runs_etcd_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["bench", "--quiet", "--json", "-", "--client", "none", "--inflight", "2", "--writes", "10",
+                 "--vs", "etcd"]) == 0, capsys.readouterr().err
+    out = json.loads(capsys.readouterr().out)
+    assert [lv["writes"] for lv in out["etcd"]["levels"]] == [10, 10]  # in-flight 1 added, then 2
+    assert not any(key.startswith("raftx_") for key in out) and out["etcd_compare"]["ratios"] == {}
+    assert main(["bench", "--quiet", "--client", "none", "--inflight", "2", "--writes", "10", "--vs", "etcd"]) == 0
+    text = capsys.readouterr().out
+    assert "etcd 3." in text and "ratio of writes/s" not in text
