@@ -8,7 +8,16 @@ from this process, or with ``--in-process-client`` from inside the leader with
 ``Raft.client_write`` (PySyncObj's benchmark style); ``--client both`` runs both.
 ``--tls`` runs the KVClient load and the nodes' replication over mutual TLS (a
 throwaway CA, `raftx.launcher.LocalCluster`). ``--vs pysyncobj`` runs the same workload on PySyncObj (in-process style, its
-defaults: in-memory log, no fsync) in the same invocation and prints the ratios.
+defaults: in-memory log, no fsync) in the same invocation and prints the ratios;
+``--vs etcd`` a cluster of ``--nodes`` etcd members (the ``etcd`` binary on PATH,
+WAL fsync on) driven from this process through the `aetcd` gRPC client
+(`raftx.bench.etcd_run`), with ratios and one-write-at-a-time latency against it
+(skipped with a message when etcd or the client is missing). Both: ``--vs
+pysyncobj,etcd`` or the flag twice.
+
+``--sweep`` measures the scale curves instead (`raftx.bench.sweep`: value size,
+cluster size, a state of ``--sweep-keys`` keys, a log of ``--sweep-log-entries``
+entries); ``--plot DIR`` writes their PNG charts (`raftx.bench.plot`).
 
 ``--batch N ...`` (in-process client only) adds, for every N > 1, a run where each
 in-flight slot submits ``Raft.client_write_many`` of N values (openraft's batch API;
@@ -49,10 +58,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from raftx import cli_config
-from raftx.bench import probes, runs
+from raftx.bench import etcd_run, probes, runs
+from raftx.bench import sweep as sweep_mod
+from raftx.bench.plot import plot_sweep, require_matplotlib
 from raftx.bench.pysyncobj_run import require_pysyncobj
 from raftx.bench.pysyncobj_run import run as run_pysyncobj
-from raftx.bench.stats import print_table
+from raftx.bench.report import batch_key, compare, latency_vs, print_report, run_title
 from raftx.demo import sigterm_as_interrupt
 from raftx.errors import RaftError
 from raftx.kv.server import run_on_loop
@@ -60,28 +71,8 @@ from raftx.kv.server import run_on_loop
 __all__ = ["build_parser", "main", "run_benchmark"]
 
 MODES = {"kv": ("raftx_kvclient",), "in-process": ("raftx_in_process",),
-         "both": ("raftx_in_process", "raftx_kvclient")}
-TITLES = {"raftx_in_process": "raftx, load inside the leader (client_write)",
-          "raftx_kvclient": "raftx, load through KVClient from another process"}
-BATCH_PREFIX = "raftx_in_process_batch"
-
-
-def batch_key(batch: int) -> str:
-    """The JSON key of the in-process run with ``client_write_many`` batches of ``batch``."""
-    return "raftx_in_process" if batch == 1 else f"{BATCH_PREFIX}{batch}"
-
-
-def run_title(key: str) -> str:
-    """The table title of the run stored under ``key``."""
-    if key.startswith(BATCH_PREFIX):
-        return f"raftx, load inside the leader, client_write_many batches of {key.removeprefix(BATCH_PREFIX)}"
-    return TITLES[key]
-
-
-def run_keys(out: dict[str, Any]) -> list[str]:
-    """The raftx runs present in ``out``, in report order (unbatched, batches by size, KVClient)."""
-    batched = sorted((k for k in out if k.startswith(BATCH_PREFIX)), key=lambda k: int(k.removeprefix(BATCH_PREFIX)))
-    return [k for k in ("raftx_in_process", *batched, "raftx_kvclient") if k in out]
+         "both": ("raftx_in_process", "raftx_kvclient"), "none": ()}
+VS = ("pysyncobj", "etcd")
 
 
 def _positive_int(text: str) -> int:
@@ -94,6 +85,16 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _nonnegative_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        v = -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, not {text!r}")
+    return v
+
+
 def _positive_float(text: str) -> float:
     try:
         v = float(text)
@@ -102,6 +103,19 @@ def _positive_float(text: str) -> float:
     if not v > 0:
         raise argparse.ArgumentTypeError(f"expected a number > 0, not {text!r}")
     return v
+
+
+def _systems(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    bad = [n for n in names if n not in VS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"expected one or more of {', '.join(VS)} (comma-separated), not {text!r}")
+    return names
+
+
+def vs_systems(args: argparse.Namespace) -> list[str]:
+    """The systems ``--vs`` asked for, each once, in the order given."""
+    return list(dict.fromkeys(n for group in args.vs for n in group))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -117,7 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--value-bytes", type=_positive_int, default=100, help="value size (default 100)")
     ap.add_argument("--no-fsync", action="store_true", help="raftx without fsync (NOT durable)")
     ap.add_argument("--client", choices=sorted(MODES), default="kv",
-                    help="kv: KVClient over TCP (default); in-process: client_write inside the leader; both")
+                    help="kv: KVClient over TCP (default); in-process: client_write inside the leader; both; "
+                         "none: no raftx run (only the --vs systems)")
     ap.add_argument("--in-process-client", dest="client", action="store_const", const="in-process",
                     help="same as --client in-process")
     ap.add_argument("--batch", type=_positive_int, nargs="+", default=[1], metavar="N",
@@ -126,42 +141,43 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--loop", choices=["auto", "asyncio", "uvloop"], default="auto",
                     help="event loop of the raftx node processes and of the KVClient load generator "
                          "(default: uvloop when installed)")
-    ap.add_argument("--vs", choices=["pysyncobj"], help="also run the workload on PySyncObj and print ratios")
+    ap.add_argument("--vs", type=_systems, action="append", default=[], metavar="SYSTEM[,SYSTEM]",
+                    help="also run the workload on pysyncobj and/or etcd (repeat the flag or separate by "
+                         "commas) and print raftx / other ratios; etcd needs an 'etcd' binary on PATH "
+                         "(skipped with a message otherwise)")
     ap.add_argument("--pysyncobj-journal", action="store_true", help="PySyncObj with its mmap file journal")
     ap.add_argument("--tls", action="store_true",
                     help="KVClient run: mutual TLS between the nodes and the load (raftx serve --tls-* with "
                          "certificates from a throwaway CA; needs the 'cryptography' package)")
+    sweep = ap.add_argument_group("scale curves (--sweep; raftx.bench.sweep)")
+    sweep.add_argument("--sweep", action="store_true",
+                       help="instead of the in-flight levels: value size, cluster size, a large state "
+                            "(snapshot, restart, memory) and a long log, each with its figures")
+    sweep.add_argument("--sweep-values", type=_positive_int, nargs="+", default=sweep_mod.VALUE_SIZES,
+                       metavar="BYTES", help="value sizes (default 100 1024 16384 262144)")
+    sweep.add_argument("--sweep-nodes", type=_positive_int, nargs="+", default=sweep_mod.CLUSTER_SIZES,
+                       metavar="N", help="cluster sizes (default 3 5)")
+    sweep.add_argument("--sweep-inflight", type=_positive_int, default=1000, metavar="N",
+                       help="writes in flight of the value and cluster size runs (default 1000)")
+    sweep.add_argument("--sweep-keys", type=_nonnegative_int, default=sweep_mod.KEYS, metavar="N",
+                       help="keys of the state part (default 1000000; 0 skips it)")
+    sweep.add_argument("--sweep-log-entries", type=_nonnegative_int, default=sweep_mod.LOG_ENTRIES, metavar="N",
+                       help="entries of the log part (default 10000000; 0 skips it)")
+    sweep.add_argument("--plot", metavar="DIR", help="--sweep: write PNG charts into DIR (needs matplotlib)")
     ap.add_argument("--json", metavar="FILE", help="write every figure as JSON to FILE ('-': stdout)")
     ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return ap
 
 
-def _ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
-    if not a or not b or not b["writes_per_s"]:
-        return None
-    return a["writes_per_s"] / b["writes_per_s"]  # type: ignore[no-any-return]
-
-
-def _level_at(levels: list[dict[str, Any]], inflight: int) -> dict[str, Any] | None:
-    """The level with ``inflight`` writes outstanding, if any (batched runs may have none)."""
-    return next((lv for lv in levels if lv["inflight"] == inflight), None)
-
-
-def _best_level(levels: list[dict[str, Any]]) -> dict[str, Any] | None:
-    return max(levels, key=lambda lv: lv["writes_per_s"], default=None)
-
-
-def _best(out: dict[str, Any]) -> dict[str, Any]:
-    """Each run's best level (highest writes/s) against PySyncObj's best in the same run."""
-    ps = _best_level(out["pysyncobj"]["levels"])
-    best: dict[str, Any] = {"pysyncobj": None if ps is None else
-                            {"inflight": ps["inflight"], "writes_per_s": ps["writes_per_s"]}}
-    for key in run_keys(out):
-        lv = _best_level(out[key]["levels"])
-        best[key] = None if lv is None else {"inflight": lv["inflight"], "batch": out[key]["batch"],
-                                             "writes_per_s": lv["writes_per_s"],
-                                             "ratio_to_pysyncobj_best": _ratio(lv, ps)}
-    return best
+def resolve_loop(choice: str) -> str:
+    """``auto``: uvloop when installed, else asyncio."""
+    if choice != "auto":
+        return choice
+    try:
+        import uvloop  # noqa: F401
+        return "uvloop"
+    except ImportError:
+        return "asyncio"
 
 
 def run_benchmark(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
@@ -170,15 +186,11 @@ def run_benchmark(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
 
     duration = args.duration if args.duration is not None else (300.0 if args.writes else 3.0)
     max_writes = args.writes or 1_000_000_000
-    loop = args.loop
-    if loop == "auto":
-        try:
-            import uvloop  # noqa: F401
-            loop = "uvloop"
-        except ImportError:
-            loop = "asyncio"
+    loop = resolve_loop(args.loop)
     batches = list(dict.fromkeys(args.batch))
-    out: dict[str, Any] = {"format": 1, "python": platform.python_version(), "implementation": _core.IMPLEMENTATION,
+    vs = vs_systems(args)
+    out: dict[str, Any] = {"format": 1, "machine": probes.machine_info(), "python": platform.python_version(),
+                           "implementation": _core.IMPLEMENTATION,
                            "loop": loop, "fsync": not args.no_fsync, "value_bytes": args.value_bytes,
                            "nodes": args.nodes, "inflight": args.inflight, "batch": batches,
                            "duration_s": duration, "writes_per_level": args.writes, "tls": args.tls}
@@ -202,46 +214,22 @@ def run_benchmark(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
                 out[key] = run_on_loop(runs.run_kvclient(base / "kvclient", fsync=not args.no_fsync, loop=loop,
                                                          tls=args.tls, **common), loop)
                 out[key].update(batch=1, title=run_title(key))
-        if args.vs == "pysyncobj":
+        if "pysyncobj" in vs:
             out["pysyncobj"] = run_pysyncobj(base / "pysyncobj", journal=args.pysyncobj_journal, **common)
-            out["ratios"] = {key: [_ratio(_level_at(out[key]["levels"], b["inflight"]), b)
-                                   for b in out["pysyncobj"]["levels"]] for key in run_keys(out)}
-            out["best"] = _best(out)
+            out.update(compare(out, "pysyncobj"))  # "ratios" and "best"
+        if "etcd" in vs:
+            why = etcd_run.etcd_unavailable()
+            if why is not None:
+                progress(f"etcd: not run: {why}")
+                out["etcd"] = {"skipped": why}
+            else:
+                # the same loop as the KVClient load, so that the two clients compare like for like
+                out["etcd"] = run_on_loop(etcd_run.run(base / "etcd", **common), loop)
+                out["etcd_compare"] = compare(out, "etcd")
+                out["etcd_latency"] = latency_vs(out, "etcd")
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return out
-
-
-def print_report(out: dict[str, Any], stream: TextIO) -> None:
-    """The human report: machine limits, one table per run, ratios."""
-    stream.write(f"\nmachine: fdatasync {out['fdatasync_per_s']:,.0f}/s ({out['value_bytes']}-byte appends), "
-                 f"loopback RTT {out['loopback_rtt_us']:.0f} us; python {out['python']}, "
-                 f"_core={out['implementation']}, loop={out['loop']}, {out['nodes']} nodes\n")
-    durable = "fsync on" if out["fsync"] else "NO fsync"
-    keys = run_keys(out)
-    for key in keys:
-        print_table(f"{run_title(key)}, {durable}", out[key]["levels"], stream)
-    if "pysyncobj" in out:
-        ps = out["pysyncobj"]
-        print_table(f"{ps['library']}, load inside the leader, no fsync"
-                    + (" (mmap journal)" if ps["journal"] else " (in-memory log)"), ps["levels"], stream)
-        stream.write("\nratio of writes/s, raftx / PySyncObj (same in-flight level)\n")
-        names = [k.removeprefix("raftx_").replace("in_process_batch", "batch") for k in keys]
-        stream.write(f"{'in-flight':>10}" + "".join(f" {n:>12}" for n in names) + "\n")
-        for i, lvl in enumerate(ps["levels"]):
-            cells = [out["ratios"][k][i] for k in keys]
-            stream.write(f"{lvl['inflight']:>10}"
-                         + "".join(f" {'-' if c is None else f'{c:.2f}x':>12}" for c in cells) + "\n")
-        best = out["best"]
-        if best["pysyncobj"] is not None:
-            stream.write(f"\nbest level of each run vs PySyncObj's best ({best['pysyncobj']['writes_per_s']:,.0f} "
-                         f"writes/s at in-flight {best['pysyncobj']['inflight']})\n")
-            for key in keys:
-                b = best[key]
-                if b is not None:
-                    ratio = b["ratio_to_pysyncobj_best"]
-                    stream.write(f"  {run_title(key)}: {b['writes_per_s']:,.0f} writes/s at in-flight "
-                                 f"{b['inflight']}: {'-' if ratio is None else f'{ratio:.2f}x'}\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,7 +239,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.client == "kv" and any(b > 1 for b in args.batch):
         parser.error("--batch > 1 applies to the in-process client only (--client in-process or both); "
                      "KVClient already coalesces concurrent puts into batched requests")
-    if args.vs == "pysyncobj":
+    if args.plot and not args.sweep:
+        parser.error("--plot draws the charts of --sweep")
+    if args.sweep and (args.vs or args.tls):
+        parser.error("--sweep measures raftx alone (no --vs, no --tls)")
+    if args.plot:
+        try:
+            require_matplotlib()
+        except RaftError as exc:
+            sys.stderr.write(f"raftx bench: {exc}\n")
+            return 2
+    if args.client == "none" and not args.vs and not args.sweep:
+        parser.error("--client none runs nothing without --vs")
+    if "pysyncobj" in vs_systems(args):
         try:
             require_pysyncobj()
         except RaftError as exc:
@@ -267,7 +267,11 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with sigterm_as_interrupt():
-            out = run_benchmark(args, progress)
+            out = (sweep_mod.run_sweep(args, progress, resolve_loop(args.loop)) if args.sweep
+                   else run_benchmark(args, progress))
+            if args.plot:
+                for path in plot_sweep(out, args.plot):
+                    progress(f"wrote {path}")
     except KeyboardInterrupt:
         sys.stderr.write("raftx bench: interrupted; node processes killed\n")
         return 130
@@ -278,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(out, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        print_report(out, sys.stdout)
+        (sweep_mod.print_sweep if args.sweep else print_report)(out, sys.stdout)
         if args.json:
             Path(args.json).write_text(json.dumps(out, indent=2))
     return 0

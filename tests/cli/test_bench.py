@@ -70,7 +70,7 @@ def test_vs_pysyncobj_without_it_says_how_to_install(tmp_path: Path) -> None:
     assert "pip install 'raftx[bench]'" in run.stderr
 
 
-@pytest.mark.parametrize("argv", [["--inflight", "0"], ["--writes", "-3"], ["--duration", "0"], ["--vs", "etcd"]])
+@pytest.mark.parametrize("argv", [["--inflight", "0"], ["--writes", "-3"], ["--duration", "0"], ["--vs", "zookeeper"], ["--vs", "pysyncobj,zk"], ["--client", "none"]])
 def test_bad_arguments_are_usage_errors(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["bench", *argv]) == 2
     assert "usage: raftx bench" in capsys.readouterr().err
