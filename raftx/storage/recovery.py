@@ -123,7 +123,8 @@ def _expected_header(buf: Any, o: int, size: int, index: int, min_term: int) -> 
     if o + _HEADER_SIZE > size:
         return False
     term, idx, kind = _TERM_INDEX_KIND.unpack_from(bytes(buf[o + 8 : o + 25]))
-    return idx == index and term >= min_term and kind <= 2 and bytes(buf[o + 25 : o + 32]) == _RESERVED
+    known_kind = kind <= _core.codec.KIND_MAX  # the codec's bound: a new kind needs no edit here
+    return idx == index and term >= min_term and known_kind and bytes(buf[o + 25 : o + 32]) == _RESERVED
 
 
 def _valid_record_in(buf: Any, lo: int, hi: int, size: int) -> int | None:
