@@ -182,11 +182,18 @@ async def _caught_up(cluster: LocalCluster, node: int, leader: int) -> dict[str,
 
 @contextlib.contextmanager
 def sigterm_as_interrupt() -> Iterator[None]:
-    """Within the block SIGTERM (and SIGINT) raise `KeyboardInterrupt`, so the demo
-    cleans up like Ctrl-C (``finally`` blocks kill child processes and remove temp dirs)."""
+    """Within the block SIGTERM acts as Ctrl-C, so the demo cleans up the same way
+    (``finally`` blocks kill child processes and remove temp dirs)."""
 
     def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt
+        # Delegate to the current SIGINT handler: inside asyncio.run that is the
+        # runner's, which cancels the main task. Raising KeyboardInterrupt here
+        # instead can land in a weakref callback or __del__, where Python prints
+        # "Exception ignored" and the interrupt is lost.
+        handler = signal.getsignal(signal.SIGINT)
+        if not callable(handler):
+            raise KeyboardInterrupt
+        handler(signum, frame)
 
     previous = signal.signal(signal.SIGTERM, interrupt)
     # Ctrl-C too, even when started with SIGINT ignored (a background job of a shell
