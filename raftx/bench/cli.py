@@ -63,6 +63,7 @@ from raftx.bench import sweep as sweep_mod
 from raftx.bench.plot import plot_sweep, require_matplotlib
 from raftx.bench.pysyncobj_run import require_pysyncobj
 from raftx.bench.pysyncobj_run import run as run_pysyncobj
+from raftx.bench.trace import print_critical_path, run_critical_path
 from raftx.bench.report import batch_key, compare, latency_vs, print_report, run_title
 from raftx.demo import sigterm_as_interrupt
 from raftx.errors import RaftError
@@ -164,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--sweep-log-entries", type=_nonnegative_int, default=sweep_mod.LOG_ENTRIES, metavar="N",
                        help="entries of the log part (default 10000000; 0 skips it)")
     sweep.add_argument("--plot", metavar="DIR", help="--sweep: write PNG charts into DIR (needs matplotlib)")
+    ap.add_argument("--critical-path", action="store_true",
+                    help="instead of the levels: one write at a time inside the leader of traced node processes, "
+                         "and the median time of each step of a write (raftx.bench.trace)")
     ap.add_argument("--json", metavar="FILE", help="write every figure as JSON to FILE ('-': stdout)")
     ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return ap
@@ -232,6 +236,23 @@ def run_benchmark(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
     return out
 
 
+def run_critical_path_cmd(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
+    """``--critical-path``: the probes and one traced run of one write at a time."""
+    base = Path(tempfile.mkdtemp(prefix="raftx-bench-"))
+    try:
+        out: dict[str, Any] = {"format": 1, "machine": probes.machine_info(), "loop": resolve_loop(args.loop),
+                               "fsync": not args.no_fsync, "nodes": args.nodes, "value_bytes": args.value_bytes}
+        progress("measuring the raw fdatasync rate and the loopback round trip")
+        out["fdatasync_per_s"] = probes.fdatasync_rate(base, record=b"v" * args.value_bytes)
+        out["loopback_rtt_us"] = asyncio.run(probes.loopback_rtt(size=args.value_bytes)) * 1e6
+        out.update(run_critical_path(base / "traced", nodes=args.nodes, duration=args.duration or 3.0,
+                                     value_bytes=args.value_bytes, fsync=not args.no_fsync, loop=out["loop"],
+                                     progress=progress))
+        return out
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``raftx bench``; returns the exit code."""
     parser = build_parser()
@@ -241,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
                      "KVClient already coalesces concurrent puts into batched requests")
     if args.plot and not args.sweep:
         parser.error("--plot draws the charts of --sweep")
+    if args.critical_path and (args.sweep or args.vs or args.tls):
+        parser.error("--critical-path traces raftx alone (no --sweep, --vs or --tls)")
     if args.sweep and (args.vs or args.tls):
         parser.error("--sweep measures raftx alone (no --vs, no --tls)")
     if args.plot:
@@ -267,8 +290,12 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         with sigterm_as_interrupt():
-            out = (sweep_mod.run_sweep(args, progress, resolve_loop(args.loop)) if args.sweep
-                   else run_benchmark(args, progress))
+            if args.critical_path:
+                out = run_critical_path_cmd(args, progress)
+            elif args.sweep:
+                out = sweep_mod.run_sweep(args, progress, resolve_loop(args.loop))
+            else:
+                out = run_benchmark(args, progress)
             if args.plot:
                 for path in plot_sweep(out, args.plot):
                     progress(f"wrote {path}")
@@ -282,7 +309,14 @@ def main(argv: list[str] | None = None) -> int:
         json.dump(out, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
-        (sweep_mod.print_sweep if args.sweep else print_report)(out, sys.stdout)
+        if args.critical_path:
+            print_critical_path(out["critical_path"], sys.stdout.write, [
+                f"  {out['nodes']} nodes, fsync {'on' if out['fsync'] else 'off'}, loop {out['loop']}; untraced "
+                f"parts measured in the same run: fdatasync {out['fdatasync_per_s']:,.0f}/s "
+                f"({1e6 / out['fdatasync_per_s']:.0f} us), loopback round trip {out['loopback_rtt_us']:.0f} us; "
+                f"the traced level's p50 {out['level']['p50_ms']:.2f} ms"])
+        else:
+            (sweep_mod.print_sweep if args.sweep else print_report)(out, sys.stdout)
         if args.json:
             Path(args.json).write_text(json.dumps(out, indent=2))
     return 0

@@ -123,6 +123,10 @@ def main(argv: list[str] | None = None) -> int:
     own, rest = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     args = ap.parse_args(own)
     count_log_fsyncs()
+    if os.environ.get("RAFTX_BENCH_TRACE"):  # raftx bench --critical-path
+        from raftx.bench.trace import install
+
+        install(os.environ["RAFTX_BENCH_TRACE"])
     writer = StatsWriter(args.stats).start()
     try:
         if args.kind == "kv":

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,15 +58,16 @@ def wait_for_result(result: Path, progress_file: Path, budget: float, procs: Seq
 
 def run_in_process(base: Path, *, nodes: int, inflight: list[int], duration: float, max_writes: int,
                    value_bytes: int, fsync: bool, progress: Progress, batch: Sequence[int] = (1,),
-                   loop: str = "auto") -> dict[str, Any]:
+                   loop: str = "auto", env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Node processes with the load inside the leader (``client_write``, or
     ``client_write_many`` for each ``batch`` size > 1); the leader's results, one level
-    per (batch, in-flight) pair, batch-major, each level carrying its ``batch``."""
+    per (batch, in-flight) pair, batch-major, each level carrying its ``batch``.
+    ``env``: more environment variables for the node processes."""
     base.mkdir(parents=True, exist_ok=True)
     addrs = ",".join(f"127.0.0.1:{p}" for p in free_ports(nodes))
     result, progress_file = base / "result.json", base / "progress.json"
     budget = 60.0 + len(inflight) * len(batch) * (duration + 65.0)
-    env = child_env()
+    env = {**child_env(), **(env or {})}
     procs = []
     for i in range(1, nodes + 1):
         argv = [sys.executable, "-m", "raftx.bench.node", "inproc", "--stats", str(base / f"stats-node{i}.json"),

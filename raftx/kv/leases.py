@@ -72,18 +72,20 @@ class LeaseKeeper:
 
     async def run(self) -> None:
         """Until the node stops (or the task is cancelled)."""
-        rx = self.raft.metrics()
+        # The role watch and the leases' own signal, not every applied batch: the
+        # keeper must cost nothing per write (issue 15).
+        rx = self.raft.server_metrics()
         try:
             while True:
                 m = rx.borrow_and_update()
-                if m.running_state is not None:
+                if m.state is ServerState.SHUTDOWN:
                     return
                 if m.state is not ServerState.LEADER:
                     self._deadlines.clear()  # a later term restarts every countdown
                     await rx.changed()
                     continue
                 delay = self._scan()
-                await first_of([rx.changed(), self.sm.wait_applied(), asyncio.sleep(delay)])
+                await first_of([rx.changed(), self.sm.wait_leases_changed(), asyncio.sleep(delay)])
         except Fatal:
             return
         finally:

@@ -114,6 +114,9 @@ class KVStateMachine(SnapshotStateMachine[_State]):
             raise ValueError("history_keep must be >= 0")
         self.history_keep = history_keep
         self._changed: asyncio.Event | None = None
+        #: Set once the leases change (`wait_leases_changed`), and the lease_seq seen then.
+        self._leases_changed: asyncio.Event | None = None
+        self._lease_seq_seen = 0
         self._max = (max_sessions, max_responses)
         self._state = _State(max_sessions, max_responses)
         self._init_snapshots(directory, fsync)
@@ -166,10 +169,22 @@ class KVStateMachine(SnapshotStateMachine[_State]):
         while self._state.ks.revision <= revision:
             await self.wait_applied()
 
-    def _wake(self) -> None:
+    async def wait_leases_changed(self) -> None:
+        """Return once an applied batch granted or refreshed a lease, or a snapshot
+        was installed (revocations do not wake it: they only shorten the list)."""
+        if self._leases_changed is None:
+            self._leases_changed = asyncio.Event()
+            self._lease_seq_seen = self._state.ks.lease_seq
+        await self._leases_changed.wait()
+
+    def _wake(self, installed: bool = False) -> None:
         if self._changed is not None:
             self._changed.set()
             self._changed = None
+        leases = self._leases_changed
+        if leases is not None and (installed or self._state.ks.lease_seq != self._lease_seq_seen):
+            leases.set()
+            self._leases_changed = None
 
     @property
     def revision(self) -> int:
@@ -383,7 +398,7 @@ class KVStateMachine(SnapshotStateMachine[_State]):
 
     def _install_state(self, state: _State) -> None:
         self._state = state
-        self._wake()
+        self._wake(installed=True)
 
     def _parse_snapshot(self, meta: SnapshotMeta, f: BinaryIO) -> _State:
         """A new state from snapshot bytes (`StorageCorrupted` if malformed)."""

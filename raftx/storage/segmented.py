@@ -248,22 +248,29 @@ class SegmentedLogStore(SegmentFiles, LogStoreBase):
 
         Readable on return; ``callback`` fires once they are durable (group commit, R4).
         """
-        check_callback(callback)
-        batch = None
-        if not self._busy:  # the fast path: no lock, no await
-            batch = self._prepare(entries, callback)
-            seg = self._tail_for(batch)
-            if seg is not None or not batch:
-                self._write(seg, batch, callback)
-                return
-            # a new segment is needed; the lock is free (nobody was busy, nothing awaited since)
+        if self.try_append(entries, callback):
+            return
         async with self._exclusive():  # after any save, truncate, purge or rotation under way (R14)
-            if batch is None:
-                batch = self._prepare(entries, callback)
+            batch = self._prepare(entries, callback)
             seg = self._tail_for(batch)
             if seg is None and batch:
                 seg = await self._make_room(batch, callback)
             self._write(seg, batch, callback)
+
+    def try_append(self, entries: Sequence[Entry] | EncodedBatch, callback: IOCallback | None = None) -> bool:
+        """`append` without a coroutine when it needs no await: True once written
+        (readable now; ``callback`` fires when durable), False when `append` must be
+        awaited instead (a save, truncate, purge or rotation under way, or a new
+        segment to start). Bad ``entries`` raise as in `append` (callback told)."""
+        check_callback(callback)
+        if self._busy:
+            return False
+        batch = self._prepare(entries, callback)
+        seg = self._tail_for(batch)
+        if seg is None and batch:
+            return False
+        self._write(seg, batch, callback)
+        return True
 
     def _prepare(self, entries: Sequence[Entry] | EncodedBatch, callback: IOCallback | None) -> EncodedBatch:
         """``entries`` as a batch that continues the log (§5.3), else tell ``callback`` and raise."""
