@@ -6,8 +6,8 @@ with a recorder of ``(CLOCK_MONOTONIC ns, thread, label)``; the clock is the
 same in every process of the machine, so the nodes' events merge into one
 timeline. A writer thread appends them to ``DIR/trace-<pid>.tsv``. With one
 write in flight, the leader's ``client_write`` call and return bound each write;
-`critical_path` cuts the merged timeline into writes and reports, step by step
-along the most common order of events, the median time between two steps.
+`critical_path` cuts the merged timeline into writes and reports each step at its
+median time since the call.
 
 The wrapping adds ~1 us per point to the traced run (its absolute latency is a
 little higher than an untraced run's); the steps' shares are what it is for.
@@ -124,9 +124,9 @@ def critical_path(directory: str | os.PathLike[str], leader_pid: int) -> dict[st
 
     A write runs from the leader's ``client_write`` call to its return; of the
     followers, the one that answered first is on the critical path (a majority of
-    three needs one), so the other's events are left out. Returned: the most common
-    order of the remaining events and, for the writes in that order, the median
-    microseconds from each step to the next."""
+    three needs one), so the other's events are left out. Returned: every kind of
+    event seen in at least half of the writes (its n-th occurrence in a write
+    counted apart) at its median time since the call, in that order."""
     events = _read(Path(directory))
     writes: list[list[tuple[int, int, str]]] = []
     current: list[tuple[int, int, str]] | None = None
@@ -157,16 +157,17 @@ def critical_path(directory: str | os.PathLike[str], leader_pid: int) -> dict[st
     # write, at its median offset from the write's start (robust where the order of
     # two events varies from write to write, as the nodes run in parallel).
     offsets: dict[str, list[float]] = defaultdict(list)
-    for w in paths:
-        t0, seen = w[0][0], Counter[str]()
-        for t, name in w[1:]:
+    for path in paths:
+        t0, seen = path[0][0], Counter[str]()
+        for t, name in path[1:]:
             seen[name] += 1
             key = name if seen[name] == 1 else f"{name} #{seen[name]}"
             offsets[key].append((t - t0) / 1000)
-    steps = sorted(({"step": k, "at_us": statistics.median(v), "share": len(v) / len(paths)}
-                    for k, v in offsets.items() if len(v) >= len(paths) / 2), key=lambda d: d["at_us"])
+    steps: list[dict[str, Any]] = sorted(
+        ({"step": k, "at_us": statistics.median(v), "share": len(v) / len(paths)}
+         for k, v in offsets.items() if len(v) >= len(paths) / 2), key=lambda d: float(d["at_us"]))
     return {"writes": len(paths), "steps": steps,
-            "p50_us": statistics.median((w[-1][0] - w[0][0]) / 1000 for w in paths)}
+            "p50_us": statistics.median((p[-1][0] - p[0][0]) / 1000 for p in paths)}
 
 
 def run_critical_path(base: Path, *, nodes: int, duration: float, value_bytes: int, fsync: bool, loop: str,
