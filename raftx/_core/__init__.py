@@ -33,10 +33,10 @@ import platform
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-__all__ = ["FALLBACK_REASON", "IMPLEMENTATION", "MODULES", "codec", "logindex", "quorum", "vote", "load", "load_twins",
+__all__ = ["FALLBACK_REASON", "IMPLEMENTATION", "MODULES", "codec", "iosync", "logindex", "quorum", "vote", "load", "load_twins",
            "select_twins"]
 
-MODULES = ("codec", "logindex", "quorum", "vote")
+MODULES = ("codec", "iosync", "logindex", "quorum", "vote")
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +99,7 @@ def _select() -> tuple[str, dict[str, ModuleType], str | None]:
 
 if TYPE_CHECKING:
     from . import codec_py as codec
+    from . import iosync_py as iosync
     from . import logindex_py as logindex
     from . import quorum_py as quorum
     from . import vote_py as vote
@@ -108,6 +109,7 @@ if TYPE_CHECKING:
 else:
     IMPLEMENTATION, _modules, FALLBACK_REASON = _select()
     codec = _modules["codec"]
+    iosync = _modules["iosync"]
     logindex = _modules["logindex"]
     quorum = _modules["quorum"]
     vote = _modules["vote"]

@@ -29,8 +29,11 @@ _patched = False
 
 
 def fsync_count() -> int:
-    """fsync + fdatasync calls made through the raftx log's `FileIO` in this process."""
-    return _fsyncs
+    """fsync + fdatasync calls of the raftx log in this process: through its `FileIO`,
+    and those its I/O threads made ahead (`raftx.storage.io_thread.synced_ahead`)."""
+    from raftx.storage.io_thread import synced_ahead
+
+    return _fsyncs + synced_ahead()
 
 
 def count_log_fsyncs() -> None:
