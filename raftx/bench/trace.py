@@ -34,7 +34,8 @@ TRACE_ENV = "RAFTX_BENCH_TRACE"
 
 #: (module, class, method, label, kind): kind "call" records when the method is
 #: called, "done" also when an async method's coroutine returns, "ret" also when
-#: a plain method returns.
+#: a plain method returns. An empty class names a module-level function (looked up
+#: by its module at each call).
 POINTS: list[tuple[str, str, str, str, str]] = [
     ("raftx.raft", "Raft", "client_write", "client_write", "done"),
     ("raftx.runtime.core", "RaftCore", "_drain_writes", "core: drain writes, engine step", "call"),
@@ -45,6 +46,7 @@ POINTS: list[tuple[str, str, str, str, str]] = [
     ("raftx.runtime.storage_worker", "StorageWorker", "submit", "storage worker: queued", "call"),
     ("raftx.storage.segmented", "SegmentedLogStore", "append", "log: append (pwrite)", "call"),
     ("raftx.storage.fileio", "FileIO", "fdatasync", "fdatasync", "ret"),
+    ("raftx.storage.io_thread", "", "_round", "I/O round (after any sync ahead)", "ret"),
     ("raftx.storage.segmented", "SegmentedLogStore", "_synced", "log: durable (loop thread)", "call"),
     ("raftx.network.raft_rpc", "RpcRaftNetwork", "append_entries", "replicator: send AppendEntries", "done"),
     ("raftx.network.tcp", "FlowControl", "send", "socket write", "call"),
@@ -90,7 +92,8 @@ def _wrap(fn: Callable[..., Any], label: str, kind: str) -> Callable[..., Any]:
 def install(directory: str | os.PathLike[str]) -> None:
     """Wrap `POINTS` in this process and write its events under ``directory``."""
     for module, cls, method, label, kind in POINTS:
-        owner = getattr(importlib.import_module(module), cls)
+        owner = importlib.import_module(module)
+        owner = getattr(owner, cls) if cls else owner  # "": a module-level function
         setattr(owner, method, _wrap(getattr(owner, method), label, kind))
     path = Path(directory) / f"trace-{os.getpid()}.tsv"
     main = threading.get_ident()
