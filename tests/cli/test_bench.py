@@ -57,7 +57,10 @@ def test_vs_pysyncobj_prints_ratios(capsys: pytest.CaptureFixture[str]) -> None:
     out = _bench(capsys, "--inflight", "2", "--writes", "20", "--vs", "pysyncobj", "--no-fsync")
     (ps,) = out["pysyncobj"]["levels"]
     (rx,) = out["raftx_kvclient"]["levels"]
-    assert ps["writes"] == 20 and rx["writes"] == 20
+    # PySyncObj may refuse a few writes while its cluster settles on a loaded machine
+    # (counted as failed); raftx's KVClient retries until each write is committed.
+    assert ps["writes"] + ps["failed"] == 20 and ps["writes"] > 0
+    assert rx["writes"] == 20
     assert out["ratios"]["raftx_kvclient"] == [pytest.approx(rx["writes_per_s"] / ps["writes_per_s"])]
 
 

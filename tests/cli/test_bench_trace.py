@@ -26,7 +26,8 @@ def test_critical_path_follows_a_write_through_a_follower_and_back(capsys: pytes
     at = {s["step"]: s["at_us"] for s in cp["steps"]}
     assert at["follower: AppendEntries handler"] < at["follower: AppendEntries handler returns"]
     assert at["leader: replicator: send AppendEntries"] < at["follower: server: bytes received"]
-    assert at["follower: fdatasync returns (io thread)"] > at["follower: fdatasync (io thread)"]
+    io_round = "follower: I/O round (after any sync ahead)"
+    assert at[f"{io_round} returns (io thread)"] > at[f"{io_round} (io thread)"] > at["follower: storage worker: queued"]
     assert at["leader: responders settled"] <= cp["p50_us"]
     assert out["level"]["writes"] > 10 and out["fsync"] is True
 
