@@ -84,8 +84,9 @@ class LeaseKeeper:
                     self._deadlines.clear()  # a later term restarts every countdown
                     await rx.changed()
                     continue
+                seen = self.sm.lease_version  # what this scan saw, read before anything runs
                 delay = self._scan()
-                await first_of([rx.changed(), self.sm.wait_leases_changed(), asyncio.sleep(delay)])
+                await first_of([rx.changed(), self.sm.wait_leases_changed(seen), asyncio.sleep(delay)])
         except Fatal:
             return
         finally:

@@ -114,9 +114,9 @@ class KVStateMachine(SnapshotStateMachine[_State]):
             raise ValueError("history_keep must be >= 0")
         self.history_keep = history_keep
         self._changed: asyncio.Event | None = None
-        #: Set once the leases change (`wait_leases_changed`), and the lease_seq seen then.
+        #: Set when the leases change (`wait_leases_changed`); the lease_seq of the last wake.
         self._leases_changed: asyncio.Event | None = None
-        self._lease_seq_seen = 0
+        self._lease_seq_woken = 0
         self._max = (max_sessions, max_responses)
         self._state = _State(max_sessions, max_responses)
         self._init_snapshots(directory, fsync)
@@ -169,12 +169,18 @@ class KVStateMachine(SnapshotStateMachine[_State]):
         while self._state.ks.revision <= revision:
             await self.wait_applied()
 
-    async def wait_leases_changed(self) -> None:
-        """Return once an applied batch granted or refreshed a lease, or a snapshot
-        was installed (revocations do not wake it: they only shorten the list)."""
+    @property
+    def lease_version(self) -> int:
+        """Grows with every lease grant and refresh (`wait_leases_changed`)."""
+        return self._state.ks.lease_seq
+
+    async def wait_leases_changed(self, since: int) -> None:
+        """Return once `lease_version` differs from ``since`` (at once if it does) or a
+        snapshot was installed; revocations do not wake it (they only shorten the list)."""
+        if self._state.ks.lease_seq != since:
+            return
         if self._leases_changed is None:
             self._leases_changed = asyncio.Event()
-            self._lease_seq_seen = self._state.ks.lease_seq
         await self._leases_changed.wait()
 
     def _wake(self, installed: bool = False) -> None:
@@ -182,9 +188,10 @@ class KVStateMachine(SnapshotStateMachine[_State]):
             self._changed.set()
             self._changed = None
         leases = self._leases_changed
-        if leases is not None and (installed or self._state.ks.lease_seq != self._lease_seq_seen):
+        if leases is not None and (installed or self._state.ks.lease_seq != self._lease_seq_woken):
             leases.set()
             self._leases_changed = None
+        self._lease_seq_woken = self._state.ks.lease_seq
 
     @property
     def revision(self) -> int:

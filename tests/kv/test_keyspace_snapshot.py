@@ -3,6 +3,7 @@ format 1 still read), compaction with the snapshot, and deterministic lease expi
 
 from __future__ import annotations
 
+import asyncio
 import io
 from pathlib import Path
 
@@ -135,3 +136,25 @@ async def test_malformed_new_commands_change_nothing(cmd: list) -> None:
     sm = KVStateMachine()
     r = await Log(sm).one(msgpack.packb(cmd, use_bin_type=True))
     assert r[0] == c.BAD_COMMAND and sm.revision == 0 and not sm.leases
+
+
+async def test_wait_leases_changed_wakes_on_grants_and_refreshes_only() -> None:
+    # The lease keeper waits on this instead of on every applied batch (issue 15).
+    sm = KVStateMachine(None)
+    log = Log(sm)
+    seen = sm.lease_version
+    waiter = asyncio.ensure_future(sm.wait_leases_changed(seen))
+    await log.one(c.encode_put(b"k", b"v"))  # not a lease change
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    lease_id = (await log.one(c.encode_lease(c.LEASE_GRANT, 1000)))[1][0]
+    await asyncio.wait_for(waiter, 5)
+    seen = sm.lease_version
+    assert seen > 0
+    waiter = asyncio.ensure_future(sm.wait_leases_changed(seen))
+    await log.one(c.encode_lease(c.LEASE_KEEPALIVE, lease_id))
+    await asyncio.wait_for(waiter, 5)
+    # a change between the read of lease_version and the wait is not missed
+    seen = sm.lease_version
+    await log.one(c.encode_lease(c.LEASE_KEEPALIVE, lease_id))
+    await asyncio.wait_for(sm.wait_leases_changed(seen), 5)
