@@ -44,7 +44,7 @@ POINTS: list[tuple[str, str, str, str, str]] = [
     ("raftx.engine.engine", "Engine", "step", "engine", "ret"),
     ("raftx.runtime.core", "RaftCore", "_append", "core: encode entries, cache, store", "ret"),
     ("raftx.runtime.storage_worker", "StorageWorker", "submit", "storage worker: queued", "call"),
-    ("raftx.storage.segmented", "SegmentedLogStore", "append", "log: append (pwrite)", "call"),
+    ("raftx.storage.segmented", "SegmentedLogStore", "try_append", "log: append (pwrite)", "ret"),
     ("raftx.storage.fileio", "FileIO", "fdatasync", "fdatasync", "ret"),
     ("raftx.storage.io_thread", "", "_round", "I/O round (after any sync ahead)", "ret"),
     ("raftx.storage.segmented", "SegmentedLogStore", "_synced", "log: durable (loop thread)", "call"),
