@@ -63,11 +63,11 @@ from raftx.bench import sweep as sweep_mod
 from raftx.bench.plot import plot_sweep, require_matplotlib
 from raftx.bench.pysyncobj_run import require_pysyncobj
 from raftx.bench.pysyncobj_run import run as run_pysyncobj
-from raftx.bench.trace import print_critical_path, run_critical_path
 from raftx.bench.report import batch_key, compare, latency_vs, print_report, run_title
+from raftx.bench.trace import print_critical_path, run_critical_path
 from raftx.demo import sigterm_as_interrupt
 from raftx.errors import RaftError
-from raftx.kv.server import run_on_loop
+from raftx.kv.server import GC_GEN0_THRESHOLD, run_on_loop, set_gc_threshold
 
 __all__ = ["build_parser", "main", "run_benchmark"]
 
@@ -147,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
                          "commas) and print raftx / other ratios; etcd needs an 'etcd' binary on PATH "
                          "(skipped with a message otherwise)")
     ap.add_argument("--pysyncobj-journal", action="store_true", help="PySyncObj with its mmap file journal")
+    ap.add_argument("--gc-gen0", type=_nonnegative_int, default=GC_GEN0_THRESHOLD, metavar="N",
+                    help="generation-0 GC threshold of every process of the run: the nodes (raftx and PySyncObj) "
+                         f"and this one, which drives KVClient and etcd's client (default {GC_GEN0_THRESHOLD:,}, "
+                         "as raftx serve; 0: Python's 700)")
     ap.add_argument("--tls", action="store_true",
                     help="KVClient run: mutual TLS between the nodes and the load (raftx serve --tls-* with "
                          "certificates from a throwaway CA; needs the 'cryptography' package)")
@@ -197,7 +201,8 @@ def run_benchmark(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
                            "implementation": _core.IMPLEMENTATION,
                            "loop": loop, "fsync": not args.no_fsync, "value_bytes": args.value_bytes,
                            "nodes": args.nodes, "inflight": args.inflight, "batch": batches,
-                           "duration_s": duration, "writes_per_level": args.writes, "tls": args.tls}
+                           "duration_s": duration, "writes_per_level": args.writes, "tls": args.tls,
+                           "gc_gen0": args.gc_gen0}
     common = dict(nodes=args.nodes, inflight=args.inflight, duration=duration, max_writes=max_writes,
                   value_bytes=args.value_bytes, progress=progress)
     base = Path(tempfile.mkdtemp(prefix="raftx-bench-"))
@@ -208,7 +213,7 @@ def run_benchmark(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
         for key in MODES[args.client]:
             if key == "raftx_in_process":
                 run = runs.run_in_process(base / "inproc", fsync=not args.no_fsync, batch=batches, loop=loop,
-                                          **common)
+                                          gc_gen0=args.gc_gen0, **common)
                 for batch in batches:
                     out[batch_key(batch)] = {"leader": run["leader"], "batch": batch,
                                              "title": run_title(batch_key(batch)),
@@ -216,10 +221,11 @@ def run_benchmark(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
             else:
                 # the KVClient load on the nodes' loop: on asyncio's slower loop it would measure the client
                 out[key] = run_on_loop(runs.run_kvclient(base / "kvclient", fsync=not args.no_fsync, loop=loop,
-                                                         tls=args.tls, **common), loop)
+                                                         tls=args.tls, gc_gen0=args.gc_gen0, **common), loop)
                 out[key].update(batch=1, title=run_title(key))
         if "pysyncobj" in vs:
-            out["pysyncobj"] = run_pysyncobj(base / "pysyncobj", journal=args.pysyncobj_journal, **common)
+            out["pysyncobj"] = run_pysyncobj(base / "pysyncobj", journal=args.pysyncobj_journal,
+                                             gc_gen0=args.gc_gen0, **common)
             out.update(compare(out, "pysyncobj"))  # "ratios" and "best"
         if "etcd" in vs:
             why = etcd_run.etcd_unavailable()
@@ -281,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"raftx bench: {exc}\n")
             return 2
     logging.basicConfig(stream=sys.stderr, level=logging.CRITICAL)  # node start-up retries are expected
+    # This process is the load generator of the KVClient and etcd runs: the same GC
+    # setting as every node (100,000 writes in flight are 100,000 live tasks, which
+    # Python's default threshold would traverse again and again: half the throughput).
+    set_gc_threshold(args.gc_gen0)
     t0 = time.monotonic()
 
     def progress(text: str) -> None:

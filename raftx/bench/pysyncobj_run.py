@@ -154,8 +154,9 @@ def worker(args: argparse.Namespace) -> int:
 
 
 def run(base: Path, *, nodes: int, inflight: list[int], duration: float, max_writes: int, value_bytes: int,
-        journal: bool = False, progress: Any = lambda text: None) -> dict[str, Any]:
-    """Start ``nodes`` PySyncObj processes, collect the leader's results, stop everything."""
+        journal: bool = False, progress: Any = lambda text: None, gc_gen0: int = 0) -> dict[str, Any]:
+    """Start ``nodes`` PySyncObj processes, collect the leader's results, stop everything
+    (``gc_gen0``: their generation-0 GC threshold, as raftx's nodes get; 0: Python's)."""
     from raftx.bench.runs import wait_for_result
     from raftx.launcher import ManagedProcess, child_env, free_ports
 
@@ -169,7 +170,7 @@ def run(base: Path, *, nodes: int, inflight: list[int], duration: float, max_wri
         argv = [sys.executable, "-m", "raftx.bench.pysyncobj_run", "--index", str(i), "--addrs", addrs,
                 "--stats-dir", str(base), "--result", str(result), "--progress", str(progress_file),
                 "--duration", str(duration), "--max-writes", str(max_writes), "--value-bytes", str(value_bytes),
-                "--linger", str(budget), "--inflight", *map(str, inflight)]
+                "--linger", str(budget), "--inflight", *map(str, inflight), "--gc-gen0", str(gc_gen0)]
         if journal:
             argv += ["--journal", str(base / f"journal{i}")]
         procs.append(ManagedProcess(argv, log_path=base / f"node{i}.log", env=child_env(), name=f"pysyncobj-{i}"))
@@ -180,7 +181,8 @@ def run(base: Path, *, nodes: int, inflight: list[int], duration: float, max_wri
     finally:
         for p in procs:
             p.kill()
-    out.update(library=f"pysyncobj {lib}", durable=False, journal=journal, value_bytes=value_bytes, nodes=nodes)
+    out.update(library=f"pysyncobj {lib}", durable=False, journal=journal, value_bytes=value_bytes, nodes=nodes,
+               gc_gen0=gc_gen0)
     return out
 
 
@@ -198,7 +200,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--value-bytes", type=int, default=100)
     ap.add_argument("--journal", default=None)
     ap.add_argument("--linger", type=float, default=60.0)
-    return worker(ap.parse_args(argv))
+    ap.add_argument("--gc-gen0", type=int, default=0)
+    args = ap.parse_args(argv)
+    from raftx.kv.server import set_gc_threshold
+
+    set_gc_threshold(args.gc_gen0)
+    return worker(args)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -135,6 +135,7 @@ def print_report(out: dict[str, Any], stream: TextIO) -> None:
                  f"{out['fdatasync_per_s']:,.0f}/s ({out['value_bytes']}-byte appends), "
                  f"loopback RTT {out['loopback_rtt_us']:.0f} us; python {out['python']}, "
                  f"_core={out['implementation']}, loop={out['loop']}, {out['nodes']} nodes"
+                 + (f", gc gen0 {out['gc_gen0']:,}" if out.get("gc_gen0") else "")
                  + (f"; raftx {m['raftx_commit'][:12]}" if m.get("raftx_commit") else "") + "\n")
     durable = "fsync on" if out["fsync"] else "NO fsync"
     keys = run_keys(out)

@@ -22,6 +22,7 @@ from typing import Any
 
 from raftx.bench.load import drive, measured_level
 from raftx.errors import RaftError, Timeout
+from raftx.kv.server import GC_GEN0_THRESHOLD
 from raftx.launcher import LocalCluster, ManagedProcess, child_env, free_ports, wait_for_file
 
 __all__ = ["run_in_process", "run_kvclient", "wait_for_result"]
@@ -58,11 +59,13 @@ def wait_for_result(result: Path, progress_file: Path, budget: float, procs: Seq
 
 def run_in_process(base: Path, *, nodes: int, inflight: list[int], duration: float, max_writes: int,
                    value_bytes: int, fsync: bool, progress: Progress, batch: Sequence[int] = (1,),
-                   loop: str = "auto", env: Mapping[str, str] | None = None) -> dict[str, Any]:
+                   loop: str = "auto", env: Mapping[str, str] | None = None,
+                   gc_gen0: int = GC_GEN0_THRESHOLD) -> dict[str, Any]:
     """Node processes with the load inside the leader (``client_write``, or
     ``client_write_many`` for each ``batch`` size > 1); the leader's results, one level
     per (batch, in-flight) pair, batch-major, each level carrying its ``batch``.
-    ``env``: more environment variables for the node processes."""
+    ``env``: more environment variables for the node processes; ``gc_gen0``: their
+    generation-0 GC threshold (0: Python's)."""
     base.mkdir(parents=True, exist_ok=True)
     addrs = ",".join(f"127.0.0.1:{p}" for p in free_ports(nodes))
     result, progress_file = base / "result.json", base / "progress.json"
@@ -75,7 +78,7 @@ def run_in_process(base: Path, *, nodes: int, inflight: list[int], duration: flo
                 "--stats-dir", str(base), "--result", str(result), "--progress", str(progress_file),
                 "--duration", str(duration), "--max-writes", str(max_writes), "--value-bytes", str(value_bytes),
                 "--linger", str(budget), "--loop", loop, "--inflight", *map(str, inflight),
-                "--batch", *map(str, batch)]
+                "--batch", *map(str, batch), "--gc-gen0", str(gc_gen0)]
         if not fsync:
             argv.append("--no-fsync")
         procs.append(ManagedProcess(argv, log_path=base / f"node{i}.log", env=env, name=f"raftx-inproc-{i}"))
@@ -90,13 +93,14 @@ def run_in_process(base: Path, *, nodes: int, inflight: list[int], duration: flo
 
 async def run_kvclient(base: Path, *, nodes: int, inflight: list[int], duration: float, max_writes: int,
                        value_bytes: int, fsync: bool, progress: Progress, loop: str = "auto",
-                       tls: bool = False) -> dict[str, Any]:
+                       tls: bool = False, gc_gen0: int = GC_GEN0_THRESHOLD) -> dict[str, Any]:
     """``raftx serve`` node processes (event loop ``loop``), the load from this process
     through `KVClient` (which coalesces concurrent puts into batches itself); ``tls``:
     mutual TLS everywhere (`LocalCluster` makes a throwaway CA)."""
     base.mkdir(parents=True, exist_ok=True)
     cluster = LocalCluster(nodes, base_dir=base, cluster_name=CLUSTER, tls=tls,
-                           node_args=["--log-level", "WARNING", "--loop", loop, *([] if fsync else ["--no-fsync"])])
+                           node_args=["--log-level", "WARNING", "--loop", loop, "--gc-gen0", str(gc_gen0),
+                                      *([] if fsync else ["--no-fsync"])])
     stats = {f"node{i}": base / f"stats-node{i}.json" for i in cluster.nodes}
     for i, p in cluster.nodes.items():  # the same node, with CPU / fsync accounting around it
         assert p.argv[1:3] == ["-m", "raftx.kv.server"], p.argv
