@@ -58,7 +58,7 @@ cdef class SyncAhead:
     def wait(self, int bell):
         cdef unsigned char buf[8]
         cdef long long seq, fd
-        cdef int err = 0
+        cdef int err = 0, read_err = 0
         cdef double start = 0.0, took = 0.0
         cdef Py_ssize_t n
         cdef bint synced = False
@@ -69,7 +69,9 @@ cdef class SyncAhead:
                     break
             seq = raftx_load_i64(&self._seq)
             fd = raftx_load_i64(&self._fd)
-            if fd >= 0 and seq > self._done:
+            if n < 0:
+                read_err = errno
+            elif fd >= 0 and seq > self._done:
                 synced = True
                 start = raftx_now()
                 if fdatasync(<int>fd) != 0:
@@ -78,7 +80,7 @@ cdef class SyncAhead:
                 if err == 0:
                     self._done = seq
         if n < 0:
-            raise OSError(errno, "read of the I/O thread's doorbell failed")
+            raise OSError(read_err, "read of the I/O thread's doorbell failed")
         if not synced or err == EBADF:
             return -1, 0, 0, 0.0
         return fd, seq, err, took
