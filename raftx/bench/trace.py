@@ -6,8 +6,9 @@ with a recorder of ``(CLOCK_MONOTONIC ns, thread, label)``; the clock is the
 same in every process of the machine, so the nodes' events merge into one
 timeline. A writer thread appends them to ``DIR/trace-<pid>.tsv``. With one
 write in flight, the leader's ``client_write`` call and return bound each write;
-`critical_path` cuts the merged timeline into writes and reports each step at its
-median time since the call.
+`critical_path` cuts the merged timeline into writes and follows each along
+`MILESTONES` (leader, the follower that answered first, leader again), reporting the
+median time of each phase.
 
 The wrapping adds ~1 us per point to the traced run (its absolute latency is a
 little higher than an untraced run's); the steps' shares are what it is for.
@@ -22,12 +23,11 @@ import os
 import statistics
 import threading
 import time
-from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["POINTS", "critical_path", "install", "print_critical_path", "run_critical_path"]
+__all__ = ["MILESTONES", "POINTS", "critical_path", "install", "print_critical_path", "run_critical_path"]
 
 #: The environment variable that makes `raftx.bench.node` call `install`.
 TRACE_ENV = "RAFTX_BENCH_TRACE"
@@ -122,55 +122,78 @@ def _read(directory: Path) -> list[tuple[int, int, str, str]]:
     return events
 
 
-def critical_path(directory: str | os.PathLike[str], leader_pid: int) -> dict[str, Any]:
-    """The steps of one write from the traces under ``directory``.
+#: The critical path of one write, milestone by milestone: (whose, event). Each is
+#: looked up as its first occurrence after the milestone before it, so the phases
+#: between them follow the write's causal chain through the leader and the follower
+#: that answered first (a majority of three needs one answer).
+MILESTONES: list[tuple[str, str]] = [
+    ("leader", "core: drain writes, engine step"),
+    ("leader", "core: encode entries, cache, store returns"),
+    ("leader", "socket write"),
+    ("follower", "server: bytes received"),
+    ("follower", "AppendEntries handler"),
+    ("follower", "core: encode entries, cache, store returns"),
+    ("follower", "log: durable (loop thread)"),
+    ("follower", "AppendEntries handler returns"),
+    ("follower", "socket write"),
+    ("leader", "client: bytes received"),
+    ("leader", "replicator: send AppendEntries returns"),
+    ("leader", "apply worker: apply"),
+    ("leader", "responders settled"),
+    ("leader", "client_write returns"),
+]
 
-    A write runs from the leader's ``client_write`` call to its return; of the
-    followers, the one that answered first is on the critical path (a majority of
-    three needs one), so the other's events are left out. Returned: every kind of
-    event seen in at least half of the writes (its n-th occurrence in a write
-    counted apart) at its median time since the call, in that order."""
-    events = _read(Path(directory))
+
+def _cut_writes(events: list[tuple[int, int, str, str]], leader_pid: int) -> list[list[tuple[int, int, str]]]:
+    """The events of each write (leader's ``client_write`` call to return), alone in flight."""
     writes: list[list[tuple[int, int, str]]] = []
     current: list[tuple[int, int, str]] | None = None
     depth = 0  # client_write calls not returned yet; a write overlapping another is left out
     for t, pid, thread, label in events:
-        name = label if thread == "loop" else f"{label} ({thread} thread)"
+        if thread != "loop":
+            continue  # the I/O threads' events are off the milestones
         if pid == leader_pid and label == "client_write":
-            current = [(t, pid, name)] if depth == 0 else None
+            current = [(t, pid, label)] if depth == 0 else None
             depth += 1
         elif pid == leader_pid and label == "client_write returns":
             depth -= 1
             if current is not None and depth == 0:
-                current.append((t, pid, name))
+                current.append((t, pid, label))
                 writes.append(current)
             current = None
         elif current is not None:
-            current.append((t, pid, name))
-    writes = writes[len(writes) // 10:]  # the first writes warm caches and connections
-    paths: list[list[tuple[int, str]]] = []
+            current.append((t, pid, label))
+    return writes[len(writes) // 10:]  # the first writes warm caches and connections
+
+
+def critical_path(directory: str | os.PathLike[str], leader_pid: int) -> dict[str, Any]:
+    """Where one write's time goes, from the traces under ``directory``: for every write
+    that reached each of `MILESTONES` in order, the microseconds between two milestones;
+    returned as the median of each phase (``steps``), and the median write (``p50_us``)."""
+    writes = _cut_writes(_read(Path(directory)), leader_pid)
+    phases: list[list[float]] = [[] for _ in MILESTONES]
+    totals = []
     for w in writes:
-        first = next((pid for _, pid, name in w if pid != leader_pid
-                      and name == "AppendEntries handler returns"), None)
-        paths.append([(t, ("leader: " if pid == leader_pid else "follower: ") + name)
-                      for t, pid, name in w if pid in (leader_pid, first)])
-    if not paths:
-        return {"writes": 0, "steps": [], "p50_us": 0.0}
-    # Each event of a write, keyed by what it is and its how-many-th occurrence in the
-    # write, at its median offset from the write's start (robust where the order of
-    # two events varies from write to write, as the nodes run in parallel).
-    offsets: dict[str, list[float]] = defaultdict(list)
-    for path in paths:
-        t0, seen = path[0][0], Counter[str]()
-        for t, name in path[1:]:
-            seen[name] += 1
-            key = name if seen[name] == 1 else f"{name} #{seen[name]}"
-            offsets[key].append((t - t0) / 1000)
-    steps: list[dict[str, Any]] = sorted(
-        ({"step": k, "at_us": statistics.median(v), "share": len(v) / len(paths)}
-         for k, v in offsets.items() if len(v) >= len(paths) / 2), key=lambda d: float(d["at_us"]))
-    return {"writes": len(paths), "steps": steps,
-            "p50_us": statistics.median((p[-1][0] - p[0][0]) / 1000 for p in paths)}
+        first = next((pid for _, pid, label in w
+                      if pid != leader_pid and label == "AppendEntries handler returns"), None)
+        t_prev, k, times = w[0][0], 0, []
+        for t, pid, label in w:
+            if k == len(MILESTONES):
+                break
+            who, want = MILESTONES[k]
+            if label == want and pid == (leader_pid if who == "leader" else first):
+                times.append(t)
+                k += 1
+        if k < len(MILESTONES):
+            continue  # a write that took another way (a retry, a leader change)
+        for n, t in enumerate(times):
+            phases[n].append((t - t_prev) / 1000)
+            t_prev = t
+        totals.append((times[-1] - w[0][0]) / 1000)
+    if not totals:
+        return {"writes": len(writes), "complete": 0, "steps": [], "p50_us": 0.0}
+    steps = [{"step": f"{who}: {label}", "us": statistics.median(v)} for (who, label), v in zip(MILESTONES, phases)]
+    return {"writes": len(writes), "complete": len(totals), "steps": steps, "p50_us": statistics.median(totals)}
 
 
 def run_critical_path(base: Path, *, nodes: int, duration: float, value_bytes: int, fsync: bool, loop: str,
@@ -189,15 +212,12 @@ def run_critical_path(base: Path, *, nodes: int, duration: float, value_bytes: i
 
 
 def print_critical_path(out: dict[str, Any], write: Callable[[str], Any], extra: Iterable[str] = ()) -> None:
-    """Print `critical_path`'s result: each step at its median time since the call."""
-    write(f"critical path of one write ({out['writes']} traced writes; each step at its median time since "
-          f"client_write was called, and the median gap from the step before)\n")
+    """Print `critical_path`'s result: the median time of each phase of one write."""
+    write(f"critical path of one write ({out['complete']} of {out['writes']} traced writes took every step; "
+          f"median us from the step before)\n")
     for line in extra:
         write(line + "\n")
-    write(f"  {'at us':>8}  {'+us':>6}  step\n")
-    before = 0.0
+    write("            leader: client_write called\n")
     for s in out["steps"]:
-        share = "" if s["share"] > 0.95 else f"   (in {s['share']:.0%} of the writes)"
-        write(f"  {s['at_us']:8.1f}  {s['at_us'] - before:6.1f}  {s['step']}{share}\n")
-        before = s["at_us"]
-    write(f"  median write: {out['p50_us']:.1f} us\n")
+        write(f"  {s['us']:8.1f}  {s['step']}\n")
+    write(f"  {sum(s['us'] for s in out['steps']):8.1f}  sum of the medians (median write: {out['p50_us']:.1f} us)\n")
