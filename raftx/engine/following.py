@@ -62,8 +62,9 @@ def accept_leader(st: EngineState, roles: Roles, out: Output, vote: Vote) -> boo
 def _check_append(st: EngineState, roles: Roles, req: AppendEntriesRequest,
                   sender: int | None) -> tuple[LogEntries, int, int | None]:
     """Every check of an AppendEntries that can refuse it, with no state change: shape
-    and ranges, authorization (`peer_check`), and that nothing it carries conflicts
-    with the committed log (Log Matching, §5.3: a real leader never sends that).
+    and ranges, authorization (`peer_check`), and, from a leader this node would follow,
+    that nothing it carries conflicts with the committed log (Log Matching, §5.3: a real
+    leader never sends that; a stale one may, and is answered with our vote instead).
 
     Returns ``(entries, start, truncate_after)``: the entries, the position of the
     first one we do not have, and the index to truncate after (None: no conflict)
@@ -74,6 +75,11 @@ def _check_append(st: EngineState, roles: Roles, req: AppendEntriesRequest,
     peer_check.check_names_sender(req.vote, sender, "AppendEntries")
     if roles.leader is not None and req.vote == st.vote:
         raise ProtocolError("AppendEntries from this node's own term as leader")
+    if not vote_ge(req.vote, st.vote):
+        # A stale leader (§5.1): it is answered with our vote so that it steps down.
+        # Its uncommitted entries may well conflict with what we committed since; the
+        # Log Matching checks below are for a leader this node would follow.
+        return entries, 0, None
     log = st.log
     prev = req.prev_log_id
     committed_index = -1 if st.committed is None else st.committed.index
