@@ -181,13 +181,14 @@ def test_a_node_restarts_after_a_tear_near_a_sector_end(seed: int) -> None:
     assert r.ok, r.report()
 
 
-def test_a_stale_leader_learns_the_term_from_followers_whose_commit_it_conflicts_with() -> None:
-    """Seed 6357 (liveness): a cut-off leader of term 1 sent its uncommitted entries to
+@pytest.mark.parametrize("seed", (6357, 9517))
+def test_a_stale_leader_learns_the_term_from_followers_whose_commit_it_conflicts_with(seed: int) -> None:
+    """Seeds 6357 and 9517 (liveness): a cut-off leader of term 1 sent its uncommitted entries to
     followers that had committed others in term 3 and sat in a joint configuration
     needing its vote; they refused the request as a protocol error instead of answering
     with their term, so it never stepped down and no one could be elected
     (`tests/engine/test_sim_regressions.py` has the engine-level form)."""
-    r = run_seed(6357)
+    r = run_seed(seed)
     assert r.ok, r.report()
 
 
