@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from raftx.bench.procstats import StatsWriter, count_log_fsyncs
+from raftx.bench.trace import TRACE_ENV
+from raftx.bench.trace import install as install_trace
 from raftx.kv.server import GC_GEN0_THRESHOLD, MAX_PAYLOAD_ENTRIES, run_on_loop, set_gc_threshold
 
 __all__ = ["main"]
@@ -123,10 +125,8 @@ def main(argv: list[str] | None = None) -> int:
     own, rest = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
     args = ap.parse_args(own)
     count_log_fsyncs()
-    if os.environ.get("RAFTX_BENCH_TRACE"):  # raftx bench --critical-path
-        from raftx.bench.trace import install
-
-        install(os.environ["RAFTX_BENCH_TRACE"])
+    if os.environ.get(TRACE_ENV):  # raftx bench --critical-path
+        install_trace(os.environ[TRACE_ENV])
     writer = StatsWriter(args.stats).start()
     try:
         if args.kind == "kv":

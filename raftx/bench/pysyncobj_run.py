@@ -28,6 +28,7 @@ from typing import Any
 from raftx.bench.procstats import StatsWriter, read_stats, usage
 from raftx.bench.stats import latency_summary
 from raftx.errors import RaftError
+from raftx.kv.server import set_gc_threshold
 
 __all__ = ["PySyncObjMissing", "require_pysyncobj", "run"]
 
@@ -202,8 +203,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--linger", type=float, default=60.0)
     ap.add_argument("--gc-gen0", type=int, default=0)
     args = ap.parse_args(argv)
-    from raftx.kv.server import set_gc_threshold
-
     set_gc_threshold(args.gc_gen0)
     return worker(args)
 
