@@ -60,8 +60,9 @@ class SyncAhead:
         ``fd`` are durable (``fd`` -1: nothing synced; ``errno`` non-zero: the sync
         failed, and nothing is covered); ``seconds`` that the ``fdatasync`` took.
         EBADF is no failure: the store closed the file meanwhile (nothing is covered).
-        Any file the number was reused for is only synced, never reported: an append
-        to it is armed after its ``pwrite``, so with a number above the one read.
+        If the file number was reused for another file, that file is merely synced: an
+        append to it is armed after its ``pwrite``, so with a number above the one read,
+        and no queued append at or below that number names it.
         """
         os.read(bell, 8)
         seq = self.seq

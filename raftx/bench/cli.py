@@ -188,6 +188,13 @@ def resolve_loop(choice: str) -> str:
         return "asyncio"
 
 
+def _floor(base: Path, value_bytes: int, progress: Any) -> dict[str, float]:
+    """The physical parts of one write, measured in this run: raw fdatasync rate, loopback RTT."""
+    progress("measuring the raw fdatasync rate and the loopback round trip")
+    return {"fdatasync_per_s": probes.fdatasync_rate(base, record=b"v" * value_bytes),
+            "loopback_rtt_us": asyncio.run(probes.loopback_rtt(size=value_bytes)) * 1e6}
+
+
 def run_benchmark(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
     """Run every phase ``args`` asks for; all figures as one JSON-able dict."""
     from raftx import _core
@@ -207,9 +214,7 @@ def run_benchmark(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
                   value_bytes=args.value_bytes, progress=progress)
     base = Path(tempfile.mkdtemp(prefix="raftx-bench-"))
     try:
-        progress("measuring the raw fdatasync rate and the loopback round trip")
-        out["fdatasync_per_s"] = probes.fdatasync_rate(base, record=b"v" * args.value_bytes)
-        out["loopback_rtt_us"] = asyncio.run(probes.loopback_rtt(size=args.value_bytes)) * 1e6
+        out.update(_floor(base, args.value_bytes, progress))
         for key in MODES[args.client]:
             if key == "raftx_in_process":
                 run = runs.run_in_process(base / "inproc", fsync=not args.no_fsync, batch=batches, loop=loop,
@@ -248,9 +253,7 @@ def run_critical_path_cmd(args: argparse.Namespace, progress: Any) -> dict[str, 
     try:
         out: dict[str, Any] = {"format": 1, "machine": probes.machine_info(), "loop": resolve_loop(args.loop),
                                "fsync": not args.no_fsync, "nodes": args.nodes, "value_bytes": args.value_bytes}
-        progress("measuring the raw fdatasync rate and the loopback round trip")
-        out["fdatasync_per_s"] = probes.fdatasync_rate(base, record=b"v" * args.value_bytes)
-        out["loopback_rtt_us"] = asyncio.run(probes.loopback_rtt(size=args.value_bytes)) * 1e6
+        out.update(_floor(base, args.value_bytes, progress))
         out.update(run_critical_path(base / "traced", nodes=args.nodes, duration=args.duration or 3.0,
                                      value_bytes=args.value_bytes, fsync=not args.no_fsync, loop=out["loop"],
                                      progress=progress))

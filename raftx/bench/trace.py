@@ -2,7 +2,7 @@
 
 Each node process of an in-process run (`raftx.bench.node`) started with
 ``RAFTX_BENCH_TRACE=DIR`` wraps a fixed list of production methods (`POINTS`)
-with a recorder of ``(CLOCK_MONOTONIC ns, thread, label)``; the clock is the
+with a recorder of ``(CLOCK_MONOTONIC ns, label)``; the clock is the
 same in every process of the machine, so the nodes' events merge into one
 timeline. A writer thread appends them to ``DIR/trace-<pid>.tsv``. With one
 write in flight, the leader's ``client_write`` call and return bound each write;
@@ -32,21 +32,13 @@ __all__ = ["MILESTONES", "POINTS", "critical_path", "install", "print_critical_p
 #: The environment variable that makes `raftx.bench.node` call `install`.
 TRACE_ENV = "RAFTX_BENCH_TRACE"
 
-#: (module, class, method, label, kind): kind "call" records when the method is
-#: called, "done" also when an async method's coroutine returns, "ret" also when
-#: a plain method returns. An empty class names a module-level function (looked up
-#: by its module at each call).
+#: (module, class, method, label, kind): what `MILESTONES` are made of. Kind "call"
+#: records when the method is called, "done" also when an async method's coroutine
+#: returns, "ret" also when a plain method returns.
 POINTS: list[tuple[str, str, str, str, str]] = [
     ("raftx.raft", "Raft", "client_write", "client_write", "done"),
     ("raftx.runtime.core", "RaftCore", "_drain_writes", "core: drain writes, engine step", "call"),
-    ("raftx.runtime.core", "RaftCore", "_step", "core: engine step", "call"),
-    ("raftx.runtime.core", "RaftCore", "_on_progress", "core: io/apply progress", "call"),
-    ("raftx.engine.engine", "Engine", "step", "engine", "ret"),
     ("raftx.runtime.core", "RaftCore", "_append", "core: encode entries, cache, store", "ret"),
-    ("raftx.runtime.storage_worker", "StorageWorker", "submit", "storage worker: queued", "call"),
-    ("raftx.storage.segmented", "SegmentedLogStore", "try_append", "log: append (pwrite)", "ret"),
-    ("raftx.storage.fileio", "FileIO", "fdatasync", "fdatasync", "ret"),
-    ("raftx.storage.io_thread", "", "_round", "I/O round (after any sync ahead)", "ret"),
     ("raftx.storage.segmented", "SegmentedLogStore", "_synced", "log: durable (loop thread)", "call"),
     ("raftx.network.raft_rpc", "RpcRaftNetwork", "append_entries", "replicator: send AppendEntries", "done"),
     ("raftx.network.tcp", "FlowControl", "send", "socket write", "call"),
@@ -57,34 +49,34 @@ POINTS: list[tuple[str, str, str, str, str]] = [
     ("raftx.runtime.pending", "PendingCalls", "settle_applied", "responders settled", "call"),
 ]
 
-_events: list[tuple[int, int, str]] = []
+_events: list[tuple[int, str]] = []
 
 
 def _wrap(fn: Callable[..., Any], label: str, kind: str) -> Callable[..., Any]:
-    clock, ident, record = time.monotonic_ns, threading.get_ident, _events.append
+    clock, record = time.monotonic_ns, _events.append
     if kind == "done":
         @functools.wraps(fn)
         async def traced_async(*args: Any, **kwargs: Any) -> Any:
-            record((clock(), ident(), label))
+            record((clock(), label))
             try:
                 return await fn(*args, **kwargs)
             finally:
-                record((clock(), ident(), label + " returns"))
+                record((clock(), label + " returns"))
         return traced_async
 
     if kind == "ret":
         @functools.wraps(fn)
         def traced_ret(*args: Any, **kwargs: Any) -> Any:
-            record((clock(), ident(), label))
+            record((clock(), label))
             try:
                 return fn(*args, **kwargs)
             finally:
-                record((clock(), ident(), label + " returns"))
+                record((clock(), label + " returns"))
         return traced_ret
 
     @functools.wraps(fn)
     def traced(*args: Any, **kwargs: Any) -> Any:
-        record((clock(), ident(), label))
+        record((clock(), label))
         return fn(*args, **kwargs)
     return traced
 
@@ -92,11 +84,9 @@ def _wrap(fn: Callable[..., Any], label: str, kind: str) -> Callable[..., Any]:
 def install(directory: str | os.PathLike[str]) -> None:
     """Wrap `POINTS` in this process and write its events under ``directory``."""
     for module, cls, method, label, kind in POINTS:
-        owner = importlib.import_module(module)
-        owner = getattr(owner, cls) if cls else owner  # "": a module-level function
+        owner = getattr(importlib.import_module(module), cls)
         setattr(owner, method, _wrap(getattr(owner, method), label, kind))
     path = Path(directory) / f"trace-{os.getpid()}.tsv"
-    main = threading.get_ident()
 
     def flush() -> None:
         done = 0
@@ -104,20 +94,20 @@ def install(directory: str | os.PathLike[str]) -> None:
             while True:
                 time.sleep(0.2)
                 n = len(_events)
-                for t, tid, label in _events[done:n]:
-                    f.write(f"{t}\t{os.getpid()}\t{'loop' if tid == main else 'io'}\t{label}\n")
+                for t, label in _events[done:n]:
+                    f.write(f"{t}\t{os.getpid()}\t{label}\n")
                 f.flush()
                 done = n
 
     threading.Thread(target=flush, name="raftx-bench-trace", daemon=True).start()
 
 
-def _read(directory: Path) -> list[tuple[int, int, str, str]]:
+def _read(directory: Path) -> list[tuple[int, int, str]]:
     events = []
     for f in directory.glob("trace-*.tsv"):
         for line in f.read_text().splitlines():
-            t, pid, thread, label = line.split("\t")
-            events.append((int(t), int(pid), thread, label))
+            t, pid, label = line.split("\t")
+            events.append((int(t), int(pid), label))
     events.sort()
     return events
 
@@ -144,14 +134,12 @@ MILESTONES: list[tuple[str, str]] = [
 ]
 
 
-def _cut_writes(events: list[tuple[int, int, str, str]], leader_pid: int) -> list[list[tuple[int, int, str]]]:
+def _cut_writes(events: list[tuple[int, int, str]], leader_pid: int) -> list[list[tuple[int, int, str]]]:
     """The events of each write (leader's ``client_write`` call to return), alone in flight."""
     writes: list[list[tuple[int, int, str]]] = []
     current: list[tuple[int, int, str]] | None = None
     depth = 0  # client_write calls not returned yet; a write overlapping another is left out
-    for t, pid, thread, label in events:
-        if thread != "loop":
-            continue  # the I/O threads' events are off the milestones
+    for t, pid, label in events:
         if pid == leader_pid and label == "client_write":
             current = [(t, pid, label)] if depth == 0 else None
             depth += 1

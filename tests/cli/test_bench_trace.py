@@ -33,7 +33,7 @@ def test_critical_path_follows_a_write_through_a_follower_and_back(capsys: pytes
 def _trace(tmp_path: Path, events: list[tuple[float, int, str]]) -> None:
     for pid in {p for _, p, _ in events}:
         (tmp_path / f"trace-{pid}.tsv").write_text(
-            "".join(f"{int(t * 1000)}\t{p}\tloop\t{label}\n" for t, p, label in events if p == pid))
+            "".join(f"{int(t * 1000)}\t{p}\t{label}\n" for t, p, label in events if p == pid))
 
 
 def test_phases_follow_the_first_answering_follower_and_skip_overlapping_writes(tmp_path: Path) -> None:
