@@ -149,9 +149,8 @@ class KVClient(Routing):
         self._outstanding: list[int] = []  # heap of serials of unanswered writes
         self._answered: set[int] = set()
         self._queues: dict[str, list[_Op]] = {"w": [], "r1": [], "rl": [], "r0": []}
-        self._slots: asyncio.Semaphore | None = None
-        self._flushing = False
-        self._sending = 0  # requests sent and not answered (each holds a slot)
+        self._flush_due = False  # a _flush is scheduled
+        self._sending = 0  # batches sent and not settled (each holds one of max_in_flight slots)
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         #: Requests sent and retries made (for tests and benchmarks).
@@ -442,110 +441,181 @@ class KVClient(Routing):
         if self._closed:
             raise KVError("client closed")
         loop = asyncio.get_running_loop()
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.max_in_flight)
         fut: asyncio.Future[Any] = loop.create_future()
         self._queues[queue].append(_Op(fut, op, key, args, serial, loop.time() + self.timeout))
-        if not self._flushing:
-            self._flushing = True
-            self._spawn(self._flush())
+        if not self._flush_due:
+            # Everything submitted in this loop iteration leaves together.
+            self._flush_due = True
+            loop.call_soon(self._flush)
         return await fut
 
-    async def _flush(self) -> None:
-        """Send queued operations in batches while request slots are free."""
-        assert self._slots is not None
-        try:
-            while any(self._queues.values()):
-                await self._slots.acquire()
-                for name, q in self._queues.items():
-                    if q:
-                        # Spread what is queued over the free request slots, so that the
-                        # requests pipeline through the cluster instead of one big batch
-                        # waiting for another.
-                        n = min(self.max_batch, -(-len(q) // (self.max_in_flight - self._sending)))
-                        batch, self._queues[name] = q[:n], q[n:]
-                        self._sending += 1
-                        self._spawn(self._send(name, batch))
-                        break
-                else:
-                    self._slots.release()
-        finally:
-            self._flushing = False
+    def _flush(self) -> None:
+        """Send queued operations in batches while request slots are free (a loop
+        callback: no task between a caller and its request)."""
+        self._flush_due = False
+        while not self._closed and self._sending < self.max_in_flight:
+            for name, q in self._queues.items():
+                if q:
+                    # Spread what is queued over the free request slots, so that the
+                    # requests pipeline through the cluster instead of one big batch
+                    # waiting for another.
+                    n = min(self.max_batch, -(-len(q) // (self.max_in_flight - self._sending)))
+                    batch, self._queues[name] = q[:n], q[n:]
+                    self._sending += 1
+                    self._start(name, batch)
+                    break
+            else:
+                return
+
+    def _slot_free(self) -> None:
+        """A request of `_flush`'s ended (answered, or given up after its retries)."""
+        self._sending -= 1
+        if not self._flush_due and any(self._queues.values()):
+            # Soon, not now: the callers just answered run first and retire their
+            # serials, so the next batch carries an up-to-date acked floor (§6.3).
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._flush)
 
     # -- sending with retries -------------------------------------------------------------
 
-    async def _send(self, kind: str, ops: list[_Op]) -> None:
-        assert self._slots is not None
+    def _start(self, kind: str, ops: list[_Op]) -> None:
+        """A batch's first attempt: sent from this callback, its answer handled in one,
+        when the connection to the target is up; otherwise (and for every retry) by a
+        `_send` task."""
+        ops = self._live(kind, ops, "no attempt")
+        if not ops:
+            self._slot_free()
+            return
+        target = self._pick()
+        conn = self._conns.get(target)
+        fut = None
+        if conn is not None and conn.connected:
+            fut = conn.call_nowait(*self._encode(kind, ops))
+        if fut is None:
+            self._spawn(self._send(kind, ops))
+            return
+        self.requests += 1
         loop = asyncio.get_running_loop()
+        timeout = self._attempt(min(op.deadline for op in ops))
+        timer = loop.call_at(loop.time() + timeout, fut.cancel)
+        fut.add_done_callback(lambda f: self._settle(kind, target, ops, f, timer, timeout))
+
+    def _settle(self, kind: str, target: int, ops: list[_Op], fut: asyncio.Future[bytes],
+                  timer: asyncio.TimerHandle, timeout: float) -> None:
+        timer.cancel()
+        if self._closed:
+            self._fail(ops, KVError("client closed"))
+            return
+        try:
+            if fut.cancelled():
+                exc: BaseException | None = Timeout(f"no answer from node {target} within {timeout:.3g}s")
+            else:
+                exc = fut.exception()
+            retry, last = self._outcome(kind, target, ops, None if exc is not None else fut.result(), exc)
+        except BadCommand as refused:
+            self._fail(ops, refused)
+            self._slot_free()
+            return
+        if retry:
+            self._spawn(self._send(kind, retry, last))
+        else:
+            self._slot_free()
+
+    async def _send(self, kind: str, ops: list[_Op], last: str | None = None) -> None:
+        """Attempts of one batch until every operation is answered or past its deadline;
+        ``last``: why the attempt before this task failed (the task then backs off first)."""
         backoff = self.retry.backoff()
-        last: str = "no attempt"
         try:
             while True:
-                now = loop.time()
-                live = []
-                for op in ops:
-                    if op.fut.done():
-                        continue
-                    if now >= op.deadline:
-                        op.fut.set_exception(Timeout(
-                            f"key-value operation on {op.key[:50]!r} not answered within {self.timeout}s "
-                            f"(last error: {last}){'; it may have been applied' if kind == 'w' else ''}"))
-                        continue
-                    live.append(op)
-                if not live:
+                if last is not None:
+                    self.retries += 1
+                    await self.retry.pause(backoff, min(op.deadline for op in ops))
+                ops = self._live(kind, ops, last or "no attempt")
+                if not ops:
                     return
-                ops = live
-                target = self._pick()
-                deadline = min(op.deadline for op in ops)
                 try:
-                    retry, last = await self._attempt_once(kind, target, ops, deadline)
+                    ops, last = await self._attempt_once(kind, self._pick(), ops, min(op.deadline for op in ops))
                 except BadCommand as exc:
-                    for op in ops:
-                        if not op.fut.done():
-                            op.fut.set_exception(exc)
+                    self._fail(ops, exc)
                     return
-                if not retry:
+                if not ops:
                     return
-                self.retries += 1
-                ops = retry
-                await self.retry.pause(backoff, deadline)
+        except asyncio.CancelledError:
+            self._fail(ops, KVError("client closed"))
+            raise
         finally:
-            self._sending -= 1
-            self._slots.release()
+            self._slot_free()
+
+    def _live(self, kind: str, ops: list[_Op], last: str) -> list[_Op]:
+        """The operations of ``ops`` still waiting; those past their deadline time out."""
+        now = asyncio.get_running_loop().time()
+        live = []
+        for op in ops:
+            if op.fut.done():
+                continue
+            if now >= op.deadline:
+                op.fut.set_exception(Timeout(
+                    f"key-value operation on {op.key[:50]!r} not answered within {self.timeout}s "
+                    f"(last error: {last}){'; it may have been applied' if kind == 'w' else ''}"))
+                continue
+            live.append(op)
+        return live
+
+    @staticmethod
+    def _fail(ops: list[_Op], exc: BaseException) -> None:
+        for op in ops:
+            if not op.fut.done():
+                op.fut.set_exception(exc)
+
+    def _encode(self, kind: str, ops: list[_Op]) -> tuple[str, bytes]:
+        """The request of a batch: its method and payload."""
+        if kind != "w":
+            return P.READ, P.encode_read(kind != "r0", [op.key for op in ops], lease=kind == "rl")
+        acked = self._acked()
+        cid = self.client_id
+        cmds = []
+        for op in ops:
+            if op.op == C.PUT:
+                cmds.append(C.encode_put(op.key, op.args[0], cid, op.serial, acked))
+            elif op.op == C.DELETE:
+                cmds.append(C.encode_delete(op.key, cid, op.serial, acked))
+            elif op.op == C.CAS:
+                cmds.append(C.encode_cas(op.key, op.args[0], op.args[1], cid, op.serial, acked))
+            elif op.op == C.PUT_LEASE:
+                cmds.append(C.encode_put_lease(op.key, op.args[0], op.args[1], cid, op.serial, acked))
+            elif op.op == C.TXN:
+                cmds.append(C.encode_txn(op.args[0], op.args[1], op.args[2], cid, op.serial, acked))
+            else:
+                cmds.append(C.encode_lease(op.op, op.args[0], cid, op.serial, acked))
+        return P.WRITE, P.encode_write(cmds)
 
     async def _attempt_once(self, kind: str, target: int, ops: list[_Op], deadline: float) -> tuple[list[_Op], str]:
         """One request to ``target``; returns the ops to retry and why."""
-        if kind == "w":
-            acked = self._acked()
-            cid = self.client_id
-            cmds = []
-            for op in ops:
-                if op.op == C.PUT:
-                    cmds.append(C.encode_put(op.key, op.args[0], cid, op.serial, acked))
-                elif op.op == C.DELETE:
-                    cmds.append(C.encode_delete(op.key, cid, op.serial, acked))
-                elif op.op == C.CAS:
-                    cmds.append(C.encode_cas(op.key, op.args[0], op.args[1], cid, op.serial, acked))
-                elif op.op == C.PUT_LEASE:
-                    cmds.append(C.encode_put_lease(op.key, op.args[0], op.args[1], cid, op.serial, acked))
-                elif op.op == C.TXN:
-                    cmds.append(C.encode_txn(op.args[0], op.args[1], op.args[2], cid, op.serial, acked))
-                else:
-                    cmds.append(C.encode_lease(op.op, op.args[0], cid, op.serial, acked))
-            method, payload = P.WRITE, P.encode_write(cmds)
-        else:
-            method, payload = P.READ, P.encode_read(kind != "r0", [op.key for op in ops], lease=kind == "rl")
+        method, payload = self._encode(kind, ops)
         self.requests += 1
         try:
             raw = await self._conn(target).call(method, payload, self._attempt(deadline))
+        except (RemoteError, Unreachable, NetworkError, Timeout) as exc:
+            return self._outcome(kind, target, ops, None, exc)
+        return self._outcome(kind, target, ops, raw, None)
+
+    def _outcome(self, kind: str, target: int, ops: list[_Op], raw: bytes | None,
+                 exc: BaseException | None) -> tuple[list[_Op], str]:
+        """Settle the operations of one request from its answer ``raw`` (or its failure
+        ``exc``); the ones to retry and why. A request the node refused as malformed
+        raises `BadCommand` (retrying cannot help)."""
+        if exc is None:
             target = self._learn(target)
-            reply = P.decode_reply(raw)
-        except RemoteError as exc:
+            try:
+                reply = P.decode_reply(raw)
+            except BadCommand as bad:
+                exc = bad
+        if isinstance(exc, RemoteError):
             if getattr(exc, "remote_type", "") == "BadCommand":
                 raise BadCommand(getattr(exc, "remote_message", str(exc))) from None
             self._failed(target)
             return ops, f"node {target}: {exc}"
-        except (Unreachable, NetworkError, Timeout, BadCommand) as exc:
+        if exc is not None:
             self._failed(target)
             if isinstance(exc, Timeout):
                 # The server answers a connection's requests in order: one stuck behind a

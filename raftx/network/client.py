@@ -285,6 +285,36 @@ class RpcClient:
             raise Timeout(f"{method} to {self.who} timed out after {timeout}s") \
                 from None
 
+    def call_nowait(self, method: str, payload: wire.Payload = b"") -> asyncio.Future[bytes] | None:
+        """`call` without a coroutine, for callers that batch in loop callbacks: when the
+        connection is up and the window has room, send ``method(payload)`` now and
+        return the future of its response (it fails as `call` does; cancel it to give
+        up, a timeout is the caller's); else None, and nothing is sent (use `call`,
+        which connects and waits for room)."""
+        conn = self._conn
+        if self._closed or conn is None or not conn.ready or not isinstance(method, str) \
+                or len(method) > wire.MAX_METHOD_LENGTH:
+            return None
+        size = wire.payload_size(payload)
+        window = self.window
+        if size + 300 > self.max_frame_bytes or not window.try_acquire(size):
+            return None
+        self._next_id += 1
+        request_id = self._next_id
+        fut: asyncio.Future[bytes] = conn.loop.create_future()
+        pending = conn.pending
+        pending[request_id] = fut
+
+        def settled(f: asyncio.Future[bytes]) -> None:
+            pending.pop(request_id, None)
+            window.release(size)
+            if not f.cancelled():
+                f.exception()  # retrieved: never "Future exception was never retrieved"
+
+        fut.add_done_callback(settled)
+        conn.send(wire.encode_message(wire.REQUEST, [request_id, method], payload))
+        return fut
+
     async def _windowed_round_trip(self, method: str, payload: wire.Payload, size: int) -> bytes:
         window = self.window
         if not window.try_acquire(size):

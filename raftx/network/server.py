@@ -32,8 +32,8 @@ one at a time, in the order they arrived, and answered in that order. Raft needs
 this for AppendEntries from one leader (§5.3: a follower must see a leader's entries
 in log order). Requests for ``client_methods`` are independent of each other and of
 the Raft stream, so an ordered connection still pipelines them: each runs in its own
-task as it comes off the queue, at most ``max_client_requests`` at a time per
-connection. With ``ordered=False`` every request runs in its own task. Responses go
+task, started in arrival order (at once when nothing is queued before it), at most
+``max_client_requests`` at a time per connection. With ``ordered=False`` every request runs in its own task. Responses go
 out as they complete (the client matches them by request id either way).
 
 Identity (TLS): on a TLS server (``ssl``, with ``bind_node_certs``) the peer's

@@ -59,7 +59,9 @@ class ServerConnection(asyncio.Protocol, FlowControl):
         self._queue_waiter: asyncio.Future[None] | None = None
         self._read_paused = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._client_slots = asyncio.Semaphore(server.max_client_requests)
+        # Client requests being handled may take up to max_client_requests slots.
+        self._client_free = server.max_client_requests
+        self._client_waiter: asyncio.Future[None] | None = None
         self.closed: asyncio.Future[None] = self._loop.create_future()
         # Receive-buffer accounting (RpcServer.max_receive_buffer_bytes): bytes of the
         # partial frame in the decoder, and of received requests not yet answered.
@@ -296,6 +298,14 @@ class ServerConnection(asyncio.Protocol, FlowControl):
         request_id, method = header
         self._in_flight += 1
         if server.ordered:
+            waiter = self._queue_waiter
+            if waiter is not None and not waiter.done() and self._client_free > 0 \
+                    and server.client_methods is not None and server.client_methods(method):
+                # The ordered runner is idle (nothing queued before this request): start
+                # the client handler here, as the runner would, one hop sooner.
+                self._client_free -= 1
+                self._spawn(self._handle_client(request_id, method, payload, len(body)))
+                return
             self._queue.append((request_id, method, payload, len(body)))
             self._wake_queue()
             if len(self._queue) >= server.max_queued_requests and not self._read_paused:
@@ -327,7 +337,10 @@ class ServerConnection(asyncio.Protocol, FlowControl):
                 self.transport.resume_reading()
             client_methods = self._server.client_methods
             if client_methods is not None and client_methods(method):
-                await self._client_slots.acquire()  # bounded: a slot frees as a handler ends
+                while self._client_free == 0:  # bounded: a slot frees as a handler ends
+                    self._client_waiter = loop.create_future()
+                    await self._client_waiter
+                self._client_free -= 1
                 self._spawn(self._handle_client(request_id, method, payload, size))
             else:
                 await self._handle(request_id, method, payload, size)
@@ -336,7 +349,10 @@ class ServerConnection(asyncio.Protocol, FlowControl):
         try:
             await self._handle(request_id, method, payload, size)
         finally:
-            self._client_slots.release()
+            self._client_free += 1
+            waiter = self._client_waiter
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
 
     async def _handle(self, request_id: int, method: str, payload: memoryview, size: int) -> None:
         server = self._server

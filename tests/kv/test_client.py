@@ -68,13 +68,13 @@ async def test_a_burst_is_spread_over_the_free_request_slots() -> None:
     async with KVCluster() as cl, cl.client(max_in_flight=4) as kv:
         await kv.put("warm", b"up")
         sizes: list[int] = []
-        send = kv._send
+        start = kv._start
 
-        async def recording(kind: str, ops: list) -> None:
+        def recording(kind: str, ops: list) -> None:
             sizes.append(len(ops))
-            await send(kind, ops)
+            start(kind, ops)
 
-        kv._send = recording  # type: ignore[method-assign]
+        kv._start = recording  # type: ignore[method-assign]
         await asyncio.gather(*(kv.put(f"k{i}", b"v") for i in range(500)))
         assert sizes == [125, 125, 125, 125]
         assert await kv.get("k499") == b"v"

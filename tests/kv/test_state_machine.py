@@ -203,6 +203,21 @@ async def test_session_table_is_bounded_and_evicts_least_recent() -> None:
     assert log.sm.get(b"x") == b"3"
 
 
+async def test_a_lagging_floor_drops_the_oldest_quarter_of_the_responses_at_once() -> None:
+    """A client whose acked floor never moves: past max_responses the oldest quarter
+    go at once (one sort, not a scan per write) and the floor moves past them; the
+    kept answers still deduplicate retries."""
+    log = Log(KVStateMachine(max_responses=8))
+    for serial in range(1, 10):
+        await log.one(c.encode_put(f"k{serial}", b"v", client_id=9, serial=serial, acked=1))
+    session = dict(log.sm.sessions.items())[9]
+    assert sorted(session.responses) == [4, 5, 6, 7, 8, 9] and session.floor == 4
+    assert await log.one(c.encode_put("k3", b"again", client_id=9, serial=3, acked=1)) == (c.STALE, None)
+    revision = log.sm.revision
+    assert (await log.one(c.encode_put("k4", b"again", client_id=9, serial=4, acked=1)))[0] == c.OK
+    assert log.sm.get(b"k4") == b"v" and log.sm.revision == revision  # answered from the cache
+
+
 async def test_no_session_means_no_dedup() -> None:
     log = Log(KVStateMachine())
     await log.one(c.encode_cas("n", None, b"1"))
