@@ -7,7 +7,7 @@ import asyncio
 import msgpack
 import pytest
 
-from raftx.errors import BadCommand, ConfigError, RemoteError, Timeout
+from raftx.errors import BadCommand, ConfigError, KVError, RemoteError, Timeout
 from raftx.kv import KVClient
 from raftx.kv import commands as C
 from raftx.kv import protocol as P
@@ -78,6 +78,24 @@ async def test_a_burst_is_spread_over_the_free_request_slots() -> None:
         await asyncio.gather(*(kv.put(f"k{i}", b"v") for i in range(500)))
         assert sizes == [125, 125, 125, 125]
         assert await kv.get("k499") == b"v"
+
+
+async def test_close_fails_the_writes_it_interrupts() -> None:
+    """Writes in flight (a quorum lost, so neither answered nor timed out) fail with
+    KVError("client closed") when the client closes; none is left waiting forever."""
+    async with KVCluster() as cl:
+        kv = cl.client(attempt_timeout=0.2)
+        await kv.put("warm", b"up")
+        leader = await cl.leader()
+        for i in [i for i in list(cl.servers) if i != leader]:
+            await cl.stop(i)
+        writes = [asyncio.ensure_future(kv.put(f"k{i}", b"v")) for i in range(10)]
+        while kv.requests < 3:  # the first attempt and retries are out
+            await asyncio.sleep(0.01)
+        async with asyncio.timeout(10):
+            await kv.close()
+            results = await asyncio.gather(*writes, return_exceptions=True)
+        assert all(isinstance(r, KVError) and "client closed" in str(r) for r in results), results
 
 
 async def test_writes_survive_leader_failover() -> None:

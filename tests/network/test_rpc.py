@@ -211,6 +211,37 @@ async def test_call_timeout(make_server, make_client) -> None:
         assert await client.call("quick", timeout=5) == b"ok"
 
 
+async def test_call_nowait_sends_only_on_a_ready_connection_with_window_room(make_server, make_client) -> None:
+    never = asyncio.Event()
+
+    async def handler(sender_id: int, method: str, payload: memoryview) -> bytes:
+        if method == "stuck":
+            await never.wait()
+        if method == "fail":
+            raise KeyError(bytes(payload))
+        return bytes(payload)
+
+    server = await make_server(handler, ordered=False)
+    client = make_client(server.port, max_in_flight=1)
+    async with asyncio.timeout(10):
+        assert client.call_nowait("echo", b"x") is None  # not connected yet: nothing sent
+        assert server.stats.requests == 0
+        assert await client.call("echo", b"connect") == b"connect"
+        fut = client.call_nowait("echo", b"now")
+        assert fut is not None and await fut == b"now"
+        stuck = client.call_nowait("stuck", b"")
+        assert stuck is not None and client.window.count == 1
+        assert client.call_nowait("echo", b"full") is None  # the window is full
+        stuck.cancel()  # the caller gives up: its window room comes back
+        await asyncio.sleep(0)
+        assert client.window.count == 0
+        fut = client.call_nowait("fail", b"boom")
+        assert fut is not None
+        with pytest.raises(RemoteError):
+            await fut
+        assert await client.call("echo", b"still fine") == b"still fine"
+
+
 async def test_connection_refused_is_unreachable(make_server, make_client) -> None:
     server = await make_server()
     port = server.port
