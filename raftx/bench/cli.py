@@ -58,12 +58,12 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from raftx import cli_config
-from raftx.bench import etcd_run, probes, runs
+from raftx.bench import etcd_run, probes, runs, skeleton
 from raftx.bench import sweep as sweep_mod
 from raftx.bench.plot import plot_sweep, require_matplotlib
 from raftx.bench.pysyncobj_run import require_pysyncobj
 from raftx.bench.pysyncobj_run import run as run_pysyncobj
-from raftx.bench.report import batch_key, compare, latency_vs, print_report, run_title
+from raftx.bench.report import batch_key, compare, latency_vs, print_report, run_title, skeleton_vs
 from raftx.bench.trace import print_critical_path, run_critical_path
 from raftx.demo import sigterm_as_interrupt
 from raftx.errors import RaftError
@@ -228,6 +228,11 @@ def run_benchmark(args: argparse.Namespace, progress: Any) -> dict[str, Any]:
                 out[key] = run_on_loop(runs.run_kvclient(base / "kvclient", fsync=not args.no_fsync, loop=loop,
                                                          tls=args.tls, gc_gen0=args.gc_gen0, **common), loop)
                 out[key].update(batch=1, title=run_title(key))
+        if 1 in args.inflight and MODES[args.client]:
+            progress("one write at a time through the Python skeleton of a commit (raftx.bench.skeleton)")
+            out["skeleton"] = skeleton.measure(base / "skeleton", value_bytes=args.value_bytes,
+                                               duration=min(duration, 2.0), fsync=not args.no_fsync, loop=loop)
+            out["skeleton_compare"] = skeleton_vs(out)
         if "pysyncobj" in vs:
             out["pysyncobj"] = run_pysyncobj(base / "pysyncobj", journal=args.pysyncobj_journal,
                                              gc_gen0=args.gc_gen0, **common)

@@ -4,7 +4,9 @@ Each system compared (``pysyncobj``, ``etcd``) gets the raftx / other ratio of
 writes/s at every in-flight level both ran, and each raftx run's best level against
 the other's best. Against etcd also one write at a time: raftx's p50 / p99 at
 in-flight 1 over etcd's, next to the physical floor measured in the same run (one
-fdatasync plus one loopback round trip).
+fdatasync plus one loopback round trip). And one write at a time against the Python
+skeleton of a commit measured in the same run (`raftx.bench.skeleton`): what raftx
+adds over the least a Python implementation pays on this machine.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any, TextIO
 
 from raftx.bench.stats import print_table
 
-__all__ = ["BATCH_PREFIX", "batch_key", "compare", "latency_vs", "print_report", "run_keys", "run_title"]
+__all__ = ["BATCH_PREFIX", "batch_key", "compare", "latency_vs", "print_report", "run_keys", "run_title",
+           "skeleton_vs"]
 
 TITLES = {"raftx_in_process": "raftx, load inside the leader (client_write)",
           "raftx_kvclient": "raftx, load through KVClient from another process"}
@@ -89,6 +92,32 @@ def latency_vs(out: dict[str, Any], other: str) -> dict[str, Any]:
     return doc
 
 
+def skeleton_vs(out: dict[str, Any]) -> dict[str, Any]:
+    """Each raftx run's in-flight-1 p50 / p99 over the skeleton's (`raftx.bench.skeleton`):
+    the in-process run against the skeleton's leader, KVClient against its client."""
+    sk = out["skeleton"]
+    doc: dict[str, Any] = {}
+    for key in run_keys(out):
+        lv = _level_at(out[key]["levels"], 1)
+        if lv is not None and lv.get("batch", 1) == 1:
+            base = sk["client" if key == "raftx_kvclient" else "leader"]
+            doc[key] = {"p50_ms": lv["p50_ms"], "p99_ms": lv["p99_ms"], "skeleton_p50_ms": base["p50_ms"],
+                        "skeleton_p99_ms": base["p99_ms"], "p50_ratio": _ratio(lv, base, "p50_ms"),
+                        "p99_ratio": _ratio(lv, base, "p99_ms")}
+    return doc
+
+
+def _print_skeleton(out: dict[str, Any], stream: TextIO) -> None:
+    sk = out["skeleton"]
+    stream.write(f"\none write at a time against the Python skeleton of a commit (raftx.bench.skeleton: 3 processes, "
+                 f"two fdatasyncs in parallel, one round trip, no raftx): in the leader p50 "
+                 f"{sk['leader']['p50_ms']:.2f} ms, p99 {sk['leader']['p99_ms']:.2f} ms; from a client process "
+                 f"p50 {sk['client']['p50_ms']:.2f} ms, p99 {sk['client']['p99_ms']:.2f} ms\n")
+    for key, r in out["skeleton_compare"].items():
+        stream.write(f"  {run_title(key)}: p50 {r['p50_ms']:.2f} ms = {_x(r['p50_ratio'])} the skeleton's, "
+                     f"p99 {r['p99_ms']:.2f} ms = {_x(r['p99_ratio'])}\n")
+
+
 def _x(v: float | None) -> str:
     return "-" if v is None else f"{v:.2f}x"
 
@@ -141,6 +170,8 @@ def print_report(out: dict[str, Any], stream: TextIO) -> None:
     keys = run_keys(out)
     for key in keys:
         print_table(f"{run_title(key)}, {durable}", out[key]["levels"], stream)
+    if out.get("skeleton_compare"):
+        _print_skeleton(out, stream)
     if "pysyncobj" in out:
         ps = out["pysyncobj"]
         print_table(f"{ps['library']}, load inside the leader, no fsync"

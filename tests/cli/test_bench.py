@@ -38,6 +38,26 @@ def test_kvclient_run_reports_every_level(capsys: pytest.CaptureFixture[str]) ->
         assert lv["fsyncs_per_s"] > 0  # fsync on: the nodes' logs synced
         assert set(lv["cpu_percent"]) == {"node1", "node2", "node3", "client"}
     assert "raftx_in_process" not in out and "pysyncobj" not in out
+    # in-flight 1 is also compared with the Python skeleton of a commit, from a client process
+    skeleton = out["skeleton"]
+    assert skeleton["leader"]["writes"] > 0 and skeleton["client"]["writes"] > 0
+    r = out["skeleton_compare"]["raftx_kvclient"]
+    assert r["p50_ms"] == levels[0]["p50_ms"] and r["skeleton_p50_ms"] == skeleton["client"]["p50_ms"]
+    assert r["p50_ratio"] == pytest.approx(r["p50_ms"] / r["skeleton_p50_ms"])
+
+
+def test_the_skeleton_replicates_every_write_it_counts(tmp_path: Path) -> None:
+    """`raftx.bench.skeleton` is a real commit: every write it times is in the leader's
+    file and in both followers' (fsync on)."""
+    from raftx.bench import skeleton
+
+    out = skeleton.measure(tmp_path, value_bytes=10, duration=0.3, loop="asyncio")
+    for mode in ("leader", "client"):
+        n = out[mode]["writes"]
+        assert n > 0 and 0 < out[mode]["p50_ms"] <= out[mode]["p99_ms"]
+        assert (tmp_path / f"{mode}-leader" / "log").stat().st_size == 10 * n
+        for i in (2, 3):
+            assert (tmp_path / f"{mode}-follower{i}" / "log").stat().st_size == 10 * n
 
 
 def test_in_process_client_without_fsync_makes_no_fsyncs(capsys: pytest.CaptureFixture[str]) -> None:
