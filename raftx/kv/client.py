@@ -392,9 +392,7 @@ class KVClient(Routing):
         if self._tasks:
             await asyncio.wait(list(self._tasks))
         for q in self._queues.values():
-            for op in q:
-                if not op.fut.done():
-                    op.fut.set_exception(KVError("client closed"))
+            self._fail(q, KVError("client closed"))
             q.clear()
         conns = [*self._conns.values(), *self._retired]
         self._conns, self._retired = {}, []
@@ -420,24 +418,31 @@ class KVClient(Routing):
             raise KVError(f"unexpected response status {status} ({r[1]!r:.100})")
         return r
 
-    async def _write(self, op: int, key: str | bytes, args: tuple[Any, ...]) -> Any:
+    def _write(self, op: int, key: str | bytes, args: tuple[Any, ...]) -> asyncio.Future[Any]:
+        """Queue one write under the next serial; the future of its answer (no coroutine
+        per write: the serial is retired when the operation leaves the client, `_retire`)."""
         k = C.to_bytes(key, "key", C.MAX_KEY_BYTES)
+        if self._closed:
+            raise KVError("client closed")
         self._serial += 1
-        serial = self._serial
-        heapq.heappush(self._outstanding, serial)
-        try:
-            return await self._submit("w", op, k, args, serial)
-        finally:
-            self._answered.add(serial)
-            out = self._outstanding
-            while out and out[0] in self._answered:
-                self._answered.discard(heapq.heappop(out))
+        heapq.heappush(self._outstanding, self._serial)
+        return self._submit("w", op, k, args, self._serial)
+
+    def _retire(self, ops: list[_Op]) -> None:
+        """``ops`` left the client (answered, failed, timed out, or given up by their
+        caller): their serials no longer hold the acked floor back."""
+        answered, out = self._answered, self._outstanding
+        for op in ops:
+            if op.serial:
+                answered.add(op.serial)
+        while out and out[0] in answered:
+            answered.discard(heapq.heappop(out))
 
     def _acked(self) -> int:
         """The lowest serial still waiting for its answer (thesis §6.3)."""
         return self._outstanding[0] if self._outstanding else self._serial + 1
 
-    async def _submit(self, queue: str, op: int, key: bytes, args: tuple[Any, ...], serial: int) -> Any:
+    def _submit(self, queue: str, op: int, key: bytes, args: tuple[Any, ...], serial: int) -> asyncio.Future[Any]:
         if self._closed:
             raise KVError("client closed")
         loop = asyncio.get_running_loop()
@@ -447,7 +452,7 @@ class KVClient(Routing):
             # Everything submitted in this loop iteration leaves together.
             self._flush_due = True
             loop.call_soon(self._flush)
-        return await fut
+        return fut
 
     def _flush(self) -> None:
         """Send queued operations in batches while request slots are free (a loop
@@ -549,23 +554,26 @@ class KVClient(Routing):
     def _live(self, kind: str, ops: list[_Op], last: str) -> list[_Op]:
         """The operations of ``ops`` still waiting; those past their deadline time out."""
         now = asyncio.get_running_loop().time()
-        live = []
+        live, gone = [], []
         for op in ops:
-            if op.fut.done():
-                continue
-            if now >= op.deadline:
+            if op.fut.done():  # its caller gave up
+                gone.append(op)
+            elif now >= op.deadline:
                 op.fut.set_exception(Timeout(
                     f"key-value operation on {op.key[:50]!r} not answered within {self.timeout}s "
                     f"(last error: {last}){'; it may have been applied' if kind == 'w' else ''}"))
-                continue
-            live.append(op)
+                gone.append(op)
+            else:
+                live.append(op)
+        if gone:
+            self._retire(gone)
         return live
 
-    @staticmethod
-    def _fail(ops: list[_Op], exc: BaseException) -> None:
+    def _fail(self, ops: list[_Op], exc: BaseException) -> None:
         for op in ops:
             if not op.fut.done():
                 op.fut.set_exception(exc)
+        self._retire(ops)
 
     def _encode(self, kind: str, ops: list[_Op]) -> tuple[str, bytes]:
         """The request of a batch: its method and payload."""
@@ -631,6 +639,7 @@ class KVClient(Routing):
             self._failed(target)
             return ops, f"node {target} answered {len(results)} items for {len(ops)}"
         retry: list[_Op] = []
+        settled: list[_Op] = []
         why = ""
         for op, r in zip(ops, results):
             status = r[0] if isinstance(r, list) and len(r) == 2 else None
@@ -642,8 +651,11 @@ class KVClient(Routing):
             elif status is None:
                 retry.append(op)
                 why = f"node {target}: malformed item {r!r:.100}"
-            elif not op.fut.done():
-                op.fut.set_result(r)
+            else:
+                if not op.fut.done():
+                    op.fut.set_result(r)
+                settled.append(op)
+        self._retire(settled)
         return retry, why
 
     def _attempt(self, deadline: float) -> float:
