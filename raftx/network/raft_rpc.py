@@ -51,6 +51,7 @@ Public pieces: `TcpNetworkFactory` and `RaftServer` (TCP, optional mutual TLS),
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import ssl as _ssl
 import zlib
@@ -144,6 +145,25 @@ class RpcRaftNetwork:
     async def append_entries(self, rpc: AppendEntriesRequest, option: RPCOption | None = None) -> AppendEntriesResponse:
         """Send one AppendEntries RPC (§5.3) and return the target's response."""
         resp: AppendEntriesResponse = await self._call("append", rpc, option)
+        return resp
+
+    def append_entries_nowait(self, rpc: AppendEntriesRequest) -> asyncio.Future[bytes] | None:
+        """Send one AppendEntries now, without a task, when the caller can (it has
+        ``call_nowait`` and is connected, with window room): the future of the raw
+        answer, for `decode_append_entries`; the deadline is the sender's (cancel the
+        future). None: nothing was sent, use `append_entries`. The replicator's path
+        for each request that leaves in the core's turn."""
+        send = getattr(self.caller, "call_nowait", None)
+        if send is None or not getattr(self.caller, "connected", False):
+            return None
+        parts = method("append").encode_request(rpc)
+        fut: asyncio.Future[bytes] | None = send("append", parts if self._lists else b"".join(parts))
+        return fut
+
+    @staticmethod
+    def decode_append_entries(raw: bytes, rpc: AppendEntriesRequest) -> AppendEntriesResponse:
+        """The response to ``rpc`` in ``raw`` (`ProtocolError` if malformed)."""
+        resp: AppendEntriesResponse = method("append").decode_response(raw, rpc)
         return resp
 
     async def vote(self, rpc: VoteRequest, option: RPCOption | None = None) -> VoteResponse:

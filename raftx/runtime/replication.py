@@ -9,7 +9,9 @@ bounded in-flight window, §5.3); this module moves the bytes:
   batch the leader encoded once (DESIGN §2 rule 3), from the core's
   `raftx.runtime.log_cache.LogCache`: then the request leaves at once, in the core's
   turn, without waiting for the local write (the leader counts itself toward commit
-  only once its own write is durable, §5.4.2). A range the cache no longer holds
+  only once its own write is durable, §5.4.2); when the target's connection is up
+  it is sent from the core's callback itself and its answer taken in one
+  (`RpcRaftNetwork.append_entries_nowait`: no task, no hop per request). A range the cache no longer holds
   (a lagging follower) is read from the log store as encoded bytes
   (`RaftLogReader.try_get_log_bytes`) once the storage worker has written it.
   Answers come back to the engine as `AppendResponded` / `ReplicationFailed`.
@@ -35,7 +37,7 @@ from typing import Any, Awaitable, Callable, Iterator
 
 from raftx.engine.commands import Replicate, SendSnapshot, SendTransferLeader, SendVote
 from raftx.engine.events import AppendResponded, Event, ReplicationFailed, SnapshotResponded, VoteResponded
-from raftx.errors import RaftError, Unreachable
+from raftx.errors import RaftError, Timeout, Unreachable
 from raftx.messages import AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteResponse
 from raftx.network.backoff import Backoff
 from raftx.network.protocols import RaftNetwork, RaftNetworkFactory, RPCOption
@@ -108,6 +110,11 @@ class PeerClients:
         fut.set_result(client)
         return client
 
+    def ready(self, target: int) -> RaftNetwork | None:
+        """The client of ``target`` if one was made for its current node (no waiting)."""
+        have = self._clients.get(target)
+        return have[1] if have is not None and have[0] == self._node_of(target) else None
+
     def peek(self, target: int) -> RaftNetwork | None:
         """The client of ``target`` if one was made."""
         have = self._clients.get(target)
@@ -167,6 +174,11 @@ class Replicator:
         #: heartbeats still go, and the first answer ends the backoff.
         self._retry_at = 0.0
         self._backoff: Iterator[float] | None = None
+        #: Sends on the task path not finished yet: later requests take it too, in order.
+        self._slow = 0
+        #: Answers awaited on the direct path (`_send_now`).
+        self._waiting: set[asyncio.Future[bytes]] = set()
+        self._closed = False
         self._loop = asyncio.get_running_loop()
         self.task = self._loop.create_task(self._run(), name=f"raftx-replicate-{target}")
 
@@ -176,7 +188,8 @@ class Replicator:
         if not self._queue and type(cmd) is Replicate and not self._retry_at:
             req = self._build_now(cmd)
             if req is not None:
-                self._spawn(self._send_append(cmd, req))
+                if self._slow or not self._send_now(cmd, req):
+                    self._spawn_send(cmd, req)
                 return
         self._queue.append((cmd, written_io))
         self._wake.set()
@@ -218,7 +231,7 @@ class Replicator:
             if req is None:
                 ctx.post(ReplicationFailed(self.target, cmd.send_id))
                 continue
-            self._spawn(self._send_append(cmd, req))
+            self._spawn_send(cmd, req)
 
     async def _build(self, cmd: Replicate, written_io: int) -> AppendEntriesRequest | None:
         """The AppendEntries for ``cmd``; None if the entries are no longer in the log."""
@@ -238,6 +251,41 @@ class Replicator:
             entries = BatchEntries(fit_frame(batch, ctx.max_frame_bytes))
         return AppendEntriesRequest(cmd.vote, cmd.prev_log_id, entries, cmd.leader_commit)
 
+    def _send_now(self, cmd: Replicate, req: AppendEntriesRequest) -> bool:
+        """Send ``req`` from this callback and take its answer in one (no task per
+        request, no hop before the bytes leave), when the target's client is made and
+        can (`RpcRaftNetwork.append_entries_nowait`); False: nothing was sent."""
+        client: Any = self.ctx.clients.ready(self.target)
+        send = getattr(client, "append_entries_nowait", None)
+        fut = send(req) if send is not None else None
+        if fut is None:
+            return False
+        loop = self._loop
+        timer = loop.call_at(loop.time() + self.ctx.append_timeout, fut.cancel)
+        self._waiting.add(fut)
+        fut.add_done_callback(lambda f: self._answered(cmd, req, client, f, timer))
+        return True
+
+    def _answered(self, cmd: Replicate, req: AppendEntriesRequest, client: Any, fut: asyncio.Future[bytes],
+                  timer: asyncio.TimerHandle) -> None:
+        self._waiting.discard(fut)
+        timer.cancel()
+        if self._closed:
+            return
+        try:
+            if fut.cancelled():
+                raise Timeout(f"append_entries to node {self.target} timed out after {self.ctx.append_timeout}s")
+            resp = client.decode_append_entries(fut.result(), req)
+        except Exception as exc:  # noqa: BLE001 - RPCError, or a malformed answer
+            self._failed(cmd, exc)
+            return
+        self._on_success()
+        self.ctx.post(AppendResponded(self.target, cmd.send_id, resp))
+
+    def _spawn_send(self, cmd: Replicate, req: AppendEntriesRequest) -> None:
+        self._slow += 1
+        self._spawn(self._send_append(cmd, req))
+
     async def _send_append(self, cmd: Replicate, req: AppendEntriesRequest) -> None:
         ctx = self.ctx
         try:
@@ -248,12 +296,17 @@ class Replicator:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - RPCError, or a broken network implementation
-            _log_rpc_failure(ctx.node_id, self.target, "append_entries", exc)
-            self._on_failure(exc)
-            ctx.post(ReplicationFailed(self.target, cmd.send_id))
+            self._failed(cmd, exc)
             return
+        finally:
+            self._slow -= 1
         self._on_success()
         ctx.post(AppendResponded(self.target, cmd.send_id, resp))
+
+    def _failed(self, cmd: Replicate, exc: BaseException) -> None:
+        _log_rpc_failure(self.ctx.node_id, self.target, "append_entries", exc)
+        self._on_failure(exc)
+        self.ctx.post(ReplicationFailed(self.target, cmd.send_id))
 
     async def _send_snapshot(self, cmd: SendSnapshot) -> None:
         ctx = self.ctx
@@ -303,6 +356,9 @@ class Replicator:
 
     async def close(self) -> None:
         """Cancel this peer's replication task and the tasks it spawned; wait for them to end."""
+        self._closed = True
+        for fut in list(self._waiting):
+            fut.cancel()  # gives the connection's window room back
         tasks = [self.task, *self._tasks]
         for t in tasks:
             t.cancel()

@@ -151,6 +151,15 @@ class SimNetwork:
 
     async def call(self, src: int, dst: int, method: str, payload: Buffer, timeout: float | None) -> bytes:
         """One RPC from ``src`` to ``dst`` (see the module docstring for the failures)."""
+        answer = self.send(src, dst, method, payload)
+        try:
+            async with asyncio.timeout(timeout):
+                return await answer
+        except TimeoutError:
+            raise Timeout(f"{method} from node {src} to node {dst} timed out after {timeout}s") from None
+
+    def send(self, src: int, dst: int, method: str, payload: Buffer) -> asyncio.Future[bytes]:
+        """`call` without its deadline: the future of the answer (or of the failure)."""
         loop = self.loop
         self.sent += 1
         answer: asyncio.Future[bytes] = loop.create_future()
@@ -163,11 +172,7 @@ class SimNetwork:
         else:
             # In flight it belongs to no node: it arrives even if the sender crashes meanwhile.
             loop.call_real_later(delay, self._arrive, src, dst, method, data, answer, caller, context=_WIRE)
-        try:
-            async with asyncio.timeout(timeout):
-                return await answer
-        except TimeoutError:
-            raise Timeout(f"{method} from node {src} to node {dst} timed out after {timeout}s") from None
+        return answer
 
     def _arrive(self, src: int, dst: int, method: str, data: bytes, answer: asyncio.Future[bytes],
                 caller: contextvars.Context) -> None:
@@ -220,8 +225,14 @@ class _Caller:
     def __init__(self, net: SimNetwork, src: int, dst: int) -> None:
         self.net, self.src, self.dst = net, src, dst
 
+    #: Like a connected `RpcClient`: `call_nowait` always sends (the link decides the fate).
+    connected = True
+
     async def call(self, method: str, payload: Buffer = b"", timeout: float | None = None) -> bytes:
         return await self.net.call(self.src, self.dst, method, payload, timeout)
+
+    def call_nowait(self, method: str, payload: Buffer = b"") -> asyncio.Future[bytes]:
+        return self.net.send(self.src, self.dst, method, payload)
 
     async def close(self) -> None:
         pass
