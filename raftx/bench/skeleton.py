@@ -112,21 +112,24 @@ def _follower(directory: str, fsync: bool) -> None:
         assert conn.transport is not None
         conn.transport.write(b"\x01")
 
-    async def main() -> None:
-        conns: list[_Frames] = []
+    _run(_serve_one(on_frame))  # until the leader hangs up: the run is over
 
-        def factory() -> _Frames:
-            conns.append(_Frames(on_frame))
-            return conns[-1]
 
-        server = await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0)
-        _say(server.sockets[0].getsockname()[1])
-        while not conns:
-            await asyncio.sleep(0.01)
-        await conns[0].lost  # the leader hung up: the run is over
-        server.close()
+async def _serve_one(on_frame: Any) -> None:
+    """Listen on a free port (told to the parent), serve the first connection's frames
+    with ``on_frame`` until it closes."""
+    first: asyncio.Future[_Frames] = asyncio.get_running_loop().create_future()
 
-    _run(main())
+    def factory() -> _Frames:
+        conn = _Frames(on_frame)
+        if not first.done():
+            first.set_result(conn)
+        return conn
+
+    server = await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0)
+    _say(server.sockets[0].getsockname()[1])
+    await (await first).lost
+    server.close()
 
 
 async def _timed(commit: Any, value: bytes, duration: float) -> list[float]:
@@ -149,8 +152,6 @@ def _leader(directory: str, fsync: bool, ports: str, value_bytes: int, duration:
             times = await _timed(leader.commit, b"v" * value_bytes, duration)
             _say(json.dumps(times))
         else:
-            done: list[_Frames] = []
-
             def on_frame(conn: _Frames, value: bytes) -> None:
                 async def answer() -> None:
                     await leader.commit(value)
@@ -158,16 +159,7 @@ def _leader(directory: str, fsync: bool, ports: str, value_bytes: int, duration:
                     conn.transport.write(b"\x01")
                 loop.create_task(answer())  # a task per request, as any asyncio server has
 
-            def factory() -> _Frames:
-                done.append(_Frames(on_frame))
-                return done[-1]
-
-            server = await loop.create_server(factory, "127.0.0.1", 0)
-            _say(server.sockets[0].getsockname()[1])
-            while not done:
-                await asyncio.sleep(0.01)
-            await done[0].lost
-            server.close()
+            await _serve_one(on_frame)  # until the client hangs up
         for t in leader.followers:
             t.close()
         leader.pool.shutdown()

@@ -506,7 +506,7 @@ class KVClient(Routing):
         fut.add_done_callback(lambda f: self._settle(kind, target, ops, f, timer, timeout))
 
     def _settle(self, kind: str, target: int, ops: list[_Op], fut: asyncio.Future[bytes],
-                  timer: asyncio.TimerHandle, timeout: float) -> None:
+                timer: asyncio.TimerHandle, timeout: float) -> None:
         timer.cancel()
         if self._closed:
             self._fail(ops, KVError("client closed"))

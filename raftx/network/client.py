@@ -299,11 +299,8 @@ class RpcClient:
         window = self.window
         if size + 300 > self.max_frame_bytes or not window.try_acquire(size):
             return None
-        self._next_id += 1
-        request_id = self._next_id
-        fut: asyncio.Future[bytes] = conn.loop.create_future()
+        request_id, fut = self._send_request(conn, method, payload)
         pending = conn.pending
-        pending[request_id] = fut
 
         def settled(f: asyncio.Future[bytes]) -> None:
             pending.pop(request_id, None)
@@ -312,8 +309,19 @@ class RpcClient:
                 f.exception()  # retrieved: never "Future exception was never retrieved"
 
         fut.add_done_callback(settled)
-        conn.send(wire.encode_message(wire.REQUEST, [request_id, method], payload))
         return fut
+
+    def _send_request(self, conn: _ClientConnection, method: str,
+                      payload: wire.Payload) -> tuple[int, asyncio.Future[bytes]]:
+        """Number a request, send it on ``conn`` and register its response future (once
+        sent: a send that raises leaves nothing behind; the answer cannot come before
+        the loop's next turn)."""
+        self._next_id += 1
+        request_id = self._next_id
+        conn.send(wire.encode_message(wire.REQUEST, [request_id, method], payload))
+        fut: asyncio.Future[bytes] = conn.loop.create_future()
+        conn.pending[request_id] = fut
+        return request_id, fut
 
     async def _windowed_round_trip(self, method: str, payload: wire.Payload, size: int) -> bytes:
         window = self.window
@@ -325,12 +333,8 @@ class RpcClient:
             conn = self._conn
             if conn is None or not conn.ready:
                 conn = await self._ensure_connected()
-            self._next_id += 1
-            request_id = self._next_id
-            fut: asyncio.Future[bytes] = conn.loop.create_future()
-            conn.pending[request_id] = fut
+            request_id, fut = self._send_request(conn, method, payload)
             try:
-                conn.send(wire.encode_message(wire.REQUEST, [request_id, method], payload))
                 return await fut
             finally:
                 conn.pending.pop(request_id, None)

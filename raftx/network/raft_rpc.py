@@ -136,11 +136,13 @@ class RpcRaftNetwork:
     async def _call(self, name: str, req: Any, option: RPCOption | None) -> Any:
         """Send ``req`` as a ``name`` request; return the decoded answer (`ProtocolError`
         for a malformed one)."""
-        m = method(name)
-        parts = m.encode_request(req)
-        payload: list[Buffer] | Buffer = parts if self._lists else b"".join(parts)
-        raw = await self.caller.call(name, payload, _ttl(option))
-        return m.decode_response(raw, req)
+        raw = await self.caller.call(name, self._payload(name, req), _ttl(option))
+        return method(name).decode_response(raw, req)
+
+    def _payload(self, name: str, req: Any) -> list[Buffer] | Buffer:
+        """``req`` encoded as a ``name`` request, in the form the caller takes."""
+        parts = method(name).encode_request(req)
+        return parts if self._lists else b"".join(parts)
 
     async def append_entries(self, rpc: AppendEntriesRequest, option: RPCOption | None = None) -> AppendEntriesResponse:
         """Send one AppendEntries RPC (§5.3) and return the target's response."""
@@ -156,8 +158,7 @@ class RpcRaftNetwork:
         send = getattr(self.caller, "call_nowait", None)
         if send is None or not getattr(self.caller, "connected", False):
             return None
-        parts = method("append").encode_request(rpc)
-        fut: asyncio.Future[bytes] | None = send("append", parts if self._lists else b"".join(parts))
+        fut: asyncio.Future[bytes] | None = send("append", self._payload("append", rpc))
         return fut
 
     @staticmethod
