@@ -119,6 +119,9 @@ class RaftCore:
         self.dispatched_io = -1
         #: Commands waiting for their `Condition`.
         self._pending: list[Any] = []
+        #: An encoded append whose store write waits for the end of the commands
+        #: being run (`_append`): (io id, batch).
+        self._unstored: tuple[int, Any] | None = None
         self._received: dict[Any, Any] = {}
         #: Every call this node owes an answer (failed by `_stop`).
         self.pending = PendingCalls(self._loop)
@@ -399,6 +402,8 @@ class RaftCore:
                 self._pending.append(c)
                 continue
             handlers[type(c)](c)
+        if self._unstored is not None:
+            self._store_unstored()
 
     def _release_pending(self) -> None:
         if not self._pending:
@@ -410,22 +415,42 @@ class RaftCore:
             handlers = self._handlers
             for c in ready:
                 handlers[type(c)](c)
+            if self._unstored is not None:
+                self._store_unstored()
 
     def _append(self, c: cmd.AppendToLog) -> None:
-        """Encode the batch once; cache it for replication and apply; store it."""
+        """Encode the batch once; cache it for replication and apply; store it once the
+        commands of this step have run.
+
+        The leader's AppendEntries for the batch (later commands of the same step) read
+        it from the cache and leave before the leader's own write and fsync start: the
+        leader writes its log in parallel with replication (thesis §10.2.1), and the
+        followers' round trip, the longer branch, starts sooner. `dispatched_io` counts
+        it now: whoever waits for it to be written waits for the storage worker.
+        """
+        if self._unstored is not None:
+            self._store_unstored()
         entries = c.entries
         batch = encode_for_store(entries)
         if isinstance(batch, EncodedBatch):
             self.log_cache.append(batch, entries.payloads if isinstance(entries, PayloadBatch) else None)
         elif batch:
             self.log_cache.truncate_after(batch[0].log_id.index - 1)  # not cached: keep the mirror exact
-        self._store("append", c.io_id, batch)
+        self.dispatched_io = c.io_id
+        self._unstored = (c.io_id, batch)
+
+    def _store_unstored(self) -> None:
+        io_id, batch = self._unstored  # type: ignore[misc]
+        self._unstored = None
+        self.storage.submit("append", io_id, batch)
 
     def _truncate(self, c: cmd.TruncateLog) -> None:
         self.log_cache.truncate_after(-1 if c.after is None else c.after.index)
         self._store("truncate", c.io_id, c.after)
 
     def _store(self, kind: str, io_id: int, arg: Any) -> None:
+        if self._unstored is not None:  # storage commands reach the worker in io order
+            self._store_unstored()
         self.dispatched_io = io_id
         self.storage.submit(kind, io_id, arg)
 
