@@ -29,6 +29,7 @@ may still commit (as in openraft and etcd).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -416,6 +417,22 @@ class Raft:
         Example (an application's own transport): ``resp = await raft.append_entries(req)``
         """
         return await raft_peer.append_entries(self._core, rpc, sender)
+
+    def start_append_entries(self, rpc: AppendEntriesRequest, *,
+                             sender: int | None = None) -> asyncio.Future[AppendEntriesResponse]:
+        """`append_entries` without a coroutine, for a transport that pipelines: the
+        request is handed to the node before this returns, so the node handles requests
+        in the order of these calls (§5.3: a leader's entries in log order), and the
+        returned future resolves with the answer once the entries are durable (or with
+        the error). A request of the wrong type, or a node that stopped, raises here.
+        Each request's answer comes in the order the requests were started.
+
+        Example (a transport's receive callback)::
+
+            fut = raft.start_append_entries(req, sender=peer_id)
+            fut.add_done_callback(lambda f: send_answer(request_id, f))
+        """
+        return raft_peer.start_append_entries(self._core, rpc, sender)
 
     async def vote(self, rpc: VoteRequest, *, sender: int | None = None) -> VoteResponse:
         """Handle a RequestVote from a candidate (§5.2); a grant leaves once persisted.

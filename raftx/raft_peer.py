@@ -9,6 +9,7 @@ engine checks the sender and the content before anything changes
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 
 from raftx.engine import events as ev
@@ -35,18 +36,26 @@ from raftx.runtime.forward import outcome_of
 from raftx.runtime.tasks import close_quietly
 from raftx.types import LogId, Snapshot, Vote
 
-__all__ = ["append_entries", "install_full_snapshot", "serve_forward", "transfer_leader", "vote"]
+__all__ = ["append_entries", "install_full_snapshot", "serve_forward", "start_append_entries", "transfer_leader",
+           "vote"]
 
 
 async def append_entries(core: RaftCore, rpc: AppendEntriesRequest, sender: int | None) -> AppendEntriesResponse:
     """`raftx.Raft.append_entries` (§5.3)."""
+    return await start_append_entries(core, rpc, sender)
+
+
+def start_append_entries(core: RaftCore, rpc: AppendEntriesRequest,
+                         sender: int | None) -> asyncio.Future[AppendEntriesResponse]:
+    """`raftx.Raft.start_append_entries`: hand ``rpc`` to the core now; the answer's future."""
     if not isinstance(rpc, AppendEntriesRequest):
         raise ProtocolError(f"append_entries takes an AppendEntriesRequest, not {type(rpc).__name__}")
     entries = as_engine_entries(rpc.entries)
     if entries is not rpc.entries:
         rpc = AppendEntriesRequest(rpc.vote, rpc.prev_log_id, entries, rpc.leader_commit)
-    return await core.request(  # type: ignore[no-any-return]
-        lambda fut: ev.AppendRequested(rpc, fut, sender))
+    fut = core.new_future()
+    core.post(ev.AppendRequested(rpc, fut, sender))
+    return fut
 
 
 async def vote(core: RaftCore, rpc: VoteRequest, sender: int | None) -> VoteResponse:

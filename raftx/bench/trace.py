@@ -44,7 +44,8 @@ POINTS: list[tuple[str, str, str, str, str]] = [
     ("raftx.network.tcp", "FlowControl", "send", "socket write", "call"),
     ("raftx.network.server_conn", "ServerConnection", "data_received", "server: bytes received", "call"),
     ("raftx.network.client", "_ClientConnection", "data_received", "client: bytes received", "call"),
-    ("raftx.raft", "Raft", "append_entries", "AppendEntries handler", "done"),
+    ("raftx.raft", "Raft", "start_append_entries", "AppendEntries started", "call"),
+    ("raftx.network.server_conn", "ServerConnection", "_answer", "server: answer", "call"),
     ("raftx.runtime.apply_worker", "ApplyWorker", "_apply", "apply worker: apply", "call"),
     ("raftx.runtime.pending", "PendingCalls", "settle_applied", "responders settled", "call"),
 ]
@@ -121,10 +122,10 @@ MILESTONES: list[tuple[str, str]] = [
     ("leader", "core: encode entries, cache, store returns"),
     ("leader", "socket write"),
     ("follower", "server: bytes received"),
-    ("follower", "AppendEntries handler"),
+    ("follower", "AppendEntries started"),
     ("follower", "core: encode entries, cache, store returns"),
     ("follower", "log: durable (loop thread)"),
-    ("follower", "AppendEntries handler returns"),
+    ("follower", "server: answer"),
     ("follower", "socket write"),
     ("leader", "client: bytes received"),
     ("leader", "replicator: answer taken"),
@@ -163,7 +164,7 @@ def critical_path(directory: str | os.PathLike[str], leader_pid: int) -> dict[st
     totals = []
     for w in writes:
         first = next((pid for _, pid, label in w
-                      if pid != leader_pid and label == "AppendEntries handler returns"), None)
+                      if pid != leader_pid and label == "server: answer"), None)
         t_prev, k, times = w[0][0], 0, []
         for t, pid, label in w:
             if k == len(MILESTONES):

@@ -291,6 +291,10 @@ class _NodeHandler:
             return await self.kv(sender, method, payload)
         return await self.raft_handler(sender, method, payload)
 
+    def start(self, sender: int, method: str, payload: memoryview, reply: Any) -> bool:
+        """The Raft handler's pipelined start (`RaftRpcHandler.start`); never for ``kv.*``."""
+        return not method.startswith("kv.") and self.raft_handler.start(sender, method, payload, reply)
+
 
 class KVNodeServer(RaftServer):
     """One TCP port for a node's Raft RPCs and its key-value clients (a `RaftServer`

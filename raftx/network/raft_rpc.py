@@ -335,6 +335,39 @@ class RaftRpcHandler:
         req = m.decode_request(payload)  # ProtocolError for malformed bytes: nothing reaches the node
         return m.encode_response(await self._serve[m.name](req, sender))
 
+    def start(self, sender: int, method_name: str, payload: memoryview, reply: Reply) -> bool:
+        """Start an AppendEntries without awaiting it (`RpcServer`'s pipelining): decode
+        it and hand it to the node now (`raftx.Raft.start_append_entries`), then call
+        ``reply(response_bytes, None)`` or ``reply(None, error)`` once it is answered.
+        False, and nothing done, for any other method. A malformed or refused request
+        raises here, before anything reaches the node."""
+        if method_name != "append":
+            return False
+        m = method(method_name)
+        fut = self.raft.start_append_entries(m.decode_request(payload), sender=sender)
+        fut.add_done_callback(lambda f: _reply(f, m.encode_response, reply))
+        return True
+
+
+#: How a started request is answered: ``reply(response_bytes, None)`` or ``reply(None, error)``.
+Reply = Callable[[Any, "BaseException | None"], None]
+
+
+def _reply(fut: asyncio.Future[Any], encode: Callable[[Any], bytes], reply: Reply) -> None:
+    if fut.cancelled():
+        reply(None, asyncio.CancelledError())
+        return
+    exc = fut.exception()
+    if exc is not None:
+        reply(None, exc)
+        return
+    try:
+        data = encode(fut.result())
+    except Exception as exc:  # noqa: BLE001 - answered as an error, like a raising handler
+        reply(None, exc)
+        return
+    reply(data, None)
+
 
 def serve_on_router(router: MemRouter, raft: Raft) -> None:
     """Register ``raft``'s RPC handler on ``router`` under its node id (a restart re-registers)."""

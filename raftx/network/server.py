@@ -30,7 +30,13 @@ authorized by it, `raftx.network.raft_rpc`).
 Ordering: by default (``ordered=True``) the requests of one connection are handled
 one at a time, in the order they arrived, and answered in that order. Raft needs
 this for AppendEntries from one leader (§5.3: a follower must see a leader's entries
-in log order). Requests for ``client_methods`` are independent of each other and of
+in log order). A handler with a ``start(sender_id, method, payload, reply)`` method
+(`raftx.network.raft_rpc.RaftRpcHandler`: AppendEntries) pipelines those: the
+request is started in its turn, which hands it to the node, and the next one is
+taken without waiting for its answer; ``reply`` sends the answer when it comes (so
+a follower's fsync covers the AppendEntries that arrived meanwhile). At most
+``max_started_requests`` per connection are started and unanswered; the next
+waits for an answer. Requests for ``client_methods`` are independent of each other and of
 the Raft stream, so an ordered connection still pipelines them: each runs in its own
 task, started in arrival order (at once when nothing is queued before it), at most
 ``max_client_requests`` at a time per connection. With ``ordered=False`` every request runs in its own task. Responses go
@@ -102,7 +108,8 @@ class RpcServer:
     ``raftx-node-<id>`` may only say it is from ``<id>`` and one naming no node gets
     client methods only. ``client_methods`` (a predicate on method names) are the
     methods a client connection may call, up to ``max_client_requests`` at once per
-    connection; ``accept_any_target`` (needs ``client_methods``) lets clients connect
+    connection; ``max_started_requests``: see Ordering in the module docstring;
+    ``accept_any_target`` (needs ``client_methods``) lets clients connect
     with the *any target* hello (refused by default).
     ``is_member`` (a predicate on node ids) and the budgets ``max_pending_connections``,
     ``max_connections`` (non-member connections), ``max_connections_per_member``,
@@ -132,6 +139,7 @@ class RpcServer:
         client_methods: Callable[[str], bool] | None = None,
         accept_any_target: bool = False,
         max_client_requests: int = 64,
+        max_started_requests: int = 64,
         bind_node_certs: bool = True,
         is_member: Callable[[int], bool] | None = None,
         max_pending_connections: int = 256,
@@ -144,6 +152,7 @@ class RpcServer:
         wire.check_cluster_name(cluster_name)
         wire.check_node_id("node_id", node_id)
         for name, value in (("max_client_requests", max_client_requests),
+                            ("max_started_requests", max_started_requests),
                             ("max_pending_connections", max_pending_connections),
                             ("max_connections_per_member", max_connections_per_member)):
             if value < 1:
@@ -155,6 +164,8 @@ class RpcServer:
         if max_receive_buffer_bytes < wire.PRE_HELLO_MAX_FRAME:
             raise ValueError(f"max_receive_buffer_bytes must be >= {wire.PRE_HELLO_MAX_FRAME}")
         self.handler = handler
+        #: The handler's pipelined start (module docstring, Ordering), if it has one.
+        self.start_request: Callable[..., bool] | None = getattr(handler, "start", None)
         self.host = host
         self._requested_port = port
         self.cluster_name = cluster_name
@@ -172,6 +183,7 @@ class RpcServer:
         self.client_methods = client_methods
         self.accept_any_target = accept_any_target
         self.max_client_requests = max_client_requests
+        self.max_started_requests = max_started_requests
         self.bind_node_certs = bind_node_certs
         self.is_member = is_member
         self.max_pending_connections = max_pending_connections

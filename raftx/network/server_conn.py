@@ -62,6 +62,10 @@ class ServerConnection(asyncio.Protocol, FlowControl):
         # Client requests being handled may take up to max_client_requests slots.
         self._client_free = server.max_client_requests
         self._client_waiter: asyncio.Future[None] | None = None
+        # Started requests (the handler's pipelined start) not answered yet may take up
+        # to max_started_requests slots.
+        self._started_free = server.max_started_requests
+        self._started_waiter: asyncio.Future[None] | None = None
         self.closed: asyncio.Future[None] = self._loop.create_future()
         # Receive-buffer accounting (RpcServer.max_receive_buffer_bytes): bytes of the
         # partial frame in the decoder, and of received requests not yet answered.
@@ -306,6 +310,9 @@ class ServerConnection(asyncio.Protocol, FlowControl):
                 self._client_free -= 1
                 self._spawn(self._handle_client(request_id, method, payload, len(body)))
                 return
+            if waiter is not None and not waiter.done() and self._started_free > 0 and not self._write_paused \
+                    and self._start(request_id, method, payload, len(body)):
+                return  # the ordered runner is idle: started here, in its turn
             self._queue.append((request_id, method, payload, len(body)))
             self._wake_queue()
             if len(self._queue) >= server.max_queued_requests and not self._read_paused:
@@ -342,8 +349,44 @@ class ServerConnection(asyncio.Protocol, FlowControl):
                     await self._client_waiter
                 self._client_free -= 1
                 self._spawn(self._handle_client(request_id, method, payload, size))
-            else:
+                continue
+            while self._started_free == 0:  # bounded: a slot frees as an answer goes out
+                self._started_waiter = loop.create_future()
+                await self._started_waiter
+            await self.drain()  # the peer reads its answers before more are started
+            if not self._start(request_id, method, payload, size):
                 await self._handle(request_id, method, payload, size)
+
+    def _start(self, request_id: int, method: str, payload: memoryview, size: int) -> bool:
+        """Start the request with the handler's ``start`` (`raftx.network.server`,
+        Ordering) and answer it when it replies; False (nothing done) if the handler
+        does not start this method (the caller awaits the handler instead)."""
+        start = self._server.start_request
+        if start is None or self.client_only or self._closing:
+            return False
+        assert self.sender_id is not None
+        token = current_connection.set(self.identity)
+        try:
+            started = start(self.sender_id, method, payload,
+                            lambda result, exc: self._started_done(request_id, method, size, result, exc))
+        except Exception as exc:  # refused before anything reached the node: answered now
+            self._done(size)
+            self._answer(request_id, method, None, exc)
+            return True
+        finally:
+            current_connection.reset(token)
+        if started:
+            self._started_free -= 1
+        return bool(started)
+
+    def _started_done(self, request_id: int, method: str, size: int, result: Any,
+                      exc: BaseException | None) -> None:
+        self._started_free += 1
+        waiter = self._started_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self._done(size)
+        self._answer(request_id, method, result, exc)
 
     async def _handle_client(self, request_id: int, method: str, payload: memoryview, size: int) -> None:
         try:
@@ -358,26 +401,45 @@ class ServerConnection(asyncio.Protocol, FlowControl):
         server = self._server
         assert self.sender_id is not None
         token = current_connection.set(self.identity)
+        result: Any = None
+        error: BaseException | None = None
         try:
             if self.client_only and not (server.client_methods is not None and server.client_methods(method)):
                 raise ProtocolError(f"method {method!r:.70} needs a hello naming node {server.node_id}"
                                     + (" and a node's TLS certificate" if server.ssl is not None else "")
                                     + " (client connections may call client methods only)")
             result = await server.handler(self.sender_id, method, payload)
-            if not isinstance(result, (bytes, bytearray, memoryview)):
-                raise TypeError(f"handler for {method!r} returned {type(result).__name__}, not bytes")
-            message = wire.encode_message(wire.RESPONSE, [request_id], result)
         except Exception as exc:
-            server.stats.handler_errors += 1
-            logger.debug("handler for %r from node %s raised %r", method, self.sender_id, exc)
-            text = str(exc)[:_MAX_ERROR_MESSAGE].encode("utf-8", "replace")
-            message = wire.encode_message(wire.ERROR, [request_id, type(exc).__name__[:64]], text)
-            if isinstance(exc, _BAD_REQUEST):
-                self._errors += 1
+            error = exc
         finally:
             current_connection.reset(token)
-            self._in_flight -= 1
-            self._release(size)
+            self._done(size)
+        self._answer(request_id, method, result, error)
+        await self.drain()
+
+    def _done(self, size: int) -> None:
+        """A request of ``size`` bytes is handled: out of the in-flight count and budget."""
+        self._in_flight -= 1
+        self._release(size)
+
+    def _answer(self, request_id: int, method: str, result: Any, error: BaseException | None) -> None:
+        """Send the answer of request ``request_id``: ``result`` (bytes) or ``error``."""
+        server = self._server
+        message: list[Any] = []
+        if error is None:
+            try:
+                if not isinstance(result, (bytes, bytearray, memoryview)):
+                    raise TypeError(f"handler for {method!r} returned {type(result).__name__}, not bytes")
+                message = wire.encode_message(wire.RESPONSE, [request_id], result)
+            except Exception as exc:
+                error = exc
+        if error is not None:
+            server.stats.handler_errors += 1
+            logger.debug("handler for %r from node %s raised %r", method, self.sender_id, error)
+            text = str(error)[:_MAX_ERROR_MESSAGE].encode("utf-8", "replace")
+            message = wire.encode_message(wire.ERROR, [request_id, type(error).__name__[:64]], text)
+            if isinstance(error, _BAD_REQUEST):
+                self._errors += 1
         if self._closing:
             return
         if self._errors > server.max_request_errors:
@@ -387,7 +449,6 @@ class ServerConnection(asyncio.Protocol, FlowControl):
             self._close()
             return
         self.send(message)
-        await self.drain()
 
     # -- plumbing ---------------------------------------------------------------------
 

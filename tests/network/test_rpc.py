@@ -133,6 +133,91 @@ async def test_ordered_server_pipelines_client_methods_up_to_its_bound(make_serv
     assert peak == 2 and order == list(range(20))
 
 
+class Starter:
+    """A handler with a pipelined ``start`` for "append" (as `RaftRpcHandler` has):
+    it records each started request and its ``reply``; other methods are awaited."""
+
+    def __init__(self, refuse: bytes | None = None) -> None:
+        self.started: list[tuple[bytes, object]] = []
+        self.awaited: list[bytes] = []
+        self.refuse = refuse
+
+    async def __call__(self, sender_id: int, method: str, payload: memoryview) -> bytes:
+        self.awaited.append(bytes(payload))
+        return b"awaited:" + bytes(payload)
+
+    def start(self, sender_id: int, method: str, payload: memoryview, reply) -> bool:
+        if method != "append":
+            return False
+        if bytes(payload) == self.refuse:
+            raise ValueError("refused before it reached the node")
+        self.started.append((bytes(payload), reply))
+        return True
+
+
+async def wait_for(predicate, what: str) -> None:
+    async with asyncio.timeout(10):
+        while not predicate():
+            await asyncio.sleep(0.001)
+
+
+async def test_ordered_server_starts_the_next_append_before_the_first_is_answered(make_server, make_client,
+                                                                                  spawn) -> None:
+    """A handler's ``start`` pipelines an ordered connection: every request is started
+    in arrival order without waiting for the answers, which go out as replied."""
+    h = Starter()
+    server = await make_server(h)
+    client = make_client(server.port)
+    calls = [spawn(client.call("append", str(i).encode())) for i in range(10)]
+    await wait_for(lambda: len(h.started) == 10, "ten started")
+    assert [p for p, _ in h.started] == [str(i).encode() for i in range(10)]
+    assert not any(c.done() for c in calls)
+    for p, reply in reversed(h.started):  # answers need not come in order: matched by id
+        reply(b"ok:" + p, None)
+    async with asyncio.timeout(10):
+        assert await asyncio.gather(*calls) == [b"ok:%d" % i for i in range(10)]
+    assert h.awaited == []
+
+
+async def test_started_requests_are_bounded_and_keep_their_turn_with_awaited_ones(make_server, make_client,
+                                                                                   spawn) -> None:
+    h = Starter()
+    server = await make_server(h, max_started_requests=2)
+    client = make_client(server.port)
+    calls = [spawn(client.call("append", b"%d" % i)) for i in range(4)]
+    other = spawn(client.call("other", b"x"))
+    await wait_for(lambda: server.stats.requests == 5 and len(h.started) == 2, "two started, the rest queued")
+    await asyncio.sleep(0.01)  # give a third start the chance to happen if it could
+    assert len(h.started) == 2 and h.awaited == []  # the bound holds the rest back, in order
+    h.started[0][1](b"a", None)
+    await wait_for(lambda: len(h.started) == 3, "a slot freed: the next one started")
+    for _, reply in h.started[1:]:
+        reply(b"b", None)
+    await wait_for(lambda: len(h.started) == 4 and h.awaited == [b"x"], "all taken in arrival order")
+    h.started[3][1](None, KeyError("no"))
+    async with asyncio.timeout(10):
+        assert await asyncio.gather(*calls[:3]) == [b"a", b"b", b"b"]
+        assert await other == b"awaited:x"
+        with pytest.raises(RemoteError) as info:
+            await calls[3]
+    assert info.value.remote_type == "KeyError"
+
+
+async def test_a_start_that_raises_is_an_error_answer_and_the_connection_goes_on(make_server, make_client) -> None:
+    h = Starter(refuse=b"bad")
+    server = await make_server(h)
+    client = make_client(server.port)
+    async with asyncio.timeout(10):
+        with pytest.raises(RemoteError) as info:
+            await client.call("append", b"bad")
+        assert info.value.remote_type == "ValueError"
+        good = asyncio.ensure_future(client.call("append", b"good"))
+        await wait_for(lambda: len(h.started) == 1, "the next one started")
+        h.started[0][1](b"fine", None)
+        assert await good == b"fine"
+    assert server.stats.handler_errors == 1 and client.connects == 1
+
+
 @pytest.mark.parametrize("limit", ["count", "bytes"])
 async def test_in_flight_window_is_respected(make_server, make_client, limit: str, spawn) -> None:
     release = asyncio.Event()

@@ -295,3 +295,31 @@ async def test_deprecated_aliases_warn_and_work(cluster: Cluster) -> None:
     with pytest.warns(DeprecationWarning):
         await follower.trigger_elect()
     await cluster.leader()
+
+
+async def test_started_append_entries_are_handled_in_start_order_without_waiting() -> None:
+    """`Raft.start_append_entries` hands each request to the node before it returns:
+    three AppendEntries started back to back, each continuing the one before, all
+    succeed (none waited for the previous answer), answered in order."""
+    from raftx.errors import ProtocolError
+    from raftx.messages import AppendEntriesRequest
+    from raftx.types import Entry, Membership, Vote
+
+    router = MemRouter()
+    async with await Raft.new(2, fast_config(), MemNetworkFactory(router), MemLogStore(), MemStateMachine()) as raft:
+        vote = Vote(1, 1, True)
+        reqs = [
+            AppendEntriesRequest(vote, None, [Entry(LogId(1, 0), Membership.new([1, 2]))], None),
+            AppendEntriesRequest(vote, LogId(1, 0), [Entry(LogId(1, 1), b"a")], LogId(1, 0)),
+            AppendEntriesRequest(vote, LogId(1, 1), [Entry(LogId(1, 2), b"b")], LogId(1, 1)),
+        ]
+        futs = [raft.start_append_entries(r) for r in reqs]
+        answered: list[int] = []
+        for i, f in enumerate(futs):
+            f.add_done_callback(lambda _, i=i: answered.append(i))
+        with pytest.raises(ProtocolError):
+            raft.start_append_entries(b"not a request")  # type: ignore[arg-type]
+        async with asyncio.timeout(WAIT):
+            resps = await asyncio.gather(*futs)
+        assert [r.success for r in resps] == [True, True, True] and answered == [0, 1, 2]
+        assert raft.metrics().borrow().last_log_index == 2

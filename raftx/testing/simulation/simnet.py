@@ -180,14 +180,27 @@ class SimNetwork:
         if server is None:
             return  # the node is down: nobody answers (the caller times out)
         handler, ctx = server
-        task = self.loop.create_task(handler(src, method, memoryview(data)), context=ctx)
-        task.add_done_callback(lambda t: self._respond(src, dst, method, t, answer, caller), context=ctx)
 
-    def _respond(self, src: int, dst: int, method: str, task: asyncio.Task[bytes], answer: asyncio.Future[bytes],
-                 caller: contextvars.Context) -> None:
-        if task.cancelled():
-            return
-        exc = task.exception()
+        def reply(result: Any, exc: BaseException | None) -> None:
+            if not isinstance(exc, asyncio.CancelledError):  # the node crashed meanwhile
+                self._respond(src, dst, method, result, exc, answer, caller)
+
+        # As `raftx.network.server` does: a request the handler can start (AppendEntries)
+        # is handed to the node on arrival and answered when ready, others run as a task.
+        start = getattr(handler, "start", None)
+        if start is not None:
+            try:
+                if ctx.run(start, src, method, memoryview(data), reply):
+                    return
+            except Exception as exc:  # refused before it reached the node
+                reply(None, exc)
+                return
+        task = self.loop.create_task(handler(src, method, memoryview(data)), context=ctx)
+        task.add_done_callback(lambda t: None if t.cancelled() else reply(t.result() if t.exception() is None else None,
+                                                                          t.exception()), context=ctx)
+
+    def _respond(self, src: int, dst: int, method: str, value: Any, exc: BaseException | None,
+                 answer: asyncio.Future[bytes], caller: contextvars.Context) -> None:
         result: Any
         if exc is not None:
             err = RemoteError(f"node {dst}: {type(exc).__name__}: {exc}")
@@ -195,7 +208,7 @@ class SimNetwork:
             err.remote_message = str(exc)  # type: ignore[attr-defined]
             result = err
         else:
-            result = bytes(task.result())
+            result = bytes(value)
         if self._lost(dst, src):
             result = NetworkError(f"response to {method} from node {dst} to node {src} lost")
         self.loop.call_real_later(self._delay(dst, src), _settle, answer, result, context=caller)
