@@ -339,8 +339,9 @@ class RaftRpcHandler:
         """Start an AppendEntries without awaiting it (`RpcServer`'s pipelining): decode
         it and hand it to the node now (`raftx.Raft.start_append_entries`), then call
         ``reply(response_bytes, None)`` or ``reply(None, error)`` once it is answered.
-        False, and nothing done, for any other method. A malformed or refused request
-        raises here, before anything reaches the node."""
+        False, and nothing done, for any other method. A malformed request raises here,
+        before anything reaches the node; one the node refuses (`raftx.engine.peer_check`)
+        is answered with its error through ``reply``."""
         if method_name != "append":
             return False
         m = method(method_name)

@@ -195,9 +195,12 @@ class SimNetwork:
             except Exception as exc:  # refused before it reached the node
                 reply(None, exc)
                 return
-        task = self.loop.create_task(handler(src, method, memoryview(data)), context=ctx)
-        task.add_done_callback(lambda t: None if t.cancelled() else reply(t.result() if t.exception() is None else None,
-                                                                          t.exception()), context=ctx)
+        def done(task: asyncio.Task[bytes]) -> None:
+            if not task.cancelled():
+                exc = task.exception()
+                reply(None if exc is not None else task.result(), exc)
+
+        self.loop.create_task(handler(src, method, memoryview(data)), context=ctx).add_done_callback(done, context=ctx)
 
     def _respond(self, src: int, dst: int, method: str, value: Any, exc: BaseException | None,
                  answer: asyncio.Future[bytes], caller: contextvars.Context) -> None:
